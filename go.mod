@@ -1,0 +1,12 @@
+module github.com/ckpt2core/ckpt2core
+
+go 1.26.8
+
+require (
+	github.com/aperturerobotics/protobuf-go-lite v0.14.0 // indirect
+	github.com/checkpoint-restore/go-criu/v8 v8.3.0 // indirect
+	github.com/go-delve/delve v1.27.2 // indirect
+	github.com/spf13/pflag v1.1.0 // indirect
+	golang.org/x/arch v0.33.0 // indirect
+	google.golang.org/protobuf v1.36.11 // indirect
+)
