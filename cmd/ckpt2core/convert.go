@@ -1,0 +1,179 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"sync"
+
+	"github.com/spf13/pflag"
+
+	"github.com/ckpt2core/ckpt2core/criuimg"
+	"github.com/ckpt2core/ckpt2core/elfcore"
+)
+
+const convertExamples = `
+Examples:
+  ckpt2core /var/lib/criu/dump -o out/            every process of the dump
+  ckpt2core dump/ -o out/ --pid 42 --pid 43       only these processes
+  ckpt2core dump/ -o out/ --force                 replace existing cores
+
+Each core is written as OUT_DIR/core.<pid> (pid as in the images), mode
+0600, through a temporary file renamed into place when complete. One line
+per core goes to stdout (pid, comm, threads, bytes, path); notices and
+errors go to stderr. A zombie gets no core, as with the kernel.
+
+Exit status: 0 all converted; 1 nothing converted; 2 usage error;
+3 some processes converted and others failed.
+`
+
+type convertResult struct {
+	pid     uint32
+	comm    string
+	threads int
+	size    uint64
+	path    string
+	zombie  bool
+	err     error
+	notes   []string
+}
+
+func runConvert(args []string, stdout, stderr io.Writer) int {
+	fs := pflag.NewFlagSet("ckpt2core", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.StringP("output", "o", "", "output directory for the cores (created if missing)")
+	pids := fs.UintSlice("pid", nil, "convert only this process (repeatable)")
+	force := fs.BoolP("force", "f", false, "replace existing core files")
+	jobs := fs.IntP("jobs", "j", runtime.NumCPU(), "processes converted in parallel")
+	quiet := fs.BoolP("quiet", "q", false, "no notices on stderr (errors are still printed)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: ckpt2core [flags] CHECKPOINT -o OUT_DIR\n\nFlags:\n%s%s", fs.FlagUsages(), convertExamples)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() != 1 || *out == "" {
+		fs.Usage()
+		return exitUsage
+	}
+	if *jobs < 1 {
+		fmt.Fprintln(stderr, "ckpt2core: --jobs must be at least 1")
+		return exitUsage
+	}
+	src, err := criuimg.NewDirSource(fs.Arg(0))
+	if err != nil {
+		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
+		return exitFailed
+	}
+	ck, err := criuimg.Open(src)
+	if err != nil {
+		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
+		return exitFailed
+	}
+	want := ck.Pids()
+	if len(*pids) > 0 {
+		want = want[:0]
+		for _, p := range *pids {
+			if _, ok := ck.Proc(uint32(p)); !ok {
+				fmt.Fprintf(stderr, "ckpt2core: pid %d is not in the checkpoint (it has %v)\n", p, ck.Pids())
+				return exitUsage
+			}
+			if !slices.Contains(want, uint32(p)) {
+				want = append(want, uint32(p))
+			}
+		}
+		slices.Sort(want)
+	}
+	if err := os.MkdirAll(*out, 0o700); err != nil {
+		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
+		return exitFailed
+	}
+
+	results := make([]convertResult, len(want))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, *jobs)
+	for i, pid := range want {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			results[i] = convertOne(ck, pid, *out, *force)
+		}()
+	}
+	wg.Wait()
+
+	ok, failed := 0, 0
+	for _, r := range results {
+		if !*quiet {
+			for _, n := range r.notes {
+				fmt.Fprintf(stderr, "ckpt2core: pid %d (%s): %s\n", r.pid, r.comm, n)
+			}
+		}
+		switch {
+		case r.zombie:
+			if !*quiet {
+				fmt.Fprintf(stderr, "ckpt2core: pid %d (%s): zombie (exited with status %d, not reaped): no core, as the kernel writes none\n", r.pid, r.comm, r.threads)
+			}
+		case r.err != nil:
+			failed++
+			fmt.Fprintf(stderr, "ckpt2core: pid %d: %v\n", r.pid, r.err)
+		default:
+			ok++
+			fmt.Fprintf(stdout, "%d\t%s\t%d threads\t%d bytes\t%s\n", r.pid, r.comm, r.threads, r.size, r.path)
+		}
+	}
+	switch {
+	case failed == 0:
+		return exitOK
+	case ok == 0:
+		return exitFailed
+	}
+	return exitPartial
+}
+
+// convertOne loads, plans and writes the core of one process. Nothing is
+// left on disk when it fails.
+func convertOne(ck *criuimg.Checkpoint, pid uint32, dir string, force bool) (res convertResult) {
+	res.pid = pid
+	defer func() {
+		if r := recover(); r != nil {
+			res.err = fmt.Errorf("internal error (please report): %v", r)
+		}
+	}()
+	p, err := ck.LoadProcess(pid)
+	if p != nil {
+		res.comm = p.Comm
+		defer p.Close()
+	}
+	if errors.Is(err, criuimg.ErrZombie) {
+		res.zombie = true
+		res.threads = int(p.ExitCode) // reported as the exit status
+		return res
+	}
+	if err != nil {
+		res.err = err
+		return res
+	}
+	res.notes = p.Warnings
+	res.threads = len(p.Threads)
+	plan, err := elfcore.Build(p)
+	if err != nil {
+		res.err = err
+		return res
+	}
+	name := fmt.Sprintf("core.%d", pid)
+	if err := elfcore.WriteFile(dir, name, plan, force, nil); err != nil {
+		res.err = err
+		return res
+	}
+	res.size = plan.Size()
+	res.path = dir + string(os.PathSeparator) + name
+	return res
+}

@@ -1,0 +1,162 @@
+// Package criuimg reads CRIU checkpoint images safely and as a stream:
+// the framing of image files, typed decoders for the images a core dump
+// needs (inventory, pstree, core, mm, files, pagemaps), and a memory view
+// of each process over its captured pages.
+//
+// Every image is untrusted input: sizes and counts are checked against the
+// file they come from before they are used to allocate, seek or loop, and
+// errors name the file, the entry and what is wrong.
+package criuimg
+
+import (
+	"fmt"
+	"sort"
+
+	criucore "github.com/checkpoint-restore/go-criu/v8/crit/images/criu-core"
+	"github.com/checkpoint-restore/go-criu/v8/crit/images/fdinfo"
+	"github.com/checkpoint-restore/go-criu/v8/crit/images/inventory"
+	"github.com/checkpoint-restore/go-criu/v8/crit/images/pstree"
+)
+
+// MaxProcesses and MaxThreads bound what pstree.img may claim.
+const (
+	MaxProcesses = 1 << 20
+	MaxThreads   = 1 << 20
+)
+
+// ProcInfo is one process of the tree as pstree.img records it. Pid,
+// PPid, Pgid and Sid are in the checkpoint's own pid namespace.
+type ProcInfo struct {
+	Pid, PPid, Pgid, Sid uint32
+	// Threads lists the thread ids, the main thread first. For a zombie
+	// CRIU writes a meaningless thread id here.
+	Threads []uint32
+}
+
+// Checkpoint is an opened CRIU image set: its inventory, its process tree
+// and the paths of its regular files. Processes are loaded one at a time
+// with LoadProcess.
+type Checkpoint struct {
+	Src       Source
+	Inventory *inventory.InventoryEntry
+	Procs     []ProcInfo
+	files     map[uint32]string
+}
+
+// Open reads inventory.img, pstree.img and files.img of src.
+func Open(src Source) (*Checkpoint, error) {
+	c := &Checkpoint{Src: src, files: map[uint32]string{}}
+	inv := &inventory.InventoryEntry{}
+	if err := readOne(src, "inventory.img", MagicInventory, inv); err != nil {
+		return nil, fmt.Errorf("%s: %w", src, err)
+	}
+	c.Inventory = inv
+	seen := map[uint32]int{}
+	err := readAll(src, "pstree.img", MagicPstree, func() *pstree.PstreeEntry { return &pstree.PstreeEntry{} },
+		func(i int, e *pstree.PstreeEntry) error {
+			if len(c.Procs) >= MaxProcesses {
+				return &FormatError{File: "pstree.img", Entry: i, Msg: "too many processes"}
+			}
+			p := ProcInfo{Pid: e.GetPid(), PPid: e.GetPpid(), Pgid: e.GetPgid(), Sid: e.GetSid(), Threads: e.GetThreads()}
+			if p.Pid == 0 {
+				return &FormatError{File: "pstree.img", Entry: i, Msg: "pid 0"}
+			}
+			if j, dup := seen[p.Pid]; dup {
+				return &FormatError{File: "pstree.img", Entry: i, Msg: fmt.Sprintf("pid %d already listed by entry %d", p.Pid, j)}
+			}
+			if len(p.Threads) > MaxThreads {
+				return &FormatError{File: "pstree.img", Entry: i, Msg: fmt.Sprintf("%d threads", len(p.Threads))}
+			}
+			seen[p.Pid] = i
+			c.Procs = append(c.Procs, p)
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", src, err)
+	}
+	if len(c.Procs) == 0 {
+		return nil, fmt.Errorf("%s: pstree.img: %w", src, &FormatError{File: "pstree.img", Entry: 0, Msg: "no process"})
+	}
+	if err := c.checkTree(); err != nil {
+		return nil, fmt.Errorf("%s: %w", src, err)
+	}
+	// files.img is optional for our purpose: without it, mappings have no path.
+	err = readAll(src, "files.img", MagicFiles, func() *fdinfo.FileEntry { return &fdinfo.FileEntry{} },
+		func(i int, e *fdinfo.FileEntry) error {
+			if r := e.GetReg(); r != nil {
+				c.files[e.GetId()] = r.GetName()
+			}
+			return nil
+		})
+	if err != nil && !IsNotExist(err) {
+		return nil, fmt.Errorf("%s: %w", src, err)
+	}
+	return c, nil
+}
+
+// checkTree verifies that every parent is listed (or 0, the root's parent
+// outside the dump) and that parent links have no cycle.
+func (c *Checkpoint) checkTree() error {
+	parent := make(map[uint32]uint32, len(c.Procs))
+	for _, p := range c.Procs {
+		parent[p.Pid] = p.PPid
+	}
+	for i, p := range c.Procs {
+		if i == 0 {
+			continue // the root's parent lies outside the checkpoint
+		}
+		if _, ok := parent[p.PPid]; !ok {
+			return &FormatError{File: "pstree.img", Entry: i, Msg: fmt.Sprintf("pid %d: parent %d is not in the tree", p.Pid, p.PPid)}
+		}
+	}
+	for i, p := range c.Procs {
+		steps := 0
+		for q := p.PPid; ; steps++ {
+			if q == p.Pid {
+				return &FormatError{File: "pstree.img", Entry: i, Msg: fmt.Sprintf("pid %d: parent links form a cycle", p.Pid)}
+			}
+			next, ok := parent[q]
+			if !ok || steps > len(c.Procs) {
+				break
+			}
+			q = next
+		}
+	}
+	return nil
+}
+
+// Proc returns the pstree record of pid.
+func (c *Checkpoint) Proc(pid uint32) (ProcInfo, bool) {
+	for _, p := range c.Procs {
+		if p.Pid == pid {
+			return p, true
+		}
+	}
+	return ProcInfo{}, false
+}
+
+// FilePath returns the path of the regular file with the given id in
+// files.img.
+func (c *Checkpoint) FilePath(id uint32) (string, bool) {
+	p, ok := c.files[id]
+	return p, ok
+}
+
+// Pids returns the pids of the tree, sorted.
+func (c *Checkpoint) Pids() []uint32 {
+	pids := make([]uint32, 0, len(c.Procs))
+	for _, p := range c.Procs {
+		pids = append(pids, p.Pid)
+	}
+	sort.Slice(pids, func(i, j int) bool { return pids[i] < pids[j] })
+	return pids
+}
+
+// readCore decodes core-<tid>.img.
+func readCore(src Source, tid uint32) (*criucore.CoreEntry, error) {
+	ce := &criucore.CoreEntry{}
+	if err := readOne(src, fmt.Sprintf("core-%d.img", tid), MagicCore, ce); err != nil {
+		return nil, err
+	}
+	return ce, nil
+}

@@ -1,0 +1,186 @@
+package criuimg
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"google.golang.org/protobuf/proto"
+)
+
+// Image magics (criu/include/magic.h). Every image but inventory.img starts
+// with a common magic (ImgCommon, or ImgService for service images such as
+// stats-dump) followed by the image's own magic.
+const (
+	MagicImgCommon  uint32 = 0x54564319
+	MagicImgService uint32 = 0x55105940
+	MagicInventory  uint32 = 0x58313116
+	MagicPstree     uint32 = 0x50273030
+	MagicCore       uint32 = 0x55053847
+	MagicMM         uint32 = 0x57492820
+	MagicPagemap    uint32 = 0x56084025
+	MagicFiles      uint32 = 0x56303138
+	MagicStats      uint32 = 0x57093306
+	MagicMemfdInode uint32 = 0x48453499
+)
+
+// MaxEntrySize bounds one protobuf entry. CRIU's largest entries (an mm
+// with tens of thousands of VMAs) stay well below it.
+const MaxEntrySize = 64 << 20
+
+// ErrFormat is wrapped by every error about malformed image contents.
+var ErrFormat = errors.New("malformed image")
+
+// FormatError describes malformed data in an image: which file, which
+// entry and at which byte offset.
+type FormatError struct {
+	File   string
+	Entry  int   // index of the entry, -1 for the header
+	Offset int64 // byte offset in the file
+	Msg    string
+}
+
+func (e *FormatError) Error() string {
+	if e.Entry < 0 {
+		return fmt.Sprintf("%s: header at offset %d: %s", e.File, e.Offset, e.Msg)
+	}
+	return fmt.Sprintf("%s: entry %d at offset %d: %s", e.File, e.Entry, e.Offset, e.Msg)
+}
+
+// Unwrap makes errors.Is(err, ErrFormat) true.
+func (e *FormatError) Unwrap() error { return ErrFormat }
+
+// Reader reads the entries of one image file in order.
+type Reader struct {
+	f     File
+	off   int64
+	entry int
+	buf   []byte
+}
+
+// NewReader checks the image's magics and returns a Reader positioned at
+// its first entry. magic is the image's own magic; for inventory.img (a
+// single magic) pass MagicInventory.
+func NewReader(f File, magic uint32) (*Reader, error) {
+	r := &Reader{f: f}
+	var hdr [8]byte
+	n := 8
+	if magic == MagicInventory {
+		n = 4
+	}
+	if _, err := f.ReadAt(hdr[:n], 0); err != nil {
+		return nil, &FormatError{File: f.Name(), Entry: -1, Msg: fmt.Sprintf("short header (%d bytes): %v", f.Size(), err)}
+	}
+	m0 := binary.LittleEndian.Uint32(hdr[0:])
+	if n == 4 {
+		if m0 != magic {
+			return nil, &FormatError{File: f.Name(), Entry: -1, Msg: fmt.Sprintf("magic %#x, want %#x", m0, magic)}
+		}
+	} else {
+		m1 := binary.LittleEndian.Uint32(hdr[4:])
+		if m0 != MagicImgCommon && m0 != MagicImgService {
+			return nil, &FormatError{File: f.Name(), Entry: -1, Msg: fmt.Sprintf("common magic %#x, want %#x or %#x", m0, MagicImgCommon, MagicImgService)}
+		}
+		if m1 != magic {
+			return nil, &FormatError{File: f.Name(), Entry: -1, Offset: 4, Msg: fmt.Sprintf("magic %#x, want %#x", m1, magic)}
+		}
+	}
+	r.off = int64(n)
+	return r, nil
+}
+
+// Next decodes the next entry into m. It returns io.EOF at the clean end of
+// the image, and a *FormatError for a truncated or oversized entry or bad
+// protobuf bytes.
+func (r *Reader) Next(m proto.Message) error {
+	size := r.f.Size()
+	if r.off == size {
+		return io.EOF
+	}
+	start := r.off
+	ferr := func(format string, a ...any) error {
+		return &FormatError{File: r.f.Name(), Entry: r.entry, Offset: start, Msg: fmt.Sprintf(format, a...)}
+	}
+	if size-r.off < 4 {
+		return ferr("truncated size field (%d bytes left)", size-r.off)
+	}
+	var sz [4]byte
+	if _, err := r.f.ReadAt(sz[:], r.off); err != nil {
+		return ferr("reading size: %v", err)
+	}
+	n := int64(binary.LittleEndian.Uint32(sz[:]))
+	left := size - r.off - 4
+	if n > left {
+		return ferr("entry size %d exceeds the %d bytes left in the file", n, left)
+	}
+	if n > MaxEntrySize {
+		return ferr("entry size %d exceeds the limit of %d", n, MaxEntrySize)
+	}
+	if int64(cap(r.buf)) < n {
+		r.buf = make([]byte, n)
+	}
+	b := r.buf[:n]
+	if _, err := r.f.ReadAt(b, r.off+4); err != nil {
+		return ferr("reading %d bytes: %v", n, err)
+	}
+	if err := (proto.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(b, m); err != nil {
+		return ferr("decoding %T: %v", m, err)
+	}
+	r.off += 4 + n
+	r.entry++
+	return nil
+}
+
+// Entry is the index of the entry that Next decodes next.
+func (r *Reader) Entry() int { return r.entry }
+
+// Offset is the byte offset of the entry that Next decodes next.
+func (r *Reader) Offset() int64 { return r.off }
+
+// readOne opens name, checks its magic and decodes exactly one entry into m.
+func readOne(src Source, name string, magic uint32, m proto.Message) error {
+	f, err := src.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	r, err := NewReader(f, magic)
+	if err != nil {
+		return err
+	}
+	if err := r.Next(m); err != nil {
+		if err == io.EOF {
+			return &FormatError{File: name, Entry: 0, Offset: r.off, Msg: "no entry"}
+		}
+		return err
+	}
+	return nil
+}
+
+// readAll opens name, checks its magic and calls fn with each decoded entry,
+// created by newMsg.
+func readAll[M proto.Message](src Source, name string, magic uint32, newMsg func() M, fn func(i int, m M) error) error {
+	f, err := src.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	r, err := NewReader(f, magic)
+	if err != nil {
+		return err
+	}
+	for {
+		m := newMsg()
+		i := r.entry
+		if err := r.Next(m); err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+		if err := fn(i, m); err != nil {
+			return err
+		}
+	}
+}

@@ -1,0 +1,134 @@
+package criuimg
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// File is one image file of a checkpoint: random access over its bytes and
+// its size. Name is the image's name inside the checkpoint (e.g.
+// "pagemap-1.img"), used in every error about it.
+type File interface {
+	io.ReaderAt
+	io.Closer
+	Name() string
+	Size() int64
+}
+
+// OSFile is implemented by a File whose bytes lie in a region of a regular
+// file on disk, so that a writer can copy from it kernel-side
+// (copy_file_range).
+type OSFile interface {
+	// OSFile returns the underlying file and the offset of the image's
+	// first byte in it.
+	OSFile() (*os.File, int64)
+}
+
+// Source gives access to the image files of one checkpoint, wherever they
+// live (a directory, a tar archive, a spooled compressed archive).
+type Source interface {
+	// Open opens the named image. A missing image is reported with an
+	// error that wraps fs.ErrNotExist.
+	Open(name string) (File, error)
+	// Names lists the images present, sorted.
+	Names() ([]string, error)
+	// String describes the source for messages (a path).
+	String() string
+}
+
+// DirSource reads images from a CRIU image directory.
+type DirSource struct {
+	dir string
+}
+
+// NewDirSource returns a Source over the directory dir.
+func NewDirSource(dir string) (*DirSource, error) {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, err
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("%s: not a directory", dir)
+	}
+	return &DirSource{dir: dir}, nil
+}
+
+// String returns the directory's path.
+func (d *DirSource) String() string { return d.dir }
+
+// Open opens dir/name. Names with a path separator or ".." are refused, and
+// only regular files are opened (never a device or a FIFO, which could hang).
+func (d *DirSource) Open(name string) (File, error) {
+	if !validImageName(name) {
+		return nil, fmt.Errorf("%s: invalid image name %q", d.dir, name)
+	}
+	p := filepath.Join(d.dir, name)
+	st, err := os.Lstat(p)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", p)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	return &dirFile{f: f, name: name, size: st.Size()}, nil
+}
+
+// Names lists the regular files of the directory.
+func (d *DirSource) Names() ([]string, error) {
+	ents, err := os.ReadDir(d.dir)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range ents {
+		if e.Type().IsRegular() {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+func validImageName(name string) bool {
+	return name != "" && name != "." && name != ".." && !strings.ContainsAny(name, `/\`) && !strings.Contains(name, "\x00")
+}
+
+type dirFile struct {
+	f    *os.File
+	name string
+	size int64
+}
+
+func (f *dirFile) ReadAt(p []byte, off int64) (int, error) {
+	if off >= f.size {
+		if len(p) == 0 {
+			return 0, nil
+		}
+		return 0, io.EOF
+	}
+	if max := f.size - off; int64(len(p)) > max {
+		n, err := f.f.ReadAt(p[:max], off)
+		if err == nil {
+			err = io.EOF
+		}
+		return n, err
+	}
+	return f.f.ReadAt(p, off)
+}
+func (f *dirFile) Close() error              { return f.f.Close() }
+func (f *dirFile) Name() string              { return f.name }
+func (f *dirFile) Size() int64               { return f.size }
+func (f *dirFile) OSFile() (*os.File, int64) { return f.f, 0 }
+
+// IsNotExist reports whether err says that an image is missing.
+func IsNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }

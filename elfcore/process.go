@@ -1,0 +1,294 @@
+package elfcore
+
+import (
+	"debug/elf"
+	"encoding/binary"
+	"fmt"
+
+	criucore "github.com/checkpoint-restore/go-criu/v8/crit/images/criu-core"
+	"github.com/checkpoint-restore/go-criu/v8/crit/images/siginfo"
+
+	"github.com/ckpt2core/ckpt2core/criuimg"
+	"github.com/ckpt2core/ckpt2core/regs"
+)
+
+// Note owner names.
+const (
+	noteCore  = "CORE"
+	noteLinux = "LINUX"
+)
+
+// prArgSize is ELF_PRARGSZ: the size of pr_psargs.
+const prArgSize = 80
+
+// pfRandomize is PF_RANDOMIZE in task_struct.flags; addrNoRandomize is
+// ADDR_NO_RANDOMIZE in the personality.
+const (
+	pfRandomize     = 0x00400000
+	addrNoRandomize = 0x0040000
+)
+
+// archNotes produces the architecture-dependent parts of a core.
+type archNotes interface {
+	machine() elf.Machine
+	// thread returns pr_reg for NT_PRSTATUS and the thread's other
+	// register notes, in the kernel's regset order.
+	thread(t *criuimg.Thread) (prReg []byte, notes []Note, err error)
+	// extra returns the notes written after all threads
+	// (elf_coredump_extra_notes_write).
+	extra() []Note
+}
+
+func newArchNotes(a criuimg.Arch) (archNotes, error) {
+	switch a {
+	case criuimg.ArchX86_64:
+		return &x86Notes{}, nil
+	case criuimg.ArchARM64:
+		return &arm64Notes{}, nil
+	}
+	return nil, fmt.Errorf("unsupported architecture %v", a)
+}
+
+// Build plans the core of one process: notes in the kernel's order
+// (fs/binfmt_elf.c write_note_info) and one or more PT_LOADs per mapping.
+func Build(p *criuimg.Process) (*Plan, error) {
+	an, err := newArchNotes(p.Arch)
+	if err != nil {
+		return nil, err
+	}
+	plan := &Plan{Machine: an.machine(), PageSize: p.PageSize}
+	procNotes, err := processNotes(p)
+	if err != nil {
+		return nil, err
+	}
+	// The kernel writes the dumping thread first and the others after it
+	// (most recently created first); here the main thread plays the dumper.
+	order := make([]criuimg.Thread, 0, len(p.Threads))
+	order = append(order, p.Threads[0])
+	for i := len(p.Threads) - 1; i >= 1; i-- {
+		order = append(order, p.Threads[i])
+	}
+	for i := range order {
+		t := &order[i]
+		prReg, notes, err := an.thread(t)
+		if err != nil {
+			return nil, fmt.Errorf("thread %d: core-%d.img: %w", t.Tid, t.Tid, err)
+		}
+		st, err := prstatus(p, t, prReg)
+		if err != nil {
+			return nil, fmt.Errorf("thread %d: %w", t.Tid, err)
+		}
+		plan.Notes = append(plan.Notes, Note{noteCore, regs.NT_PRSTATUS, st})
+		if i == 0 {
+			plan.Notes = append(plan.Notes, procNotes...)
+		}
+		plan.Notes = append(plan.Notes, notes...)
+	}
+	plan.Notes = append(plan.Notes, an.extra()...)
+	if err := addSegments(plan, p); err != nil {
+		return nil, err
+	}
+	if err := plan.Layout(); err != nil {
+		return nil, err
+	}
+	return plan, nil
+}
+
+// processNotes returns NT_PRPSINFO, NT_AUXV and NT_FILE. A checkpoint was
+// not made by a signal, so like gdb's gcore of a stopped process there is
+// no NT_SIGINFO and pr_cursig is 0.
+func processNotes(p *criuimg.Process) ([]Note, error) {
+	ps, err := prpsinfo(p)
+	if err != nil {
+		return nil, err
+	}
+	notes := []Note{{noteCore, regs.NT_PRPSINFO, ps}}
+	auxv := make([]byte, 0, 8*len(p.Auxv))
+	for _, w := range p.Auxv {
+		auxv = binary.LittleEndian.AppendUint64(auxv, w)
+	}
+	notes = append(notes, Note{noteCore, regs.NT_AUXV, auxv})
+	if files := ntFile(p); files != nil {
+		notes = append(notes, Note{noteCore, regs.NT_FILE, files})
+	}
+	return notes, nil
+}
+
+// prstatus builds NT_PRSTATUS of one thread.
+func prstatus(p *criuimg.Process, t *criuimg.Thread, prReg []byte) ([]byte, error) {
+	st := regs.PRStatus{
+		Sigpend: pendingMask(t.Core.GetThreadCore().GetSignalsP()),
+		Sighold: blockedMask(t.Core),
+		Pid:     int32(t.Tid),
+		Ppid:    int32(p.PPid),
+		Pgrp:    int32(p.Pgid),
+		Sid:     int32(p.Sid),
+		Regs:    prReg,
+		FPValid: 1,
+	}
+	return st.MarshalBinary()
+}
+
+// blockedMask is the thread's blocked signal set: thread_core.blk_sigset,
+// else the task's.
+func blockedMask(c *criucore.CoreEntry) uint64 {
+	if tc := c.GetThreadCore(); tc != nil && tc.BlkSigset != nil {
+		return tc.GetBlkSigset()
+	}
+	return c.GetTc().GetBlkSigset()
+}
+
+// pendingMask is the set of signals queued for the thread (pr_sigpend
+// holds the first 64 signals).
+func pendingMask(q *siginfo.SignalQueueEntry) uint64 {
+	var m uint64
+	for _, s := range q.GetSignals() {
+		b := s.GetSiginfo()
+		if len(b) < 4 {
+			continue
+		}
+		if signo := binary.LittleEndian.Uint32(b); signo >= 1 && signo <= 64 {
+			m |= 1 << (signo - 1)
+		}
+	}
+	return m
+}
+
+// prpsinfo builds NT_PRPSINFO. pr_psargs follows the kernel: the
+// argument area read from the process's own pages, at most 79 bytes, NULs
+// turned into spaces. The state is gcore's for a stopped process ('t').
+func prpsinfo(p *criuimg.Process) ([]byte, error) {
+	tc := p.Task.GetTc()
+	ps := regs.PRPSInfo{
+		Sname: 't',
+		Nice:  int8(p.Task.GetThreadCore().GetSchedNice()),
+		Pid:   int32(p.Pid),
+		Ppid:  int32(p.PPid),
+		Pgrp:  int32(p.Pgid),
+		Sid:   int32(p.Sid),
+	}
+	if tc.GetPersonality()&addrNoRandomize == 0 {
+		ps.Flag = pfRandomize
+	}
+	if cr := p.Task.GetThreadCore().GetCreds(); cr != nil {
+		ps.UID, ps.GID = cr.GetUid(), cr.GetGid()
+	}
+	copy(ps.Fname[:len(ps.Fname)-1], p.Comm)
+	args, err := Psargs(p)
+	if err != nil {
+		return nil, err
+	}
+	copy(ps.Psargs[:], args)
+	return ps.MarshalBinary()
+}
+
+// Psargs returns pr_psargs as the kernel computes it from the argument
+// area [mm_arg_start, mm_arg_end): at most 79 bytes, NULs as spaces.
+func Psargs(p *criuimg.Process) ([]byte, error) {
+	start, end := p.MM.GetMmArgStart(), p.MM.GetMmArgEnd()
+	if end <= start {
+		return nil, nil
+	}
+	n := min(end-start, prArgSize-1)
+	b := make([]byte, n)
+	if _, err := p.Mem.ReadAt(b, int64(start)); err != nil {
+		return nil, fmt.Errorf("reading the argument area at %#x: %w", start, err)
+	}
+	for i := range b {
+		if b[i] == 0 {
+			b[i] = ' '
+		}
+	}
+	return b, nil
+}
+
+// ntFile builds NT_FILE: every file-backed mapping with its page offset and
+// path, in address order (fs/binfmt_elf.c fill_files_note).
+func ntFile(p *criuimg.Process) []byte {
+	var vmas []*criuimg.VMA
+	for i := range p.VMAs {
+		if p.VMAs[i].FileBacked() {
+			vmas = append(vmas, &p.VMAs[i])
+		}
+	}
+	if len(vmas) == 0 {
+		return nil
+	}
+	le := binary.LittleEndian
+	b := le.AppendUint64(nil, uint64(len(vmas)))
+	b = le.AppendUint64(b, p.PageSize)
+	for _, v := range vmas {
+		b = le.AppendUint64(b, v.Start)
+		b = le.AppendUint64(b, v.End)
+		b = le.AppendUint64(b, v.Pgoff/p.PageSize)
+	}
+	for _, v := range vmas {
+		b = append(b, v.Path...)
+		b = append(b, 0)
+	}
+	return b
+}
+
+// progFlags maps PROT_* bits to PF_* flags.
+func progFlags(prot uint32) elf.ProgFlag {
+	var f elf.ProgFlag
+	if prot&criuimg.ProtRead != 0 {
+		f |= elf.PF_R
+	}
+	if prot&criuimg.ProtWrite != 0 {
+		f |= elf.PF_W
+	}
+	if prot&criuimg.ProtExec != 0 {
+		f |= elf.PF_X
+	}
+	return f
+}
+
+// addSegments adds the PT_LOADs of every mapping:
+//   - a mapping with no captured page (PROT_NONE reservations, vvar,
+//     untouched or clean file mappings) gets p_filesz 0;
+//   - anonymous and shared memory with captured pages is written whole,
+//     untouched pages as holes;
+//   - in file-backed private mappings only the captured runs carry bytes,
+//     in PT_LOADs of their own: the rest gets p_filesz 0, so debuggers read
+//     those bytes from the files instead of zeros;
+//   - pages the checkpoint does not hold (in a parent checkpoint, lazy) are
+//     never written as zeros: they get p_filesz 0 too.
+func addSegments(plan *Plan, p *criuimg.Process) error {
+	for i := range p.VMAs {
+		v := &p.VMAs[i]
+		flags := progFlags(v.Prot)
+		var exts []criuimg.Extent
+		captured := false
+		err := p.Mem.VMAExtents(v, func(e criuimg.Extent) error {
+			captured = captured || e.Kind == criuimg.Captured
+			exts = append(exts, e)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if !captured {
+			plan.Segments = append(plan.Segments, Segment{Vaddr: v.Start, Memsz: v.End - v.Start, Flags: flags})
+			continue
+		}
+		zeroIsData := !v.FileBacked() || v.Shmem != 0
+		var cur *Segment
+		for _, e := range exts {
+			withData := e.Kind == criuimg.Captured || (e.Kind == criuimg.Zero && zeroIsData)
+			if cur == nil || (cur.Filesz != 0) != withData {
+				plan.Segments = append(plan.Segments, Segment{Vaddr: e.Start, Flags: flags})
+				cur = &plan.Segments[len(plan.Segments)-1]
+			}
+			size := e.End - e.Start
+			if withData && e.Kind == criuimg.Captured {
+				cur.Pieces = append(cur.Pieces, Piece{Off: cur.Memsz, Len: size, Src: e.Src, SrcOff: e.Off})
+			}
+			cur.Memsz += size
+			if withData {
+				cur.Filesz = cur.Memsz
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,172 @@
+package elfcore
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// osFiler is implemented by sources whose bytes lie in a regular file, so
+// that they can be copied kernel-side.
+type osFiler interface {
+	OSFile() (*os.File, int64)
+}
+
+// Progress is told how many bytes of segment data have been written.
+type Progress func(n uint64)
+
+// Write writes the planned core to f, which must be empty: the file is
+// first extended to its final size, so that every byte no piece covers
+// stays a hole, then header, notes and pieces are written in file order.
+func (p *Plan) Write(f *os.File, progress Progress) error {
+	if p.segOff == nil && len(p.Segments) > 0 || p.size == 0 {
+		if err := p.Layout(); err != nil {
+			return err
+		}
+	}
+	if err := f.Truncate(int64(p.size)); err != nil {
+		return err
+	}
+	if _, err := f.WriteAt(p.header(), 0); err != nil {
+		return err
+	}
+	var buf []byte
+	for i, s := range p.Segments {
+		for _, pc := range s.Pieces {
+			dst := int64(p.segOff[i] + pc.Off)
+			if err := copyPiece(f, dst, pc, &buf); err != nil {
+				return fmt.Errorf("segment %#x, bytes [%#x,+%#x): %w", s.Vaddr, s.Vaddr+pc.Off, pc.Len, err)
+			}
+			if progress != nil {
+				progress(pc.Len)
+			}
+		}
+	}
+	if p.shOff != 0 {
+		if _, err := f.WriteAt(p.sectionHeader(), int64(p.shOff)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// copyPiece copies one piece, with copy_file_range when the source is a
+// file (no bytes pass through user space), else through a buffer.
+func copyPiece(dst *os.File, dstOff int64, pc Piece, buf *[]byte) error {
+	if of, ok := pc.Src.(osFiler); ok {
+		src, base := of.OSFile()
+		done, err := copyFileRange(dst, dstOff, src, base+pc.SrcOff, int64(pc.Len))
+		if err == nil {
+			return nil
+		}
+		if !fallbackErr(err) {
+			return err
+		}
+		dstOff += done
+		pc.SrcOff += done
+		pc.Len -= uint64(done)
+	}
+	if *buf == nil {
+		*buf = make([]byte, 1<<20)
+	}
+	b := *buf
+	for pc.Len > 0 {
+		n := min(uint64(len(b)), pc.Len)
+		k, err := pc.Src.ReadAt(b[:n], pc.SrcOff)
+		if uint64(k) < n {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return fmt.Errorf("reading source at %d: %w", pc.SrcOff, err)
+		}
+		if _, err := dst.WriteAt(b[:n], dstOff); err != nil {
+			return err
+		}
+		pc.SrcOff += int64(n)
+		dstOff += int64(n)
+		pc.Len -= n
+	}
+	return nil
+}
+
+func copyFileRange(dst *os.File, dstOff int64, src *os.File, srcOff, n int64) (int64, error) {
+	var done int64
+	for done < n {
+		roff, woff := srcOff+done, dstOff+done
+		k, err := unix.CopyFileRange(int(src.Fd()), &roff, int(dst.Fd()), &woff, int(min(n-done, 1<<30)), 0)
+		if err != nil {
+			if err == syscall.EINTR {
+				continue
+			}
+			return done, err
+		}
+		if k == 0 {
+			return done, fmt.Errorf("source ends %d bytes early: %w", n-done, io.ErrUnexpectedEOF)
+		}
+		done += int64(k)
+	}
+	return done, nil
+}
+
+// fallbackErr reports whether copy_file_range refused the copy for a reason
+// that a plain copy does not share (other filesystem, no support).
+func fallbackErr(err error) bool {
+	return errors.Is(err, syscall.EXDEV) || errors.Is(err, syscall.ENOSYS) || errors.Is(err, syscall.EINVAL) ||
+		errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EBADF)
+}
+
+// ErrExists is returned by WriteFile when the destination exists and
+// overwriting was not asked for.
+var ErrExists = errors.New("file exists (use --force to replace it)")
+
+// WriteFile writes the core to dir/name safely: into a new temporary file
+// of dir (created exclusively, mode 0600, never through a symlink), renamed
+// to name only when complete. An existing name is kept unless force is set;
+// with force it is replaced, never followed if it is a symlink. On any
+// error nothing is left behind.
+func WriteFile(dir, name string, p *Plan, force bool, progress Progress) (err error) {
+	if name == "" || name != filepath.Base(name) || strings.HasPrefix(name, ".") {
+		return fmt.Errorf("invalid core file name %q", name)
+	}
+	final := filepath.Join(dir, name)
+	if !force {
+		if _, err := os.Lstat(final); err == nil {
+			return fmt.Errorf("%s: %w", final, ErrExists)
+		}
+	}
+	f, err := os.CreateTemp(dir, "."+name+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if err = f.Chmod(0o600); err != nil {
+		return err
+	}
+	if err = p.Write(f, progress); err != nil {
+		return fmt.Errorf("%s: %w", final, err)
+	}
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("%s: %w", final, err)
+	}
+	if force {
+		err = os.Rename(tmp, final)
+	} else {
+		err = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, final, unix.RENAME_NOREPLACE)
+		if errors.Is(err, syscall.EEXIST) {
+			err = fmt.Errorf("%s: %w", final, ErrExists)
+		}
+	}
+	return err
+}

@@ -1,0 +1,401 @@
+package e2e
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	criucore "github.com/checkpoint-restore/go-criu/v8/crit/images/criu-core"
+	"github.com/checkpoint-restore/go-criu/v8/crit/images/mm"
+	"github.com/checkpoint-restore/go-criu/v8/crit/images/pagemap"
+	"google.golang.org/protobuf/proto"
+)
+
+// fixture is one row of the end-to-end table.
+type fixture struct {
+	arch string // directory under testdata/: "x86_64" or "arm64"
+	name string // fixture directory
+	// gcore marks oracles written by gdb's gcore instead of the kernel: they
+	// have no signal fields, pgrp/sid 0 in NT_PRSTATUS, argv[0] only in
+	// pr_psargs, gdb's note order and byte offsets (page size 1) in NT_FILE.
+	gcore bool
+	// pending, when set, skips the row with this reason (fixtures whose
+	// conversion is not supported yet).
+	pending string
+}
+
+func (f fixture) String() string { return f.arch + "/" + f.name }
+func (f fixture) dir() string    { return filepath.Join(testdataDir(), f.arch, f.name) }
+func (f fixture) images() string { return filepath.Join(f.dir(), "images") }
+
+// fixtures lists every checkpoint with an oracle. arm64 rows use facts.json
+// instead of manifest.json (see loadFixture).
+var fixtures = []fixture{
+	{arch: "x86_64", name: "threads-c"},
+	{arch: "x86_64", name: "threads-c-criu411"},
+	{arch: "x86_64", name: "static-c"},
+	{arch: "x86_64", name: "go-goroutines", gcore: true},
+	{arch: "x86_64", name: "counter"},
+	{arch: "arm64", name: "threads-c", pending: "arm64 conversion is not in scope yet"},
+	{arch: "arm64", name: "pipeline", pending: "arm64 conversion is not in scope yet"},
+	{arch: "arm64", name: "go-goroutines", gcore: true, pending: "arm64 conversion is not in scope yet"},
+}
+
+// testdataDir is the repository's testdata/, located from this file.
+func testdataDir() string {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return filepath.Join("..", "..", "testdata")
+	}
+	return filepath.Join(filepath.Dir(file), "..", "..", "testdata")
+}
+
+func repoRoot() string { return filepath.Join(testdataDir(), "..") }
+
+// build is the one piece of shared state: the CLI built once per run, in a
+// directory that TestMain removes.
+var build struct {
+	once sync.Once
+	dir  string
+	bin  string
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if build.dir != "" {
+		os.RemoveAll(build.dir)
+	}
+	os.Exit(code)
+}
+
+// cli returns the path of the ckpt2core binary, building it on first use.
+func cli(t *testing.T) string {
+	t.Helper()
+	build.once.Do(func() {
+		build.dir, build.err = os.MkdirTemp("", "ckpt2core-e2e-")
+		if build.err != nil {
+			return
+		}
+		build.bin = filepath.Join(build.dir, "ckpt2core")
+		cmd := exec.Command("go", "build", "-o", build.bin, "./cmd/ckpt2core")
+		cmd.Dir = repoRoot()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			build.err = fmt.Errorf("go build ./cmd/ckpt2core: %w\n%s", err, out)
+		}
+	})
+	if build.err != nil {
+		t.Fatalf("cannot build the CLI: %v", build.err)
+	}
+	return build.bin
+}
+
+// cliResult is one run of the CLI.
+type cliResult struct {
+	out            string // output directory
+	stdout, stderr string
+	exit           int
+}
+
+// runCLI runs `ckpt2core [args] IMAGES -o OUT` into a fresh directory.
+func runCLI(t *testing.T, images string, args ...string) cliResult {
+	t.Helper()
+	out := t.TempDir()
+	argv := append(append([]string{}, args...), images, "-o", out)
+	cmd := exec.Command(cli(t), argv...)
+	var so, se bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &so, &se
+	err := cmd.Run()
+	r := cliResult{out: out, stdout: so.String(), stderr: se.String()}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		r.exit = ee.ExitCode()
+	default:
+		t.Fatalf("run ckpt2core %v: %v", argv, err)
+	}
+	return r
+}
+
+// gunzip unpacks gz into dir and returns the unpacked path.
+func gunzip(gz, dir string) (string, error) {
+	in, err := os.Open(gz)
+	if err != nil {
+		return "", fmt.Errorf("open oracle: %w", err)
+	}
+	defer in.Close()
+	zr, err := gzip.NewReader(in)
+	if err != nil {
+		return "", fmt.Errorf("gunzip %s: %w", gz, err)
+	}
+	dst := filepath.Join(dir, strings.TrimSuffix(filepath.Base(gz), ".gz"))
+	f, err := os.Create(dst)
+	if err != nil {
+		return "", fmt.Errorf("gunzip: %w", err)
+	}
+	if _, err := io.Copy(f, zr); err != nil {
+		f.Close()
+		return "", fmt.Errorf("gunzip %s: %w", gz, err)
+	}
+	if err := f.Close(); err != nil {
+		return "", fmt.Errorf("gunzip: %w", err)
+	}
+	return dst, nil
+}
+
+// process is what the fixture's manifest (or facts.json) says of one process.
+type process struct {
+	pid, ppid, pgid, sid int
+	comm                 string
+	zombie               bool
+	tids                 []int64
+	threadName           map[int64]string
+	oracle               string // core.<pid>.gz, "" if none
+}
+
+// fixtureInfo is the manifest of a fixture, arch-independent.
+type fixtureInfo struct {
+	procs []process
+	vec1  string   // x86 manifest "vec-1 registers"
+	ids   []string // "path build-id" pairs of the manifest's build_ids
+	// secrets: string -> addresses per pid where it lies in captured pages.
+	secrets []secretHit
+}
+
+type secretHit struct {
+	str   string
+	pid   int
+	vaddr uint64
+}
+
+func loadFixture(t *testing.T, f fixture) fixtureInfo {
+	t.Helper()
+	if f.arch == "arm64" {
+		return loadFacts(t, f)
+	}
+	b, err := os.ReadFile(filepath.Join(f.dir(), "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		Processes []struct {
+			Pid, Ppid, Pgid, Sid int
+			Comm                 string
+			State                string
+			Threads              []struct {
+				Tid  int64
+				Comm *string
+			}
+			Oracle *string
+		}
+		Secrets []struct {
+			String          string
+			PrivatePageHits []struct {
+				Pid   int
+				Vaddr string
+			} `json:"private_page_hits"`
+			SharedPageHits []struct {
+				Pid   int
+				Vaddr string
+			} `json:"shared_page_hits"`
+		}
+		Vec1     string `json:"vec-1 registers"`
+		BuildIDs string `json:"build_ids"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("%s manifest: %v", f, err)
+	}
+	var fi fixtureInfo
+	for _, p := range m.Processes {
+		pr := process{pid: p.Pid, ppid: p.Ppid, pgid: p.Pgid, sid: p.Sid, comm: p.Comm,
+			zombie: strings.HasPrefix(p.State, "zombie"), threadName: map[int64]string{}}
+		if p.Oracle != nil {
+			pr.oracle = *p.Oracle
+		}
+		for _, th := range p.Threads {
+			pr.tids = append(pr.tids, th.Tid)
+			if th.Comm != nil {
+				pr.threadName[th.Tid] = *th.Comm
+			}
+		}
+		fi.procs = append(fi.procs, pr)
+	}
+	for _, s := range m.Secrets {
+		for _, h := range append(s.PrivatePageHits, s.SharedPageHits...) {
+			v, err := strconv.ParseUint(strings.TrimPrefix(h.Vaddr, "0x"), 16, 64)
+			if err != nil {
+				t.Fatalf("manifest secret %q at %q: %v", s.String, h.Vaddr, err)
+			}
+			fi.secrets = append(fi.secrets, secretHit{s.String, h.Pid, v})
+		}
+	}
+	fi.vec1 = m.Vec1
+	for _, kv := range strings.Split(m.BuildIDs, ";") {
+		if kv = strings.TrimSpace(kv); kv != "" {
+			fi.ids = append(fi.ids, kv)
+		}
+	}
+	return fi
+}
+
+// loadFacts reads an arm64 fixture's facts.json.
+func loadFacts(t *testing.T, f fixture) fixtureInfo {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(f.dir(), "facts.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		Processes []struct {
+			Pid, Ppid int
+			Comm      string
+			Threads   []struct {
+				Tid  int64
+				Name string
+			}
+		}
+		Oracle struct {
+			Files map[string]struct{ Pid int }
+		}
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("%s facts: %v", f, err)
+	}
+	var fi fixtureInfo
+	for _, p := range m.Processes {
+		pr := process{pid: p.Pid, ppid: p.Ppid, pgid: -1, sid: -1, comm: p.Comm, threadName: map[int64]string{}}
+		for gz, o := range m.Oracle.Files {
+			if o.Pid == p.Pid {
+				pr.oracle = gz
+			}
+		}
+		for _, th := range p.Threads {
+			pr.tids = append(pr.tids, th.Tid)
+			pr.threadName[th.Tid] = th.Name
+		}
+		fi.procs = append(fi.procs, pr)
+	}
+	return fi
+}
+
+// readImage decodes a CRIU image: two u32 magics, then entries of u32 size
+// and protobuf payload. newMsg makes the message of the i-th entry.
+func readImage(path string, newMsg func(i int) proto.Message) ([]proto.Message, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read image: %w", err)
+	}
+	if len(b) < 8 {
+		return nil, fmt.Errorf("%s: %d bytes, no magic", path, len(b))
+	}
+	b = b[8:]
+	var out []proto.Message
+	for i := 0; len(b) > 0; i++ {
+		if len(b) < 4 {
+			return nil, fmt.Errorf("%s: truncated entry %d size", path, i)
+		}
+		n := binary.LittleEndian.Uint32(b)
+		if uint64(n) > uint64(len(b)-4) {
+			return nil, fmt.Errorf("%s: entry %d of %d bytes past the end", path, i, n)
+		}
+		msg := newMsg(i)
+		if err := proto.Unmarshal(b[4:4+n], msg); err != nil {
+			return nil, fmt.Errorf("%s: entry %d: %w", path, i, err)
+		}
+		out = append(out, msg)
+		b = b[4+n:]
+	}
+	return out, nil
+}
+
+// threadCore decodes core-<tid>.img.
+func threadCore(t *testing.T, f fixture, tid int64) *criucore.CoreEntry {
+	t.Helper()
+	msgs, err := readImage(filepath.Join(f.images(), fmt.Sprintf("core-%d.img", tid)),
+		func(int) proto.Message { return &criucore.CoreEntry{} })
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("core-%d.img: %d entries, %v", tid, len(msgs), err)
+	}
+	return msgs[0].(*criucore.CoreEntry)
+}
+
+// Pagemap entry flags (criu/include/pagemap.h).
+const (
+	pePARENT  = 1 << 0 // pages are in the parent snapshot
+	peLAZY    = 1 << 1 // pages may be restored lazily
+	pePRESENT = 1 << 2 // pages are in pages-<id>.img
+)
+
+// pageRange is a run of pages [start, start+n*4096).
+type pageRange struct {
+	start, n, flags uint64
+}
+
+// readPagemap decodes pagemap-<pid>.img (or pagemap-shmem-<id>.img) and
+// returns its entries with the page count resolved: nr_pages (field 5) when
+// present, else compat_nr_pages (field 2, what CRIU < 4.2 wrote); entries
+// without flags (very old images) count as present unless in_parent.
+func readPagemap(path string) ([]pageRange, error) {
+	msgs, err := readImage(path, func(i int) proto.Message {
+		if i == 0 {
+			return &pagemap.PagemapHead{}
+		}
+		return &pagemap.PagemapEntry{}
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(msgs) == 0 {
+		return nil, fmt.Errorf("%s: no pagemap_head", path)
+	}
+	var out []pageRange
+	for _, m := range msgs[1:] {
+		e := m.(*pagemap.PagemapEntry)
+		r := pageRange{start: e.GetVaddr(), n: uint64(e.GetCompatNrPages())}
+		if e.NrPages != nil {
+			r.n = e.GetNrPages()
+		}
+		switch {
+		case e.Flags != nil:
+			r.flags = uint64(e.GetFlags())
+		case e.GetInParent():
+			r.flags = pePARENT
+		default:
+			r.flags = pePRESENT
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// readMM decodes mm-<pid>.img.
+func readMM(t *testing.T, f fixture, pid int) *mm.MmEntry {
+	t.Helper()
+	msgs, err := readImage(filepath.Join(f.images(), fmt.Sprintf("mm-%d.img", pid)),
+		func(int) proto.Message { return &mm.MmEntry{} })
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("mm-%d.img: %d entries, %v", pid, len(msgs), err)
+	}
+	return msgs[0].(*mm.MmEntry)
+}
+
+// sortedInt64 returns a sorted copy.
+func sortedInt64(s []int64) []int64 {
+	c := append([]int64(nil), s...)
+	sort.Slice(c, func(i, j int) bool { return c[i] < c[j] })
+	return c
+}
