@@ -244,21 +244,36 @@ func progFlags(prot uint32) elf.ProgFlag {
 	return f
 }
 
+// segKind classifies the bytes of an extent for the core.
+type segKind int
+
+const (
+	segData segKind = iota // bytes in the file (captured, or zeros as holes)
+	segZero                // p_filesz 0: the bytes are zero (never touched)
+	segNone                // no PT_LOAD: the bytes are unknown to the checkpoint
+)
+
 // addSegments adds the PT_LOADs of every mapping:
-//   - a mapping with no captured page (PROT_NONE reservations, vvar,
-//     untouched or clean file mappings) gets p_filesz 0;
 //   - anonymous and shared memory with captured pages is written whole,
-//     untouched pages as holes;
+//     untouched pages as holes of the sparse file;
+//   - a mapping whose bytes are known to be zero and of which no page was
+//     captured (PROT_NONE reservations, untouched memory) gets p_filesz 0;
 //   - in file-backed private mappings only the captured runs carry bytes,
-//     in PT_LOADs of their own: the rest gets p_filesz 0, so debuggers read
-//     those bytes from the files instead of zeros;
-//   - pages the checkpoint does not hold (in a parent checkpoint, lazy) are
-//     never written as zeros: they get p_filesz 0 too.
+//     in PT_LOADs of their own;
+//   - bytes the checkpoint does not hold get no PT_LOAD at all: clean pages
+//     of file mappings (NT_FILE names their files, from which gdb and Delve
+//     read them), pages kept in a parent checkpoint or left to lazy
+//     migration, and the kernel's vvar and vsyscall pages. A p_filesz 0
+//     PT_LOAD would make gdb read such ranges as zeros whenever the file is
+//     not at its recorded path, and zeros there are wrong bytes: gdb 13 then
+//     rejects a PIE's relocation because the program headers at AT_PHDR
+//     read as zeros, and no frame of the executable is symbolized.
 func addSegments(plan *Plan, p *criuimg.Process) error {
+	var exts []criuimg.Extent
 	for i := range p.VMAs {
 		v := &p.VMAs[i]
 		flags := progFlags(v.Prot)
-		var exts []criuimg.Extent
+		exts = exts[:0]
 		captured := false
 		err := p.Mem.VMAExtents(v, func(e criuimg.Extent) error {
 			captured = captured || e.Kind == criuimg.Captured
@@ -268,24 +283,33 @@ func addSegments(plan *Plan, p *criuimg.Process) error {
 		if err != nil {
 			return err
 		}
-		if !captured {
-			plan.Segments = append(plan.Segments, Segment{Vaddr: v.Start, Memsz: v.End - v.Start, Flags: flags})
-			continue
-		}
 		zeroIsData := !v.FileBacked() || v.Shmem != 0
 		var cur *Segment
+		curKind := segNone
 		for _, e := range exts {
-			withData := e.Kind == criuimg.Captured || (e.Kind == criuimg.Zero && zeroIsData)
-			if cur == nil || (cur.Filesz != 0) != withData {
+			kind := segNone
+			switch {
+			case e.Kind == criuimg.Captured:
+				kind = segData
+			case e.Kind == criuimg.Zero && captured && zeroIsData:
+				kind = segData
+			case e.Kind == criuimg.Zero:
+				kind = segZero
+			}
+			if kind == segNone {
+				cur, curKind = nil, segNone
+				continue
+			}
+			if cur == nil || curKind != kind || cur.Vaddr+cur.Memsz != e.Start {
 				plan.Segments = append(plan.Segments, Segment{Vaddr: e.Start, Flags: flags})
-				cur = &plan.Segments[len(plan.Segments)-1]
+				cur, curKind = &plan.Segments[len(plan.Segments)-1], kind
 			}
 			size := e.End - e.Start
-			if withData && e.Kind == criuimg.Captured {
+			if e.Kind == criuimg.Captured {
 				cur.Pieces = append(cur.Pieces, Piece{Off: cur.Memsz, Len: size, Src: e.Src, SrcOff: e.Off})
 			}
 			cur.Memsz += size
-			if withData {
+			if kind == segData {
 				cur.Filesz = cur.Memsz
 			}
 		}

@@ -71,6 +71,7 @@ type note struct {
 type oracle struct {
 	threads map[int32][]note // per tid: its NT_PRSTATUS and the notes that follow it
 	layout  map[int32][]byte // per tid: the NT_X86_XSAVE_LAYOUT of its core (nil if none)
+	gcore   map[int32]bool   // per tid: its core was written by gdb's gcore, not the kernel
 }
 
 // gunzip decompresses a .gz oracle into dir and returns the new path.
@@ -149,17 +150,21 @@ func loadOracle(t *testing.T, fixture string) *oracle {
 	if err != nil || len(gzs) == 0 {
 		t.Fatalf("%s: no oracle cores (%v)", fixture, err)
 	}
-	o := &oracle{threads: map[int32][]note{}, layout: map[int32][]byte{}}
+	o := &oracle{threads: map[int32][]note{}, layout: map[int32][]byte{}, gcore: map[int32]bool{}}
 	dir := t.TempDir()
 	for _, gz := range gzs {
 		notes := parseNotes(t, gunzip(t, gz, dir))
 		var layout []byte
 		var tids []int32
+		gcore := false
 		cur := int32(-1)
 		for _, n := range notes {
 			if n.typ == regs.NT_X86_XSAVE_LAYOUT && n.name == regs.NoteNameLinux {
 				layout = n.desc
 				continue
+			}
+			if n.name == "GDB" {
+				gcore = true // gdb's target description note
 			}
 			if n.typ == regs.NT_PRSTATUS && n.name == regs.NoteNameCore {
 				cur = int32(binary.LittleEndian.Uint32(n.desc[32:]))
@@ -174,6 +179,7 @@ func loadOracle(t *testing.T, fixture string) *oracle {
 		}
 		for _, tid := range tids {
 			o.layout[tid] = layout
+			o.gcore[tid] = gcore
 		}
 	}
 	return o
@@ -309,16 +315,16 @@ func checkX86Thread(t *testing.T, o *oracle, tid int32, ce *criu_core.CoreEntry)
 	if !bytes.Equal(pb[112:328], prs[112:328]) {
 		t.Errorf("pr_reg differs:\nours   %x\noracle %x", pb[112:328], prs[112:328])
 	}
-	// pr_pid and pr_fpvalid (and its padding) as the kernel writes them.
-	if !bytes.Equal(pb[32:36], prs[32:36]) || !bytes.Equal(pb[328:], prs[328:]) {
-		t.Errorf("pr_pid/pr_fpvalid differ: ours %x %x, oracle %x %x", pb[32:36], pb[328:], prs[32:36], prs[328:])
-	}
+	checkPidFPValid(t, o.gcore[tid], pb, prs)
 
 	// NT_PRFPREG: identical bytes.
 	fpreg := o.note(t, tid, regs.NT_PRFPREG)
 	fb, err := xs.FX.MarshalBinary()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if o.gcore[tid] {
+		fpreg = gdbMxcsrMask(t, fb, fpreg)
 	}
 	if !bytes.Equal(fb, fpreg) {
 		t.Errorf("NT_PRFPREG differs:\nours   %x\noracle %x", fb, fpreg)
@@ -338,6 +344,10 @@ func checkX86Thread(t *testing.T, o *oracle, tid int32, ce *criu_core.CoreEntry)
 		t.Errorf("MarshalBinary gave %d bytes, Size() %d", len(ours), xs.Size())
 	}
 	oXCR0 := binary.LittleEndian.Uint64(ox[regs.X86XCR0Offset:])
+	if o.gcore[tid] {
+		ox = gdbMxcsrMask(t, ours, ox)
+		ox = gdbXstateBV(t, ours, ox)
+	}
 	if oXCR0 != xs.XCR0 {
 		t.Errorf("XCR0: ours %#x, oracle %#x", xs.XCR0, oXCR0)
 	}
@@ -388,6 +398,53 @@ func checkX86Thread(t *testing.T, o *oracle, tid int32, ce *criu_core.CoreEntry)
 			t.Errorf("component %d differs:\nours   %x\noracle %x", oc.typ, a, b)
 		}
 	}
+}
+
+// checkPidFPValid compares pr_pid and pr_fpvalid (with its padding) of
+// our NT_PRSTATUS (pr_fpvalid 1) with the oracle's. The kernel sets
+// pr_fpvalid to 1 as it writes NT_PRFPREG; gdb's gcore leaves it 0.
+func checkPidFPValid(t *testing.T, gcore bool, ours, oracle []byte) {
+	t.Helper()
+	if !bytes.Equal(ours[32:36], oracle[32:36]) {
+		t.Errorf("pr_pid: ours %x, oracle %x", ours[32:36], oracle[32:36])
+	}
+	n := len(ours)
+	want := ours[n-8:]
+	if gcore {
+		want = make([]byte, 8)
+	}
+	if !bytes.Equal(want, oracle[n-8:]) {
+		t.Errorf("pr_fpvalid: want %x, oracle %x (gcore %v)", want, oracle[n-8:], gcore)
+	}
+}
+
+// gdbMxcsrMask accounts for gdb's gcore, which writes mxcsr_mask (bytes
+// 28..31 of the FXSAVE area) as 0: it checks that and returns a copy of the
+// oracle with our mxcsr_mask.
+func gdbMxcsrMask(t *testing.T, ours, oracle []byte) []byte {
+	t.Helper()
+	if m := binary.LittleEndian.Uint32(oracle[28:]); m != 0 {
+		t.Errorf("gcore oracle's mxcsr_mask is %#x, expected gdb's 0", m)
+	}
+	c := bytes.Clone(oracle)
+	copy(c[28:32], ours[28:32])
+	return c
+}
+
+// gdbXstateBV accounts for gdb's gcore, which writes XSTATE_BV as XCR0 (all
+// enabled components, their registers written out even when in the initial
+// state): it checks that, and that our XSTATE_BV (the kernel's, saved by
+// CRIU) is a subset, and returns a copy of the oracle with our XSTATE_BV.
+func gdbXstateBV(t *testing.T, ours, oracle []byte) []byte {
+	t.Helper()
+	le := binary.LittleEndian
+	obv, xcr0, bv := le.Uint64(oracle[512:]), le.Uint64(oracle[regs.X86XCR0Offset:]), le.Uint64(ours[512:])
+	if obv != xcr0 || bv&^obv != 0 {
+		t.Errorf("gcore oracle's XSTATE_BV %#x, XCR0 %#x, ours %#x", obv, xcr0, bv)
+	}
+	c := bytes.Clone(oracle)
+	le.PutUint64(c[512:], bv)
+	return c
 }
 
 func equalLayoutTypes(a, b []xsaveComponent) bool {
@@ -562,9 +619,7 @@ func checkARM64Thread(t *testing.T, o *oracle, tid int32, ce *criu_core.CoreEntr
 	if !bytes.Equal(pb[112:384], prs[112:384]) {
 		t.Errorf("pr_reg differs:\nours   %x\noracle %x", pb[112:384], prs[112:384])
 	}
-	if !bytes.Equal(pb[32:36], prs[32:36]) || !bytes.Equal(pb[384:], prs[384:]) {
-		t.Errorf("pr_pid/pr_fpvalid differ: ours %x %x, oracle %x %x", pb[32:36], pb[384:], prs[32:36], prs[384:])
-	}
+	checkPidFPValid(t, o.gcore[tid], pb, prs)
 
 	fb, err := fp.MarshalBinary()
 	if err != nil {
