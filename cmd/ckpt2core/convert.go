@@ -66,11 +66,12 @@ func runConvert(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "ckpt2core: --jobs must be at least 1")
 		return exitUsage
 	}
-	src, err := criuimg.NewDirSource(fs.Arg(0))
+	src, closeSrc, err := openCheckpoint(fs.Arg(0))
 	if err != nil {
 		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
 		return exitFailed
 	}
+	defer closeSrc()
 	ck, err := criuimg.Open(src)
 	if err != nil {
 		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)

@@ -44,6 +44,9 @@ func (p *pair) executable(t *testing.T) string {
 	t.Helper()
 	if p.fx.name != "counter" {
 		exe := filepath.Join(p.fx.dir(), "exe", p.fx.name)
+		if p.fx.exe != "" {
+			exe = filepath.Join(p.fx.dir(), p.fx.exe)
+		}
 		if p.fx.arch == "arm64" && p.fx.name == "pipeline" {
 			exe = filepath.Join(p.fx.dir(), "exe", p.proc.comm)
 		}

@@ -32,6 +32,8 @@ type fixture struct {
 	// have no signal fields, pgrp/sid 0 in NT_PRSTATUS, argv[0] only in
 	// pr_psargs, gdb's note order and byte offsets (page size 1) in NT_FILE.
 	gcore bool
+	// exe overrides exe/<name> for gdb (a path relative to the fixture).
+	exe string
 	// pending, when set, skips the row with this reason (fixtures whose
 	// conversion is not supported yet).
 	pending string
@@ -45,7 +47,9 @@ func (f fixture) images() string { return filepath.Join(f.dir(), "images") }
 // instead of manifest.json (see loadFixture).
 var fixtures = []fixture{
 	{arch: "x86_64", name: "threads-c"},
-	{arch: "x86_64", name: "threads-c-criu411"},
+	// The same threads-c binary (the oracle's first ELF page carries its
+	// build-id 4d91e41c...); the fixture has no exe/ of its own.
+	{arch: "x86_64", name: "threads-c-criu411", exe: "../threads-c/exe/threads-c"},
 	{arch: "x86_64", name: "static-c"},
 	{arch: "x86_64", name: "go-goroutines", gcore: true},
 	{arch: "x86_64", name: "counter"},
