@@ -7,6 +7,7 @@ require (
 	github.com/checkpoint-restore/go-criu/v8 v8.3.0 // indirect
 	github.com/cilium/ebpf v0.22.0 // indirect
 	github.com/go-delve/delve v1.27.2 // indirect
+	github.com/klauspost/compress v1.20.4 // indirect
 	github.com/spf13/pflag v1.1.0 // indirect
 	golang.org/x/arch v0.33.0 // indirect
 	golang.org/x/sys v0.46.0 // indirect
