@@ -11,6 +11,7 @@ package criuimg
 import (
 	"fmt"
 	"sort"
+	"sync"
 
 	criucore "github.com/checkpoint-restore/go-criu/v8/crit/images/criu-core"
 	"github.com/checkpoint-restore/go-criu/v8/crit/images/fdinfo"
@@ -41,11 +42,21 @@ type Checkpoint struct {
 	Inventory *inventory.InventoryEntry
 	Procs     []ProcInfo
 	files     map[uint32]string
+	memfds    map[uint32]uint32 // memfd file id -> memfd inode id
+	inodes    map[uint32]memfdInode
+	inodesErr error
+	inodesOK  bool
+	mu        sync.Mutex // guards the memfd inode cache
+}
+
+type memfdInode struct {
+	name  string
+	shmid uint32
 }
 
 // Open reads inventory.img, pstree.img and files.img of src.
 func Open(src Source) (*Checkpoint, error) {
-	c := &Checkpoint{Src: src, files: map[uint32]string{}}
+	c := &Checkpoint{Src: src, files: map[uint32]string{}, memfds: map[uint32]uint32{}}
 	inv := &inventory.InventoryEntry{}
 	if err := readOne(src, "inventory.img", MagicInventory, inv); err != nil {
 		return nil, fmt.Errorf("%s: %w", src, err)
@@ -85,6 +96,9 @@ func Open(src Source) (*Checkpoint, error) {
 		func(i int, e *fdinfo.FileEntry) error {
 			if r := e.GetReg(); r != nil {
 				c.files[e.GetId()] = r.GetName()
+			}
+			if m := e.GetMemfd(); m != nil {
+				c.memfds[e.GetId()] = m.GetInodeId()
 			}
 			return nil
 		})

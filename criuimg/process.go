@@ -7,7 +7,6 @@ import (
 	"sort"
 
 	criucore "github.com/checkpoint-restore/go-criu/v8/crit/images/criu-core"
-	"github.com/checkpoint-restore/go-criu/v8/crit/images/fdinfo"
 	"github.com/checkpoint-restore/go-criu/v8/crit/images/memfd"
 	"github.com/checkpoint-restore/go-criu/v8/crit/images/mm"
 )
@@ -302,43 +301,34 @@ func (c *Checkpoint) loadVMAs(p *Process, mmName string) error {
 }
 
 // memfdInfo maps a memfd file id (files.img) to the name the kernel shows
-// for its mappings and the shmem id of its pages.
+// for its mappings and the shmem id of its pages (memfd.img, read once).
 func (c *Checkpoint) memfdInfo(fileID uint32) (string, uint32, error) {
-	var inode uint32
-	found := false
-	err := readAll(c.Src, "files.img", MagicFiles, func() *fdinfo.FileEntry { return &fdinfo.FileEntry{} },
-		func(i int, e *fdinfo.FileEntry) error {
-			if mf := e.GetMemfd(); mf != nil && e.GetId() == fileID {
-				inode, found = mf.GetInodeId(), true
-			}
-			return nil
-		})
-	if err != nil {
-		return "", 0, err
-	}
-	if !found {
+	inode, ok := c.memfds[fileID]
+	if !ok {
 		return "", 0, fmt.Errorf("memfd file %d is not in files.img", fileID)
 	}
-	var name string
-	var shmid uint32
-	found = false
-	err = readAll(c.Src, "memfd.img", MagicMemfdInode, func() *memfd.MemfdInodeEntry { return &memfd.MemfdInodeEntry{} },
-		func(i int, e *memfd.MemfdInodeEntry) error {
-			if uint32(e.GetInodeId()) == inode {
-				name, shmid, found = e.GetName(), e.GetShmid(), true
-			}
-			return nil
-		})
-	if err != nil {
-		return "", 0, err
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.inodesOK {
+		c.inodesOK = true
+		c.inodes = map[uint32]memfdInode{}
+		c.inodesErr = readAll(c.Src, "memfd.img", MagicMemfdInode, func() *memfd.MemfdInodeEntry { return &memfd.MemfdInodeEntry{} },
+			func(i int, e *memfd.MemfdInodeEntry) error {
+				c.inodes[uint32(e.GetInodeId())] = memfdInode{name: e.GetName(), shmid: e.GetShmid()}
+				return nil
+			})
 	}
-	if !found {
+	if c.inodesErr != nil {
+		return "", 0, c.inodesErr
+	}
+	in, ok := c.inodes[inode]
+	if !ok {
 		return "", 0, fmt.Errorf("memfd inode %d is not in memfd.img", inode)
 	}
 	// The kernel names a shared anonymous mapping's shmem file "dev/zero"
 	// and a memfd "memfd:NAME"; /proc and NT_FILE show them as
 	// "/dev/zero (deleted)" and "/memfd:NAME (deleted)".
-	return "/" + trimLeadingSlash(name) + " (deleted)", shmid, nil
+	return "/" + trimLeadingSlash(in.name) + " (deleted)", in.shmid, nil
 }
 
 func trimLeadingSlash(s string) string {

@@ -201,9 +201,11 @@ func (x *X86XState) Size() int {
 // than those of X86XFeatureMaskSupported, or if XstateBV is not a subset of
 // XCR0.
 //
-// As in the kernel, a component that is enabled but not in XstateBV is
-// written with the values held here, which for state captured by ptrace are
-// its initial values (zeros).
+// Bytes 416..511 of the legacy area are FX.Padding except XCR0 at 464..471;
+// the kernel writes zeros around XCR0, which is what a zero Padding (as
+// fromcriu returns) gives. As in the kernel, a component that is enabled but
+// not in XstateBV is written with the values held here, which for state
+// captured by ptrace are its initial values (zeros).
 func (x *X86XState) MarshalBinary() ([]byte, error) {
 	if err := x.check(); err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"sync"
@@ -31,14 +32,15 @@ Exit status: 0 all converted; 1 nothing converted; 2 usage error;
 `
 
 type convertResult struct {
-	pid     uint32
-	comm    string
-	threads int
-	size    uint64
-	path    string
-	zombie  bool
-	err     error
-	notes   []string
+	pid      uint32
+	comm     string
+	threads  int
+	size     uint64
+	path     string
+	zombie   bool
+	exitCode uint32
+	err      error
+	notes    []string
 }
 
 func runConvert(args []string, stdout, stderr io.Writer) int {
@@ -120,7 +122,7 @@ func runConvert(args []string, stdout, stderr io.Writer) int {
 		switch {
 		case r.zombie:
 			if !*quiet {
-				fmt.Fprintf(stderr, "ckpt2core: pid %d (%s): zombie (exited with status %d, not reaped): no core, as the kernel writes none\n", r.pid, r.comm, r.threads)
+				fmt.Fprintf(stderr, "ckpt2core: pid %d (%s): zombie (%s, not reaped): no core, as the kernel writes none\n", r.pid, r.comm, waitStatus(r.exitCode))
 			}
 		case r.err != nil:
 			failed++
@@ -155,7 +157,7 @@ func convertOne(ck *criuimg.Checkpoint, pid uint32, dir string, force bool) (res
 	}
 	if errors.Is(err, criuimg.ErrZombie) {
 		res.zombie = true
-		res.threads = int(p.ExitCode) // reported as the exit status
+		res.exitCode = p.ExitCode
 		return res
 	}
 	if err != nil {
@@ -175,6 +177,15 @@ func convertOne(ck *criuimg.Checkpoint, pid uint32, dir string, force bool) (res
 		return res
 	}
 	res.size = plan.Size()
-	res.path = dir + string(os.PathSeparator) + name
+	res.path = filepath.Join(dir, name)
 	return res
+}
+
+// waitStatus describes a wait(2) status as CRIU records a zombie's exit
+// code.
+func waitStatus(st uint32) string {
+	if sig := st & 0x7f; sig != 0 {
+		return fmt.Sprintf("killed by signal %d", sig)
+	}
+	return fmt.Sprintf("exited with status %d", (st>>8)&0xff)
 }
