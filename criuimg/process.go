@@ -240,13 +240,16 @@ func (c *Checkpoint) LoadProcess(pid uint32) (*Process, error) {
 	return p, nil
 }
 
+// auxvUpToNull cuts the saved auxv after its AT_NULL pair; CRIU does not
+// always save the AT_NULL pair, which the kernel's NT_AUXV ends with: it is
+// added then.
 func auxvUpToNull(a []uint64) []uint64 {
 	for i := 0; i+1 < len(a); i += 2 {
 		if a[i] == 0 {
 			return a[:i+2]
 		}
 	}
-	return a
+	return append(a[:len(a):len(a)], 0, 0)
 }
 
 func auxvValue(a []uint64, tag uint64) uint64 {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/spf13/pflag"
@@ -98,6 +99,7 @@ func runConvert(args []string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 
+	prog := startProgress(stderr, pagesBytes(src), !*quiet)
 	results := make([]convertResult, len(want))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, *jobs)
@@ -107,10 +109,11 @@ func runConvert(args []string, stdout, stderr io.Writer) int {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			results[i] = convertOne(ck, pid, *out, *force)
+			results[i] = convertOne(ck, pid, *out, *force, prog.add)
 		}()
 	}
 	wg.Wait()
+	prog.finish()
 
 	ok, failed := 0, 0
 	for _, r := range results {
@@ -120,6 +123,9 @@ func runConvert(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 		switch {
+		case r.zombie && len(*pids) > 0:
+			failed++
+			fmt.Fprintf(stderr, "ckpt2core: pid %d (%s): zombie (%s, not reaped): no core, as the kernel writes none\n", r.pid, r.comm, waitStatus(r.exitCode))
 		case r.zombie:
 			if !*quiet {
 				fmt.Fprintf(stderr, "ckpt2core: pid %d (%s): zombie (%s, not reaped): no core, as the kernel writes none\n", r.pid, r.comm, waitStatus(r.exitCode))
@@ -143,7 +149,7 @@ func runConvert(args []string, stdout, stderr io.Writer) int {
 
 // convertOne loads, plans and writes the core of one process. Nothing is
 // left on disk when it fails.
-func convertOne(ck *criuimg.Checkpoint, pid uint32, dir string, force bool) (res convertResult) {
+func convertOne(ck *criuimg.Checkpoint, pid uint32, dir string, force bool, progress elfcore.Progress) (res convertResult) {
 	res.pid = pid
 	defer func() {
 		if r := recover(); r != nil {
@@ -172,7 +178,7 @@ func convertOne(ck *criuimg.Checkpoint, pid uint32, dir string, force bool) (res
 		return res
 	}
 	name := fmt.Sprintf("core.%d", pid)
-	if err := elfcore.WriteFile(dir, name, plan, force, nil); err != nil {
+	if err := elfcore.WriteFile(dir, name, plan, force, progress); err != nil {
 		res.err = err
 		return res
 	}
@@ -188,4 +194,23 @@ func waitStatus(st uint32) string {
 		return fmt.Sprintf("killed by signal %d", sig)
 	}
 	return fmt.Sprintf("exited with status %d", (st>>8)&0xff)
+}
+
+// pagesBytes is the size of the checkpoint's pages files: about the bytes a
+// full conversion copies, the progress bar's total.
+func pagesBytes(src criuimg.Source) int64 {
+	names, err := src.Names()
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, name := range names {
+		if strings.HasPrefix(name, "pages-") && strings.HasSuffix(name, ".img") {
+			if f, err := src.Open(name); err == nil {
+				n += f.Size()
+				f.Close()
+			}
+		}
+	}
+	return n
 }
