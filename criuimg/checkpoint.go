@@ -9,6 +9,7 @@
 package criuimg
 
 import (
+	"encoding/binary"
 	"fmt"
 	"sort"
 	"sync"
@@ -41,7 +42,7 @@ type Checkpoint struct {
 	Src       Source
 	Inventory *inventory.InventoryEntry
 	Procs     []ProcInfo
-	files     map[uint32]string
+	files     map[uint32]RegFile
 	memfds    map[uint32]uint32 // memfd file id -> memfd inode id
 	inodes    map[uint32]memfdInode
 	inodesErr error
@@ -56,7 +57,7 @@ type memfdInode struct {
 
 // Open reads inventory.img, pstree.img and files.img of src.
 func Open(src Source) (*Checkpoint, error) {
-	c := &Checkpoint{Src: src, files: map[uint32]string{}, memfds: map[uint32]uint32{}}
+	c := &Checkpoint{Src: src, files: map[uint32]RegFile{}, memfds: map[uint32]uint32{}}
 	inv := &inventory.InventoryEntry{}
 	if err := readOne(src, "inventory.img", MagicInventory, inv); err != nil {
 		return nil, fmt.Errorf("%s: %w", src, err)
@@ -95,7 +96,11 @@ func Open(src Source) (*Checkpoint, error) {
 	err = readAll(src, "files.img", MagicFiles, func() *fdinfo.FileEntry { return &fdinfo.FileEntry{} },
 		func(i int, e *fdinfo.FileEntry) error {
 			if r := e.GetReg(); r != nil {
-				c.files[e.GetId()] = r.GetName()
+				rf := RegFile{Path: r.GetName(), Size: r.GetSize(), HasSize: r.Size != nil, Mode: r.GetMode()}
+				for _, w := range r.GetBuildId() {
+					rf.BuildID = binary.LittleEndian.AppendUint32(rf.BuildID, w)
+				}
+				c.files[e.GetId()] = rf
 			}
 			if m := e.GetMemfd(); m != nil {
 				c.memfds[e.GetId()] = m.GetInodeId()
@@ -149,11 +154,29 @@ func (c *Checkpoint) Proc(pid uint32) (ProcInfo, bool) {
 	return ProcInfo{}, false
 }
 
+// RegFile is a regular file as files.img records it.
+type RegFile struct {
+	Path    string
+	Size    uint64 // size at dump time, when HasSize
+	HasSize bool
+	Mode    uint32
+	// BuildID is the ELF build-id CRIU read from the file (CRIU >= 3.16
+	// stores it as 32-bit little-endian words), or nil.
+	BuildID []byte
+}
+
 // FilePath returns the path of the regular file with the given id in
 // files.img.
 func (c *Checkpoint) FilePath(id uint32) (string, bool) {
-	p, ok := c.files[id]
-	return p, ok
+	f, ok := c.files[id]
+	return f.Path, ok
+}
+
+// RegFile returns what files.img records of the regular file with the
+// given id.
+func (c *Checkpoint) RegFile(id uint32) (RegFile, bool) {
+	f, ok := c.files[id]
+	return f, ok
 }
 
 // Pids returns the pids of the tree, sorted.

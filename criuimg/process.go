@@ -83,6 +83,8 @@ type VMA struct {
 	// Shmem is the id of the shared memory object (pagemap-shmem-<id>.img)
 	// for shared anonymous and memfd mappings, else 0.
 	Shmem uint64
+	// FileID is the id of the mapped regular file in files.img (0 if none).
+	FileID uint32
 }
 
 // FileBacked reports whether the mapping has a file behind it (including
@@ -296,7 +298,7 @@ func (c *Checkpoint) loadVMAs(p *Process, mmName string) error {
 				p.Warnings = append(p.Warnings, fmt.Sprintf("%s: vma [%#x-%#x): file id %d is not in files.img; mapped as unnamed", mmName, vma.Start, vma.End, v.GetShmid()))
 				path = fmt.Sprintf("[unknown file %d]", v.GetShmid())
 			}
-			vma.Path = path
+			vma.Path, vma.FileID = path, uint32(v.GetShmid())
 		}
 		p.VMAs = append(p.VMAs, vma)
 	}

@@ -34,6 +34,9 @@ type Plan struct {
 	PageSize uint64 // alignment of segment data (ELF_EXEC_PAGESIZE)
 	Notes    []Note
 	Segments []Segment
+	// Warnings lists what a user should know about this core (files
+	// refused for clean pages).
+	Warnings []string
 
 	// Computed by Layout.
 	notesOff, notesSize uint64

@@ -4,6 +4,7 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"fmt"
+	"io"
 
 	criucore "github.com/checkpoint-restore/go-criu/v8/crit/images/criu-core"
 	"github.com/checkpoint-restore/go-criu/v8/crit/images/siginfo"
@@ -49,9 +50,31 @@ func newArchNotes(a criuimg.Arch) (archNotes, error) {
 	return nil, fmt.Errorf("unsupported architecture %v", a)
 }
 
+// MappedFiles supplies the files behind file-backed mappings, so that the
+// clean pages CRIU did not capture can be written into the core.
+type MappedFiles interface {
+	// OpenMapped returns the file mapped by v and its size, or an error
+	// saying why it cannot be used (missing, or its size or build-id does
+	// not fit what the checkpoint recorded). It must be safe for
+	// concurrent use; the caller does not close what it returns.
+	OpenMapped(v *criuimg.VMA) (io.ReaderAt, int64, error)
+}
+
+// Options adjust Build.
+type Options struct {
+	// Files, if set, supplies the clean pages of file-backed private
+	// mappings: such mappings are then written whole, like a kernel core
+	// with coredump_filter 0x3f. A file it refuses is left to the
+	// debugger, with a warning.
+	Files MappedFiles
+}
+
 // Build plans the core of one process: notes in the kernel's order
 // (fs/binfmt_elf.c write_note_info) and one or more PT_LOADs per mapping.
-func Build(p *criuimg.Process) (*Plan, error) {
+func Build(p *criuimg.Process) (*Plan, error) { return BuildWith(p, Options{}) }
+
+// BuildWith is Build with options.
+func BuildWith(p *criuimg.Process, opts Options) (*Plan, error) {
 	an, err := newArchNotes(p.Arch)
 	if err != nil {
 		return nil, err
@@ -85,7 +108,7 @@ func Build(p *criuimg.Process) (*Plan, error) {
 		plan.Notes = append(plan.Notes, notes...)
 	}
 	plan.Notes = append(plan.Notes, an.extra()...)
-	if err := addSegments(plan, p); err != nil {
+	if err := addSegments(plan, p, opts.Files); err != nil {
 		return nil, err
 	}
 	if err := plan.Layout(); err != nil {
@@ -268,11 +291,21 @@ const (
 //     not at its recorded path, and zeros there are wrong bytes: gdb 13 then
 //     rejects a PIE's relocation because the program headers at AT_PHDR
 //     read as zeros, and no frame of the executable is symbolized.
-func addSegments(plan *Plan, p *criuimg.Process) error {
+func addSegments(plan *Plan, p *criuimg.Process, files MappedFiles) error {
 	var exts []criuimg.Extent
 	for i := range p.VMAs {
 		v := &p.VMAs[i]
 		flags := progFlags(v.Prot)
+		var file io.ReaderAt
+		var fileSize int64
+		if files != nil && v.FileBacked() && v.Shmem == 0 && !v.Special() {
+			f, size, err := files.OpenMapped(v)
+			if err != nil {
+				plan.Warnings = append(plan.Warnings, fmt.Sprintf("mapping [%#x-%#x) %s: clean pages left to the debugger: %v", v.Start, v.End, v.Path, err))
+			} else {
+				file, fileSize = f, size
+			}
+		}
 		exts = exts[:0]
 		captured := false
 		err := p.Mem.VMAExtents(v, func(e criuimg.Extent) error {
@@ -288,6 +321,13 @@ func addSegments(plan *Plan, p *criuimg.Process) error {
 		curKind := segNone
 		for _, e := range exts {
 			kind := segNone
+			if file != nil && e.Kind == criuimg.Absent && !e.Parent && !e.Lazy {
+				// A clean page of a file mapping: its bytes come from the
+				// file; bytes past the end of the file read as zero.
+				e.Kind = criuimg.Captured
+				e.Src = nil
+				e.Off = int64(v.Pgoff + (e.Start - v.Start))
+			}
 			switch {
 			case e.Kind == criuimg.Captured:
 				kind = segData
@@ -305,8 +345,12 @@ func addSegments(plan *Plan, p *criuimg.Process) error {
 				cur, curKind = &plan.Segments[len(plan.Segments)-1], kind
 			}
 			size := e.End - e.Start
-			if e.Kind == criuimg.Captured {
+			switch {
+			case e.Kind == criuimg.Captured && e.Src != nil:
 				cur.Pieces = append(cur.Pieces, Piece{Off: cur.Memsz, Len: size, Src: e.Src, SrcOff: e.Off})
+			case e.Kind == criuimg.Captured && e.Off < fileSize:
+				n := min(size, uint64(fileSize-e.Off))
+				cur.Pieces = append(cur.Pieces, Piece{Off: cur.Memsz, Len: n, Src: file, SrcOff: e.Off})
 			}
 			cur.Memsz += size
 			if kind == segData {

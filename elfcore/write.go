@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -17,6 +18,11 @@ import (
 type osFiler interface {
 	OSFile() (*os.File, int64)
 }
+
+// bufferedCopies counts the pieces (or their tails) copied through a
+// user-space buffer instead of copy_file_range; tests check that captured
+// pages in a regular file never take that path.
+var bufferedCopies atomic.Uint64
 
 // Progress is told how many bytes of segment data have been written.
 type Progress func(n uint64)
@@ -59,8 +65,15 @@ func (p *Plan) Write(f *os.File, progress Progress) error {
 // copyPiece copies one piece, with copy_file_range when the source is a
 // file (no bytes pass through user space), else through a buffer.
 func copyPiece(dst *os.File, dstOff int64, pc Piece, buf *[]byte) error {
-	if of, ok := pc.Src.(osFiler); ok {
-		src, base := of.OSFile()
+	var src *os.File
+	var base int64
+	switch s := pc.Src.(type) {
+	case osFiler:
+		src, base = s.OSFile()
+	case *os.File:
+		src = s
+	}
+	if src != nil {
 		done, err := copyFileRange(dst, dstOff, src, base+pc.SrcOff, int64(pc.Len))
 		if err == nil {
 			return nil
@@ -72,6 +85,7 @@ func copyPiece(dst *os.File, dstOff int64, pc Piece, buf *[]byte) error {
 		pc.SrcOff += done
 		pc.Len -= uint64(done)
 	}
+	bufferedCopies.Add(1)
 	if *buf == nil {
 		*buf = make([]byte, 1<<20)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/elfcore"
+	"github.com/ckpt2core/ckpt2core/rootfs"
 )
 
 const convertExamples = `
@@ -22,6 +23,7 @@ Examples:
   ckpt2core /var/lib/criu/dump -o out/            every process of the dump
   ckpt2core dump/ -o out/ --pid 42 --pid 43       only these processes
   ckpt2core dump/ -o out/ --force                 replace existing cores
+  ckpt2core dump/ -o out/ --root /                clean file pages from this host's files
 
 Each core is written as OUT_DIR/core.<pid> (pid as in the images), mode
 0600, through a temporary file renamed into place when complete. One line
@@ -52,6 +54,7 @@ func runConvert(args []string, stdout, stderr io.Writer) int {
 	force := fs.BoolP("force", "f", false, "replace existing core files")
 	jobs := fs.IntP("jobs", "j", runtime.NumCPU(), "processes converted in parallel")
 	quiet := fs.BoolP("quiet", "q", false, "no notices on stderr (errors are still printed)")
+	root := fs.String("root", "", "root filesystem supplying the clean pages of mapped files (e.g. / or an unpacked image)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: ckpt2core [flags] CHECKPOINT -o OUT_DIR\n\nFlags:\n%s%s", fs.FlagUsages(), convertExamples)
 	}
@@ -99,6 +102,16 @@ func runConvert(args []string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 
+	var opts elfcore.Options
+	if *root != "" {
+		rfs, err := rootfs.Open(*root, ck)
+		if err != nil {
+			fmt.Fprintf(stderr, "ckpt2core: --root: %v\n", err)
+			return exitUsage
+		}
+		defer rfs.Close()
+		opts.Files = rfs
+	}
 	prog := startProgress(stderr, pagesBytes(src), !*quiet)
 	results := make([]convertResult, len(want))
 	var wg sync.WaitGroup
@@ -109,7 +122,7 @@ func runConvert(args []string, stdout, stderr io.Writer) int {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			results[i] = convertOne(ck, pid, *out, *force, prog.add)
+			results[i] = convertOne(ck, pid, *out, *force, opts, prog.add)
 		}()
 	}
 	wg.Wait()
@@ -149,7 +162,7 @@ func runConvert(args []string, stdout, stderr io.Writer) int {
 
 // convertOne loads, plans and writes the core of one process. Nothing is
 // left on disk when it fails.
-func convertOne(ck *criuimg.Checkpoint, pid uint32, dir string, force bool, progress elfcore.Progress) (res convertResult) {
+func convertOne(ck *criuimg.Checkpoint, pid uint32, dir string, force bool, opts elfcore.Options, progress elfcore.Progress) (res convertResult) {
 	res.pid = pid
 	defer func() {
 		if r := recover(); r != nil {
@@ -172,11 +185,12 @@ func convertOne(ck *criuimg.Checkpoint, pid uint32, dir string, force bool, prog
 	}
 	res.notes = p.Warnings
 	res.threads = len(p.Threads)
-	plan, err := elfcore.Build(p)
+	plan, err := elfcore.BuildWith(p, opts)
 	if err != nil {
 		res.err = err
 		return res
 	}
+	res.notes = append(res.notes, plan.Warnings...)
 	name := fmt.Sprintf("core.%d", pid)
 	if err := elfcore.WriteFile(dir, name, plan, force, progress); err != nil {
 		res.err = err

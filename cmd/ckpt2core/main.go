@@ -24,6 +24,7 @@ const usage = `ckpt2core turns a CRIU checkpoint into one ELF core file per proc
 Usage:
   ckpt2core [flags] CHECKPOINT -o OUT_DIR    convert (CHECKPOINT: a CRIU image directory)
   ckpt2core verify --exe EXE CORE [--json]   load a core with Delve's core reader
+  ckpt2core grep [flags] PATTERN CHECKPOINT  search the processes' memory (exit 0 found, 1 not)
   ckpt2core help | --help | --version
 
 Examples:
@@ -49,6 +50,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return runVerify(args[1:], stdout, stderr)
 		case "convert":
 			return runConvert(args[1:], stdout, stderr)
+		case "grep":
+			return runGrep(args[1:], stdout, stderr)
 		case "help", "-h", "--help":
 			fmt.Fprint(stdout, usage)
 			return exitOK

@@ -53,9 +53,9 @@ var fixtures = []fixture{
 	{arch: "x86_64", name: "static-c"},
 	{arch: "x86_64", name: "go-goroutines", gcore: true},
 	{arch: "x86_64", name: "counter"},
-	{arch: "arm64", name: "threads-c", pending: "arm64 conversion is not in scope yet"},
-	{arch: "arm64", name: "pipeline", pending: "arm64 conversion is not in scope yet"},
-	{arch: "arm64", name: "go-goroutines", gcore: true, pending: "arm64 conversion is not in scope yet"},
+	{arch: "arm64", name: "threads-c"},
+	{arch: "arm64", name: "pipeline"},
+	{arch: "arm64", name: "go-goroutines", gcore: true},
 }
 
 // testdataDir is the repository's testdata/, located from this file.

@@ -1,0 +1,344 @@
+// Package archive opens a checkpoint wherever it lies: a CRIU image
+// directory, an extracted container checkpoint directory, or a container
+// checkpoint archive as Kubernetes/CRI-O (checkpoint-<pod>_<ns>-<container>-<ts>.tar)
+// and Podman (podman container checkpoint --export) write them, plain or
+// compressed with gzip or zstd. It gives the CRIU images as a
+// criuimg.Source, the container's metadata files, and rootfs-diff.tar.
+//
+// # Layouts
+//
+// A container checkpoint (archive or extracted directory) holds
+//
+//	checkpoint/       the CRIU images (inventory.img, pstree.img, ...)
+//	config.dump       JSON: container name, id, image, runtime, ...
+//	spec.dump         JSON: the OCI runtime spec
+//	stats-dump        CRIU dump statistics
+//	network.status    network state
+//	dump.log          CRIU's log (CRI-O and the kubelet only)
+//	bind.mounts       bind mounts (CRI-O and the kubelet only)
+//	ctr.log           the container's log (Podman)
+//	rootfs-diff.tar   the files the container changed
+//
+// plus files this package ignores (devshm-checkpoint.tar, artifacts/, ...).
+// A CRIU image directory holds the images themselves (and often dump.log
+// and stats-dump next to them).
+//
+// # How archives are read
+//
+// The format is recognised by content, never by the file's name: gzip
+// (1f 8b), zstd (28 b5 2f fd, or a skippable frame), else tar.
+//
+//   - A plain tar is read in place: its headers are indexed once (archive/tar
+//     over the file, seeking over the data) and each member's data offset
+//     and size are recorded. Images are served as sections of the archive
+//     file; they implement criuimg.OSFile (the archive's *os.File and the
+//     member's data offset) so that a core writer can copy pages with
+//     copy_file_range. Nothing is extracted.
+//   - A compressed archive is read in one streaming pass and the members
+//     this package needs (checkpoint/*, the metadata files, rootfs-diff.tar)
+//     are spooled into a private temporary directory (os.MkdirTemp, mode
+//     0700, under Options.TempDir) that Close removes. Other members are
+//     read and discarded.
+//   - With Options.ExtractDir, an archive (plain or compressed) is
+//     extracted there instead, and the files are kept after Close.
+//
+// # Hostile archives
+//
+// An archive is untrusted input. Open refuses it, with an error naming the
+// member, when a member's name is absolute or has a ".." component; when a
+// symbolic or hard link lies in checkpoint/ or has a needed name, or points
+// outside the archive (absolute target or ".." component) anywhere; on any
+// device node or FIFO; on a duplicate member; on a member whose data is
+// shorter than its declared size (truncated archive); on more members than
+// Options.MaxMembers or a tar stream longer than Options.MaxBytes (tar
+// bomb); on a sparse member it would have to serve in place. Files are
+// only ever created inside the spool or extract directory, through an
+// os.Root, with O_CREATE|O_EXCL|O_NOFOLLOW and mode 0600 (directories
+// 0700): links are never created and never followed. On error nothing is
+// left behind: the spool directory is removed and what was extracted into
+// ExtractDir is removed again. Zstd frames are decoded with a bounded
+// window (ZstdMaxWindow).
+package archive
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+
+	"github.com/ckpt2core/ckpt2core/criuimg"
+)
+
+// Default limits against tar bombs; Options can raise them.
+const (
+	DefaultMaxMembers = 100000
+	DefaultMaxBytes   = 64 << 30 // 64 GiB
+)
+
+// MaxMetaSize bounds what Meta reads into memory. Larger metadata files are
+// left in the archive (and not spooled); Meta reports them as too large.
+const MaxMetaSize = 64 << 20
+
+// ZstdMaxWindow bounds the window of a zstd frame, hence the decoder's
+// memory. Every standard compression level fits (level 22 and --long use
+// 128 MiB windows at most); a frame that asks for more is refused.
+const ZstdMaxWindow = 128 << 20
+
+// Kinds returned by Checkpoint.Kind.
+const (
+	KindDirectory = "directory"
+	KindTar       = "tar"
+	KindTarGzip   = "tar+gzip"
+	KindTarZstd   = "tar+zstd"
+)
+
+// The names of the files of a container checkpoint that Meta gives.
+var metaNames = []string{"config.dump", "spec.dump", "stats-dump", "network.status", "dump.log", "bind.mounts", "ctr.log"}
+
+// rootfsDiff is the name of the container's changed-files tar.
+const rootfsDiff = "rootfs-diff.tar"
+
+// MetaNames returns the names Meta accepts.
+func MetaNames() []string { return slices.Clone(metaNames) }
+
+func isMetaName(name string) bool { return slices.Contains(metaNames, name) }
+
+// Options tune Open. The zero value is fine.
+type Options struct {
+	// TempDir is the directory under which a compressed archive is spooled
+	// ("" = os.TempDir()).
+	TempDir string
+	// ExtractDir, if set, receives the extracted files of an archive
+	// (plain or compressed) and keeps them after Close: checkpoint/ and the
+	// metadata files, laid out as in the archive, so that the directory can
+	// be opened again later. It must not exist (it is created with mode
+	// 0700; its parent must exist) or be an empty directory. Ignored when
+	// Open is given a directory.
+	ExtractDir string
+	// MaxMembers bounds the number of members of an archive
+	// (0 = DefaultMaxMembers).
+	MaxMembers int
+	// MaxBytes bounds the length of an archive's uncompressed tar stream,
+	// headers and data of all members included (0 = DefaultMaxBytes).
+	MaxBytes int64
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxMembers <= 0 {
+		o.MaxMembers = DefaultMaxMembers
+	}
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = DefaultMaxBytes
+	}
+	return o
+}
+
+// Checkpoint is an opened checkpoint. Close it when done: it may hold an
+// open archive file and a temporary directory.
+type Checkpoint struct {
+	// Images are the CRIU images (decode them with criuimg.Open).
+	Images criuimg.Source
+
+	path   string
+	kind   string
+	dir    string         // where the files are (extracted), "" if in place
+	top    criuimg.Source // the top-level files (metadata, rootfs-diff.tar)
+	f      *os.File       // the archive, when read in place
+	tmp    string         // spool directory removed by Close
+	closed bool
+}
+
+// Kind tells how the checkpoint is stored: "directory", "tar", "tar+gzip"
+// or "tar+zstd".
+func (c *Checkpoint) Kind() string { return c.kind }
+
+// Path is the path given to Open.
+func (c *Checkpoint) Path() string { return c.path }
+
+// Dir is the directory holding the checkpoint's files: the directory given
+// to Open, the spool directory (valid until Close), or ExtractDir; "" for a
+// plain tar read in place.
+func (c *Checkpoint) Dir() string { return c.dir }
+
+// Meta returns the content of one of the container's metadata files
+// (config.dump, spec.dump, stats-dump, network.status, dump.log,
+// bind.mounts, ctr.log; see MetaNames), at most MaxMetaSize bytes. dump.log
+// and stats-dump are also looked for among the CRIU images, where CRIU
+// writes them. A file the checkpoint lacks is reported with an error
+// wrapping fs.ErrNotExist.
+func (c *Checkpoint) Meta(name string) ([]byte, error) {
+	if !isMetaName(name) {
+		return nil, fmt.Errorf("%s: %q is not a checkpoint metadata file (one of %v)", c.path, name, metaNames)
+	}
+	f, err := c.top.Open(name)
+	if err != nil && criuimg.IsNotExist(err) && (name == "dump.log" || name == "stats-dump") && c.top != c.Images {
+		f, err = c.Images.Open(name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if f.Size() > MaxMetaSize {
+		return nil, fmt.Errorf("%s: %s: %d bytes, more than %d", c.path, name, f.Size(), MaxMetaSize)
+	}
+	b := make([]byte, f.Size())
+	n, err := f.ReadAt(b, 0)
+	if n == len(b) {
+		return b, nil
+	}
+	if err == nil || err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return nil, fmt.Errorf("%s: %s: %w", c.path, name, err)
+}
+
+// RootfsDiff opens rootfs-diff.tar, the files the container changed, as a
+// File (an archive member read in place implements criuimg.OSFile). Close
+// the File when done. A checkpoint without it gives an error wrapping
+// fs.ErrNotExist.
+func (c *Checkpoint) RootfsDiff() (criuimg.File, error) {
+	if c.top == c.Images {
+		return nil, fmt.Errorf("%s: %s: %w", c.path, rootfsDiff, fs.ErrNotExist)
+	}
+	return c.top.Open(rootfsDiff)
+}
+
+// Close releases the archive file and removes the spool directory, if any
+// (never ExtractDir). Files opened from the checkpoint must not be used
+// afterwards.
+func (c *Checkpoint) Close() error {
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	var errs []error
+	if c.f != nil {
+		errs = append(errs, c.f.Close())
+	}
+	if c.tmp != "" {
+		errs = append(errs, os.RemoveAll(c.tmp))
+	}
+	return errors.Join(errs...)
+}
+
+// Open opens the checkpoint at path: a CRIU image directory, a directory
+// with checkpoint/ inside (an extracted container checkpoint), or a
+// container checkpoint archive (tar, tar+gzip, tar+zstd; see the package
+// documentation).
+func Open(path string, opts Options) (*Checkpoint, error) {
+	opts = opts.withDefaults()
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if st.IsDir() {
+		return openDir(path)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file or a directory", path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := openFile(path, f, opts)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if c.f != f {
+		f.Close()
+	}
+	return c, nil
+}
+
+func openDir(path string) (*Checkpoint, error) {
+	c := &Checkpoint{path: path, kind: KindDirectory, dir: path}
+	sub := filepath.Join(path, "checkpoint")
+	if st, err := os.Stat(sub); err == nil && st.IsDir() {
+		img, err := criuimg.NewDirSource(sub)
+		if err != nil {
+			return nil, err
+		}
+		top, err := criuimg.NewDirSource(path)
+		if err != nil {
+			return nil, err
+		}
+		c.Images, c.top = img, top
+		return c, nil
+	}
+	img, err := criuimg.NewDirSource(path)
+	if err != nil {
+		return nil, err
+	}
+	c.Images, c.top = img, img
+	return c, nil
+}
+
+// compression recognised from the first bytes of a file.
+type compression int
+
+const (
+	compNone compression = iota
+	compGzip
+	compZstd
+)
+
+func sniff(path string, head []byte) (compression, error) {
+	switch {
+	case len(head) == 0:
+		return 0, fmt.Errorf("%s: empty file", path)
+	case len(head) >= 2 && head[0] == 0x1f && head[1] == 0x8b:
+		return compGzip, nil
+	case len(head) >= 4 && head[0] == 0x28 && head[1] == 0xb5 && head[2] == 0x2f && head[3] == 0xfd:
+		return compZstd, nil
+	case len(head) >= 4 && head[0]&0xf0 == 0x50 && head[1] == 0x2a && head[2] == 0x4d && head[3] == 0x18:
+		return compZstd, nil // skippable frame first
+	case len(head) >= 6 && string(head[:6]) == "\xfd7zXZ\x00":
+		return 0, fmt.Errorf("%s: xz-compressed: not supported (only tar, gzip and zstd)", path)
+	case len(head) >= 3 && string(head[:3]) == "BZh":
+		return 0, fmt.Errorf("%s: bzip2-compressed: not supported (only tar, gzip and zstd)", path)
+	case len(head) >= 4 && string(head[:4]) == "\x04\x22\x4d\x18":
+		return 0, fmt.Errorf("%s: lz4-compressed: not supported (only tar, gzip and zstd)", path)
+	case len(head) >= 4 && string(head[:4]) == "PK\x03\x04":
+		return 0, fmt.Errorf("%s: a zip file: not supported (only tar, gzip and zstd)", path)
+	}
+	return compNone, nil
+}
+
+func openFile(path string, f *os.File, opts Options) (*Checkpoint, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	head := make([]byte, 8)
+	n, err := f.ReadAt(head, 0)
+	if err != nil && err != io.EOF {
+		return nil, err
+	}
+	comp, err := sniff(path, head[:n])
+	if err != nil {
+		return nil, err
+	}
+	if comp == compNone && opts.ExtractDir == "" {
+		return openInPlace(path, f, st.Size(), opts)
+	}
+	return openSpooled(path, f, comp, opts)
+}
+
+// names returns the sorted keys of m.
+func names[V any](m map[string]V) []string {
+	s := make([]string, 0, len(m))
+	for k := range m {
+		s = append(s, k)
+	}
+	sort.Strings(s)
+	return s
+}

@@ -1,0 +1,114 @@
+package archive
+
+import (
+	"archive/tar"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"os"
+
+	"github.com/ckpt2core/ckpt2core/criuimg"
+)
+
+// span is where a member's data lies in the archive file.
+type span struct{ off, size int64 }
+
+// openInPlace indexes a plain tar archive and serves its members as
+// sections of the file.
+func openInPlace(path string, f *os.File, size int64, opts Options) (*Checkpoint, error) {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	cr := &seekCountReader{countReader: countReader{r: f, limit: math.MaxInt64}, s: f}
+	tr := tar.NewReader(cr)
+	images := map[string]span{}
+	top := map[string]span{}
+	_, err := scan(path, &cr.countReader, tr, opts, size, func(m *member) error {
+		if isSparse(m.hdr) {
+			return memberError(path, m.hdr.Name, "sparse file: cannot be read in place (extract the archive)")
+		}
+		sp := span{off: m.off, size: m.hdr.Size}
+		if m.role == roleImage {
+			images[m.key] = sp
+		} else {
+			top[m.key] = sp
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Checkpoint{
+		path:   path,
+		kind:   KindTar,
+		f:      f,
+		Images: &tarSource{f: f, path: path, prefix: "checkpoint/", members: images},
+		top:    &tarSource{f: f, path: path, members: top},
+	}, nil
+}
+
+// tarSource serves members of a plain tar archive in place.
+type tarSource struct {
+	f       *os.File
+	path    string
+	prefix  string // of the members' names in the archive
+	members map[string]span
+}
+
+func (s *tarSource) String() string {
+	if s.prefix == "" {
+		return s.path
+	}
+	return s.path + ":" + s.prefix[:len(s.prefix)-1]
+}
+
+func (s *tarSource) Names() ([]string, error) { return names(s.members), nil }
+
+func (s *tarSource) Open(name string) (criuimg.File, error) {
+	sp, ok := s.members[name]
+	if !ok {
+		return nil, &fs.PathError{Op: "open", Path: s.path + ": " + s.prefix + name, Err: fs.ErrNotExist}
+	}
+	return &sectionFile{f: s.f, name: name, off: sp.off, size: sp.size}, nil
+}
+
+// sectionFile is one member of a plain tar archive: a section of the
+// archive file. Closing it leaves the archive open.
+type sectionFile struct {
+	f         *os.File
+	name      string
+	off, size int64
+}
+
+var errNegOffset = errors.New("negative offset")
+
+func (s *sectionFile) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("%s: %w", s.name, errNegOffset)
+	}
+	if off >= s.size {
+		if len(p) == 0 {
+			return 0, nil
+		}
+		return 0, io.EOF
+	}
+	if rem := s.size - off; int64(len(p)) > rem {
+		n, err := s.f.ReadAt(p[:rem], s.off+off)
+		if err == nil {
+			err = io.EOF
+		}
+		return n, err
+	}
+	n, err := s.f.ReadAt(p, s.off+off)
+	if err == io.EOF && n == len(p) {
+		err = nil
+	}
+	return n, err
+}
+
+func (s *sectionFile) Close() error              { return nil }
+func (s *sectionFile) Name() string              { return s.name }
+func (s *sectionFile) Size() int64               { return s.size }
+func (s *sectionFile) OSFile() (*os.File, int64) { return s.f, s.off }

@@ -1,0 +1,202 @@
+package archive
+
+import (
+	"archive/tar"
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"github.com/ckpt2core/ckpt2core/criuimg"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+)
+
+// openSpooled reads an archive in one streaming pass and writes the
+// members it needs into a fresh directory: a private temporary one, or
+// opts.ExtractDir.
+func openSpooled(path string, f *os.File, comp compression, opts Options) (c *Checkpoint, err error) {
+	var dir, tmp string
+	var created bool
+	if opts.ExtractDir != "" {
+		dir = opts.ExtractDir
+		if created, err = prepareExtractDir(dir); err != nil {
+			return nil, err
+		}
+	} else {
+		if tmp, err = os.MkdirTemp(opts.TempDir, "ckpt2core-*"); err != nil {
+			return nil, err
+		}
+		dir = tmp
+	}
+	defer func() {
+		if err == nil {
+			return
+		}
+		switch {
+		case tmp != "":
+			os.RemoveAll(tmp)
+		case created:
+			os.RemoveAll(dir)
+		default:
+			emptyDir(dir) // it was empty: what is there is ours
+		}
+	}()
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	var r io.Reader = f
+	kind := KindTar
+	switch comp {
+	case compGzip:
+		kind = KindTarGzip
+		zr, err := gzip.NewReader(bufio.NewReaderSize(f, 1<<20))
+		if err != nil {
+			return nil, fmt.Errorf("%s: gzip: %w", path, err)
+		}
+		defer zr.Close()
+		r = zr
+	case compZstd:
+		kind = KindTarZstd
+		zr, err := zstd.NewReader(bufio.NewReaderSize(f, 1<<20),
+			zstd.WithDecoderMaxWindow(ZstdMaxWindow), zstd.WithDecoderMaxMemory(ZstdMaxWindow))
+		if err != nil {
+			return nil, fmt.Errorf("%s: zstd: %w", path, err)
+		}
+		defer zr.Close()
+		r = zr
+	}
+	cr := &countReader{r: r, limit: opts.MaxBytes}
+	tr := tar.NewReader(cr)
+	images := map[string]bool{}
+	top := map[string]bool{}
+	buf := make([]byte, 1<<20)
+	_, err = scan(path, cr, tr, opts, -1, func(m *member) error {
+		rel := m.key
+		if m.role == roleImage {
+			if len(images) == 0 {
+				if err := root.Mkdir("checkpoint", 0o700); err != nil {
+					return fmt.Errorf("%s: %w", path, err)
+				}
+			}
+			rel = "checkpoint/" + m.key
+			images[m.key] = true
+		} else {
+			top[m.key] = true
+		}
+		return spoolMember(path, root, rel, m, tr, cr, buf)
+	})
+	if err != nil {
+		return nil, err
+	}
+	img, err := criuimg.NewDirSource(filepath.Join(dir, "checkpoint"))
+	if err != nil {
+		return nil, err
+	}
+	topSrc, err := criuimg.NewDirSource(dir)
+	if err != nil {
+		return nil, err
+	}
+	return &Checkpoint{
+		path:   path,
+		kind:   kind,
+		dir:    dir,
+		tmp:    tmp,
+		Images: &spoolSource{ds: img, path: path, prefix: "checkpoint/", names: images},
+		top:    &spoolSource{ds: topSrc, path: path, names: top},
+	}, nil
+}
+
+// writerOnly hides os.File's ReadFrom so that io.CopyBuffer uses our buffer.
+type writerOnly struct{ io.Writer }
+
+// spoolMember copies the data of member m into rel, a new file of root.
+func spoolMember(path string, root *os.Root, rel string, m *member, tr *tar.Reader, cr *countReader, buf []byte) error {
+	out, err := root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return memberError(path, m.hdr.Name, "%v", err)
+	}
+	n, err := io.CopyBuffer(writerOnly{out}, tr, buf)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF) || (err == nil && n != m.hdr.Size):
+		return memberError(path, m.hdr.Name, "truncated archive: declares %d bytes, the data ends after %d", m.hdr.Size, n)
+	case errors.Is(err, errStreamLimit):
+		return memberError(path, m.hdr.Name, "the archive is longer than MaxBytes: %v", err)
+	case err != nil:
+		return memberError(path, m.hdr.Name, "%v", err)
+	}
+	return nil
+}
+
+// prepareExtractDir makes sure dir is a new or empty directory.
+func prepareExtractDir(dir string) (created bool, err error) {
+	st, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			return false, err
+		}
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if !st.IsDir() {
+		return false, fmt.Errorf("%s: extract directory: not a directory", dir)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return false, err
+	}
+	defer d.Close()
+	if ents, _ := d.Readdirnames(1); len(ents) > 0 {
+		return false, fmt.Errorf("%s: extract directory: not empty", dir)
+	}
+	return false, nil
+}
+
+// emptyDir removes what dir holds.
+func emptyDir(dir string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		os.RemoveAll(filepath.Join(dir, e.Name()))
+	}
+}
+
+// spoolSource serves the spooled files of one directory.
+type spoolSource struct {
+	ds     *criuimg.DirSource
+	path   string // the archive
+	prefix string
+	names  map[string]bool
+}
+
+func (s *spoolSource) String() string {
+	if s.prefix == "" {
+		return s.path
+	}
+	return s.path + ":" + s.prefix[:len(s.prefix)-1]
+}
+func (s *spoolSource) Names() ([]string, error) { return names(s.names), nil }
+
+func (s *spoolSource) Open(name string) (criuimg.File, error) {
+	if !s.names[name] {
+		return nil, &fs.PathError{Op: "open", Path: s.path + ": " + s.prefix + name, Err: fs.ErrNotExist}
+	}
+	return s.ds.Open(name)
+}

@@ -1,0 +1,332 @@
+package main
+
+import (
+	"bufio"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/ckpt2core/ckpt2core/criuimg"
+	"github.com/ckpt2core/ckpt2core/memsearch"
+)
+
+// Exit statuses of grep, as grep(1) has them.
+const (
+	grepFound   = 0 // at least one hit
+	grepNone    = 1 // no hit
+	grepTrouble = 2 // usage error or an error while searching
+)
+
+const grepUsage = `Usage: ckpt2core grep [flags] PATTERN CHECKPOINT
+
+Searches the captured memory of every process of CHECKPOINT (private pages
+and shared memory) for PATTERN, and prints one line per hit:
+
+  PID COMM 0xADDRESS MAPPING+0xOFFSET  CONTEXT
+
+MAPPING is the mapped file's path, [heap], [stack], [vdso], [anon] (other
+anonymous memory), [shared] (shared anonymous memory) or a memfd's
+/memfd:NAME (deleted); OFFSET is the hit's offset from the mapping's start.
+CONTEXT shows the hit with up to -C bytes on each side, non-printable bytes
+as '.'.
+
+Flags:
+%s
+Matching rules: a hit lies inside one mapping and never spans two, even
+adjacent ones; it never spans memory the checkpoint does not hold (clean
+file pages, pages left in a parent checkpoint) and matching restarts after
+such a range. It does span page and pagemap-entry boundaries, and
+untouched anonymous memory counts as zeros. Hits do not overlap. A
+--regex hit is at most 4096 bytes long (longer ones may be cut or missed);
+the expression uses Go syntax over raw bytes (see 'go doc regexp/syntax'):
+\xNN there is a Unicode code point, so use --hex for raw bytes >= 0x80.
+-i folds ASCII letters (Unicode letters with --regex, or a non-ASCII
+UTF-8 PATTERN). A zombie process has no memory and is skipped.
+
+Examples:
+  ckpt2core grep RANDOM_1432_KEY /var/lib/criu/dump
+  ckpt2core grep -i --pid 3760 random_1432_key dump/
+  ckpt2core grep --hex 'de ad be ef' dump/
+  ckpt2core grep --regex 'RANDOM_[0-9]+_KEY' -C 32 dump/
+  ckpt2core grep --json --max-count 1 SECRET dump/ | jq '.[].address'
+  ckpt2core grep -- -pattern-with-a-dash dump/
+
+Exit status: 0 something was found; 1 nothing was found; 2 usage error or
+an error while reading the checkpoint (hits found are still printed).
+`
+
+// maxContext bounds -C.
+const maxContext = 1 << 16
+
+func runGrep(args []string, stdout, stderr io.Writer) int {
+	fs := pflag.NewFlagSet("ckpt2core grep", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	hexPat := fs.Bool("hex", false, "PATTERN is hex bytes (\"de ad be ef\", \"deadbeef\", \"de:ad:be:ef\")")
+	regex := fs.BoolP("regex", "E", false, "PATTERN is a Go regular expression over bytes")
+	fold := fs.BoolP("ignore-case", "i", false, "match letters regardless of case")
+	context := fs.IntP("context", "C", memsearch.DefaultContext, "bytes of context shown on each side of a hit")
+	pids := fs.UintSlice("pid", nil, "search only this process (repeatable)")
+	asJSON := fs.Bool("json", false, "print one JSON array of hits")
+	maxCount := fs.IntP("max-count", "m", 0, "stop after N hits in each process (0: no limit)")
+	fs.Usage = func() {}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			fmt.Fprintf(stdout, grepUsage, fs.FlagUsages())
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "Run 'ckpt2core grep --help' for usage.\n")
+		return grepTrouble
+	}
+	usageErr := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "ckpt2core grep: "+format+"\nRun 'ckpt2core grep --help' for usage.\n", a...)
+		return grepTrouble
+	}
+	if fs.NArg() != 2 {
+		return usageErr("want PATTERN and CHECKPOINT, got %d arguments", fs.NArg())
+	}
+	if *hexPat && *regex {
+		return usageErr("--hex and --regex exclude each other")
+	}
+	if *context < 0 || *context > maxContext {
+		return usageErr("-C %d: context must be from 0 to %d bytes", *context, maxContext)
+	}
+	if *maxCount < 0 {
+		return usageErr("--max-count must not be negative")
+	}
+	m, err := grepMatcher(fs.Arg(0), *hexPat, *regex, *fold)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+
+	src, closeSrc, err := openCheckpoint(fs.Arg(1))
+	if err != nil {
+		fmt.Fprintf(stderr, "ckpt2core grep: %v\n", err)
+		return grepTrouble
+	}
+	defer closeSrc()
+	ck, err := criuimg.Open(src)
+	if err != nil {
+		fmt.Fprintf(stderr, "ckpt2core grep: %v\n", err)
+		return grepTrouble
+	}
+	want := ck.Pids()
+	if len(*pids) > 0 {
+		want = nil
+		for _, p := range *pids {
+			if _, ok := ck.Proc(uint32(p)); !ok {
+				return usageErr("pid %d is not in the checkpoint (it has %v)", p, ck.Pids())
+			}
+			if !slices.Contains(want, uint32(p)) {
+				want = append(want, uint32(p))
+			}
+		}
+		slices.Sort(want)
+	}
+
+	out := bufio.NewWriterSize(stdout, 64<<10)
+	var emit func(memsearch.Hit) error
+	hits := 0
+	if *asJSON {
+		out.WriteString("[")
+		emit = func(h memsearch.Hit) error {
+			b, err := json.Marshal(newJSONHit(h))
+			if err != nil {
+				return err
+			}
+			if hits > 0 {
+				out.WriteString(",")
+			}
+			out.WriteString("\n")
+			_, err = out.Write(b)
+			return err
+		}
+	} else {
+		emit = func(h memsearch.Hit) error {
+			_, err := fmt.Fprintf(out, "%d %s %#x %s+%#x  %s\n", h.Pid, h.Comm, h.Addr, h.Mapping, h.Offset, grepContext(h))
+			return err
+		}
+	}
+
+	searcher := memsearch.Searcher{Context: *context}
+	failed := false
+	for _, pid := range want {
+		err := grepProcess(ck, pid, searcher, m, *maxCount, len(*pids) > 0, stderr, func(h memsearch.Hit) error {
+			if err := emit(h); err != nil {
+				return &writeError{err}
+			}
+			hits++
+			return nil
+		})
+		var we *writeError
+		if errors.As(err, &we) {
+			fmt.Fprintf(stderr, "ckpt2core grep: writing output: %v\n", we.err)
+			return grepTrouble
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "ckpt2core grep: %v\n", err)
+			failed = true
+		}
+	}
+	if *asJSON {
+		if hits > 0 {
+			out.WriteString("\n")
+		}
+		out.WriteString("]\n")
+	}
+	if err := out.Flush(); err != nil {
+		fmt.Fprintf(stderr, "ckpt2core grep: writing output: %v\n", err)
+		return grepTrouble
+	}
+	switch {
+	case failed:
+		return grepTrouble
+	case hits > 0:
+		return grepFound
+	}
+	return grepNone
+}
+
+// writeError marks a failure to write the output, which ends the search.
+type writeError struct{ err error }
+
+func (e *writeError) Error() string { return e.err.Error() }
+
+// grepMatcher builds the matcher of the command line's PATTERN.
+func grepMatcher(pat string, isHex, isRegex, fold bool) (memsearch.Matcher, error) {
+	switch {
+	case isRegex:
+		return memsearch.NewRegexp(pat, fold)
+	case isHex:
+		b, err := parseHexPattern(pat)
+		if err != nil {
+			return nil, err
+		}
+		return memsearch.NewLiteral(b, fold)
+	}
+	return memsearch.NewLiteral([]byte(pat), fold)
+}
+
+// parseHexPattern decodes hex bytes, allowing a leading 0x and spaces,
+// tabs, colons or dashes between digits.
+func parseHexPattern(s string) ([]byte, error) {
+	t := strings.TrimSpace(s)
+	t = strings.TrimPrefix(strings.TrimPrefix(t, "0x"), "0X")
+	t = strings.Map(func(r rune) rune {
+		switch r {
+		case ' ', '\t', ':', '-':
+			return -1
+		}
+		return r
+	}, t)
+	if len(t)%2 != 0 {
+		return nil, fmt.Errorf("--hex %q: odd number of hex digits", s)
+	}
+	b, err := hex.DecodeString(t)
+	if err != nil {
+		return nil, fmt.Errorf("--hex %q: %w", s, err)
+	}
+	return b, nil
+}
+
+// grepProcess searches one process. A zombie is skipped, with a notice
+// when it was asked for by --pid.
+func grepProcess(ck *criuimg.Checkpoint, pid uint32, s memsearch.Searcher, m memsearch.Matcher, maxCount int, asked bool, stderr io.Writer, emit func(memsearch.Hit) error) error {
+	p, err := ck.LoadProcess(pid)
+	if p != nil {
+		defer p.Close()
+	}
+	if errors.Is(err, criuimg.ErrZombie) {
+		if asked {
+			fmt.Fprintf(stderr, "ckpt2core grep: pid %d (%s): zombie: no memory to search\n", pid, p.Comm)
+		}
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	n := 0
+	return s.Search(p, m, func(h memsearch.Hit) error {
+		if err := emit(h); err != nil {
+			return err
+		}
+		if n++; maxCount > 0 && n >= maxCount {
+			return memsearch.ErrStop
+		}
+		return nil
+	})
+}
+
+// grepContext renders a hit with its context, non-printable bytes as '.'.
+func grepContext(h memsearch.Hit) string {
+	var b strings.Builder
+	b.Grow(len(h.Before) + len(h.Match) + len(h.After))
+	for _, part := range [][]byte{h.Before, h.Match, h.After} {
+		for _, c := range part {
+			if c < 0x20 || c > 0x7e {
+				c = '.'
+			}
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// jsonHit is a hit as --json prints it. Byte strings appear twice: escaped
+// (printable ASCII as is, '\\' for a backslash, \xNN for other bytes) and
+// as hex.
+type jsonHit struct {
+	Pid          uint32 `json:"pid"`
+	Comm         string `json:"comm"`
+	Address      string `json:"address"`
+	Mapping      string `json:"mapping"`
+	MappingStart string `json:"mapping_start"`
+	Offset       uint64 `json:"offset"`
+	Match        string `json:"match"`
+	MatchHex     string `json:"match_hex"`
+	Before       string `json:"before"`
+	BeforeHex    string `json:"before_hex"`
+	After        string `json:"after"`
+	AfterHex     string `json:"after_hex"`
+	Context      string `json:"context"`
+}
+
+func newJSONHit(h memsearch.Hit) jsonHit {
+	return jsonHit{
+		Pid:          h.Pid,
+		Comm:         h.Comm,
+		Address:      fmt.Sprintf("%#x", h.Addr),
+		Mapping:      h.Mapping,
+		MappingStart: fmt.Sprintf("%#x", h.MappingStart),
+		Offset:       h.Offset,
+		Match:        escapeBytes(h.Match),
+		MatchHex:     hex.EncodeToString(h.Match),
+		Before:       escapeBytes(h.Before),
+		BeforeHex:    hex.EncodeToString(h.Before),
+		After:        escapeBytes(h.After),
+		AfterHex:     hex.EncodeToString(h.After),
+		Context:      grepContext(h),
+	}
+}
+
+// escapeBytes renders b as printable ASCII: '\\' for a backslash and \xNN
+// for bytes outside 0x20-0x7e.
+func escapeBytes(b []byte) string {
+	var s strings.Builder
+	for _, c := range b {
+		switch {
+		case c == '\\':
+			s.WriteString(`\\`)
+		case c < 0x20 || c > 0x7e:
+			fmt.Fprintf(&s, `\x%02x`, c)
+		default:
+			s.WriteByte(c)
+		}
+	}
+	return s.String()
+}
