@@ -40,6 +40,7 @@ type convertResult struct {
 	threads  int
 	size     uint64
 	path     string
+	exePath  string
 	zombie   bool
 	exitCode uint32
 	err      error
@@ -185,6 +186,7 @@ func convertOne(ck *criuimg.Checkpoint, pid uint32, dir string, force bool, opts
 	}
 	res.notes = p.Warnings
 	res.threads = len(p.Threads)
+	res.exePath = p.ExePath
 	plan, err := elfcore.BuildWith(p, opts)
 	if err != nil {
 		res.err = err
