@@ -171,7 +171,7 @@ func scan(path string, cr *countReader, tr *tar.Reader, opts Options, fileSize i
 		case tar.TypeDir:
 		case tar.TypeReg, tar.TypeGNUSparse:
 			switch {
-			case strings.HasPrefix(name, "checkpoint/") && !strings.Contains(name[len("checkpoint/"):], "/"):
+			case strings.HasPrefix(name, "checkpoint/") && !strings.ContainsAny(name[len("checkpoint/"):], `/\`):
 				m.role, m.key = roleImage, name[len("checkpoint/"):]
 			case isMetaName(name) || name == rootfsDiff:
 				m.role, m.key = roleTop, name
@@ -246,7 +246,7 @@ func nextError(path string, cr *countReader, prev *member, err error, opts Optio
 	case prev == nil:
 		return fmt.Errorf("%s: reading the first tar header: %w", path, err)
 	case errors.Is(err, io.ErrUnexpectedEOF) && cr.n < prev.off+physSize(prev.hdr):
-		return memberError(path, prev.hdr.Name, "truncated archive: declares %d bytes, the data ends after %d", prev.hdr.Size, cr.n-prev.off)
+		return memberError(path, prev.hdr.Name, "truncated archive: declares %d bytes, the data ends after %d bytes", prev.hdr.Size, cr.n-prev.off)
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return fmt.Errorf("%s: truncated archive after member %q: %w", path, prev.hdr.Name, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
@@ -62,10 +63,10 @@ func openSpooled(path string, f *os.File, comp compression, opts Options) (c *Ch
 		kind = KindTarGzip
 		zr, err := gzip.NewReader(bufio.NewReaderSize(f, 1<<20))
 		if err != nil {
-			return nil, fmt.Errorf("%s: gzip: %w", path, err)
+			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		defer zr.Close()
-		r = zr
+		r = &decompReader{r: zr, kind: "gzip"}
 	case compZstd:
 		kind = KindTarZstd
 		zr, err := zstd.NewReader(bufio.NewReaderSize(f, 1<<20),
@@ -74,7 +75,7 @@ func openSpooled(path string, f *os.File, comp compression, opts Options) (c *Ch
 			return nil, fmt.Errorf("%s: zstd: %w", path, err)
 		}
 		defer zr.Close()
-		r = zr
+		r = &decompReader{r: zr, kind: "zstd"}
 	}
 	cr := &countReader{r: r, limit: opts.MaxBytes}
 	tr := tar.NewReader(cr)
@@ -117,6 +118,20 @@ func openSpooled(path string, f *os.File, comp compression, opts Options) (c *Ch
 	}, nil
 }
 
+// decompReader says which decompressor an error comes from.
+type decompReader struct {
+	r    io.Reader
+	kind string
+}
+
+func (d *decompReader) Read(p []byte) (int, error) {
+	n, err := d.r.Read(p)
+	if err != nil && err != io.EOF && !strings.HasPrefix(err.Error(), d.kind) {
+		err = fmt.Errorf("%s: %w", d.kind, err)
+	}
+	return n, err
+}
+
 // writerOnly hides os.File's ReadFrom so that io.CopyBuffer uses our buffer.
 type writerOnly struct{ io.Writer }
 
@@ -132,7 +147,7 @@ func spoolMember(path string, root *os.Root, rel string, m *member, tr *tar.Read
 	}
 	switch {
 	case errors.Is(err, io.ErrUnexpectedEOF) || (err == nil && n != m.hdr.Size):
-		return memberError(path, m.hdr.Name, "truncated archive: declares %d bytes, the data ends after %d", m.hdr.Size, n)
+		return memberError(path, m.hdr.Name, "truncated archive: declares %d bytes, the data ends after %d bytes", m.hdr.Size, n)
 	case errors.Is(err, errStreamLimit):
 		return memberError(path, m.hdr.Name, "the archive is longer than MaxBytes: %v", err)
 	case err != nil:

@@ -64,37 +64,39 @@ func Open(src Source) (*Checkpoint, error) {
 	}
 	c.Inventory = inv
 	seen := map[uint32]int{}
+	var offs []int64 // byte offset of each pstree entry, for errors
 	err := readAll(src, "pstree.img", MagicPstree, func() *pstree.PstreeEntry { return &pstree.PstreeEntry{} },
-		func(i int, e *pstree.PstreeEntry) error {
+		func(i int, off int64, e *pstree.PstreeEntry) error {
 			if len(c.Procs) >= MaxProcesses {
-				return &FormatError{File: "pstree.img", Entry: i, Msg: "too many processes"}
+				return &FormatError{File: "pstree.img", Entry: i, Offset: off, Msg: "too many processes"}
 			}
 			p := ProcInfo{Pid: e.GetPid(), PPid: e.GetPpid(), Pgid: e.GetPgid(), Sid: e.GetSid(), Threads: e.GetThreads()}
 			if p.Pid == 0 {
-				return &FormatError{File: "pstree.img", Entry: i, Msg: "pid 0"}
+				return &FormatError{File: "pstree.img", Entry: i, Offset: off, Msg: "pid 0"}
 			}
 			if j, dup := seen[p.Pid]; dup {
-				return &FormatError{File: "pstree.img", Entry: i, Msg: fmt.Sprintf("pid %d already listed by entry %d", p.Pid, j)}
+				return &FormatError{File: "pstree.img", Entry: i, Offset: off, Msg: fmt.Sprintf("pid %d already listed by entry %d", p.Pid, j)}
 			}
 			if len(p.Threads) > MaxThreads {
-				return &FormatError{File: "pstree.img", Entry: i, Msg: fmt.Sprintf("%d threads", len(p.Threads))}
+				return &FormatError{File: "pstree.img", Entry: i, Offset: off, Msg: fmt.Sprintf("%d threads", len(p.Threads))}
 			}
 			seen[p.Pid] = i
 			c.Procs = append(c.Procs, p)
+			offs = append(offs, off)
 			return nil
 		})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", src, err)
 	}
 	if len(c.Procs) == 0 {
-		return nil, fmt.Errorf("%s: pstree.img: %w", src, &FormatError{File: "pstree.img", Entry: 0, Msg: "no process"})
+		return nil, fmt.Errorf("%s: %w", src, &FormatError{File: "pstree.img", Entry: 0, Offset: 8, Msg: "no process"})
 	}
-	if err := c.checkTree(); err != nil {
+	if err := c.checkTree(offs); err != nil {
 		return nil, fmt.Errorf("%s: %w", src, err)
 	}
 	// files.img is optional for our purpose: without it, mappings have no path.
 	err = readAll(src, "files.img", MagicFiles, func() *fdinfo.FileEntry { return &fdinfo.FileEntry{} },
-		func(i int, e *fdinfo.FileEntry) error {
+		func(_ int, _ int64, e *fdinfo.FileEntry) error {
 			if r := e.GetReg(); r != nil {
 				rf := RegFile{Path: r.GetName(), Size: r.GetSize(), HasSize: r.Size != nil, Mode: r.GetMode()}
 				for _, w := range r.GetBuildId() {
@@ -115,7 +117,7 @@ func Open(src Source) (*Checkpoint, error) {
 
 // checkTree verifies that every parent is listed (or 0, the root's parent
 // outside the dump) and that parent links have no cycle.
-func (c *Checkpoint) checkTree() error {
+func (c *Checkpoint) checkTree(offs []int64) error {
 	parent := make(map[uint32]uint32, len(c.Procs))
 	for _, p := range c.Procs {
 		parent[p.Pid] = p.PPid
@@ -125,14 +127,14 @@ func (c *Checkpoint) checkTree() error {
 			continue // the root's parent lies outside the checkpoint
 		}
 		if _, ok := parent[p.PPid]; !ok {
-			return &FormatError{File: "pstree.img", Entry: i, Msg: fmt.Sprintf("pid %d: parent %d is not in the tree", p.Pid, p.PPid)}
+			return &FormatError{File: "pstree.img", Entry: i, Offset: offs[i], Msg: fmt.Sprintf("pid %d: parent %d is not in the tree", p.Pid, p.PPid)}
 		}
 	}
 	for i, p := range c.Procs {
 		steps := 0
 		for q := p.PPid; ; steps++ {
 			if q == p.Pid {
-				return &FormatError{File: "pstree.img", Entry: i, Msg: fmt.Sprintf("pid %d: parent links form a cycle", p.Pid)}
+				return &FormatError{File: "pstree.img", Entry: i, Offset: offs[i], Msg: fmt.Sprintf("pid %d: parent links form a cycle", p.Pid)}
 			}
 			next, ok := parent[q]
 			if !ok || steps > len(c.Procs) {

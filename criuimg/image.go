@@ -158,9 +158,9 @@ func readOne(src Source, name string, magic uint32, m proto.Message) error {
 	return nil
 }
 
-// readAll opens name, checks its magic and calls fn with each decoded entry,
-// created by newMsg.
-func readAll[M proto.Message](src Source, name string, magic uint32, newMsg func() M, fn func(i int, m M) error) error {
+// readAll opens name, checks its magic and calls fn with each decoded entry
+// (created by newMsg), its index and its byte offset.
+func readAll[M proto.Message](src Source, name string, magic uint32, newMsg func() M, fn func(i int, off int64, m M) error) error {
 	f, err := src.Open(name)
 	if err != nil {
 		return err
@@ -172,14 +172,14 @@ func readAll[M proto.Message](src Source, name string, magic uint32, newMsg func
 	}
 	for {
 		m := newMsg()
-		i := r.entry
+		i, off := r.entry, r.off
 		if err := r.Next(m); err != nil {
 			if err == io.EOF {
 				return nil
 			}
 			return err
 		}
-		if err := fn(i, m); err != nil {
+		if err := fn(i, off, m); err != nil {
 			return err
 		}
 	}

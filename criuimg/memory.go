@@ -254,18 +254,37 @@ func (m *Memory) Extents(start, end uint64, fn func(Extent) error) error {
 }
 
 func (m *Memory) extents(v *VMA, start, end uint64, fn func(Extent) error) error {
-	idx, base := m.private, uint64(0) // run address = vaddr - base
-	gap := Absent
 	switch {
 	case v.Special():
 		return fn(Extent{Start: start, End: end, Kind: Absent, VMA: v})
 	case v.Shmem != 0:
-		idx = m.shmem[v.Shmem]
-		base = v.Start - v.Pgoff // offset = vaddr - Start + Pgoff
-		gap = Zero
+		// Shared memory: its pages are in the shmem pagemap, by offset in
+		// the object; never-written pages are zero.
+		shm := func(s, e uint64) error {
+			return walkRuns(m.shmem[v.Shmem], v.Start-v.Pgoff, v, s, e, fn, func(s, e uint64) error {
+				return fn(Extent{Start: s, End: e, Kind: Zero, VMA: v})
+			})
+		}
+		if v.Flags&mapShared != 0 {
+			return shm(start, end)
+		}
+		// A private mapping of shared memory (a memfd mapped MAP_PRIVATE):
+		// the pages the process wrote are its own, in its pagemap; the
+		// others are the object's.
+		return walkRuns(m.private, 0, v, start, end, fn, shm)
 	case v.Anon():
-		gap = Zero
+		return walkRuns(m.private, 0, v, start, end, fn, func(s, e uint64) error {
+			return fn(Extent{Start: s, End: e, Kind: Zero, VMA: v})
+		})
 	}
+	return walkRuns(m.private, 0, v, start, end, fn, func(s, e uint64) error {
+		return fn(Extent{Start: s, End: e, Kind: Absent, VMA: v})
+	})
+}
+
+// walkRuns calls fn for the runs of idx within [start, end) of v (run
+// addresses are vaddr - base) and gap for the ranges between them.
+func walkRuns(idx *PageIndex, base uint64, v *VMA, start, end uint64, fn func(Extent) error, gap func(s, e uint64) error) error {
 	cur := start
 	if idx != nil {
 		for j := idx.Find(start - base); j < len(idx.Runs) && cur < end; j++ {
@@ -275,7 +294,7 @@ func (m *Memory) extents(v *VMA, start, end uint64, fn func(Extent) error) error
 				break
 			}
 			if rs > cur {
-				if err := fn(Extent{Start: cur, End: rs, Kind: gap, VMA: v}); err != nil {
+				if err := gap(cur, rs); err != nil {
 					return err
 				}
 				cur = rs
@@ -293,7 +312,7 @@ func (m *Memory) extents(v *VMA, start, end uint64, fn func(Extent) error) error
 		}
 	}
 	if cur < end {
-		return fn(Extent{Start: cur, End: end, Kind: gap, VMA: v})
+		return gap(cur, end)
 	}
 	return nil
 }

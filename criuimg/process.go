@@ -318,7 +318,7 @@ func (c *Checkpoint) memfdInfo(fileID uint32) (string, uint32, error) {
 		c.inodesOK = true
 		c.inodes = map[uint32]memfdInode{}
 		c.inodesErr = readAll(c.Src, "memfd.img", MagicMemfdInode, func() *memfd.MemfdInodeEntry { return &memfd.MemfdInodeEntry{} },
-			func(i int, e *memfd.MemfdInodeEntry) error {
+			func(_ int, _ int64, e *memfd.MemfdInodeEntry) error {
 				c.inodes[uint32(e.GetInodeId())] = memfdInode{name: e.GetName(), shmid: e.GetShmid()}
 				return nil
 			})

@@ -2,15 +2,19 @@ package inspect
 
 import (
 	"archive/tar"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"path"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/ckpt2core/ckpt2core/criuimg"
 )
 
 // Names of the files a container engine writes around the CRIU images.
@@ -84,6 +88,9 @@ func ParseContainer(config, spec, network []byte) (*Container, error) {
 	}
 	c.Created = normTime(cfg.CreatedTime)
 	c.Checkpointed = normTime(cfg.CheckpointedTime)
+	if c.Checkpointed != "" {
+		c.CheckpointedFrom = ConfigDumpFile
+	}
 	a := sp.Annotations
 	if len(a) > 0 {
 		c.Annotations = a
@@ -256,3 +263,62 @@ func normTime(s string) string {
 	}
 	return s
 }
+
+// MetaSource gives the metadata files of a container checkpoint; package
+// archive's *Checkpoint implements it.
+type MetaSource interface {
+	// Meta returns a metadata file's contents; a missing file is an
+	// error wrapping fs.ErrNotExist.
+	Meta(name string) ([]byte, error)
+	// RootfsDiff opens rootfs-diff.tar.
+	RootfsDiff() (criuimg.File, error)
+}
+
+// MetaFS presents a MetaSource as the fs.FS that Options.Meta takes.
+func MetaFS(m MetaSource) fs.FS { return metaFS{m} }
+
+type metaFS struct{ m MetaSource }
+
+func (f metaFS) Open(name string) (fs.File, error) {
+	if name == RootfsDiffFile {
+		r, err := f.m.RootfsDiff()
+		if err != nil {
+			return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+		}
+		return &metaFile{name: name, size: r.Size(), r: io.NewSectionReader(r, 0, r.Size()), c: r}, nil
+	}
+	b, err := f.m.Meta(name)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+	}
+	return &metaFile{name: name, size: int64(len(b)), r: bytes.NewReader(b)}, nil
+}
+
+// metaFile is one file of metaFS.
+type metaFile struct {
+	name string
+	size int64
+	r    io.Reader
+	c    io.Closer
+}
+
+func (f *metaFile) Read(p []byte) (int, error) { return f.r.Read(p) }
+func (f *metaFile) Stat() (fs.FileInfo, error) { return metaInfo{f.name, f.size}, nil }
+func (f *metaFile) Close() error {
+	if f.c != nil {
+		return f.c.Close()
+	}
+	return nil
+}
+
+type metaInfo struct {
+	name string
+	size int64
+}
+
+func (i metaInfo) Name() string       { return i.name }
+func (i metaInfo) Size() int64        { return i.size }
+func (i metaInfo) Mode() fs.FileMode  { return 0o400 }
+func (i metaInfo) ModTime() time.Time { return time.Time{} }
+func (i metaInfo) IsDir() bool        { return false }
+func (i metaInfo) Sys() any           { return nil }

@@ -25,6 +25,7 @@
 //	    "engine": string,              // "Podman", "CRI-O", "containerd", ""
 //	    "name", "id", "image", "image_id", "runtime", "hostname": string,
 //	    "created", "checkpointed": string,   // RFC 3339, omitted if unknown
+//	    "checkpointed_from": "config.dump" | "mtime of stats-dump",
 //	    "ips": [string],               // from network.status / annotations
 //	    "pod", "namespace": string,    // Kubernetes pod and namespace
 //	    "command": [string],           // the container's configured argv
@@ -45,7 +46,8 @@
 //	    "pid", "ppid", "pgid", "sid": int,   // in the checkpoint's pid namespace
 //	    "comm": string,
 //	    "state": "alive" | "zombie" | "stopped" | "dead" | "unknown",
-//	    "exit_code": int,              // zombies only
+//	    "exit_code": int,              // zombies that exited: exit status
+//	    "exit_signal": int,            // zombies killed by a signal
 //	    "thread_count": int,
 //	    "argv": [string],              // full, from the argument pages
 //	    "argv_truncated": bool,        // argument area longer than read
@@ -103,20 +105,23 @@ type Report struct {
 // Container is the container a checkpoint came from, as the engine's
 // config.dump, spec.dump and network.status describe it.
 type Container struct {
-	Engine       string            `json:"engine"`
-	Name         string            `json:"name,omitempty"`
-	ID           string            `json:"id,omitempty"`
-	Image        string            `json:"image,omitempty"`
-	ImageID      string            `json:"image_id,omitempty"`
-	Runtime      string            `json:"runtime,omitempty"`
-	Hostname     string            `json:"hostname,omitempty"`
-	Created      string            `json:"created,omitempty"`
-	Checkpointed string            `json:"checkpointed,omitempty"`
-	IPs          []string          `json:"ips,omitempty"`
-	Pod          string            `json:"pod,omitempty"`
-	Namespace    string            `json:"namespace,omitempty"`
-	Command      []string          `json:"command,omitempty"`
-	Annotations  map[string]string `json:"annotations,omitempty"`
+	Engine       string `json:"engine"`
+	Name         string `json:"name,omitempty"`
+	ID           string `json:"id,omitempty"`
+	Image        string `json:"image,omitempty"`
+	ImageID      string `json:"image_id,omitempty"`
+	Runtime      string `json:"runtime,omitempty"`
+	Hostname     string `json:"hostname,omitempty"`
+	Created      string `json:"created,omitempty"`
+	Checkpointed string `json:"checkpointed,omitempty"`
+	// CheckpointedFrom says where Checkpointed comes from: "config.dump",
+	// or "mtime of stats-dump" when the engine did not record it (Podman).
+	CheckpointedFrom string            `json:"checkpointed_from,omitempty"`
+	IPs              []string          `json:"ips,omitempty"`
+	Pod              string            `json:"pod,omitempty"`
+	Namespace        string            `json:"namespace,omitempty"`
+	Command          []string          `json:"command,omitempty"`
+	Annotations      map[string]string `json:"annotations,omitempty"`
 }
 
 // DumpStats are CRIU's dump statistics (stats-dump, dump_stats_entry).
@@ -157,6 +162,7 @@ type Process struct {
 	Comm          string         `json:"comm"`
 	State         string         `json:"state"`
 	ExitCode      *uint32        `json:"exit_code,omitempty"`
+	ExitSignal    *uint32        `json:"exit_signal,omitempty"`
 	ThreadCount   int            `json:"thread_count"`
 	Argv          []string       `json:"argv,omitempty"`
 	ArgvTruncated bool           `json:"argv_truncated,omitempty"`
@@ -227,11 +233,11 @@ const (
 
 // MemorySummary sums a process's mappings by kind.
 type MemorySummary struct {
-	VMAs          int        `json:"vmas"`
-	MappedBytes   uint64     `json:"mapped_bytes"`
-	CapturedBytes uint64     `json:"captured_bytes"`
-	SharedBytes   uint64     `json:"shared_bytes"`
-	Kinds         []MemKind  `json:"kinds"`
+	VMAs          int       `json:"vmas"`
+	MappedBytes   uint64    `json:"mapped_bytes"`
+	CapturedBytes uint64    `json:"captured_bytes"`
+	SharedBytes   uint64    `json:"shared_bytes"`
+	Kinds         []MemKind `json:"kinds"`
 }
 
 // MemKind is the total of one kind of mapping.

@@ -73,6 +73,6 @@ type memFile struct {
 }
 
 func (f *memFile) ReadAt(p []byte, off int64) (int, error) { return f.r.ReadAt(p, off) }
-func (f *memFile) Close() error                             { return nil }
-func (f *memFile) Name() string                             { return f.name }
-func (f *memFile) Size() int64                              { return f.r.Size() }
+func (f *memFile) Close() error                            { return nil }
+func (f *memFile) Name() string                            { return f.name }
+func (f *memFile) Size() int64                             { return f.r.Size() }

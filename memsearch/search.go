@@ -72,8 +72,9 @@ var ErrStop = errors.New("memsearch: stop")
 type Searcher struct {
 	// Context is the number of bytes reported on each side of a hit.
 	Context int
-	// BufSize is the size of the buffer memory is streamed through (at
-	// least 64 KiB are used). 0 means DefaultBufSize.
+	// BufSize is the number of new bytes each fill of the buffer reads
+	// (raised to the matcher's MaxLen if smaller; the buffer also keeps
+	// MaxLen-1 bytes of the previous fill). 0 means DefaultBufSize.
 	BufSize int
 }
 
@@ -100,22 +101,25 @@ func (s Searcher) Search(p *criuimg.Process, m Matcher, fn func(Hit) error) erro
 	return s.search(p.Pid, p.Comm, maps, p.Mem.VMAExtents, m, fn)
 }
 
-// MappingName is how hits name the mapping v of p: the shmem name for
-// shared memory ("[shared]" for shared anonymous memory, the
-// "/memfd:NAME (deleted)" path of a memfd), "[heap]", "[stack]" (the
-// mapping holding the stack start of mm-<pid>.img, or marked as a stack
-// by CRIU), "[vdso]", "[vvar]", "[vsyscall]", the path of a mapped file,
-// or "[anon]" for other anonymous memory.
+// MappingName is how hits name the mapping v of p: for shared memory,
+// "[shared]" (shared anonymous memory, whose shmem file is "/dev/zero
+// (deleted)") or the "/memfd:NAME (deleted)" path of a memfd; "[heap]";
+// "[stack]" (the mapping holding mm_start_stack of mm-<pid>.img, or one
+// CRIU marks as a stack); "[vdso]", "[vvar]", "[vsyscall]"; the path of
+// a mapped file; or "[anon]" for other anonymous memory.
 func MappingName(p *criuimg.Process, v *criuimg.VMA) string {
 	var stack uint64
 	if p != nil && p.MM != nil {
 		stack = p.MM.GetMmStartStack()
 	}
 	switch {
-	case v.Status&criuimg.VMAAreaMemfd != 0 && v.Path != "":
-		return v.Path
 	case v.Shmem != 0 || v.Status&criuimg.VMAAnonShared != 0:
-		return "[shared]"
+		// CRIU >= 4.2 records shared anonymous memory as a memfd named
+		// "dev/zero", the name of the kernel's shmem file for it.
+		if v.Path == "" || v.Path == anonSharedPath {
+			return "[shared]"
+		}
+		return v.Path
 	case v.Status&criuimg.VMAAreaHeap != 0:
 		return "[heap]"
 	case v.Status&criuimg.VMAAreaStack != 0, stack != 0 && v.Start <= stack && stack < v.End:
@@ -131,6 +135,9 @@ func MappingName(p *criuimg.Process, v *criuimg.VMA) string {
 	}
 	return "[anon]"
 }
+
+// anonSharedPath is the path criuimg gives shared anonymous memory.
+const anonSharedPath = "/dev/zero (deleted)"
 
 // mapping is one VMA to search and the name hits give it.
 type mapping struct {
@@ -174,7 +181,7 @@ func (s Searcher) search(pid uint32, comm string, maps []mapping, extents extent
 	if chunk == 0 {
 		chunk = DefaultBufSize
 	}
-	chunk = max(chunk, 64<<10, st.maxLen)
+	chunk = max(chunk, st.maxLen)
 	st.buf = make([]byte, st.maxLen-1+chunk)
 	for _, mp := range maps {
 		st.m = mp

@@ -80,7 +80,7 @@ func runGrep(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, grepUsage, fs.FlagUsages())
 			return exitOK
 		}
-		fmt.Fprintf(stderr, "Run 'ckpt2core grep --help' for usage.\n")
+		fmt.Fprintf(stderr, "ckpt2core grep: %v\nRun 'ckpt2core grep --help' for usage.\n", err)
 		return grepTrouble
 	}
 	usageErr := func(format string, a ...any) int {

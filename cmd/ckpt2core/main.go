@@ -24,6 +24,7 @@ const usage = `ckpt2core turns a CRIU checkpoint into one ELF core file per proc
 Usage:
   ckpt2core [flags] CHECKPOINT -o OUT_DIR    convert (CHECKPOINT: a CRIU image directory)
   ckpt2core verify --exe EXE CORE [--json]   load a core with Delve's core reader
+  ckpt2core inspect CHECKPOINT [--json] [--env] [--pid N]   show what a checkpoint holds
   ckpt2core gdb CHECKPOINT [--pid N] [--root DIR] [-- GDB_ARGS]   convert and open in gdb
   ckpt2core dlv CHECKPOINT [--pid N] --exe EXE                   convert and open in Delve
   ckpt2core grep [flags] PATTERN CHECKPOINT  search the processes' memory (exit 0 found, 1 not)
@@ -54,6 +55,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return runDebugger(args[0], args[1:], stdout, stderr)
 		case "convert":
 			return runConvert(args[1:], stdout, stderr)
+		case "inspect":
+			return runInspect(args[1:], stdout, stderr)
 		case "grep":
 			return runGrep(args[1:], stdout, stderr)
 		case "help", "-h", "--help":

@@ -130,7 +130,7 @@ func replaceFile(path string, fn func(w io.Writer) error) (err error) {
 			os.Remove(f.Name())
 		}
 	}()
-	bw := bufio.NewWriterSize(f, 1<<20)
+	bw := bufio.NewWriterSize(f, 64<<10)
 	if err = fn(bw); err != nil {
 		return err
 	}

@@ -1,0 +1,211 @@
+package criuimg_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/ckpt2core/ckpt2core/criuimg"
+)
+
+// Real fixtures (testdata/README.md): their image directories and the
+// manifests (x86_64) or facts (arm64) written when they were made.
+
+type fixture struct {
+	Arch   string // "x86_64" or "arm64"
+	Name   string
+	Dir    string // images directory
+	CRIU42 bool   // pagemap entries carry field 5 (CRIU >= 4.2)
+	Procs  []fixtureProc
+	// Secrets maps a string to the (pid, address) pairs where it lies in
+	// captured private pages.
+	Secrets []fixtureSecret
+	// Argv is the command line of the root process, arguments separated
+	// by NUL (from the manifest), "" if unknown.
+	Argv map[uint32][]string
+}
+
+type fixtureProc struct {
+	Pid, PPid uint32
+	Comm      string
+	Zombie    bool
+	Tids      []uint64
+	Names     []string // thread names, by Tids index ("" unknown)
+}
+
+type fixtureSecret struct {
+	String string
+	Pid    uint32
+	Addr   uint64
+}
+
+var fixtureNames = []struct {
+	arch, name string
+	criu42     bool
+}{
+	{"x86_64", "threads-c", true},
+	{"x86_64", "threads-c-criu411", false},
+	{"x86_64", "static-c", true},
+	{"x86_64", "go-goroutines", true},
+	{"x86_64", "counter", true},
+	{"arm64", "threads-c", false},
+	{"arm64", "pipeline", false},
+	{"arm64", "go-goroutines", false},
+}
+
+func loadFixtures(t *testing.T) []fixture {
+	t.Helper()
+	var out []fixture
+	for _, fn := range fixtureNames {
+		base := filepath.Join("..", "testdata", fn.arch, fn.name)
+		f := fixture{Arch: fn.arch, Name: fn.name, Dir: filepath.Join(base, "images"), CRIU42: fn.criu42, Argv: map[uint32][]string{}}
+		if fn.arch == "x86_64" {
+			loadManifest(t, filepath.Join(base, "manifest.json"), &f)
+		} else {
+			loadFacts(t, filepath.Join(base, "facts.json"), &f)
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+func fixtureByName(t *testing.T, arch, name string) fixture {
+	t.Helper()
+	for _, f := range loadFixtures(t) {
+		if f.Arch == arch && f.Name == name {
+			return f
+		}
+	}
+	t.Fatalf("no fixture %s/%s", arch, name)
+	return fixture{}
+}
+
+func readJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+func parseAddr(t *testing.T, s string) uint64 {
+	t.Helper()
+	v, err := strconv.ParseUint(s, 0, 64)
+	if err != nil {
+		t.Fatalf("address %q: %v", s, err)
+	}
+	return v
+}
+
+func loadManifest(t *testing.T, path string, f *fixture) {
+	var m struct {
+		Processes []struct {
+			Pid, Ppid uint32
+			Comm      string
+			State     string
+			Threads   []struct {
+				Tid  uint64
+				Comm *string
+			}
+		}
+		Secrets []struct {
+			String          string
+			PrivatePageHits []struct {
+				Pid   uint32
+				Vaddr string
+			} `json:"private_page_hits"`
+		}
+		Argv string
+	}
+	readJSON(t, path, &m)
+	for _, p := range m.Processes {
+		fp := fixtureProc{Pid: p.Pid, PPid: p.Ppid, Comm: p.Comm, Zombie: p.State != "Alive"}
+		for _, th := range p.Threads {
+			fp.Tids = append(fp.Tids, th.Tid)
+			name := ""
+			if th.Comm != nil {
+				name = *th.Comm
+			}
+			fp.Names = append(fp.Names, name)
+		}
+		f.Procs = append(f.Procs, fp)
+	}
+	for _, s := range m.Secrets {
+		for _, h := range s.PrivatePageHits {
+			f.Secrets = append(f.Secrets, fixtureSecret{String: s.String, Pid: h.Pid, Addr: parseAddr(t, h.Vaddr)})
+		}
+	}
+	if len(f.Procs) == 0 {
+		t.Fatalf("%s: no processes", path)
+	}
+}
+
+func loadFacts(t *testing.T, path string, f *fixture) {
+	var m struct {
+		Processes []struct {
+			Pid, Ppid uint32
+			Comm      string
+			Argv      []string
+			Threads   []struct {
+				Tid  uint64
+				Name string
+			}
+		}
+		Secrets map[string]json.RawMessage
+	}
+	readJSON(t, path, &m)
+	for _, p := range m.Processes {
+		fp := fixtureProc{Pid: p.Pid, PPid: p.Ppid, Comm: p.Comm}
+		for _, th := range p.Threads {
+			fp.Tids = append(fp.Tids, th.Tid)
+			fp.Names = append(fp.Names, th.Name)
+		}
+		f.Procs = append(f.Procs, fp)
+		if len(p.Argv) > 0 {
+			f.Argv[p.Pid] = p.Argv
+		}
+	}
+	// Secrets with a known address: {"string": ..., "vaddr": ..., "pid": ...}
+	// (pid absent: the only process).
+	for _, raw := range m.Secrets {
+		var s struct {
+			String string
+			Vaddr  string
+			Pid    uint32
+		}
+		if json.Unmarshal(raw, &s) != nil || s.String == "" || s.Vaddr == "" {
+			continue
+		}
+		if s.Pid == 0 {
+			s.Pid = m.Processes[0].Pid
+		}
+		f.Secrets = append(f.Secrets, fixtureSecret{String: s.String, Pid: s.Pid, Addr: parseAddr(t, s.Vaddr)})
+	}
+}
+
+func openFixture(t *testing.T, f fixture) *criuimg.Checkpoint {
+	t.Helper()
+	src, err := criuimg.NewDirSource(f.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := criuimg.Open(src)
+	if err != nil {
+		t.Fatalf("%s/%s: %v", f.Arch, f.Name, err)
+	}
+	return c
+}
+
+func openDir(t *testing.T, dir string) (*criuimg.Checkpoint, error) {
+	t.Helper()
+	src, err := criuimg.NewDirSource(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return criuimg.Open(src)
+}
