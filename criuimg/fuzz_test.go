@@ -23,8 +23,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
-	"runtime"
 
 	"github.com/checkpoint-restore/go-criu/v8/crit/images/mm"
 	"github.com/checkpoint-restore/go-criu/v8/crit/images/pagemap"
@@ -326,13 +324,6 @@ func fuzzImage(f *testing.F, prefix string) {
 		if len(names) == 0 {
 			return
 		}
-		tm := time.AfterFunc(2*time.Second, func() {
-			os.WriteFile("/tmp/hang.bin", data, 0o644)
-			buf := make([]byte, 1<<20)
-			n := runtime.Stack(buf, true)
-			os.WriteFile("/tmp/hang.stack", buf[:n], 0o644)
-		})
-		defer tm.Stop()
 		exercise(t, s.with(names[int(which)%len(names)], data))
 	})
 }

@@ -15,7 +15,6 @@ import (
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/elfcore"
-	"github.com/ckpt2core/ckpt2core/rootfs"
 )
 
 const convertExamples = `
@@ -56,6 +55,7 @@ func runConvert(args []string, stdout, stderr io.Writer) int {
 	jobs := fs.IntP("jobs", "j", runtime.NumCPU(), "processes converted in parallel")
 	quiet := fs.BoolP("quiet", "q", false, "no notices on stderr (errors are still printed)")
 	root := fs.String("root", "", "root filesystem supplying the clean pages of mapped files (e.g. / or an unpacked image)")
+	aopts := archiveFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: ckpt2core [flags] CHECKPOINT -o OUT_DIR\n\nFlags:\n%s%s", fs.FlagUsages(), convertExamples)
 	}
@@ -73,7 +73,7 @@ func runConvert(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "ckpt2core: --jobs must be at least 1")
 		return exitUsage
 	}
-	src, closeSrc, err := openCheckpoint(fs.Arg(0))
+	src, closeSrc, err := openCheckpoint(fs.Arg(0), aopts)
 	if err != nil {
 		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
 		return exitFailed
@@ -105,9 +105,9 @@ func runConvert(args []string, stdout, stderr io.Writer) int {
 
 	var opts elfcore.Options
 	if *root != "" {
-		rfs, err := rootfs.Open(*root, ck)
+		rfs, err := openRoot(*root, src, ck, stderr)
 		if err != nil {
-			fmt.Fprintf(stderr, "ckpt2core: --root: %v\n", err)
+			fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
 			return exitUsage
 		}
 		defer rfs.Close()

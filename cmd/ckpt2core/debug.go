@@ -12,7 +12,6 @@ import (
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/elfcore"
-	"github.com/ckpt2core/ckpt2core/rootfs"
 )
 
 const debugExamples = `
@@ -36,6 +35,7 @@ func runDebugger(tool string, args []string, stdout, stderr io.Writer) int {
 	root := fs.String("root", "", "root filesystem: clean file pages, the executable and 'set sysroot'")
 	exe := fs.String("exe", "", "the executable (default: the process's executable, under --root if given)")
 	prog := fs.String(tool, tool, "the debugger to run")
+	aopts := archiveFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: ckpt2core %s [flags] CHECKPOINT [-- DEBUGGER_ARGS...]\n\nFlags:\n%s%s", tool, fs.FlagUsages(), debugExamples)
 	}
@@ -50,7 +50,7 @@ func runDebugger(tool string, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	extra := fs.Args()[1:]
-	src, closeSrc, err := openCheckpoint(fs.Arg(0))
+	src, closeSrc, err := openCheckpoint(fs.Arg(0), aopts)
 	if err != nil {
 		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
 		return exitFailed
@@ -67,9 +67,9 @@ func runDebugger(tool string, args []string, stdout, stderr io.Writer) int {
 	}
 	var opts elfcore.Options
 	if *root != "" {
-		rfs, err := rootfs.Open(*root, ck)
+		rfs, err := openRoot(*root, src, ck, stderr)
 		if err != nil {
-			fmt.Fprintf(stderr, "ckpt2core: --root: %v\n", err)
+			fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
 			return exitUsage
 		}
 		defer rfs.Close()

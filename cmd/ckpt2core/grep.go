@@ -74,6 +74,7 @@ func runGrep(args []string, stdout, stderr io.Writer) int {
 	pids := fs.UintSlice("pid", nil, "search only this process (repeatable)")
 	asJSON := fs.Bool("json", false, "print one JSON array of hits")
 	maxCount := fs.IntP("max-count", "m", 0, "stop after N hits in each process (0: no limit)")
+	aopts := archiveFlags(fs)
 	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -104,7 +105,7 @@ func runGrep(args []string, stdout, stderr io.Writer) int {
 		return usageErr("%v", err)
 	}
 
-	src, closeSrc, err := openCheckpoint(fs.Arg(1))
+	src, closeSrc, err := openCheckpoint(fs.Arg(1), aopts)
 	if err != nil {
 		fmt.Fprintf(stderr, "ckpt2core grep: %v\n", err)
 		return grepTrouble

@@ -32,7 +32,7 @@ Examples:
   ckpt2core inspect /var/lib/criu/dump
   ckpt2core inspect dump/ --pid 42 --env
   ckpt2core inspect dump/ --json | jq '.processes[].threads[].syscall'
-  ckpt2core inspect dump/ --sysroot /srv/guest-root   code pages not captured
+  ckpt2core inspect dump/ --root /srv/guest-root      code pages not captured
 
 Exit status: 0 reported; 1 the checkpoint could not be read; 2 usage error.
 `
@@ -42,10 +42,11 @@ func runInspect(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print one JSON object (schema in the README) instead of tables")
 	env := fs.Bool("env", false, "include each process's environment")
+	aopts := archiveFlags(fs)
 	pids := fs.UintSlice("pid", nil, "report only this process (repeatable)")
-	sysroot := fs.String("sysroot", "", "directory with the checkpointed system's files, to decode code the checkpoint did not capture")
+	sysroot := fs.String("root", "", "directory with the checkpointed system's files, to decode code the checkpoint did not capture")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: ckpt2core inspect CHECKPOINT [--json] [--env] [--pid N] [--sysroot DIR]\n\nFlags:\n%s%s", fs.FlagUsages(), inspectExamples)
+		fmt.Fprintf(stderr, "Usage: ckpt2core inspect CHECKPOINT [--json] [--env] [--pid N] [--root DIR]\n\nFlags:\n%s%s", fs.FlagUsages(), inspectExamples)
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -59,7 +60,7 @@ func runInspect(args []string, stdout, stderr io.Writer) int {
 	}
 	path := fs.Arg(0)
 	imagesPath, meta := inspectPaths(path)
-	src, closeSrc, err := openCheckpoint(imagesPath)
+	src, closeSrc, err := openCheckpoint(imagesPath, aopts)
 	if err != nil {
 		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
 		return exitFailed

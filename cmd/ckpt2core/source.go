@@ -1,16 +1,76 @@
 package main
 
 import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+
+	"github.com/spf13/pflag"
+
+	"github.com/ckpt2core/ckpt2core/archive"
 	"github.com/ckpt2core/ckpt2core/criuimg"
+	"github.com/ckpt2core/ckpt2core/rootfs"
 )
 
-// openCheckpoint opens the checkpoint at path (a CRIU image directory) and
-// returns its images and a function that releases what opening it took.
+// checkpointSource is a checkpoint's images plus, for a container
+// checkpoint, its container files (config.dump, rootfs-diff.tar, ...).
+type checkpointSource struct {
+	criuimg.Source
+	ck *archive.Checkpoint
+}
+
+// Meta returns a container metadata file (implements inspect.MetaSource).
+func (c *checkpointSource) Meta(name string) ([]byte, error) { return c.ck.Meta(name) }
+
+// RootfsDiff opens rootfs-diff.tar (implements inspect.MetaSource).
+func (c *checkpointSource) RootfsDiff() (criuimg.File, error) { return c.ck.RootfsDiff() }
+
+// archiveFlags registers the flags that control how archives are read.
+func archiveFlags(fs *pflag.FlagSet) *archive.Options {
+	o := &archive.Options{}
+	fs.StringVar(&o.ExtractDir, "extract", "", "keep the files extracted from a compressed archive in this new directory")
+	fs.IntVar(&o.MaxMembers, "max-members", archive.DefaultMaxMembers, "refuse archives with more members (tar bomb guard)")
+	fs.Int64Var(&o.MaxBytes, "max-bytes", archive.DefaultMaxBytes, "refuse archives with more uncompressed bytes (tar bomb guard)")
+	return o
+}
+
+// openCheckpoint opens the checkpoint at path: a CRIU image directory, an
+// extracted container checkpoint, or a container checkpoint archive (tar,
+// tar+gzip, tar+zstd, detected by content). It returns its images and a
+// function that releases what opening took (temporary files included).
 // Every command that reads a checkpoint goes through it.
-func openCheckpoint(path string) (criuimg.Source, func(), error) {
-	src, err := criuimg.NewDirSource(path)
+func openCheckpoint(path string, opts *archive.Options) (criuimg.Source, func(), error) {
+	if opts == nil {
+		opts = &archive.Options{}
+	}
+	ck, err := archive.Open(path, *opts)
 	if err != nil {
 		return nil, nil, err
 	}
-	return src, func() {}, nil
+	return &checkpointSource{Source: ck.Images, ck: ck}, func() { ck.Close() }, nil
+}
+
+// openRoot opens --root for ck, overlaid by the container's
+// rootfs-diff.tar when the checkpoint has one.
+func openRoot(dir string, src criuimg.Source, ck *criuimg.Checkpoint, stderr io.Writer) (*rootfs.Root, error) {
+	r, err := rootfs.Open(dir, ck)
+	if err != nil {
+		return nil, fmt.Errorf("--root: %w", err)
+	}
+	cs, ok := src.(*checkpointSource)
+	if !ok {
+		return r, nil
+	}
+	diff, err := cs.RootfsDiff()
+	if errors.Is(err, fs.ErrNotExist) {
+		return r, nil
+	}
+	if err == nil {
+		err = r.Overlay(diff, diff.Size())
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "ckpt2core: rootfs-diff.tar not used: %v\n", err)
+	}
+	return r, nil
 }

@@ -150,6 +150,9 @@ func TestFixtureSelfCheck(t *testing.T) {
 						}
 					})
 					t.Run("gdb", pr.testGDB)
+					if fx.arch == "arm64" {
+						t.Run("facts-regs", pr.testFactsRegs)
+					}
 				})
 			}
 		})

@@ -121,7 +121,11 @@ func (p *pair) runGDB(t *testing.T, gdb, exe, core string, cmds ...string) strin
 	t.Helper()
 	args := []string{"-batch", "-nx"}
 	if p.fx.arch == "arm64" {
-		args = append(args, "-ex", "set sysroot "+filepath.Join(p.fx.dir(), "sysroot"))
+		// -iex: in force before the core is loaded, so that gdb finds the
+		// guest's libraries on its first look.
+		if sr := sysroot(t, p.fx); sr != "" {
+			args = append(args, "-iex", "set sysroot "+sr)
+		}
 	}
 	for _, c := range cmds {
 		args = append(args, "-ex", c)
@@ -183,6 +187,11 @@ func (p *pair) testGDB(t *testing.T) {
 	}
 	if p.info.vec1 != "" && !p.selfCheck {
 		p.checkGDBVectors(t, gdb, exe)
+	}
+	if p.info.arm64Vec != nil {
+		// On arm64 gdb reads the FP/SIMD state of both cores: the
+		// oracle too must show the facts' values.
+		p.checkGDBVectorsARM64(t, gdb, exe)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -80,6 +81,7 @@ var build struct {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	removeSysroots()
 	if build.dir != "" {
 		os.RemoveAll(build.dir)
 	}
@@ -178,6 +180,12 @@ type fixtureInfo struct {
 	ids   []string // "path build-id" pairs of the manifest's build_ids
 	// secrets: string -> addresses per pid where it lies in captured pages.
 	secrets []secretHit
+	// arm64 facts.json only: vec-1's known registers, the registers gdb
+	// read from the oracle (pid -> tid -> name -> value) and the functions
+	// the goroutines were parked in.
+	arm64Vec   *arm64Vec
+	oracleRegs map[int]map[int64]map[string]uint64
+	goFuncs    []string
 }
 
 type secretHit struct {
@@ -265,23 +273,46 @@ func loadFacts(t *testing.T, f fixture) fixtureInfo {
 	}
 	var m struct {
 		Processes []struct {
-			Pid, Ppid int
-			Comm      string
-			Threads   []struct {
+			Pid, Ppid     int
+			Comm          string
+			NSpgid, NSsid string
+			Threads       []struct {
 				Tid  int64
 				Name string
 			}
 		}
-		Oracle struct {
+		Secrets map[string]json.RawMessage
+		Known   map[string]any `json:"known_registers"`
+		Oracle  struct {
 			Files map[string]struct{ Pid int }
+			// pid -> tid -> register -> value, as gdb read them from
+			// the oracle in the guest.
+			Regs map[string]map[string]map[string]string `json:"thread_regs_from_core"`
 		}
+		GoFuncs []string `json:"goroutine_functions"`
 	}
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatalf("%s facts: %v", f, err)
 	}
 	var fi fixtureInfo
+	inTree := map[int]bool{}
 	for _, p := range m.Processes {
-		pr := process{pid: p.Pid, ppid: p.Ppid, pgid: -1, sid: -1, comm: p.Comm, threadName: map[int64]string{}}
+		inTree[p.Pid] = true
+	}
+	for _, p := range m.Processes {
+		pr := process{pid: p.Pid, ppid: p.Ppid, comm: p.Comm, threadName: map[int64]string{}}
+		// facts.json has the parent /proc showed. A checkpoint records
+		// only the tree it holds: pstree.img gives the root 0 as parent
+		// (as the x86_64 manifests list it).
+		if !inTree[p.Ppid] {
+			pr.ppid = 0
+		}
+		if pr.pgid, err = strconv.Atoi(p.NSpgid); err != nil {
+			t.Fatalf("%s facts: pid %d NSpgid %q: %v", f, p.Pid, p.NSpgid, err)
+		}
+		if pr.sid, err = strconv.Atoi(p.NSsid); err != nil {
+			t.Fatalf("%s facts: pid %d NSsid %q: %v", f, p.Pid, p.NSsid, err)
+		}
 		for gz, o := range m.Oracle.Files {
 			if o.Pid == p.Pid {
 				pr.oracle = gz
@@ -293,7 +324,123 @@ func loadFacts(t *testing.T, f fixture) fixtureInfo {
 		}
 		fi.procs = append(fi.procs, pr)
 	}
+	fi.secrets = factsSecrets(t, f, m.Secrets, fi.procs)
+	fi.goFuncs = m.GoFuncs
+	if len(m.Oracle.Regs) > 0 {
+		fi.oracleRegs = map[int]map[int64]map[string]uint64{}
+		for pid, threads := range m.Oracle.Regs {
+			p, err := strconv.Atoi(pid)
+			if err != nil {
+				t.Fatalf("%s facts: thread_regs_from_core pid %q", f, pid)
+			}
+			fi.oracleRegs[p] = map[int64]map[string]uint64{}
+			for tid, rs := range threads {
+				id, err := strconv.ParseInt(tid, 10, 64)
+				if err != nil {
+					t.Fatalf("%s facts: thread_regs_from_core tid %q", f, tid)
+				}
+				vals := map[string]uint64{}
+				for name, v := range rs {
+					vals[name] = parseHex(t, "thread_regs_from_core "+tid+" "+name, v)
+				}
+				fi.oracleRegs[p][id] = vals
+			}
+		}
+	}
+	if len(m.Known) > 0 {
+		fi.arm64Vec = parseKnownARM64(t, m.Known)
+	}
 	return fi
+}
+
+// factsSecrets lists the secrets of facts.json with their addresses: the
+// "vaddr" of each, else (one process) where the fact finder saw the string
+// in the oracle core.
+func factsSecrets(t *testing.T, f fixture, raw map[string]json.RawMessage, procs []process) []secretHit {
+	t.Helper()
+	var seen map[string][]string
+	if r, ok := raw["found_in_oracle_core_at"]; ok && len(procs) == 1 {
+		// Per pid in multi-process fixtures; string -> addresses here.
+		if err := json.Unmarshal(r, &seen); err != nil {
+			t.Fatalf("%s facts: found_in_oracle_core_at: %v", f, err)
+		}
+	}
+	var out []secretHit
+	for key, r := range raw {
+		var s struct {
+			String, Vaddr string
+			Pid           int
+		}
+		if json.Unmarshal(r, &s) != nil || s.String == "" {
+			continue // not a secret (addresses of symbols, notes)
+		}
+		if s.Pid == 0 {
+			if len(procs) != 1 {
+				t.Fatalf("%s facts: secret %s names no pid", f, key)
+			}
+			s.Pid = procs[0].pid
+		}
+		addrs := seen[s.String]
+		if s.Vaddr != "" {
+			addrs = []string{s.Vaddr}
+		}
+		if len(addrs) == 0 {
+			t.Fatalf("%s facts: secret %s has no address", f, key)
+		}
+		for _, a := range addrs {
+			out = append(out, secretHit{s.String, s.Pid, parseHex(t, "secret "+key, a)})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].vaddr < out[j].vaddr })
+	return out
+}
+
+// arm64Vec is facts.json's known_registers: what vec-1 set before it
+// parked, as gdb would print them.
+type arm64Vec struct {
+	thread        string // thread name
+	v             map[int]*big.Int
+	fpsr, fpcr    uint64
+	x19, x20, x21 uint64
+}
+
+func parseKnownARM64(t *testing.T, k map[string]any) *arm64Vec {
+	t.Helper()
+	str := func(name string) string {
+		s, ok := k[name].(string)
+		if !ok {
+			t.Fatalf("facts known_registers: no %s", name)
+		}
+		return s
+	}
+	a := &arm64Vec{thread: str("thread_name"), v: map[int]*big.Int{}}
+	for _, n := range []int{0, 1, 31} {
+		v, ok := new(big.Int).SetString(strings.TrimPrefix(str(fmt.Sprintf("v%d", n)), "0x"), 16)
+		if !ok {
+			t.Fatalf("facts known_registers: v%d %q", n, str(fmt.Sprintf("v%d", n)))
+		}
+		a.v[n] = v
+	}
+	a.fpsr = parseHex(t, "fpsr", str("fpsr"))
+	a.fpcr = parseHex(t, "fpcr", str("fpcr"))
+	a.x19 = parseHex(t, "x19", str("x19"))
+	a.x20 = parseHex(t, "x20", str("x20"))
+	a.x21 = parseHex(t, "x21", str("x21"))
+	return a
+}
+
+// parseHex parses "0x..." (a leading hex number; trailing words ignored).
+func parseHex(t *testing.T, what, s string) uint64 {
+	t.Helper()
+	f := strings.Fields(s)
+	if len(f) == 0 {
+		t.Fatalf("facts %s: empty value", what)
+	}
+	v, err := strconv.ParseUint(strings.TrimPrefix(f[0], "0x"), 16, 64)
+	if err != nil {
+		t.Fatalf("facts %s %q: %v", what, s, err)
+	}
+	return v
 }
 
 // readImage decodes a CRIU image: two u32 magics, then entries of u32 size

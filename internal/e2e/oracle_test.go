@@ -75,6 +75,13 @@ func TestOracle(t *testing.T) {
 					t.Run("secrets", pr.testSecrets)
 					t.Run("notes", pr.testNotes)
 					t.Run("gdb", pr.testGDB)
+					if fx.arch == "arm64" {
+						t.Run("facts-regs", pr.testFactsRegs)
+						t.Run("regset-notes", pr.testRegsetNotes)
+					}
+					if len(info.goFuncs) > 0 {
+						t.Run("delve", pr.testDelve)
+					}
 				})
 			}
 		})
