@@ -409,7 +409,7 @@ func FuzzMemory(f *testing.F) {
 		m := &mm.MmEntry{MmStartCode: orig.MmStartCode, MmEndCode: orig.MmEndCode, MmStartData: orig.MmStartData, MmEndData: orig.MmEndData,
 			MmStartStack: orig.MmStartStack, MmStartBrk: orig.MmStartBrk, MmBrk: orig.MmBrk, MmArgStart: proto.Uint64(0), MmArgEnd: proto.Uint64(0),
 			MmEnvStart: orig.MmEnvStart, MmEnvEnd: orig.MmEnvEnd, ExeFileId: orig.ExeFileId, MmSavedAuxv: orig.MmSavedAuxv}
-		addr := uint64(0x10000)
+		addr := uint64(0x1000)
 		pages := 0
 		for b := vmaSpec; len(b) >= 6; b = b[6:] {
 			addr += uint64(b[0]%4) * ps
@@ -418,7 +418,11 @@ func FuzzMemory(f *testing.F) {
 			v := &vma.VmaEntry{Start: proto.Uint64(addr), End: proto.Uint64(addr + n*ps), Prot: proto.Uint32(uint32(b[5] % 8)),
 				Flags: proto.Uint32(0x22), Shmid: proto.Uint64(0), Fd: proto.Int64(-1)}
 			pgoff := uint64(b[3]) * ps
-			if b[4] != 0 {
+			switch b[4] {
+			case 0:
+			case 0xff: // offsets that overflow at the end of the mapping
+				pgoff = math.MaxUint64&^(ps-1) - pgoff
+			default:
 				pgoff |= uint64(b[4]) << 56 // out of range offsets too
 			}
 			v.Pgoff = proto.Uint64(pgoff)
@@ -443,7 +447,7 @@ func FuzzMemory(f *testing.F) {
 			return
 		}
 		mmImg := frame(MagicMM, m)
-		priv, privSize := pagemapImage(2, privSpec, 0x10000)
+		priv, privSize := pagemapImage(2, privSpec, 0x1000)
 		shm, shmSize := pagemapImage(3, shmSpec, 0)
 		src := base.with("mm-1535.img", mmImg).with("pagemap-1535.img", priv).with("pagemap-shmem-1972.img", shm)
 		src.sizes = map[string]int64{"pages-2.img": privSize, "pages-3.img": shmSize}

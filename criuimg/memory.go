@@ -254,54 +254,39 @@ func (m *Memory) Extents(start, end uint64, fn func(Extent) error) error {
 }
 
 func (m *Memory) extents(v *VMA, start, end uint64, fn func(Extent) error) error {
+	// Runs are compared with keys: the virtual address in the private
+	// pagemap, the offset in the object (vaddr - Start + Pgoff, which
+	// loadVMAs checked does not overflow) in a shmem pagemap.
+	idx, delta := m.private, uint64(0)
+	gap := Absent
 	switch {
 	case v.Special():
 		return fn(Extent{Start: start, End: end, Kind: Absent, VMA: v})
 	case v.Shmem != 0:
-		// Shared memory: its pages are in the shmem pagemap, by offset in
-		// the object; never-written pages are zero.
-		shm := func(s, e uint64) error {
-			return walkRuns(m.shmem[v.Shmem], v.Start-v.Pgoff, v, s, e, fn, func(s, e uint64) error {
-				return fn(Extent{Start: s, End: e, Kind: Zero, VMA: v})
-			})
-		}
-		if v.Flags&mapShared != 0 {
-			return shm(start, end)
-		}
-		// A private mapping of shared memory (a memfd mapped MAP_PRIVATE):
-		// the pages the process wrote are its own, in its pagemap; the
-		// others are the object's.
-		return walkRuns(m.private, 0, v, start, end, fn, shm)
+		idx, delta = m.shmem[v.Shmem], v.Pgoff-v.Start // key = vaddr + delta (mod 2^64)
+		gap = Zero
 	case v.Anon():
-		return walkRuns(m.private, 0, v, start, end, fn, func(s, e uint64) error {
-			return fn(Extent{Start: s, End: e, Kind: Zero, VMA: v})
-		})
+		gap = Zero
 	}
-	return walkRuns(m.private, 0, v, start, end, fn, func(s, e uint64) error {
-		return fn(Extent{Start: s, End: e, Kind: Absent, VMA: v})
-	})
-}
-
-// walkRuns calls fn for the runs of idx within [start, end) of v (run
-// addresses are vaddr - base) and gap for the ranges between them.
-func walkRuns(idx *PageIndex, base uint64, v *VMA, start, end uint64, fn func(Extent) error, gap func(s, e uint64) error) error {
 	cur := start
 	if idx != nil {
-		for j := idx.Find(start - base); j < len(idx.Runs) && cur < end; j++ {
+		kend := end + delta
+		for j := idx.Find(start + delta); j < len(idx.Runs) && cur < end; j++ {
 			r := idx.Runs[j]
-			rs, re := r.Addr+base, r.Addr+base+r.Len
-			if rs >= end {
+			kcur := cur + delta
+			if r.Addr >= kend {
 				break
 			}
-			if rs > cur {
-				if err := gap(cur, rs); err != nil {
+			if r.Addr > kcur {
+				next := cur + (r.Addr - kcur)
+				if err := fn(Extent{Start: cur, End: next, Kind: gap, VMA: v}); err != nil {
 					return err
 				}
-				cur = rs
+				cur, kcur = next, r.Addr
 			}
-			e := Extent{Start: cur, End: min(re, end), VMA: v}
+			e := Extent{Start: cur, End: cur + (min(r.Addr+r.Len, kend) - kcur), VMA: v}
 			if r.InFile() {
-				e.Kind, e.Src, e.Off = Captured, idx.Pages, r.Offset+int64(cur-rs)
+				e.Kind, e.Src, e.Off = Captured, idx.Pages, r.Offset+int64(kcur-r.Addr)
 			} else {
 				e.Kind, e.Parent, e.Lazy = Absent, r.Flags&PEParent != 0, r.Flags&PEParent == 0
 			}
@@ -312,7 +297,7 @@ func walkRuns(idx *PageIndex, base uint64, v *VMA, start, end uint64, fn func(Ex
 		}
 	}
 	if cur < end {
-		return gap(cur, end)
+		return fn(Extent{Start: cur, End: end, Kind: gap, VMA: v})
 	}
 	return nil
 }

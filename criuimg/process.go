@@ -3,6 +3,7 @@ package criuimg
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/bits"
 	"sort"
 
@@ -281,6 +282,9 @@ func (c *Checkpoint) loadVMAs(p *Process, mmName string) error {
 		}
 		if i > 0 && vma.Start < p.VMAs[i-1].End {
 			return bad("overlaps or is out of order with the previous mapping ending at %#x", p.VMAs[i-1].End)
+		}
+		if vma.Pgoff > math.MaxUint64-(vma.End-vma.Start) {
+			return bad("offset %#x: the mapping's end overflows its object", vma.Pgoff)
 		}
 		st := vma.Status
 		switch {

@@ -4,11 +4,13 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -238,4 +240,41 @@ func gdbFuncs(t *testing.T, core string) []string {
 		fns = append(fns, m[1])
 	}
 	return fns
+}
+
+// TestPodmanGrep finds the Podman manifest's secret at every address the
+// manifest lists, in both archive forms.
+func TestPodmanGrep(t *testing.T) {
+	var man struct {
+		Secrets []struct {
+			String string `json:"string"`
+			Hits   []struct {
+				Pid   int    `json:"pid"`
+				Vaddr string `json:"vaddr"`
+			} `json:"private_page_hits"`
+		} `json:"secrets"`
+	}
+	b, err := os.ReadFile(filepath.Join(podmanDir, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &man); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"checkpoint-counters_default-counter-gzip.tar.gz", "checkpoint-counters_default-counter-zstd.tar.gz"} {
+		sec := man.Secrets[0]
+		code, stdout, stderr := convertCLI(t, "grep", sec.String, filepath.Join(podmanDir, name))
+		if code != exitOK {
+			t.Fatalf("%s: exit %d: %s", name, code, stderr)
+		}
+		for _, h := range sec.Hits {
+			line := regexp.MustCompile(`(?m)^` + strconv.Itoa(h.Pid) + ` \S+ ` + h.Vaddr + ` `)
+			if !line.MatchString(stdout) {
+				t.Errorf("%s: no hit for pid %d at %s in:\n%s", name, h.Pid, h.Vaddr, stdout)
+			}
+		}
+		if n := strings.Count(stdout, "\n"); n != len(sec.Hits) {
+			t.Errorf("%s: %d hits, the manifest lists %d", name, n, len(sec.Hits))
+		}
+	}
 }
