@@ -45,6 +45,9 @@ type PageIndex struct {
 // be page-aligned, sorted and non-overlapping; their pages must lie inside
 // the pages file.
 func ReadPageIndex(src Source, name string, pageSize uint64) (*PageIndex, error) {
+	if pageSize == 0 || pageSize&(pageSize-1) != 0 {
+		return nil, fmt.Errorf("%s: page size %d is not a power of two", name, pageSize)
+	}
 	f, err := src.Open(name)
 	if err != nil {
 		return nil, err
@@ -254,20 +257,37 @@ func (m *Memory) Extents(start, end uint64, fn func(Extent) error) error {
 }
 
 func (m *Memory) extents(v *VMA, start, end uint64, fn func(Extent) error) error {
-	// Runs are compared with keys: the virtual address in the private
-	// pagemap, the offset in the object (vaddr - Start + Pgoff, which
-	// loadVMAs checked does not overflow) in a shmem pagemap.
-	idx, delta := m.private, uint64(0)
-	gap := Absent
+	gapFn := func(kind ExtentKind) func(s, e uint64) error {
+		return func(s, e uint64) error { return fn(Extent{Start: s, End: e, Kind: kind, VMA: v}) }
+	}
 	switch {
 	case v.Special():
 		return fn(Extent{Start: start, End: end, Kind: Absent, VMA: v})
 	case v.Shmem != 0:
-		idx, delta = m.shmem[v.Shmem], v.Pgoff-v.Start // key = vaddr + delta (mod 2^64)
-		gap = Zero
+		// Shared memory: its pages are in the shmem pagemap, keyed by
+		// offset in the object (vaddr - Start + Pgoff, which loadVMAs
+		// checked does not overflow); never-written pages are zero.
+		shm := func(s, e uint64) error {
+			return walkRuns(m.shmem[v.Shmem], v.Pgoff-v.Start, v, s, e, fn, gapFn(Zero))
+		}
+		if v.Flags&mapShared != 0 {
+			return shm(start, end)
+		}
+		// A private mapping of shared memory (a memfd mapped MAP_PRIVATE):
+		// the pages the process wrote are its own, in its pagemap; the
+		// others are the object's.
+		return walkRuns(m.private, 0, v, start, end, fn, shm)
 	case v.Anon():
-		gap = Zero
+		return walkRuns(m.private, 0, v, start, end, fn, gapFn(Zero))
 	}
+	return walkRuns(m.private, 0, v, start, end, fn, gapFn(Absent))
+}
+
+// walkRuns calls fn for the runs of idx within [start, end) of v and gap
+// for the ranges between them. Runs are compared by key: key = vaddr +
+// delta (mod 2^64): the virtual address itself in a private pagemap, the
+// offset in the object in a shmem pagemap.
+func walkRuns(idx *PageIndex, delta uint64, v *VMA, start, end uint64, fn func(Extent) error, gap func(s, e uint64) error) error {
 	cur := start
 	if idx != nil {
 		kend := end + delta
@@ -279,7 +299,7 @@ func (m *Memory) extents(v *VMA, start, end uint64, fn func(Extent) error) error
 			}
 			if r.Addr > kcur {
 				next := cur + (r.Addr - kcur)
-				if err := fn(Extent{Start: cur, End: next, Kind: gap, VMA: v}); err != nil {
+				if err := gap(cur, next); err != nil {
 					return err
 				}
 				cur, kcur = next, r.Addr
@@ -297,7 +317,7 @@ func (m *Memory) extents(v *VMA, start, end uint64, fn func(Extent) error) error
 		}
 	}
 	if cur < end {
-		return fn(Extent{Start: cur, End: end, Kind: gap, VMA: v})
+		return gap(cur, end)
 	}
 	return nil
 }
