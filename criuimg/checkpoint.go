@@ -130,16 +130,27 @@ func (c *Checkpoint) checkTree(offs []int64) error {
 			return &FormatError{File: "pstree.img", Entry: i, Offset: offs[i], Msg: fmt.Sprintf("pid %d: parent %d is not in the tree", p.Pid, p.PPid)}
 		}
 	}
+	// Walk each chain of parents until it leaves the tree, reaches a pid
+	// an earlier walk went through (whose chain is known to leave the
+	// tree), or comes back to a pid of this walk: linear in the tree.
+	index := make(map[uint32]int, len(c.Procs))
+	walkedBy := make(map[uint32]int, len(c.Procs))
 	for i, p := range c.Procs {
-		steps := 0
-		for q := p.PPid; ; steps++ {
-			if q == p.Pid {
-				return &FormatError{File: "pstree.img", Entry: i, Offset: offs[i], Msg: fmt.Sprintf("pid %d: parent links form a cycle", p.Pid)}
-			}
+		index[p.Pid] = i
+	}
+	for i, p := range c.Procs {
+		for q := p.Pid; ; {
 			next, ok := parent[q]
-			if !ok || steps > len(c.Procs) {
+			if !ok {
 				break
 			}
+			if w, seen := walkedBy[q]; seen {
+				if w == i {
+					return &FormatError{File: "pstree.img", Entry: index[q], Offset: offs[index[q]], Msg: fmt.Sprintf("pid %d: parent links form a cycle", q)}
+				}
+				break
+			}
+			walkedBy[q] = i
 			q = next
 		}
 	}

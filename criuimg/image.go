@@ -155,6 +155,9 @@ func readOne(src Source, name string, magic uint32, m proto.Message) error {
 		}
 		return err
 	}
+	if left := f.Size() - r.off; left != 0 {
+		return &FormatError{File: name, Entry: 1, Offset: r.off, Msg: fmt.Sprintf("%d bytes after the image's only entry", left)}
+	}
 	return nil
 }
 

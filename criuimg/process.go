@@ -126,8 +126,8 @@ type Process struct {
 	// Threads holds the live threads, main thread first. A zombie has none.
 	Threads  []Thread
 	Task     *criucore.CoreEntry // core-<pid>.img (task-wide facts)
-	MM       *mm.MmEntry
-	VMAs     []VMA // sorted, non-overlapping
+	MM       *mm.MmEntry         // without its Vmas: they are in VMAs
+	VMAs     []VMA               // sorted, non-overlapping
 	Auxv     []uint64
 	PageSize uint64
 	ExePath  string
@@ -269,6 +269,7 @@ func (p *Process) AuxvValue(tag uint64) uint64 { return auxvValue(p.Auxv, tag) }
 
 func (c *Checkpoint) loadVMAs(p *Process, mmName string) error {
 	ps := p.PageSize
+	p.VMAs = make([]VMA, 0, len(p.MM.GetVmas()))
 	for i, v := range p.MM.GetVmas() {
 		vma := VMA{Start: v.GetStart(), End: v.GetEnd(), Pgoff: v.GetPgoff(), Prot: v.GetProt(), Flags: v.GetFlags(), Status: v.GetStatus()}
 		bad := func(format string, a ...any) error {
@@ -306,6 +307,9 @@ func (c *Checkpoint) loadVMAs(p *Process, mmName string) error {
 		}
 		p.VMAs = append(p.VMAs, vma)
 	}
+	// The decoded entries are a dozen small allocations each; VMAs holds
+	// what they say (tens of MiB less for tens of thousands of mappings).
+	p.MM.Vmas = nil
 	return nil
 }
 

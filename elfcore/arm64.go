@@ -19,7 +19,11 @@ import (
 //   - NT_ARM_HW_BREAK/HW_WATCH: a checkpointed thread has no debug register
 //     in use, so every slot is zero, as in the kernel's cores. dbg_info (the
 //     CPU's debug architecture and slot count) describes the CPU, which the
-//     images do not record: it is written as 0 rather than guessed.
+//     images do not record: it is written as 0 rather than guessed (the
+//     kernel's cores of the arm64 fixtures, on a cortex-a72, say 0x606 for
+//     breakpoints and 0x604 for watchpoints; gdb and Delve do not read it
+//     from a core). This word is the only byte in which our regset notes
+//     differ from the kernel's.
 //   - NT_ARM_SYSTEM_CALL: -1, no system call in progress: CRIU rewinds a
 //     thread interrupted in a call to re-execute it (pc at the svc, x0 =
 //     orig_x0), and the kernel's cores say -1 for the same state.

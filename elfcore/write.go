@@ -27,10 +27,18 @@ var bufferedCopies atomic.Uint64
 // Progress is told how many bytes of segment data have been written.
 type Progress func(n uint64)
 
+// Output is where Write puts a core: an *os.File (which lets pieces from
+// regular files be copied with copy_file_range), or anything that can be
+// written at offsets and sized.
+type Output interface {
+	io.WriterAt
+	Truncate(size int64) error
+}
+
 // Write writes the planned core to f, which must be empty: the file is
 // first extended to its final size, so that every byte no piece covers
 // stays a hole, then header, notes and pieces are written in file order.
-func (p *Plan) Write(f *os.File, progress Progress) error {
+func (p *Plan) Write(f Output, progress Progress) error {
 	if p.segOff == nil && len(p.Segments) > 0 || p.size == 0 {
 		if err := p.Layout(); err != nil {
 			return err
@@ -40,7 +48,7 @@ func (p *Plan) Write(f *os.File, progress Progress) error {
 		return err
 	}
 	if _, err := f.WriteAt(p.header(), 0); err != nil {
-		return err
+		return fmt.Errorf("writing the ELF header and notes: %w", err)
 	}
 	var buf []byte
 	for i, s := range p.Segments {
@@ -56,7 +64,7 @@ func (p *Plan) Write(f *os.File, progress Progress) error {
 	}
 	if p.shOff != 0 {
 		if _, err := f.WriteAt(p.sectionHeader(), int64(p.shOff)); err != nil {
-			return err
+			return fmt.Errorf("writing the section header: %w", err)
 		}
 	}
 	return nil
@@ -64,7 +72,7 @@ func (p *Plan) Write(f *os.File, progress Progress) error {
 
 // copyPiece copies one piece, with copy_file_range when the source is a
 // file (no bytes pass through user space), else through a buffer.
-func copyPiece(dst *os.File, dstOff int64, pc Piece, buf *[]byte) error {
+func copyPiece(dst Output, dstOff int64, pc Piece, buf *[]byte) error {
 	var src *os.File
 	var base int64
 	switch s := pc.Src.(type) {
@@ -73,8 +81,8 @@ func copyPiece(dst *os.File, dstOff int64, pc Piece, buf *[]byte) error {
 	case *os.File:
 		src = s
 	}
-	if src != nil {
-		done, err := copyFileRange(dst, dstOff, src, base+pc.SrcOff, int64(pc.Len))
+	if df, ok := dst.(*os.File); ok && src != nil {
+		done, err := copyFileRange(df, dstOff, src, base+pc.SrcOff, int64(pc.Len))
 		if err == nil {
 			return nil
 		}
@@ -154,6 +162,8 @@ func WriteFile(dir, name string, p *Plan, force bool, progress Progress) (err er
 			return fmt.Errorf("%s: %w", final, ErrExists)
 		}
 	}
+	// CreateTemp opens with O_CREATE|O_EXCL (a symlink is never followed)
+	// and mode 0600.
 	f, err := os.CreateTemp(dir, "."+name+".tmp-*")
 	if err != nil {
 		return err
@@ -168,19 +178,34 @@ func WriteFile(dir, name string, p *Plan, force bool, progress Progress) (err er
 	if err = f.Chmod(0o600); err != nil {
 		return err
 	}
-	if err = p.Write(f, progress); err != nil {
+	if err = p.Write(testOutput(f), progress); err != nil {
 		return fmt.Errorf("%s: %w", final, err)
 	}
 	if err = f.Close(); err != nil {
 		return fmt.Errorf("%s: %w", final, err)
 	}
 	if force {
-		err = os.Rename(tmp, final)
-	} else {
-		err = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, final, unix.RENAME_NOREPLACE)
-		if errors.Is(err, syscall.EEXIST) {
-			err = fmt.Errorf("%s: %w", final, ErrExists)
+		// rename(2) replaces a symlink at final, never follows it.
+		return os.Rename(tmp, final)
+	}
+	err = renameNoReplace(tmp, final)
+	if errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOSYS) {
+		// The filesystem lacks RENAME_NOREPLACE: link(2) does not replace
+		// either.
+		if err = os.Link(tmp, final); err == nil {
+			os.Remove(tmp)
 		}
+	}
+	if errors.Is(err, syscall.EEXIST) {
+		return fmt.Errorf("%s: %w", final, ErrExists)
 	}
 	return err
 }
+
+// renameNoReplace renames old to new unless new exists.
+var renameNoReplace = func(old, new string) error {
+	return unix.Renameat2(unix.AT_FDCWD, old, unix.AT_FDCWD, new, unix.RENAME_NOREPLACE)
+}
+
+// testOutput lets tests fail the writes of WriteFile.
+var testOutput = func(f *os.File) Output { return f }

@@ -157,18 +157,35 @@ func (r *Root) openChecked(id uint32) (io.ReaderAt, int64, error) {
 	return rd, size, nil
 }
 
-// BuildID returns the GNU build-id of an ELF file.
+// BuildID returns the GNU build-id of an ELF file, from its PT_NOTE
+// segments or, where the linker put the note outside them (Go's linker
+// does), its SHT_NOTE sections.
 func BuildID(r io.ReaderAt) ([]byte, error) {
 	f, err := elf.NewFile(r)
 	if err != nil {
 		return nil, err
 	}
+	type notes struct {
+		io.ReaderAt
+		size uint64
+	}
+	var all []notes
 	for _, p := range f.Progs {
-		if p.Type != elf.PT_NOTE || p.Filesz > 1<<20 {
+		if p.Type == elf.PT_NOTE {
+			all = append(all, notes{p, p.Filesz})
+		}
+	}
+	for _, s := range f.Sections {
+		if s.Type == elf.SHT_NOTE {
+			all = append(all, notes{s, s.Size})
+		}
+	}
+	for _, n := range all {
+		if n.size > 1<<20 {
 			continue
 		}
-		b := make([]byte, p.Filesz)
-		if _, err := p.ReadAt(b, 0); err != nil {
+		b := make([]byte, n.size)
+		if _, err := n.ReadAt(b, 0); err != nil {
 			return nil, err
 		}
 		if id, ok := findBuildID(b, f.ByteOrder); ok {

@@ -146,7 +146,11 @@ func runConvert(args []string, stdout, stderr io.Writer) int {
 			}
 		case r.err != nil:
 			failed++
-			fmt.Fprintf(stderr, "ckpt2core: pid %d: %v\n", r.pid, r.err)
+			msg := r.err.Error() // criuimg's errors start with the pid already
+			if prefix := fmt.Sprintf("pid %d: ", r.pid); !strings.HasPrefix(msg, prefix) {
+				msg = prefix + msg
+			}
+			fmt.Fprintf(stderr, "ckpt2core: %s\n", msg)
 		default:
 			ok++
 			fmt.Fprintf(stdout, "%d\t%s\t%d threads\t%d bytes\t%s\n", r.pid, r.comm, r.threads, r.size, r.path)

@@ -163,7 +163,9 @@ func (c *pageSizeCase) checkLayout(t *testing.T, path string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := strings.Join(c.argv, " "); ps2.Psargs != want {
+	// The kernel rule: the whole argument area, its final NUL too, NULs
+	// as spaces.
+	if want := strings.Join(c.argv, " ") + " "; ps2.Psargs != want {
 		t.Errorf("pr_psargs %q, want %q", ps2.Psargs, want)
 	}
 	b, err := cd.ReadAt(c.heap+ps+0x18, 8)
@@ -211,7 +213,7 @@ func (c *pageSizeCase) checkGDB(t *testing.T, core string) {
 	}
 	s := string(out)
 	vals := gdbValueRe.FindAllStringSubmatch(s, -1)
-	want := []string{fmt.Sprintf("%#x", c.heapWord), fmt.Sprintf("%#x", c.dataWord), strconv.Quote(c.heapStr)}
+	want := []string{fmt.Sprintf("0x%016x", c.heapWord), fmt.Sprintf("0x%016x", c.dataWord), strconv.Quote(c.heapStr)}
 	var got []string
 	for _, v := range vals {
 		got = append(got, v[1])
