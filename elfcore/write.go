@@ -50,15 +50,12 @@ func (p *Plan) Write(f Output, progress Progress) error {
 	if _, err := f.WriteAt(p.header(), 0); err != nil {
 		return fmt.Errorf("writing the ELF header and notes: %w", err)
 	}
-	var buf []byte
+	var cs copyState
 	for i, s := range p.Segments {
 		for _, pc := range s.Pieces {
 			dst := int64(p.segOff[i] + pc.Off)
-			if err := copyPiece(f, dst, pc, &buf); err != nil {
+			if err := copyPiece(f, dst, pc, &cs, progress); err != nil {
 				return fmt.Errorf("segment %#x, bytes [%#x,+%#x): %w", s.Vaddr, s.Vaddr+pc.Off, pc.Len, err)
-			}
-			if progress != nil {
-				progress(pc.Len)
 			}
 		}
 	}
@@ -70,9 +67,14 @@ func (p *Plan) Write(f Output, progress Progress) error {
 	return nil
 }
 
+// copyChunk bounds one copy_file_range call: progress is reported after
+// each, so that a bar moves during a mapping of many GiB.
+const copyChunk = 64 << 20
+
 // copyPiece copies one piece, with copy_file_range when the source is a
-// file (no bytes pass through user space), else through a buffer.
-func copyPiece(dst Output, dstOff int64, pc Piece, buf *[]byte) error {
+// file (no bytes pass through user space), else through a buffer, and
+// tells progress (if not nil) of the bytes copied as it goes.
+func copyPiece(dst Output, dstOff int64, pc Piece, cs *copyState, progress Progress) error {
 	var src *os.File
 	var base int64
 	switch s := pc.Src.(type) {
@@ -81,23 +83,28 @@ func copyPiece(dst Output, dstOff int64, pc Piece, buf *[]byte) error {
 	case *os.File:
 		src = s
 	}
-	if df, ok := dst.(*os.File); ok && src != nil {
-		done, err := copyFileRange(df, dstOff, src, base+pc.SrcOff, int64(pc.Len))
+	if df, ok := dst.(*os.File); ok && src != nil && !cs.noCFR {
+		done, err := copyFileRange(df, dstOff, src, base+pc.SrcOff, int64(pc.Len), progress)
 		if err == nil {
 			return nil
 		}
 		if !fallbackErr(err) {
 			return err
 		}
+		if done == 0 {
+			// Refused outright (another filesystem, no support): the
+			// next pieces, from the same files, would be refused too.
+			cs.noCFR = true
+		}
 		dstOff += done
 		pc.SrcOff += done
 		pc.Len -= uint64(done)
 	}
 	bufferedCopies.Add(1)
-	if *buf == nil {
-		*buf = make([]byte, 1<<20)
+	if cs.buf == nil {
+		cs.buf = make([]byte, 1<<20)
 	}
-	b := *buf
+	b := cs.buf
 	for pc.Len > 0 {
 		n := min(uint64(len(b)), pc.Len)
 		k, err := pc.Src.ReadAt(b[:n], pc.SrcOff)
@@ -113,15 +120,24 @@ func copyPiece(dst Output, dstOff int64, pc Piece, buf *[]byte) error {
 		pc.SrcOff += int64(n)
 		dstOff += int64(n)
 		pc.Len -= n
+		if progress != nil {
+			progress(n)
+		}
 	}
 	return nil
 }
 
-func copyFileRange(dst *os.File, dstOff int64, src *os.File, srcOff, n int64) (int64, error) {
+// copyState is what copyPiece keeps from one piece to the next.
+type copyState struct {
+	buf   []byte // for copies through user space
+	noCFR bool   // copy_file_range refused a piece from the start
+}
+
+func copyFileRange(dst *os.File, dstOff int64, src *os.File, srcOff, n int64, progress Progress) (int64, error) {
 	var done int64
 	for done < n {
 		roff, woff := srcOff+done, dstOff+done
-		k, err := unix.CopyFileRange(int(src.Fd()), &roff, int(dst.Fd()), &woff, int(min(n-done, 1<<30)), 0)
+		k, err := unix.CopyFileRange(int(src.Fd()), &roff, int(dst.Fd()), &woff, int(min(n-done, copyChunk)), 0)
 		if err != nil {
 			if err == syscall.EINTR {
 				continue
@@ -132,6 +148,9 @@ func copyFileRange(dst *os.File, dstOff int64, src *os.File, srcOff, n int64) (i
 			return done, fmt.Errorf("source ends %d bytes early: %w", n-done, io.ErrUnexpectedEOF)
 		}
 		done += int64(k)
+		if progress != nil {
+			progress(uint64(k))
+		}
 	}
 	return done, nil
 }

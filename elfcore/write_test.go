@@ -39,8 +39,10 @@ func TestWriteCopyFileRange(t *testing.T) {
 
 	const hole = 16 << 20 // untouched pages between the two pieces
 	for _, tc := range []struct {
-		name     string
-		src      interface{ ReadAt([]byte, int64) (int, error) }
+		name string
+		src  interface {
+			ReadAt([]byte, int64) (int, error)
+		}
 		buffered uint64
 	}{
 		{"file", fileSrc{src}, 0},

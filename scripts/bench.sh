@@ -122,7 +122,7 @@ for c in "${CASES[@]}"; do
 		timed "$WORK/bin/ckpt2core" --quiet --jobs "$JOBS" "$img" -o "$out"
 		conv_secs=$(lower "$conv_secs" "$secs")
 		[ "$rss" -gt "$conv_rss" ] && conv_rss=$rss
-		core_size=$(stat -c %s "$out"/core.* | awk '{s += $1} END {printf "%d", s}')
+		core_size=$(stat -c %s "$out"/core.* | awk '{s += $1} END {printf "%.0f", s}')
 		core_alloc=$(du -B1 -c "$out"/core.* | tail -1 | cut -f1)
 		rm -f "$out"/core.*
 

@@ -17,7 +17,6 @@ import (
 type progress struct {
 	done  atomic.Uint64
 	total int64
-	w     io.Writer
 	stop  chan struct{}
 	wg    sync.WaitGroup
 }
@@ -25,41 +24,52 @@ type progress struct {
 // startProgress starts the display for total bytes; enabled decides
 // whether anything may be shown at all.
 func startProgress(w io.Writer, total int64, enabled bool) *progress {
-	p := &progress{total: total, w: w, stop: make(chan struct{})}
+	p := &progress{total: total, stop: make(chan struct{})}
 	f, ok := w.(*os.File)
 	if !enabled || !ok || !term.IsTerminal(int(f.Fd())) || total <= 0 {
 		return p
 	}
-	p.wg.Add(1)
-	go p.run()
+	p.show(w, time.Second)
 	return p
 }
 
-func (p *progress) run() {
-	defer p.wg.Done()
-	select {
-	case <-p.stop:
-		return
-	case <-time.After(time.Second):
-	}
+// show draws the bar on w once delay has passed. The bar is created now,
+// drawing into a closed gate, so that its rate and time left count from
+// the start of the work: created when it appears, it would take the bytes
+// done until then for bytes done in no time (a rate of TB/s, 0s left).
+func (p *progress) show(w io.Writer, delay time.Duration) {
+	g := &gate{w: w}
 	bar := progressbar.NewOptions64(p.total,
-		progressbar.OptionSetWriter(p.w),
+		progressbar.OptionSetWriter(g),
 		progressbar.OptionShowBytes(true),
 		progressbar.OptionSetPredictTime(true),
 		progressbar.OptionSetDescription("converting"),
-		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionThrottle(0), // run draws every tick
 		progressbar.OptionClearOnFinish(),
 	)
+	bar.StartWithoutRender()
+	p.wg.Add(1)
+	go p.run(bar, g, delay)
+}
+
+func (p *progress) run(bar *progressbar.ProgressBar, g *gate, delay time.Duration) {
+	defer p.wg.Done()
+	start := time.Now()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {
 		case <-p.stop:
-			bar.Set64(int64(p.done.Load()))
-			bar.Finish()
+			if g.open.Load() {
+				bar.Finish() // clears the line
+			}
 			return
 		case <-tick.C:
 			bar.Set64(min(int64(p.done.Load()), p.total))
+			if !g.open.Load() && time.Since(start) >= delay {
+				g.open.Store(true)
+				bar.RenderBlank()
+			}
 		}
 	}
 }
@@ -71,4 +81,17 @@ func (p *progress) add(n uint64) { p.done.Add(n) }
 func (p *progress) finish() {
 	close(p.stop)
 	p.wg.Wait()
+}
+
+// gate passes writes through once open and drops them before.
+type gate struct {
+	w    io.Writer
+	open atomic.Bool
+}
+
+func (g *gate) Write(b []byte) (int, error) {
+	if !g.open.Load() {
+		return len(b), nil
+	}
+	return g.w.Write(b)
 }
