@@ -21,25 +21,31 @@ const (
 
 const usage = `ckpt2core turns a CRIU checkpoint into one ELF core file per process.
 
+CHECKPOINT is a CRIU image directory, or a container checkpoint (Kubernetes,
+CRI-O, Podman) as a directory or a tar, tar+gzip or tar+zstd archive.
+
 Usage:
-  ckpt2core [flags] CHECKPOINT -o OUT_DIR    convert (CHECKPOINT: a CRIU image directory)
-  ckpt2core verify --exe EXE CORE [--json]   load a core with Delve's core reader
-  ckpt2core inspect CHECKPOINT [--json] [--env] [--pid N]   show what a checkpoint holds
-  ckpt2core gdb CHECKPOINT [--pid N] [--root DIR] [-- GDB_ARGS]   convert and open in gdb
-  ckpt2core dlv CHECKPOINT [--pid N] --exe EXE                   convert and open in Delve
-  ckpt2core grep [flags] PATTERN CHECKPOINT  search the processes' memory (exit 0 found, 1 not)
+  ckpt2core [flags] CHECKPOINT -o OUT_DIR          write OUT_DIR/core.<pid> per process
+  ckpt2core inspect [flags] CHECKPOINT             container, processes, threads, syscalls, files
+  ckpt2core grep [flags] PATTERN CHECKPOINT        search the processes' memory
+  ckpt2core gdb [flags] CHECKPOINT [-- GDB_ARGS]   convert one process and open it in gdb
+  ckpt2core dlv [flags] CHECKPOINT [-- DLV_ARGS]   convert one process and open it in Delve
+  ckpt2core verify --exe EXE CORE [--json]         load a core with Delve's core reader
   ckpt2core help | --help | --version
 
 Examples:
   ckpt2core /var/lib/criu/dump -o out/
-  gdb --core out/core.1234 /path/to/executable
-  ckpt2core testdata/x86_64/threads-c/images -o out/ --pid 32484 --force
-  ckpt2core verify --exe testdata/x86_64/go-goroutines/exe/go-goroutines out/core.2219
+  gdb /path/to/executable out/core.1234
+  ckpt2core checkpoint-web_default-app-2026-11-27T10:00:00Z.tar -o out/ --root /
+  ckpt2core inspect --json checkpoint.tar.gz
+  ckpt2core grep -i 'password=' checkpoint.tar.gz
+  ckpt2core verify --exe ./server out/core.1234
 
 Run 'ckpt2core COMMAND --help' for a command's flags.
 
 Exit status: 0 all converted; 1 nothing converted (or a fatal error);
 2 usage error; 3 some processes converted and others failed.
+(grep: 0 found, 1 not found, 2 error.)
 `
 
 func main() {
