@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -18,11 +17,6 @@ import (
 type osFiler interface {
 	OSFile() (*os.File, int64)
 }
-
-// bufferedCopies counts the pieces (or their tails) copied through a
-// user-space buffer instead of copy_file_range; tests check that captured
-// pages in a regular file never take that path.
-var bufferedCopies atomic.Uint64
 
 // Progress is told how many bytes of segment data have been written.
 type Progress func(n uint64)
@@ -39,6 +33,12 @@ type Output interface {
 // first extended to its final size, so that every byte no piece covers
 // stays a hole, then header, notes and pieces are written in file order.
 func (p *Plan) Write(f Output, progress Progress) error {
+	var cs copyState
+	return p.write(f, progress, &cs)
+}
+
+// write is Write with the copy state exposed to tests.
+func (p *Plan) write(f Output, progress Progress, cs *copyState) error {
 	if p.segOff == nil && len(p.Segments) > 0 || p.size == 0 {
 		if err := p.Layout(); err != nil {
 			return err
@@ -50,11 +50,10 @@ func (p *Plan) Write(f Output, progress Progress) error {
 	if _, err := f.WriteAt(p.header(), 0); err != nil {
 		return fmt.Errorf("writing the ELF header and notes: %w", err)
 	}
-	var cs copyState
 	for i, s := range p.Segments {
 		for _, pc := range s.Pieces {
 			dst := int64(p.segOff[i] + pc.Off)
-			if err := copyPiece(f, dst, pc, &cs, progress); err != nil {
+			if err := copyPiece(f, dst, pc, cs, progress); err != nil {
 				return fmt.Errorf("segment %#x, bytes [%#x,+%#x): %w", s.Vaddr, s.Vaddr+pc.Off, pc.Len, err)
 			}
 		}
@@ -100,7 +99,7 @@ func copyPiece(dst Output, dstOff int64, pc Piece, cs *copyState, progress Progr
 		pc.SrcOff += done
 		pc.Len -= uint64(done)
 	}
-	bufferedCopies.Add(1)
+	cs.buffered++
 	if cs.buf == nil {
 		cs.buf = make([]byte, 1<<20)
 	}
@@ -129,8 +128,9 @@ func copyPiece(dst Output, dstOff int64, pc Piece, cs *copyState, progress Progr
 
 // copyState is what copyPiece keeps from one piece to the next.
 type copyState struct {
-	buf   []byte // for copies through user space
-	noCFR bool   // copy_file_range refused a piece from the start
+	buf      []byte // for copies through user space
+	noCFR    bool   // copy_file_range refused a piece from the start
+	buffered uint64 // pieces (or their tails) copied through buf
 }
 
 func copyFileRange(dst *os.File, dstOff int64, src *os.File, srcOff, n int64, progress Progress) (int64, error) {
@@ -171,7 +171,32 @@ var ErrExists = errors.New("file exists (use --force to replace it)")
 // to name only when complete. An existing name is kept unless force is set;
 // with force it is replaced, never followed if it is a symlink. On any
 // error nothing is left behind.
-func WriteFile(dir, name string, p *Plan, force bool, progress Progress) (err error) {
+func WriteFile(dir, name string, p *Plan, force bool, progress Progress) error {
+	return writeFile(dir, name, p, force, progress, fileOps{})
+}
+
+// fileOps are the steps of writeFile that tests replace to inject
+// failures; the zero value does the real thing.
+type fileOps struct {
+	output          func(*os.File) Output       // wraps the temporary file
+	renameNoReplace func(old, new string) error // renameat2(RENAME_NOREPLACE)
+}
+
+func (o fileOps) wrap(f *os.File) Output {
+	if o.output != nil {
+		return o.output(f)
+	}
+	return f
+}
+
+func (o fileOps) rename(old, new string) error {
+	if o.renameNoReplace != nil {
+		return o.renameNoReplace(old, new)
+	}
+	return unix.Renameat2(unix.AT_FDCWD, old, unix.AT_FDCWD, new, unix.RENAME_NOREPLACE)
+}
+
+func writeFile(dir, name string, p *Plan, force bool, progress Progress, ops fileOps) (err error) {
 	if name == "" || name != filepath.Base(name) || strings.HasPrefix(name, ".") {
 		return fmt.Errorf("invalid core file name %q", name)
 	}
@@ -197,7 +222,7 @@ func WriteFile(dir, name string, p *Plan, force bool, progress Progress) (err er
 	if err = f.Chmod(0o600); err != nil {
 		return err
 	}
-	if err = p.Write(testOutput(f), progress); err != nil {
+	if err = p.Write(ops.wrap(f), progress); err != nil {
 		return fmt.Errorf("%s: %w", final, err)
 	}
 	if err = f.Close(); err != nil {
@@ -207,7 +232,7 @@ func WriteFile(dir, name string, p *Plan, force bool, progress Progress) (err er
 		// rename(2) replaces a symlink at final, never follows it.
 		return os.Rename(tmp, final)
 	}
-	err = renameNoReplace(tmp, final)
+	err = ops.rename(tmp, final)
 	if errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOSYS) {
 		// The filesystem lacks RENAME_NOREPLACE: link(2) does not replace
 		// either.
@@ -220,11 +245,3 @@ func WriteFile(dir, name string, p *Plan, force bool, progress Progress) (err er
 	}
 	return err
 }
-
-// renameNoReplace renames old to new unless new exists.
-var renameNoReplace = func(old, new string) error {
-	return unix.Renameat2(unix.AT_FDCWD, old, unix.AT_FDCWD, new, unix.RENAME_NOREPLACE)
-}
-
-// testOutput lets tests fail the writes of WriteFile.
-var testOutput = func(f *os.File) Output { return f }

@@ -64,12 +64,12 @@ func TestWriteCopyFileRange(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer out.Close()
-			before := bufferedCopies.Load()
 			var progressed uint64
-			if err := plan.Write(out, func(n uint64) { progressed += n }); err != nil {
+			var cs copyState
+			if err := plan.write(out, func(n uint64) { progressed += n }, &cs); err != nil {
 				t.Fatal(err)
 			}
-			if got := bufferedCopies.Load() - before; got != tc.buffered {
+			if got := cs.buffered; got != tc.buffered {
 				t.Errorf("%d pieces copied through a buffer, want %d", got, tc.buffered)
 			}
 			if progressed != 64*page {

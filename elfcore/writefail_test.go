@@ -70,10 +70,8 @@ func TestWriteFileFailingWrite(t *testing.T) {
 	for _, after := range []int64{0, hdr - 1, hdr, hdr + 1000, hdr + 1<<20 + 5, hdr + 3<<20 - 8192 - 1} {
 		t.Run(fmt.Sprint(after), func(t *testing.T) {
 			dir := t.TempDir()
-			old := testOutput
-			defer func() { testOutput = old }()
-			testOutput = func(f *os.File) Output { return &failingOutput{f: f, left: after} }
-			err := WriteFile(dir, "core.42", testPlan(), false, nil)
+			ops := fileOps{output: func(f *os.File) Output { return &failingOutput{f: f, left: after} }}
+			err := writeFile(dir, "core.42", testPlan(), false, nil, ops)
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -102,11 +100,9 @@ func TestWriteFileFailingWrite(t *testing.T) {
 func TestWriteFileRenameFallback(t *testing.T) {
 	for _, errno := range []syscall.Errno{syscall.EINVAL, syscall.ENOSYS} {
 		t.Run(errno.Error(), func(t *testing.T) {
-			old := renameNoReplace
-			defer func() { renameNoReplace = old }()
-			renameNoReplace = func(string, string) error { return &os.LinkError{Op: "renameat2", Err: errno} }
+			ops := fileOps{renameNoReplace: func(string, string) error { return &os.LinkError{Op: "renameat2", Err: errno} }}
 			dir := t.TempDir()
-			if err := WriteFile(dir, "core.1", testPlan(), false, nil); err != nil {
+			if err := writeFile(dir, "core.1", testPlan(), false, nil, ops); err != nil {
 				t.Fatal(err)
 			}
 			if names := dirNames(t, dir); len(names) != 1 || names[0] != "core.1" {
@@ -117,10 +113,10 @@ func TestWriteFileRenameFallback(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(dir, "core.2"), []byte("old"), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			renameNoReplace = func(old, new string) error {
+			ops.renameNoReplace = func(old, new string) error {
 				return &os.LinkError{Op: "renameat2", Old: old, New: new, Err: errno}
 			}
-			err := writeFileSkippingCheck(dir, "core.2")
+			err := writeFileSkippingCheck(dir, "core.2", ops)
 			if !errors.Is(err, ErrExists) {
 				t.Fatalf("error %v, want ErrExists", err)
 			}
@@ -136,18 +132,16 @@ func TestWriteFileRenameFallback(t *testing.T) {
 
 // writeFileSkippingCheck runs WriteFile as if dir/name appeared after its
 // Lstat check: the test output creates it when the core is written.
-func writeFileSkippingCheck(dir, name string) error {
+func writeFileSkippingCheck(dir, name string, ops fileOps) error {
 	tmp := filepath.Join(dir, ".moved")
 	if err := os.Rename(filepath.Join(dir, name), tmp); err != nil {
 		return err
 	}
-	old := testOutput
-	defer func() { testOutput = old }()
-	testOutput = func(f *os.File) Output {
+	ops.output = func(f *os.File) Output {
 		os.Rename(tmp, filepath.Join(dir, name))
 		return f
 	}
-	return WriteFile(dir, name, testPlan(), false, nil)
+	return writeFile(dir, name, testPlan(), false, nil, ops)
 }
 
 // TestWriteFileSymlink: a symlink where the core goes is never followed:
