@@ -73,17 +73,13 @@ func runConvert(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "ckpt2core: --jobs must be at least 1")
 		return exitUsage
 	}
-	src, closeSrc, err := openCheckpoint(fs.Arg(0), aopts)
+	cv, code, err := openConversion(fs.Arg(0), aopts, *root, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
-		return exitFailed
+		return code
 	}
-	defer closeSrc()
-	ck, err := criuimg.Open(src)
-	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
-		return exitFailed
-	}
+	defer cv.Close()
+	ck := cv.ck
 	want := ck.Pids()
 	if len(*pids) > 0 {
 		want = want[:0]
@@ -103,17 +99,7 @@ func runConvert(args []string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 
-	var opts elfcore.Options
-	if *root != "" {
-		rfs, err := openRoot(*root, src, ck, stderr)
-		if err != nil {
-			fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
-			return exitUsage
-		}
-		defer rfs.Close()
-		opts.Files = rfs
-	}
-	prog := startProgress(stderr, pagesBytes(src), !*quiet)
+	prog := startProgress(stderr, pagesBytes(cv.src), !*quiet)
 	results := make([]convertResult, len(want))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, *jobs)
@@ -123,7 +109,7 @@ func runConvert(args []string, stdout, stderr io.Writer) int {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			results[i] = convertOne(ck, pid, *out, *force, opts, prog.add)
+			results[i] = convertOne(ck, pid, *out, *force, cv.opts, prog.add)
 		}()
 	}
 	wg.Wait()

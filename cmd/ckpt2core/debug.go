@@ -9,9 +9,6 @@ import (
 	"path/filepath"
 
 	"github.com/spf13/pflag"
-
-	"github.com/ckpt2core/ckpt2core/criuimg"
-	"github.com/ckpt2core/ckpt2core/elfcore"
 )
 
 const debugExamples = `
@@ -50,30 +47,16 @@ func runDebugger(tool string, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	extra := fs.Args()[1:]
-	src, closeSrc, err := openCheckpoint(fs.Arg(0), aopts)
+	cv, code, err := openConversion(fs.Arg(0), aopts, *root, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
-		return exitFailed
+		return code
 	}
-	defer closeSrc()
-	ck, err := criuimg.Open(src)
-	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
-		return exitFailed
-	}
+	defer cv.Close()
+	ck := cv.ck
 	target := uint32(*pid)
 	if target == 0 {
 		target = ck.Procs[0].Pid
-	}
-	var opts elfcore.Options
-	if *root != "" {
-		rfs, err := openRoot(*root, src, ck, stderr)
-		if err != nil {
-			fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
-			return exitUsage
-		}
-		defer rfs.Close()
-		opts.Files = rfs
 	}
 	dir, err := os.MkdirTemp("", "ckpt2core-"+tool+"-")
 	if err != nil {
@@ -81,7 +64,7 @@ func runDebugger(tool string, args []string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	defer os.RemoveAll(dir)
-	res := convertOne(ck, target, dir, false, opts, nil)
+	res := convertOne(ck, target, dir, false, cv.opts, nil)
 	for _, n := range res.notes {
 		fmt.Fprintf(stderr, "ckpt2core: pid %d (%s): %s\n", res.pid, res.comm, n)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ckpt2core/ckpt2core/archive"
 	"github.com/ckpt2core/ckpt2core/criuimg"
+	"github.com/ckpt2core/ckpt2core/elfcore"
 	"github.com/ckpt2core/ckpt2core/rootfs"
 )
 
@@ -49,6 +50,46 @@ func openCheckpoint(path string, opts *archive.Options) (criuimg.Source, func(),
 		return nil, nil, err
 	}
 	return &checkpointSource{Source: ck.Images, ck: ck}, func() { ck.Close() }, nil
+}
+
+// conversion is a checkpoint opened for conversion: its images, their
+// process tree and the options of every core (--root).
+type conversion struct {
+	src   criuimg.Source
+	ck    *criuimg.Checkpoint
+	opts  elfcore.Options
+	close []func()
+}
+
+// openConversion opens the checkpoint at path and, if root is set, the
+// root filesystem. On error it returns the exit status to use.
+func openConversion(path string, aopts *archive.Options, root string, stderr io.Writer) (*conversion, int, error) {
+	src, closeSrc, err := openCheckpoint(path, aopts)
+	if err != nil {
+		return nil, exitFailed, err
+	}
+	c := &conversion{src: src, close: []func(){closeSrc}}
+	if c.ck, err = criuimg.Open(src); err != nil {
+		c.Close()
+		return nil, exitFailed, err
+	}
+	if root != "" {
+		rfs, err := openRoot(root, src, c.ck, stderr)
+		if err != nil {
+			c.Close()
+			return nil, exitUsage, err
+		}
+		c.close = append(c.close, func() { rfs.Close() })
+		c.opts.Files = rfs
+	}
+	return c, exitOK, nil
+}
+
+// Close releases the checkpoint and the root filesystem.
+func (c *conversion) Close() {
+	for i := len(c.close) - 1; i >= 0; i-- {
+		c.close[i]()
+	}
 }
 
 // openRoot opens --root for ck, overlaid by the container's
