@@ -31,9 +31,20 @@ func (x *x86Notes) thread(t *criuimg.Thread) ([]byte, []Note, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if xs == nil {
+		// CRIU saved no FPU state: like the kernel for a thread that never
+		// used the FPU, no FP notes.
+		return prReg, nil, nil
+	}
 	fx, err := xs.FX.MarshalBinary()
 	if err != nil {
 		return nil, nil, err
+	}
+	notes := []Note{{noteCore, regs.NT_PRFPREG, fx}}
+	if xs.XCR0 == 0 {
+		// Only the legacy FXSAVE state (no XSAVE on the CPU): no
+		// NT_X86_XSTATE, as with the kernel.
+		return prReg, notes, nil
 	}
 	xb, err := xs.MarshalBinary()
 	if err != nil {
@@ -42,7 +53,7 @@ func (x *x86Notes) thread(t *criuimg.Thread) ([]byte, []Note, error) {
 	if x.layout == nil {
 		x.layout = xs.LayoutNote()
 	}
-	return prReg, []Note{{noteCore, regs.NT_PRFPREG, fx}, {noteLinux, regs.NT_X86_XSTATE, xb}}, nil
+	return prReg, append(notes, Note{noteLinux, regs.NT_X86_XSTATE, xb}), nil
 }
 
 func (x *x86Notes) extra() []Note {
