@@ -213,8 +213,11 @@ func writeFile(dir, name string, p *Plan, force bool, progress Progress, ops fil
 		return err
 	}
 	tmp := f.Name()
+	renamed := false
 	defer func() {
-		if err != nil {
+		// On an error, and on a panic unwinding through here, nothing is
+		// left behind.
+		if !renamed {
 			f.Close()
 			os.Remove(tmp)
 		}
@@ -230,15 +233,20 @@ func writeFile(dir, name string, p *Plan, force bool, progress Progress, ops fil
 	}
 	if force {
 		// rename(2) replaces a symlink at final, never follows it.
-		return os.Rename(tmp, final)
-	}
-	err = ops.rename(tmp, final)
-	if errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOSYS) {
-		// The filesystem lacks RENAME_NOREPLACE: link(2) does not replace
-		// either.
-		if err = os.Link(tmp, final); err == nil {
-			os.Remove(tmp)
+		err = os.Rename(tmp, final)
+	} else {
+		err = ops.rename(tmp, final)
+		if errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOSYS) {
+			// The filesystem lacks RENAME_NOREPLACE: link(2) does not
+			// replace either.
+			if err = os.Link(tmp, final); err == nil {
+				os.Remove(tmp)
+			}
 		}
+	}
+	if err == nil {
+		renamed = true
+		return nil
 	}
 	if errors.Is(err, syscall.EEXIST) {
 		return fmt.Errorf("%s: %w", final, ErrExists)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -27,7 +28,9 @@ Examples:
 Each core is written as OUT_DIR/core.<pid> (pid as in the images), mode
 0600, through a temporary file renamed into place when complete. One line
 per core goes to stdout (pid, comm, threads, bytes, path); notices and
-errors go to stderr. A zombie gets no core, as with the kernel.
+errors go to stderr; --json prints one array of records instead (pid,
+comm, threads, bytes, path, zombie, error, warnings). A zombie gets no
+core, as with the kernel.
 
 Exit status: 0 all converted; 1 nothing converted; 2 usage error;
 3 some processes converted and others failed.
@@ -54,6 +57,7 @@ func runConvert(args []string, stdout, stderr io.Writer) int {
 	force := fs.BoolP("force", "f", false, "replace existing core files")
 	jobs := fs.IntP("jobs", "j", runtime.NumCPU(), "processes converted in parallel")
 	quiet := fs.BoolP("quiet", "q", false, "no notices on stderr (errors are still printed)")
+	asJSON := fs.Bool("json", false, "print one JSON array with a record per process instead of lines")
 	root := fs.String("root", "", "root filesystem supplying the clean pages of mapped files (e.g. / or an unpacked image)")
 	aopts := archiveFlags(fs)
 	fs.Usage = func() {
@@ -116,19 +120,25 @@ func runConvert(args []string, stdout, stderr io.Writer) int {
 	prog.finish()
 
 	ok, failed := 0, 0
+	records := make([]convertRecord, 0, len(results))
 	for _, r := range results {
+		rec := convertRecord{Pid: r.pid, Comm: r.comm, Threads: r.threads, Bytes: r.size, Path: r.path, Zombie: r.zombie, Warnings: r.notes}
 		if !*quiet {
 			for _, n := range r.notes {
 				fmt.Fprintf(stderr, "ckpt2core: pid %d (%s): %s\n", r.pid, r.comm, n)
 			}
 		}
 		switch {
-		case r.zombie && len(*pids) > 0:
-			failed++
-			fmt.Fprintf(stderr, "ckpt2core: pid %d (%s): zombie (%s, not reaped): no core, as the kernel writes none\n", r.pid, r.comm, waitStatus(r.exitCode))
 		case r.zombie:
-			if !*quiet {
-				fmt.Fprintf(stderr, "ckpt2core: pid %d (%s): zombie (%s, not reaped): no core, as the kernel writes none\n", r.pid, r.comm, waitStatus(r.exitCode))
+			rec.Threads = 0
+			msg := fmt.Sprintf("pid %d (%s): zombie (%s, not reaped): no core, as the kernel writes none", r.pid, r.comm, waitStatus(r.exitCode))
+			if len(*pids) > 0 {
+				// Asked for by name: not converted.
+				failed++
+				rec.Error = msg
+				fmt.Fprintf(stderr, "ckpt2core: %s\n", msg)
+			} else if !*quiet {
+				fmt.Fprintf(stderr, "ckpt2core: %s\n", msg)
 			}
 		case r.err != nil:
 			failed++
@@ -136,10 +146,21 @@ func runConvert(args []string, stdout, stderr io.Writer) int {
 			if prefix := fmt.Sprintf("pid %d: ", r.pid); !strings.HasPrefix(msg, prefix) {
 				msg = prefix + msg
 			}
+			rec.Error = msg
 			fmt.Fprintf(stderr, "ckpt2core: %s\n", msg)
 		default:
 			ok++
-			fmt.Fprintf(stdout, "%d\t%s\t%d threads\t%d bytes\t%s\n", r.pid, r.comm, r.threads, r.size, r.path)
+			if !*asJSON {
+				fmt.Fprintf(stdout, "%d\t%s\t%d threads\t%d bytes\t%s\n", r.pid, r.comm, r.threads, r.size, r.path)
+			}
+		}
+		records = append(records, rec)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(records); err != nil {
+			fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
 		}
 	}
 	switch {
@@ -149,6 +170,18 @@ func runConvert(args []string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	return exitPartial
+}
+
+// convertRecord is what --json prints for each process.
+type convertRecord struct {
+	Pid      uint32   `json:"pid"`
+	Comm     string   `json:"comm"`
+	Threads  int      `json:"threads"`
+	Bytes    uint64   `json:"bytes"`          // size of the core (holes included)
+	Path     string   `json:"path,omitempty"` // "" when no core was written
+	Zombie   bool     `json:"zombie,omitempty"`
+	Error    string   `json:"error,omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // convertOne loads, plans and writes the core of one process. Nothing is
