@@ -13,6 +13,7 @@
 //	config.dump       JSON: container name, id, image, runtime, ...
 //	spec.dump         JSON: the OCI runtime spec
 //	stats-dump        CRIU dump statistics
+//	stats-restore     CRIU restore statistics (after a restore)
 //	network.status    network state
 //	dump.log          CRIU's log (CRI-O and the kubelet only)
 //	bind.mounts       bind mounts (CRI-O and the kubelet only)
@@ -97,7 +98,7 @@ const (
 )
 
 // The names of the files of a container checkpoint that Meta gives.
-var metaNames = []string{"config.dump", "spec.dump", "stats-dump", "network.status", "dump.log", "bind.mounts", "ctr.log"}
+var metaNames = []string{"config.dump", "spec.dump", "stats-dump", "stats-restore", "network.status", "dump.log", "bind.mounts", "ctr.log"}
 
 // rootfsDiff is the name of the container's changed-files tar.
 const rootfsDiff = "rootfs-diff.tar"
@@ -165,17 +166,17 @@ func (c *Checkpoint) Path() string { return c.path }
 func (c *Checkpoint) Dir() string { return c.dir }
 
 // Meta returns the content of one of the container's metadata files
-// (config.dump, spec.dump, stats-dump, network.status, dump.log,
-// bind.mounts, ctr.log; see MetaNames), at most MaxMetaSize bytes. dump.log
-// and stats-dump are also looked for among the CRIU images, where CRIU
-// writes them. A file the checkpoint lacks is reported with an error
+// (config.dump, spec.dump, stats-dump, stats-restore, network.status,
+// dump.log, bind.mounts, ctr.log; see MetaNames), at most MaxMetaSize
+// bytes. dump.log and the stats files are also looked for among the CRIU
+// images, where CRIU writes them. A file the checkpoint lacks is reported with an error
 // wrapping fs.ErrNotExist.
 func (c *Checkpoint) Meta(name string) ([]byte, error) {
 	if !isMetaName(name) {
 		return nil, fmt.Errorf("%s: %q is not a checkpoint metadata file (one of %v)", c.path, name, metaNames)
 	}
 	f, err := c.top.Open(name)
-	if err != nil && criuimg.IsNotExist(err) && (name == "dump.log" || name == "stats-dump") && c.top != c.Images {
+	if err != nil && criuimg.IsNotExist(err) && (name == "dump.log" || name == "stats-dump" || name == "stats-restore") && c.top != c.Images {
 		f, err = c.Images.Open(name)
 	}
 	if err != nil {
