@@ -42,6 +42,7 @@ type Checkpoint struct {
 	Src       Source
 	Inventory *inventory.InventoryEntry
 	Procs     []ProcInfo
+	byPid     map[uint32]int // index in Procs
 	files     map[uint32]RegFile
 	memfds    map[uint32]uint32 // memfd file id -> memfd inode id
 	inodes    map[uint32]memfdInode
@@ -65,7 +66,7 @@ func Open(src Source) (*Checkpoint, error) {
 	c.Inventory = inv
 	seen := map[uint32]int{}
 	var offs []int64 // byte offset of each pstree entry, for errors
-	err := readAll(src, "pstree.img", MagicPstree, func() *pstree.PstreeEntry { return &pstree.PstreeEntry{} },
+	err := readAllLimited(src, "pstree.img", MagicPstree, func() *pstree.PstreeEntry { return &pstree.PstreeEntry{} },
 		func(i int, off int64, e *pstree.PstreeEntry) error {
 			if len(c.Procs) >= MaxProcesses {
 				return &FormatError{File: "pstree.img", Entry: i, Offset: off, Msg: "too many processes"}
@@ -84,13 +85,14 @@ func Open(src Source) (*Checkpoint, error) {
 			c.Procs = append(c.Procs, p)
 			offs = append(offs, off)
 			return nil
-		})
+		}, pstreeLimits)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", src, err)
 	}
 	if len(c.Procs) == 0 {
 		return nil, fmt.Errorf("%s: %w", src, &FormatError{File: "pstree.img", Entry: 0, Offset: 8, Msg: "no process"})
 	}
+	c.byPid = seen
 	if err := c.checkTree(offs); err != nil {
 		return nil, fmt.Errorf("%s: %w", src, err)
 	}
@@ -159,12 +161,11 @@ func (c *Checkpoint) checkTree(offs []int64) error {
 
 // Proc returns the pstree record of pid.
 func (c *Checkpoint) Proc(pid uint32) (ProcInfo, bool) {
-	for _, p := range c.Procs {
-		if p.Pid == pid {
-			return p, true
-		}
+	i, ok := c.byPid[pid]
+	if !ok {
+		return ProcInfo{}, false
 	}
-	return ProcInfo{}, false
+	return c.Procs[i], true
 }
 
 // RegFile is a regular file as files.img records it.
@@ -205,7 +206,7 @@ func (c *Checkpoint) Pids() []uint32 {
 // readCore decodes core-<tid>.img.
 func readCore(src Source, tid uint32) (*criucore.CoreEntry, error) {
 	ce := &criucore.CoreEntry{}
-	if err := readOne(src, fmt.Sprintf("core-%d.img", tid), MagicCore, ce); err != nil {
+	if err := readOneLimited(src, fmt.Sprintf("core-%d.img", tid), MagicCore, ce, coreLimits); err != nil {
 		return nil, err
 	}
 	return ce, nil

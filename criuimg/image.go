@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -39,6 +40,7 @@ type FormatError struct {
 	Entry  int   // index of the entry, -1 for the header
 	Offset int64 // byte offset in the file
 	Msg    string
+	Err    error // the underlying error (an I/O error, a protobuf one), if any
 }
 
 func (e *FormatError) Error() string {
@@ -48,8 +50,14 @@ func (e *FormatError) Error() string {
 	return fmt.Sprintf("%s: entry %d at offset %d: %s", e.File, e.Entry, e.Offset, e.Msg)
 }
 
-// Unwrap makes errors.Is(err, ErrFormat) true.
-func (e *FormatError) Unwrap() error { return ErrFormat }
+// Unwrap makes errors.Is(err, ErrFormat) true, and exposes the underlying
+// error.
+func (e *FormatError) Unwrap() []error {
+	if e.Err != nil {
+		return []error{ErrFormat, e.Err}
+	}
+	return []error{ErrFormat}
+}
 
 // Reader reads the entries of one image file in order.
 type Reader struct {
@@ -70,7 +78,7 @@ func NewReader(f File, magic uint32) (*Reader, error) {
 		n = 4
 	}
 	if _, err := f.ReadAt(hdr[:n], 0); err != nil {
-		return nil, &FormatError{File: f.Name(), Entry: -1, Msg: fmt.Sprintf("short header (%d bytes): %v", f.Size(), err)}
+		return nil, &FormatError{File: f.Name(), Entry: -1, Msg: fmt.Sprintf("short header (%d bytes): %v", f.Size(), err), Err: err}
 	}
 	m0 := binary.LittleEndian.Uint32(hdr[0:])
 	if n == 4 {
@@ -93,14 +101,105 @@ func NewReader(f File, magic uint32) (*Reader, error) {
 // Next decodes the next entry into m. It returns io.EOF at the clean end of
 // the image, and a *FormatError for a truncated or oversized entry or bad
 // protobuf bytes.
-func (r *Reader) Next(m proto.Message) error {
+func (r *Reader) Next(m proto.Message) error { return r.next(m, nil) }
+
+// limits bound what one entry may claim before it is decoded: decoding
+// allocates several times the entry's bytes (every optional proto2 field
+// is a pointer), so counts that only the decoded message would reveal are
+// checked on the wire first.
+type limits struct {
+	maxSize int64        // entry size; 0: MaxEntrySize
+	fields  []fieldLimit // repeated fields
+}
+
+// fieldLimit bounds the number of elements of one repeated field.
+type fieldLimit struct {
+	num  protowire.Number
+	name string
+	max  int
+}
+
+// countElements counts the elements of repeated field num in the encoded
+// message b: one per occurrence, or, for a packed scalar field, one per
+// varint in each packed payload.
+func countElements(b []byte, num protowire.Number) (int, error) {
+	n := 0
+	for len(b) > 0 {
+		fnum, typ, l := protowire.ConsumeTag(b)
+		if l < 0 {
+			return 0, protowire.ParseError(l)
+		}
+		b = b[l:]
+		vl := protowire.ConsumeFieldValue(fnum, typ, b)
+		if vl < 0 {
+			return 0, protowire.ParseError(vl)
+		}
+		if fnum == num {
+			if v, _ := protowire.ConsumeBytes(b); typ == protowire.BytesType && isPackedScalar(num) {
+				n += packedVarints(v)
+			} else {
+				n++
+			}
+		}
+		b = b[vl:]
+	}
+	return n, nil
+}
+
+// isPackedScalar reports whether num is, in the messages limited here, a
+// repeated scalar that may come packed (mm_saved_auxv, pstree threads).
+func isPackedScalar(num protowire.Number) bool { return num != mmFieldVMAs }
+
+// packedVarints counts the varints of a packed payload (the bytes whose
+// high bit is clear).
+func packedVarints(b []byte) int {
+	n := 0
+	for _, c := range b {
+		if c < 0x80 {
+			n++
+		}
+	}
+	return n
+}
+
+// Field numbers limited before decoding.
+const (
+	mmFieldAuxv     protowire.Number = 13 // mm_entry.mm_saved_auxv
+	mmFieldVMAs     protowire.Number = 14 // mm_entry.vmas
+	pstreeFieldTids protowire.Number = 5  // pstree_entry.threads
+)
+
+// MaxVMAs bounds the mappings of one process (the kernel's default
+// vm.max_map_count is 65530); MaxAuxvWords bounds the saved auxv
+// (AT_VECTOR_SIZE is about 50 words).
+const (
+	MaxVMAs      = 1 << 20
+	MaxAuxvWords = 1024
+	// maxCoreEntry bounds a core-<tid>.img entry: registers, signal
+	// actions, credentials with up to 65536 groups.
+	maxCoreEntry = 4 << 20
+)
+
+var (
+	mmLimits     = &limits{fields: []fieldLimit{{mmFieldVMAs, "vmas", MaxVMAs}, {mmFieldAuxv, "mm_saved_auxv", MaxAuxvWords}}}
+	pstreeLimits = &limits{fields: []fieldLimit{{pstreeFieldTids, "threads", MaxThreads}}}
+	coreLimits   = &limits{maxSize: maxCoreEntry}
+)
+
+func (r *Reader) next(m proto.Message, lim *limits) error {
 	size := r.f.Size()
 	if r.off == size {
 		return io.EOF
 	}
 	start := r.off
 	ferr := func(format string, a ...any) error {
-		return &FormatError{File: r.f.Name(), Entry: r.entry, Offset: start, Msg: fmt.Sprintf(format, a...)}
+		e := &FormatError{File: r.f.Name(), Entry: r.entry, Offset: start, Msg: fmt.Sprintf(format, a...)}
+		for _, x := range a {
+			if err, ok := x.(error); ok {
+				e.Err = err
+			}
+		}
+		return e
 	}
 	if size-r.off < 4 {
 		return ferr("truncated size field (%d bytes left)", size-r.off)
@@ -114,8 +213,12 @@ func (r *Reader) Next(m proto.Message) error {
 	if n > left {
 		return ferr("entry size %d exceeds the %d bytes left in the file", n, left)
 	}
-	if n > MaxEntrySize {
-		return ferr("entry size %d exceeds the limit of %d", n, MaxEntrySize)
+	maxSize := int64(MaxEntrySize)
+	if lim != nil && lim.maxSize > 0 {
+		maxSize = lim.maxSize
+	}
+	if n > maxSize {
+		return ferr("entry size %d exceeds the limit of %d", n, maxSize)
 	}
 	if int64(cap(r.buf)) < n {
 		r.buf = make([]byte, n)
@@ -123,6 +226,17 @@ func (r *Reader) Next(m proto.Message) error {
 	b := r.buf[:n]
 	if _, err := r.f.ReadAt(b, r.off+4); err != nil {
 		return ferr("reading %d bytes: %v", n, err)
+	}
+	if lim != nil {
+		for _, fl := range lim.fields {
+			c, err := countElements(b, fl.num)
+			if err != nil {
+				return ferr("decoding %T: %v", m, err)
+			}
+			if c > fl.max {
+				return ferr("%d elements in %s, more than the limit of %d", c, fl.name, fl.max)
+			}
+		}
 	}
 	if err := (proto.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(b, m); err != nil {
 		return ferr("decoding %T: %v", m, err)
@@ -140,6 +254,11 @@ func (r *Reader) Offset() int64 { return r.off }
 
 // readOne opens name, checks its magic and decodes exactly one entry into m.
 func readOne(src Source, name string, magic uint32, m proto.Message) error {
+	return readOneLimited(src, name, magic, m, nil)
+}
+
+// readOneLimited is readOne with limits checked before decoding.
+func readOneLimited(src Source, name string, magic uint32, m proto.Message, lim *limits) error {
 	f, err := src.Open(name)
 	if err != nil {
 		return err
@@ -149,7 +268,7 @@ func readOne(src Source, name string, magic uint32, m proto.Message) error {
 	if err != nil {
 		return err
 	}
-	if err := r.Next(m); err != nil {
+	if err := r.next(m, lim); err != nil {
 		if err == io.EOF {
 			return &FormatError{File: name, Entry: 0, Offset: r.off, Msg: "no entry"}
 		}
@@ -164,6 +283,11 @@ func readOne(src Source, name string, magic uint32, m proto.Message) error {
 // readAll opens name, checks its magic and calls fn with each decoded entry
 // (created by newMsg), its index and its byte offset.
 func readAll[M proto.Message](src Source, name string, magic uint32, newMsg func() M, fn func(i int, off int64, m M) error) error {
+	return readAllLimited(src, name, magic, newMsg, fn, nil)
+}
+
+// readAllLimited is readAll with limits checked before decoding each entry.
+func readAllLimited[M proto.Message](src Source, name string, magic uint32, newMsg func() M, fn func(i int, off int64, m M) error, lim *limits) error {
 	f, err := src.Open(name)
 	if err != nil {
 		return err
@@ -176,7 +300,7 @@ func readAll[M proto.Message](src Source, name string, magic uint32, newMsg func
 	for {
 		m := newMsg()
 		i, off := r.entry, r.off
-		if err := r.Next(m); err != nil {
+		if err := r.next(m, lim); err != nil {
 			if err == io.EOF {
 				return nil
 			}

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/bits"
 	"sort"
+	"strings"
 
 	criucore "github.com/checkpoint-restore/go-criu/v8/crit/images/criu-core"
 	"github.com/checkpoint-restore/go-criu/v8/crit/images/memfd"
@@ -96,9 +97,12 @@ func (v *VMA) FileBacked() bool { return v.Path != "" }
 // stack, anonymous mmap, vDSO), whose uncaptured pages are zero.
 func (v *VMA) Anon() bool { return v.Path == "" && v.Shmem == 0 }
 
-// Special reports whether the mapping is one the kernel maps itself and
-// CRIU never captures (vvar, vsyscall).
-func (v *VMA) Special() bool { return v.Status&(VMAAreaVVAR|VMAAreaVsyscall) != 0 }
+// Special reports whether the mapping is one whose pages CRIU never
+// captures and whose bytes are unknown: the kernel's vvar and vsyscall
+// pages, and packet socket rings.
+func (v *VMA) Special() bool {
+	return v.Status&(VMAAreaVVAR|VMAAreaVsyscall|VMAAreaSocket) != 0
+}
 
 // Thread is one thread of a process with its core-<tid>.img.
 type Thread struct {
@@ -216,7 +220,7 @@ func (c *Checkpoint) LoadProcess(pid uint32) (*Process, error) {
 	}
 
 	m := &mm.MmEntry{}
-	if err := readOne(c.Src, fmt.Sprintf("mm-%d.img", pid), MagicMM, m); err != nil {
+	if err := readOneLimited(c.Src, fmt.Sprintf("mm-%d.img", pid), MagicMM, m, mmLimits); err != nil {
 		return nil, fmt.Errorf("pid %d: %w", pid, err)
 	}
 	p.MM = m
@@ -284,8 +288,11 @@ func (c *Checkpoint) loadVMAs(p *Process, mmName string) error {
 		if i > 0 && vma.Start < p.VMAs[i-1].End {
 			return bad("overlaps or is out of order with the previous mapping ending at %#x", p.VMAs[i-1].End)
 		}
-		if vma.Pgoff > math.MaxUint64-(vma.End-vma.Start) {
+		if vma.Pgoff > math.MaxInt64-(vma.End-vma.Start) {
 			return bad("offset %#x: the mapping's end overflows its object", vma.Pgoff)
+		}
+		if vma.Pgoff%ps != 0 {
+			return bad("offset %#x is not aligned to the page size %d", vma.Pgoff, ps)
 		}
 		st := vma.Status
 		switch {
@@ -338,17 +345,18 @@ func (c *Checkpoint) memfdInfo(fileID uint32) (string, uint32, error) {
 	if !ok {
 		return "", 0, fmt.Errorf("memfd inode %d is not in memfd.img", inode)
 	}
-	// The kernel names a shared anonymous mapping's shmem file "dev/zero"
-	// and a memfd "memfd:NAME"; /proc and NT_FILE show them as
-	// "/dev/zero (deleted)" and "/memfd:NAME (deleted)".
-	return "/" + trimLeadingSlash(in.name) + " (deleted)", in.shmid, nil
+	return memfdPath(in.name), in.shmid, nil
 }
 
-func trimLeadingSlash(s string) string {
-	for len(s) > 0 && s[0] == '/' {
-		s = s[1:]
+// memfdPath is the name the kernel shows for a mapping of a memfd inode,
+// from the name memfd.img records: CRIU strips the "memfd:" of a real
+// memfd's "/memfd:NAME" and keeps a shared anonymous mapping's
+// "/dev/zero" as is.
+func memfdPath(name string) string {
+	if !strings.HasPrefix(name, "/") {
+		name = "/memfd:" + strings.TrimPrefix(name, "memfd:")
 	}
-	return s
+	return name + " (deleted)"
 }
 
 // FindVMA returns the mapping containing addr.

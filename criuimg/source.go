@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 )
 
 // File is one image file of a checkpoint: random access over its bytes and
@@ -62,23 +63,30 @@ func NewDirSource(dir string) (*DirSource, error) {
 // String returns the directory's path.
 func (d *DirSource) String() string { return d.dir }
 
-// Open opens dir/name. Names with a path separator or ".." are refused, and
-// only regular files are opened (never a device or a FIFO, which could hang).
+// Open opens dir/name. Names with a path separator or ".." are refused,
+// and only regular files are opened: the file is opened without following
+// a symlink and without blocking (a FIFO swapped in cannot hang it), then
+// checked.
 func (d *DirSource) Open(name string) (File, error) {
 	if !validImageName(name) {
 		return nil, fmt.Errorf("%s: invalid image name %q", d.dir, name)
 	}
 	p := filepath.Join(d.dir, name)
-	st, err := os.Lstat(p)
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			return nil, fmt.Errorf("%s: a symlink, not an image", p)
+		}
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
 		return nil, err
 	}
 	if !st.Mode().IsRegular() {
+		f.Close()
 		return nil, fmt.Errorf("%s: not a regular file", p)
-	}
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, err
 	}
 	return &dirFile{f: f, name: name, size: st.Size()}, nil
 }

@@ -15,19 +15,12 @@ import (
 
 // Note owner names.
 const (
-	noteCore  = "CORE"
-	noteLinux = "LINUX"
+	noteCore  = regs.NoteNameCore
+	noteLinux = regs.NoteNameLinux
 )
 
 // prArgSize is ELF_PRARGSZ: the size of pr_psargs.
 const prArgSize = 80
-
-// pfRandomize is PF_RANDOMIZE in task_struct.flags; addrNoRandomize is
-// ADDR_NO_RANDOMIZE in the personality.
-const (
-	pfRandomize     = 0x00400000
-	addrNoRandomize = 0x0040000
-)
 
 // archNotes produces the architecture-dependent parts of a core.
 type archNotes interface {
@@ -79,8 +72,11 @@ func BuildWith(p *criuimg.Process, opts Options) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(p.Threads) == 0 {
+		return nil, fmt.Errorf("pid %d: no threads (a zombie has no core)", p.Pid)
+	}
 	plan := &Plan{Machine: an.machine(), PageSize: p.PageSize}
-	procNotes, err := processNotes(p)
+	procNotes, err := processNotes(p, plan)
 	if err != nil {
 		return nil, err
 	}
@@ -120,8 +116,8 @@ func BuildWith(p *criuimg.Process, opts Options) (*Plan, error) {
 // processNotes returns NT_PRPSINFO, NT_AUXV and NT_FILE. A checkpoint was
 // not made by a signal, so like gdb's gcore of a stopped process there is
 // no NT_SIGINFO and pr_cursig is 0.
-func processNotes(p *criuimg.Process) ([]Note, error) {
-	ps, err := prpsinfo(p)
+func processNotes(p *criuimg.Process, plan *Plan) ([]Note, error) {
+	ps, err := prpsinfo(p, plan)
 	if err != nil {
 		return nil, err
 	}
@@ -179,8 +175,11 @@ func pendingMask(q *siginfo.SignalQueueEntry) uint64 {
 
 // prpsinfo builds NT_PRPSINFO. pr_psargs follows the kernel: the
 // argument area read from the process's own pages, at most 79 bytes, NULs
-// turned into spaces. The state is gcore's for a stopped process ('t').
-func prpsinfo(p *criuimg.Process) ([]byte, error) {
+// turned into spaces; bytes the checkpoint lacks (pages in a parent
+// checkpoint, say) end it early, with a warning, as the kernel ignores a
+// failed read there. The state is gcore's for a stopped process ('t');
+// pr_flag is the task's flags as CRIU recorded them.
+func prpsinfo(p *criuimg.Process, plan *Plan) ([]byte, error) {
 	tc := p.Task.GetTc()
 	ps := regs.PRPSInfo{
 		Sname: 't',
@@ -190,23 +189,23 @@ func prpsinfo(p *criuimg.Process) ([]byte, error) {
 		Pgrp:  int32(p.Pgid),
 		Sid:   int32(p.Sid),
 	}
-	if tc.GetPersonality()&addrNoRandomize == 0 {
-		ps.Flag = pfRandomize
-	}
+	ps.Flag = uint64(tc.GetFlags())
 	if cr := p.Task.GetThreadCore().GetCreds(); cr != nil {
 		ps.UID, ps.GID = cr.GetUid(), cr.GetGid()
 	}
 	copy(ps.Fname[:len(ps.Fname)-1], p.Comm)
 	args, err := Psargs(p)
 	if err != nil {
-		return nil, err
+		plan.Warnings = append(plan.Warnings, fmt.Sprintf("pr_psargs: %v", err))
 	}
 	copy(ps.Psargs[:], args)
 	return ps.MarshalBinary()
 }
 
 // Psargs returns pr_psargs as the kernel computes it from the argument
-// area [mm_arg_start, mm_arg_end): at most 79 bytes, NULs as spaces.
+// area [mm_arg_start, mm_arg_end): at most 79 bytes, NULs as spaces. If
+// part of the area is not in the checkpoint, it returns the bytes before
+// it and an error.
 func Psargs(p *criuimg.Process) ([]byte, error) {
 	start, end := p.MM.GetMmArgStart(), p.MM.GetMmArgEnd()
 	if end <= start {
@@ -214,15 +213,17 @@ func Psargs(p *criuimg.Process) ([]byte, error) {
 	}
 	n := min(end-start, prArgSize-1)
 	b := make([]byte, n)
-	if _, err := p.Mem.ReadAt(b, int64(start)); err != nil {
-		return nil, fmt.Errorf("reading the argument area at %#x: %w", start, err)
+	k, err := p.Mem.ReadAt(b, int64(start))
+	b = b[:k]
+	if err != nil {
+		err = fmt.Errorf("reading the argument area at %#x: %w", start, err)
 	}
 	for i := range b {
 		if b[i] == 0 {
 			b[i] = ' '
 		}
 	}
-	return b, nil
+	return b, err
 }
 
 // ntFile builds NT_FILE: every file-backed mapping with its page offset and

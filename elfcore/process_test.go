@@ -228,3 +228,29 @@ func TestNoFPUState(t *testing.T) {
 		})
 	}
 }
+
+// TestPsargsFromParent: when the argument pages are in a parent checkpoint
+// (an incremental dump), the core is still written, with an empty
+// pr_psargs and a warning, as the kernel ignores a failed read there.
+func TestPsargsFromParent(t *testing.T) {
+	c := imgtest.New(imgtest.X86_64)
+	p := c.AddProcess(7, 0)
+	p.SetArgs([]string{"/bin/server", "--port", "8080"})
+	run := p.Pages[len(p.Pages)-1]
+	run.Flags = criuimg.PEParent
+	pr := load(t, c, 7)
+	plan, err := elfcore.Build(pr)
+	if err != nil {
+		t.Fatalf("no core for a process whose argument pages are in a parent checkpoint: %v", err)
+	}
+	if w := strings.Join(plan.Warnings, "\n"); !strings.Contains(w, "pr_psargs") {
+		t.Errorf("no warning about pr_psargs: %q", plan.Warnings)
+	}
+	for _, n := range plan.Notes {
+		if n.Type == regs.NT_PRPSINFO {
+			if args := n.Desc[56:136]; !bytes.Equal(args, make([]byte, 80)) {
+				t.Errorf("pr_psargs %q, want empty", args)
+			}
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package elfcore
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -39,10 +40,9 @@ func (p *Plan) Write(f Output, progress Progress) error {
 
 // write is Write with the copy state exposed to tests.
 func (p *Plan) write(f Output, progress Progress, cs *copyState) error {
-	if p.segOff == nil && len(p.Segments) > 0 || p.size == 0 {
-		if err := p.Layout(); err != nil {
-			return err
-		}
+	// Lay out again: notes or segments may have changed since Build.
+	if err := p.Layout(); err != nil {
+		return err
 	}
 	if err := f.Truncate(int64(p.size)); err != nil {
 		return err
@@ -206,20 +206,19 @@ func writeFile(dir, name string, p *Plan, force bool, progress Progress, ops fil
 			return fmt.Errorf("%s: %w", final, ErrExists)
 		}
 	}
-	// CreateTemp opens with O_CREATE|O_EXCL (a symlink is never followed)
-	// and mode 0600.
-	f, err := os.CreateTemp(dir, "."+name+".tmp-*")
+	f, tmp, err := createTemp(dir, name)
 	if err != nil {
 		return err
 	}
-	tmp := f.Name()
 	renamed := false
 	defer func() {
 		// On an error, and on a panic unwinding through here, nothing is
 		// left behind.
 		if !renamed {
 			f.Close()
-			os.Remove(tmp)
+			if tmp != "" {
+				os.Remove(tmp)
+			}
 		}
 	}()
 	if err = f.Chmod(0o600); err != nil {
@@ -227,6 +226,13 @@ func writeFile(dir, name string, p *Plan, force bool, progress Progress, ops fil
 	}
 	if err = p.Write(ops.wrap(f), progress); err != nil {
 		return fmt.Errorf("%s: %w", final, err)
+	}
+	if tmp == "" {
+		// The core is complete: give the anonymous file a (temporary)
+		// name in dir, to be renamed into place below.
+		if tmp, err = linkTemp(f, dir, name); err != nil {
+			return fmt.Errorf("%s: %w", final, err)
+		}
 	}
 	if err = f.Close(); err != nil {
 		return fmt.Errorf("%s: %w", final, err)
@@ -252,4 +258,46 @@ func writeFile(dir, name string, p *Plan, force bool, progress Progress, ops fil
 		return fmt.Errorf("%s: %w", final, ErrExists)
 	}
 	return err
+}
+
+// createTemp creates the file a core is written to, mode 0600, in dir. It
+// is an anonymous file (O_TMPFILE) where the filesystem supports it, so
+// that a conversion killed in the middle leaves nothing behind, not even
+// after SIGKILL; tmp is "" then. Elsewhere it is a new file with a
+// temporary name (O_CREAT|O_EXCL: a symlink is never followed).
+func createTemp(dir, name string) (f *os.File, tmp string, err error) {
+	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if err == nil {
+		return os.NewFile(uintptr(fd), filepath.Join(dir, "."+name+".tmp")), "", nil
+	}
+	f, err = os.CreateTemp(dir, "."+name+".tmp-*")
+	if err != nil {
+		return nil, "", err
+	}
+	return f, f.Name(), nil
+}
+
+// linkTemp links the anonymous file f into dir under a new temporary name
+// and returns that name.
+func linkTemp(f *os.File, dir, name string) (string, error) {
+	var buf [8]byte
+	for range 100 {
+		if _, err := rand.Read(buf[:]); err != nil {
+			return "", err
+		}
+		tmp := filepath.Join(dir, fmt.Sprintf(".%s.tmp-%x", name, buf))
+		err := unix.Linkat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", f.Fd()), unix.AT_FDCWD, tmp, unix.AT_SYMLINK_FOLLOW)
+		if errors.Is(err, syscall.ENOENT) {
+			// No /proc: AT_EMPTY_PATH (needs CAP_DAC_READ_SEARCH).
+			err = unix.Linkat(int(f.Fd()), "", unix.AT_FDCWD, tmp, unix.AT_EMPTY_PATH)
+		}
+		if errors.Is(err, syscall.EEXIST) {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("naming the finished core: %w", err)
+		}
+		return tmp, nil
+	}
+	return "", fmt.Errorf("naming the finished core: no free temporary name in %s", dir)
 }

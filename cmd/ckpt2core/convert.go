@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 
@@ -79,24 +78,15 @@ func runConvert(args []string, stdout, stderr io.Writer) int {
 	}
 	cv, code, err := openConversion(fs.Arg(0), aopts, *root, stderr)
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
+		fmt.Fprintf(stderr, "ckpt2core: %s\n", safe(err.Error()))
 		return code
 	}
 	defer cv.Close()
 	ck := cv.ck
-	want := ck.Pids()
-	if len(*pids) > 0 {
-		want = want[:0]
-		for _, p := range *pids {
-			if _, ok := ck.Proc(uint32(p)); !ok {
-				fmt.Fprintf(stderr, "ckpt2core: pid %d is not in the checkpoint (it has %v)\n", p, ck.Pids())
-				return exitUsage
-			}
-			if !slices.Contains(want, uint32(p)) {
-				want = append(want, uint32(p))
-			}
-		}
-		slices.Sort(want)
+	want, err := selectPids(ck, *pids)
+	if err != nil {
+		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
+		return exitUsage
 	}
 	if err := os.MkdirAll(*out, 0o700); err != nil {
 		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
@@ -125,13 +115,13 @@ func runConvert(args []string, stdout, stderr io.Writer) int {
 		rec := convertRecord{Pid: r.pid, Comm: r.comm, Threads: r.threads, Bytes: r.size, Path: r.path, Zombie: r.zombie, Warnings: r.notes}
 		if !*quiet {
 			for _, n := range r.notes {
-				fmt.Fprintf(stderr, "ckpt2core: pid %d (%s): %s\n", r.pid, r.comm, n)
+				fmt.Fprintf(stderr, "ckpt2core: pid %d (%s): %s\n", r.pid, safe(r.comm), safe(n))
 			}
 		}
 		switch {
 		case r.zombie:
 			rec.Threads = 0
-			msg := fmt.Sprintf("pid %d (%s): zombie (%s, not reaped): no core, as the kernel writes none", r.pid, r.comm, waitStatus(r.exitCode))
+			msg := fmt.Sprintf("pid %d (%s): zombie (%s, not reaped): no core, as the kernel writes none", r.pid, safe(r.comm), waitStatus(r.exitCode))
 			if len(*pids) > 0 {
 				// Asked for by name: not converted.
 				failed++
@@ -147,11 +137,11 @@ func runConvert(args []string, stdout, stderr io.Writer) int {
 				msg = prefix + msg
 			}
 			rec.Error = msg
-			fmt.Fprintf(stderr, "ckpt2core: %s\n", msg)
+			fmt.Fprintf(stderr, "ckpt2core: %s\n", safe(msg))
 		default:
 			ok++
 			if !*asJSON {
-				fmt.Fprintf(stdout, "%d\t%s\t%d threads\t%d bytes\t%s\n", r.pid, r.comm, r.threads, r.size, r.path)
+				fmt.Fprintf(stdout, "%d\t%s\t%d threads\t%d bytes\t%s\n", r.pid, safe(r.comm), r.threads, r.size, safe(r.path))
 			}
 		}
 		records = append(records, rec)

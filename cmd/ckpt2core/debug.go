@@ -4,9 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 
 	"github.com/spf13/pflag"
 )
@@ -49,41 +52,40 @@ func runDebugger(tool string, args []string, stdout, stderr io.Writer) int {
 	extra := fs.Args()[1:]
 	cv, code, err := openConversion(fs.Arg(0), aopts, *root, stderr)
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
+		fmt.Fprintf(stderr, "ckpt2core: %s\n", safe(err.Error()))
 		return code
 	}
 	defer cv.Close()
 	ck := cv.ck
-	target := uint32(*pid)
-	if target == 0 {
-		target = ck.Procs[0].Pid
+	target := ck.Procs[0].Pid
+	if *pid != 0 {
+		if _, ok := ck.Proc(uint32(*pid)); !ok || *pid > math.MaxUint32 {
+			fmt.Fprintf(stderr, "ckpt2core: pid %d is not in the checkpoint (it has %v)\n", *pid, ck.Pids())
+			return exitUsage
+		}
+		target = uint32(*pid)
 	}
 	dir, err := os.MkdirTemp("", "ckpt2core-"+tool+"-")
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
+		fmt.Fprintf(stderr, "ckpt2core: %s\n", safe(err.Error()))
 		return exitFailed
 	}
 	defer os.RemoveAll(dir)
 	res := convertOne(ck, target, dir, false, cv.opts, nil)
 	for _, n := range res.notes {
-		fmt.Fprintf(stderr, "ckpt2core: pid %d (%s): %s\n", res.pid, res.comm, n)
+		fmt.Fprintf(stderr, "ckpt2core: pid %d (%s): %s\n", res.pid, safe(res.comm), safe(n))
 	}
 	switch {
 	case res.zombie:
-		fmt.Fprintf(stderr, "ckpt2core: pid %d (%s) is a zombie: it has no memory or registers to debug\n", target, res.comm)
+		fmt.Fprintf(stderr, "ckpt2core: pid %d (%s) is a zombie: it has no memory or registers to debug\n", target, safe(res.comm))
 		return exitFailed
 	case res.err != nil:
-		fmt.Fprintf(stderr, "ckpt2core: pid %d: %v\n", target, res.err)
+		fmt.Fprintf(stderr, "ckpt2core: pid %d: %s\n", target, safe(res.err.Error()))
 		return exitFailed
 	}
 	if *exe == "" && res.exePath != "" {
-		*exe = res.exePath
-		if *root != "" {
-			*exe = filepath.Join(*root, res.exePath)
-		}
-		if _, err := os.Stat(*exe); err != nil {
-			fmt.Fprintf(stderr, "ckpt2core: the executable %s is not here (give --exe or --root)\n", *exe)
-			*exe = ""
+		if *exe, err = recordedExe(res.exePath, *root); err != nil {
+			fmt.Fprintf(stderr, "ckpt2core: the executable: %s (give --exe or --root)\n", safe(err.Error()))
 		}
 	}
 	var argv []string
@@ -108,6 +110,10 @@ func runDebugger(tool string, args []string, stdout, stderr io.Writer) int {
 	}
 	cmd := exec.Command(*prog, argv...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
+	// ^C and ^\ at the debugger's prompt reach the whole process group:
+	// they are the debugger's to handle, not a reason to stop (and remove
+	// the core from under it).
+	signal.Ignore(os.Interrupt, syscall.SIGQUIT)
 	if err := cmd.Run(); err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
@@ -117,4 +123,31 @@ func runDebugger(tool string, args []string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	return exitOK
+}
+
+// recordedExe finds the executable the checkpoint recorded, under root if
+// given, as an absolute path that is a regular file. Under root, the path
+// cannot leave it (os.Root), whatever the recorded path or the symlinks in
+// root say.
+func recordedExe(recorded, root string) (string, error) {
+	rel := filepath.Clean("/" + recorded)[1:]
+	if root == "" {
+		p, err := filepath.Abs(recorded)
+		if err != nil {
+			return "", err
+		}
+		if st, err := os.Stat(p); err != nil || !st.Mode().IsRegular() {
+			return "", fmt.Errorf("%s is not here", p)
+		}
+		return p, nil
+	}
+	r, err := os.OpenRoot(root)
+	if err != nil {
+		return "", err
+	}
+	defer r.Close()
+	if st, err := r.Stat(rel); err != nil || !st.Mode().IsRegular() {
+		return "", fmt.Errorf("%s is not a file under %s", recorded, root)
+	}
+	return filepath.Abs(filepath.Join(root, rel))
 }

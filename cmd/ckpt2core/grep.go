@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -107,27 +106,18 @@ func runGrep(args []string, stdout, stderr io.Writer) int {
 
 	src, closeSrc, err := openCheckpoint(fs.Arg(1), aopts)
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core grep: %v\n", err)
+		fmt.Fprintf(stderr, "ckpt2core grep: %s\n", safe(err.Error()))
 		return grepTrouble
 	}
 	defer closeSrc()
 	ck, err := criuimg.Open(src)
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core grep: %v\n", err)
+		fmt.Fprintf(stderr, "ckpt2core grep: %s\n", safe(err.Error()))
 		return grepTrouble
 	}
-	want := ck.Pids()
-	if len(*pids) > 0 {
-		want = nil
-		for _, p := range *pids {
-			if _, ok := ck.Proc(uint32(p)); !ok {
-				return usageErr("pid %d is not in the checkpoint (it has %v)", p, ck.Pids())
-			}
-			if !slices.Contains(want, uint32(p)) {
-				want = append(want, uint32(p))
-			}
-		}
-		slices.Sort(want)
+	want, err := selectPids(ck, *pids)
+	if err != nil {
+		return usageErr("%v", err)
 	}
 
 	out := bufio.NewWriterSize(stdout, 64<<10)
@@ -149,7 +139,7 @@ func runGrep(args []string, stdout, stderr io.Writer) int {
 		}
 	} else {
 		emit = func(h memsearch.Hit) error {
-			_, err := fmt.Fprintf(out, "%d %s %#x %s+%#x  %s\n", h.Pid, h.Comm, h.Addr, h.Mapping, h.Offset, grepContext(h))
+			_, err := fmt.Fprintf(out, "%d %s %#x %s+%#x  %s\n", h.Pid, safe(h.Comm), h.Addr, safe(h.Mapping), h.Offset, grepContext(h))
 			return err
 		}
 	}
@@ -170,7 +160,7 @@ func runGrep(args []string, stdout, stderr io.Writer) int {
 			return grepTrouble
 		}
 		if err != nil {
-			fmt.Fprintf(stderr, "ckpt2core grep: %v\n", err)
+			fmt.Fprintf(stderr, "ckpt2core grep: %s\n", safe(err.Error()))
 			failed = true
 		}
 	}
@@ -244,7 +234,7 @@ func grepProcess(ck *criuimg.Checkpoint, pid uint32, s memsearch.Searcher, m mem
 	}
 	if errors.Is(err, criuimg.ErrZombie) {
 		if asked {
-			fmt.Fprintf(stderr, "ckpt2core grep: pid %d (%s): zombie: no memory to search\n", pid, p.Comm)
+			fmt.Fprintf(stderr, "ckpt2core grep: pid %d (%s): zombie: no memory to search\n", pid, safe(p.Comm))
 		}
 		return nil
 	}

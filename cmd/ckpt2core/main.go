@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"strings"
+	"syscall"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -49,8 +52,53 @@ Exit status: 0 all converted; 1 nothing converted (or a fatal error);
 `
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(runCleanly(os.Args[1:]))
 }
+
+// runCleanly runs the command with a private temporary directory (TMPDIR
+// for this process and the debuggers it starts: archive spools, the cores
+// of 'ckpt2core gdb') that is removed when the command ends, also when it
+// is stopped by SIGINT, SIGTERM or SIGHUP, so that no unpacked checkpoint
+// or core (every secret of the processes) stays behind. Cores being
+// written into OUT_DIR are anonymous files until complete (O_TMPFILE), so
+// a stop leaves none there either.
+func runCleanly(args []string) int {
+	tmp, err := os.MkdirTemp("", "ckpt2core-")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "ckpt2core: %v\n", err)
+		return exitFailed
+	}
+	defer os.RemoveAll(tmp)
+	os.Setenv("TMPDIR", tmp)
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		s := <-sigc
+		os.RemoveAll(tmp)
+		fmt.Fprintf(os.Stderr, "ckpt2core: stopped by %v\n", s)
+		os.Exit(128 + int(s.(syscall.Signal)))
+	}()
+	return run(args, os.Stdout, os.Stderr)
+}
+
+// safe makes a string from the checkpoint (a comm, a path, an error that
+// quotes one) harmless on a terminal: control characters are escaped.
+func safe(s string) string {
+	if !strings.ContainsFunc(s, isControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if isControl(r) {
+			fmt.Fprintf(&b, `\x%02x`, r)
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) }
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {

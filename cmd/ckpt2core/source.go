@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
+	"slices"
 
 	"github.com/spf13/pflag"
 
@@ -114,4 +116,23 @@ func openRoot(dir string, src criuimg.Source, ck *criuimg.Checkpoint, stderr io.
 		fmt.Fprintf(stderr, "ckpt2core: rootfs-diff.tar not used: %v\n", err)
 	}
 	return r, nil
+}
+
+// selectPids returns the pids named with --pid (all of ck's if none),
+// sorted and without repeats, or an error naming one the checkpoint lacks.
+func selectPids(ck *criuimg.Checkpoint, pids []uint) ([]uint32, error) {
+	if len(pids) == 0 {
+		return ck.Pids(), nil
+	}
+	var want []uint32
+	for _, p := range pids {
+		if _, ok := ck.Proc(uint32(p)); !ok || p > math.MaxUint32 {
+			return nil, fmt.Errorf("pid %d is not in the checkpoint (it has %v)", p, ck.Pids())
+		}
+		if !slices.Contains(want, uint32(p)) {
+			want = append(want, uint32(p))
+		}
+	}
+	slices.Sort(want)
+	return want, nil
 }
