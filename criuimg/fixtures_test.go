@@ -22,6 +22,9 @@ type fixture struct {
 	// Secrets maps a string to the (pid, address) pairs where it lies in
 	// captured private pages.
 	Secrets []fixtureSecret
+	// DeclaredSecrets counts the secret strings the manifest or facts
+	// declare (with or without an address).
+	DeclaredSecrets int
 	// Argv is the command line of the root process, arguments separated
 	// by NUL (from the manifest), "" if unknown.
 	Argv map[uint32][]string
@@ -135,6 +138,7 @@ func loadManifest(t *testing.T, path string, f *fixture) {
 		}
 		f.Procs = append(f.Procs, fp)
 	}
+	f.DeclaredSecrets = len(m.Secrets)
 	for _, s := range m.Secrets {
 		for _, h := range s.PrivatePageHits {
 			f.Secrets = append(f.Secrets, fixtureSecret{String: s.String, Pid: h.Pid, Addr: parseAddr(t, h.Vaddr)})
@@ -170,21 +174,40 @@ func loadFacts(t *testing.T, path string, f *fixture) {
 			f.Argv[p.Pid] = p.Argv
 		}
 	}
-	// Secrets with a known address: {"string": ..., "vaddr": ..., "pid": ...}
-	// (pid absent: the only process).
-	for _, raw := range m.Secrets {
+	// Secrets: {"string": ..., "vaddr": ..., "pid": ...} (pid absent: the
+	// only process). Without a vaddr, a single-process fixture gives the
+	// addresses where the fact finder saw the string in the oracle core
+	// ("found_in_oracle_core_at": string -> addresses; per pid, and not
+	// read here, in multi-process fixtures), as internal/e2e does.
+	var seen map[string][]string
+	if r, ok := m.Secrets["found_in_oracle_core_at"]; ok && len(m.Processes) == 1 {
+		if err := json.Unmarshal(r, &seen); err != nil {
+			t.Fatalf("%s: found_in_oracle_core_at: %v", path, err)
+		}
+	}
+	for key, raw := range m.Secrets {
 		var s struct {
 			String string
 			Vaddr  string
 			Pid    uint32
 		}
-		if json.Unmarshal(raw, &s) != nil || s.String == "" || s.Vaddr == "" {
-			continue
+		if json.Unmarshal(raw, &s) != nil || s.String == "" {
+			continue // not a secret (addresses of symbols, notes)
 		}
+		f.DeclaredSecrets++
 		if s.Pid == 0 {
+			if len(m.Processes) != 1 {
+				t.Fatalf("%s: secret %s names no pid", path, key)
+			}
 			s.Pid = m.Processes[0].Pid
 		}
-		f.Secrets = append(f.Secrets, fixtureSecret{String: s.String, Pid: s.Pid, Addr: parseAddr(t, s.Vaddr)})
+		addrs := seen[s.String]
+		if s.Vaddr != "" {
+			addrs = []string{s.Vaddr}
+		}
+		for _, a := range addrs {
+			f.Secrets = append(f.Secrets, fixtureSecret{String: s.String, Pid: s.Pid, Addr: parseAddr(t, a)})
+		}
 	}
 }
 

@@ -76,7 +76,7 @@ func TestCorruptionSuite(t *testing.T) {
 	base := t.TempDir()
 	for name, fx := range corruptFixtures {
 		if err := copyDir(filepath.Join(base, name), fx.dir); err != nil {
-			t.Skipf("fixture %s: %v", name, err)
+			t.Fatalf("fixture %s: %v", name, err)
 		}
 	}
 	old := debug.SetMemoryLimit(memLimit)

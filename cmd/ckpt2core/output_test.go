@@ -16,7 +16,7 @@ func convertStaticC(t *testing.T, out string, flags ...string) (int, string, str
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "images")
 	if err := copyDir(dir, corruptFixtures["static-c"].dir); err != nil {
-		t.Skipf("fixture: %v", err)
+		t.Fatalf("fixture: %v", err)
 	}
 	var stdout, stderr bytes.Buffer
 	status := run(append([]string{dir, "-o", out, "-q"}, flags...), &stdout, &stderr)

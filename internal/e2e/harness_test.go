@@ -171,6 +171,8 @@ type process struct {
 	tids                 []int64
 	threadName           map[int64]string
 	oracle               string // core.<pid>.gz, "" if none
+	// argv is the exact command line (facts.json), nil if unknown.
+	argv []string
 }
 
 // fixtureInfo is the manifest of a fixture, arch-independent.
@@ -180,6 +182,9 @@ type fixtureInfo struct {
 	ids   []string // "path build-id" pairs of the manifest's build_ids
 	// secrets: string -> addresses per pid where it lies in captured pages.
 	secrets []secretHit
+	// secretStrings are the secrets the manifest or facts.json declares,
+	// each of which loadFixture has checked to yield an address.
+	secretStrings []string
 	// arm64 facts.json only: vec-1's known registers, the registers gdb
 	// read from the oracle (pid -> tid -> name -> value) and the functions
 	// the goroutines were parked in.
@@ -247,7 +252,12 @@ func loadFixture(t *testing.T, f fixture) fixtureInfo {
 		fi.procs = append(fi.procs, pr)
 	}
 	for _, s := range m.Secrets {
-		for _, h := range append(s.PrivatePageHits, s.SharedPageHits...) {
+		hits := append(s.PrivatePageHits, s.SharedPageHits...)
+		if len(hits) == 0 {
+			t.Fatalf("%s manifest: secret %q lists no address", f, s.String)
+		}
+		fi.secretStrings = append(fi.secretStrings, s.String)
+		for _, h := range hits {
 			v, err := strconv.ParseUint(strings.TrimPrefix(h.Vaddr, "0x"), 16, 64)
 			if err != nil {
 				t.Fatalf("manifest secret %q at %q: %v", s.String, h.Vaddr, err)
@@ -276,6 +286,7 @@ func loadFacts(t *testing.T, f fixture) fixtureInfo {
 			Pid, Ppid     int
 			Comm          string
 			NSpgid, NSsid string
+			Argv          []string
 			Threads       []struct {
 				Tid  int64
 				Name string
@@ -300,7 +311,7 @@ func loadFacts(t *testing.T, f fixture) fixtureInfo {
 		inTree[p.Pid] = true
 	}
 	for _, p := range m.Processes {
-		pr := process{pid: p.Pid, ppid: p.Ppid, comm: p.Comm, threadName: map[int64]string{}}
+		pr := process{pid: p.Pid, ppid: p.Ppid, comm: p.Comm, threadName: map[int64]string{}, argv: p.Argv}
 		// facts.json has the parent /proc showed. A checkpoint records
 		// only the tree it holds: pstree.img gives the root 0 as parent
 		// (as the x86_64 manifests list it).
@@ -325,6 +336,11 @@ func loadFacts(t *testing.T, f fixture) fixtureInfo {
 		fi.procs = append(fi.procs, pr)
 	}
 	fi.secrets = factsSecrets(t, f, m.Secrets, fi.procs)
+	for _, s := range fi.secrets {
+		if !contains(fi.secretStrings, s.str) {
+			fi.secretStrings = append(fi.secretStrings, s.str)
+		}
+	}
 	fi.goFuncs = m.GoFuncs
 	if len(m.Oracle.Regs) > 0 {
 		fi.oracleRegs = map[int]map[int64]map[string]uint64{}

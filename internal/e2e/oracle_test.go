@@ -44,7 +44,9 @@ func TestOracle(t *testing.T) {
 				t.Fatalf("ckpt2core exited %d\nstdout:\n%s\nstderr:\n%s", res.exit, res.stdout, res.stderr)
 			}
 			checkOutputs(t, info, res)
+			withSecrets := secretPids(t, fx, info)
 			unpacked := t.TempDir()
+			compared := 0
 			for _, p := range info.procs {
 				if p.oracle == "" {
 					continue
@@ -67,25 +69,68 @@ func TestOracle(t *testing.T) {
 					if pr.ours.Machine != pr.oracle.Machine {
 						t.Fatalf("machine %v, oracle %v", pr.ours.Machine, pr.oracle.Machine)
 					}
+					compared++
 					t.Run("threads", pr.testThreads)
 					t.Run("fpu", pr.testFPU)
 					t.Run("memory", pr.testMemory)
 					t.Run("pagemap", pr.testPagemap)
 					t.Run("anon-coverage", pr.testAnonCoverage)
-					t.Run("secrets", pr.testSecrets)
+					if withSecrets[p.pid] {
+						t.Run("secrets", pr.testSecrets)
+					}
 					t.Run("notes", pr.testNotes)
 					t.Run("gdb", pr.testGDB)
 					if fx.arch == "arm64" {
 						t.Run("facts-regs", pr.testFactsRegs)
 						t.Run("regset-notes", pr.testRegsetNotes)
+					} else if !fx.gcore {
+						t.Run("note-sequence", pr.testNoteSequenceX86)
 					}
 					if len(info.goFuncs) > 0 {
 						t.Run("delve", pr.testDelve)
 					}
 				})
 			}
+			checkOracleCount(t, fx, compared)
 		})
 	}
+}
+
+// checkOracleCount fails the fixture unless n, the oracle comparisons made,
+// is one per oracle core (core.*.gz) it holds: a process whose oracle the
+// manifest does not name must not be skipped silently.
+func checkOracleCount(t *testing.T, fx fixture, n int) {
+	t.Helper()
+	gz, err := filepath.Glob(filepath.Join(fx.dir(), "core.*.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 || n != len(gz) {
+		t.Fatalf("%d oracle comparisons made; the fixture holds %d oracle cores %v", n, len(gz), gz)
+	}
+}
+
+// secretPids returns the processes the manifest places secrets in. It fails
+// the fixture if the manifest declares secrets and none has an address, or
+// if a secret lies in a process without an oracle (its check would never
+// run).
+func secretPids(t *testing.T, fx fixture, info fixtureInfo) map[int]bool {
+	t.Helper()
+	if len(info.secretStrings) > 0 && len(info.secrets) == 0 {
+		t.Fatalf("%s declares secrets %q but lists no address for any", fx, info.secretStrings)
+	}
+	oracle := map[int]bool{}
+	for _, p := range info.procs {
+		oracle[p.pid] = p.oracle != ""
+	}
+	pids := map[int]bool{}
+	for _, s := range info.secrets {
+		if !oracle[s.pid] {
+			t.Fatalf("%s: secret %q at %#x is in pid %d, which has no oracle", fx, s.str, s.vaddr, s.pid)
+		}
+		pids[s.pid] = true
+	}
+	return pids
 }
 
 // checkOutputs checks the CLI's output directory and stdout: one core.<pid>
@@ -362,9 +407,11 @@ func inSpans(s []span, a uint64) bool {
 	return false
 }
 
-// testMemory (c): every byte both cores hold must be equal, except the
-// threads' struct rseq.
+// testMemory (c): our PT_LOADs are laid out as the oracle's (checkLayout),
+// and every byte both cores hold must be equal, except the threads' struct
+// rseq.
 func (p *pair) testMemory(t *testing.T) {
+	p.checkLayout(t)
 	rseq := p.rseqAreas(t)
 	a, b := captured(p.ours), captured(p.oracle)
 	var compared, excluded uint64
@@ -423,6 +470,102 @@ func (p *pair) testMemory(t *testing.T) {
 		}
 		t.Errorf("%d bytes differ from the oracle (first %d):%s", ndiff, len(diffs), sb.String())
 	}
+}
+
+// VMA status bits of the kinds that are not private anonymous memory
+// (criu/include/image.h).
+const (
+	vmaFilePrivate = 1 << 6
+	vmaFileShared  = 1 << 7
+	vmaSysVIPC     = 1 << 10
+	vmaSocket      = 1 << 11
+	vmaAIORing     = 1 << 13
+	vmaMemfd       = 1 << 14
+)
+
+// checkLayout compares our PT_LOAD headers with the oracle's. The kernel
+// (and gcore) writes one PT_LOAD per VMA, sometimes splitting vvar; we write
+// one per VMA, or none where the checkpoint holds no byte of it (README). So:
+//   - every PT_LOAD of ours lies inside a single PT_LOAD of the oracle, with
+//     the same p_flags (but gdb's gcore sets PF_R on every segment,
+//     gdb/gcore.c make_output_phdrs: a PROT_NONE mapping, p_flags 0 in
+//     ours as in a kernel core, is PF_R in a gcore oracle);
+//   - where ours has file bytes, so has the oracle's (the reverse need not
+//     hold: we write p_filesz 0 for a mapping of known zeros, and no
+//     segment for clean file pages);
+//   - a private anonymous mapping (mm-<pid>.img: no file, not shared) with
+//     captured pages is one segment of ours with exactly the oracle's
+//     p_vaddr and p_memsz, written whole (p_filesz = p_memsz, README) where
+//     the oracle's is.
+func (p *pair) checkLayout(t *testing.T) {
+	t.Helper()
+	vmas := readMM(t, p.fx, p.proc.pid).GetVmas()
+	protNone := func(a uint64) bool {
+		for _, v := range vmas {
+			if v.GetStart() <= a && a < v.GetEnd() {
+				return v.GetProt() == 0
+			}
+		}
+		return false
+	}
+	for _, l := range p.ours.Loads {
+		w, ok := p.oracle.Segment(l.Vaddr)
+		if !ok || l.End() > w.End() {
+			t.Errorf("our PT_LOAD [%#x, %#x) (p_flags %v) lies in no single PT_LOAD of the oracle (oracle's at %#x: [%#x, %#x), found %v)",
+				l.Vaddr, l.End(), l.Flags, l.Vaddr, w.Vaddr, w.End(), ok)
+			continue
+		}
+		if l.Flags != w.Flags && !(p.fx.gcore && l.Flags == 0 && w.Flags == elf.PF_R && protNone(l.Vaddr)) {
+			t.Errorf("our PT_LOAD [%#x, %#x): p_flags %v, the oracle's [%#x, %#x) %v", l.Vaddr, l.End(), l.Flags, w.Vaddr, w.End(), w.Flags)
+		}
+		if l.Filesz > 0 && w.Filesz == 0 {
+			t.Errorf("our PT_LOAD [%#x, %#x) has p_filesz %#x, the oracle's [%#x, %#x) none", l.Vaddr, l.End(), l.Filesz, w.Vaddr, w.End())
+		}
+	}
+	ranges, err := readPagemap(filepath.Join(p.fx.images(), fmt.Sprintf("pagemap-%d.img", p.proc.pid)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const pg = 4096
+	capturedIn := func(lo, hi uint64) bool {
+		for _, r := range ranges {
+			if r.flags&pePRESENT != 0 && r.start < hi && lo < r.start+r.n*pg {
+				return true
+			}
+		}
+		return false
+	}
+	anon := 0
+	for _, v := range vmas {
+		st := v.GetStatus()
+		if st&vmaAreaRegular == 0 || st&vmaAnonPrivate == 0 ||
+			st&(vmaFilePrivate|vmaFileShared|vmaAnonShared|vmaSysVIPC|vmaSocket|vmaAIORing|vmaMemfd) != 0 ||
+			!capturedIn(v.GetStart(), v.GetEnd()) {
+			continue
+		}
+		anon++
+		o, ok := p.ours.Segment(v.GetStart())
+		if !ok {
+			t.Errorf("anonymous mapping [%#x, %#x) (status %#x) with captured pages: no PT_LOAD of ours at its start", v.GetStart(), v.GetEnd(), st)
+			continue
+		}
+		w, ok := p.oracle.Segment(v.GetStart())
+		if !ok {
+			t.Errorf("anonymous mapping [%#x, %#x) (status %#x): no PT_LOAD of the oracle at its start", v.GetStart(), v.GetEnd(), st)
+			continue
+		}
+		if o.Vaddr != w.Vaddr || o.Memsz != w.Memsz {
+			t.Errorf("anonymous mapping [%#x, %#x) (status %#x): our PT_LOAD [%#x, %#x), the oracle's [%#x, %#x)",
+				v.GetStart(), v.GetEnd(), st, o.Vaddr, o.End(), w.Vaddr, w.End())
+		}
+		if w.Filesz == w.Memsz && o.Filesz != o.Memsz {
+			t.Errorf("anonymous mapping [%#x, %#x): our p_filesz %#x of p_memsz %#x, the oracle writes it whole", v.GetStart(), v.GetEnd(), o.Filesz, o.Memsz)
+		}
+	}
+	if anon == 0 {
+		t.Errorf("mm-%d.img has no private anonymous mapping with captured pages (decoder broken?)", p.proc.pid)
+	}
+	t.Logf("%d PT_LOADs inside the oracle's %d; %d anonymous mappings with captured pages match exactly", len(p.ours.Loads), len(p.oracle.Loads), anon)
 }
 
 // testPagemap (c): every page CRIU captured (PE_PRESENT in the pagemap) is
@@ -548,8 +691,46 @@ func (p *pair) testSecrets(t *testing.T) {
 		}
 	}
 	if n == 0 {
-		t.Skip("no secret recorded for this process")
+		t.Fatal("no secret recorded for this process (the subtest should not exist)")
 	}
+}
+
+// kernelPsargs is pr_psargs by the kernel's rule (fs/binfmt_elf.c,
+// fill_psinfo): the first 79 bytes at most of the argument area, NULs
+// turned into spaces, the rest of the 80 bytes zero.
+func kernelPsargs(area []byte) [80]byte {
+	var out [80]byte
+	n := min(len(area), len(out)-1)
+	copy(out[:], area[:n])
+	for i := range n {
+		if out[i] == 0 {
+			out[i] = ' '
+		}
+	}
+	return out
+}
+
+// wantPsargs builds the pr_psargs the kernel would write for the process:
+// from the oracle's own bytes at [mm_arg_start, mm_arg_end) of
+// mm-<pid>.img (the oracle holds the stack pages), which must also equal
+// facts.json's argv where it lists the exact command line.
+func (p *pair) wantPsargs(t *testing.T) [80]byte {
+	t.Helper()
+	m := readMM(t, p.fx, p.proc.pid)
+	lo, hi := m.GetMmArgStart(), m.GetMmArgEnd()
+	if hi <= lo || hi-lo > 1<<20 {
+		t.Fatalf("mm-%d.img: argument area [%#x, %#x)", p.proc.pid, lo, hi)
+	}
+	area, err := p.oracle.ReadAt(lo, int(hi-lo))
+	if err != nil {
+		t.Fatalf("oracle lacks the argument area [%#x, %#x): %v", lo, hi, err)
+	}
+	if p.proc.argv != nil {
+		if exact := strings.Join(p.proc.argv, "\x00") + "\x00"; string(area) != exact {
+			t.Errorf("oracle's argument area %q, facts.json's argv %q", area, exact)
+		}
+	}
+	return kernelPsargs(area)
 }
 
 // testNotes (d): NT_PRPSINFO, NT_AUXV and NT_FILE.
@@ -565,6 +746,10 @@ func (p *pair) testNotes(t *testing.T) {
 	if po.Fname != pw.Fname || po.Fname != p.proc.comm {
 		t.Errorf("pr_fname %q, oracle %q, manifest comm %q", po.Fname, pw.Fname, p.proc.comm)
 	}
+	want := p.wantPsargs(t)
+	if po.RawPsargs != want {
+		t.Errorf("pr_psargs %q, want %q (kernel rule)", po.RawPsargs, want)
+	}
 	if p.fx.gcore {
 		// gdb's gcore writes argv[0] only; the kernel rule gives more.
 		if !strings.HasPrefix(po.Psargs, pw.Psargs) {
@@ -572,6 +757,8 @@ func (p *pair) testNotes(t *testing.T) {
 		}
 	} else if po.RawPsargs != pw.RawPsargs {
 		t.Errorf("pr_psargs %q, oracle %q", po.Psargs, pw.Psargs)
+	} else if want != pw.RawPsargs {
+		t.Errorf("the kernel rule gives pr_psargs %q, the kernel wrote %q (test broken?)", want, pw.RawPsargs)
 	}
 	if int(po.Pid) != p.proc.pid || int(po.Pgrp) != p.proc.pgid || int(po.Sid) != p.proc.sid || int(po.Ppid) != p.proc.ppid {
 		t.Errorf("psinfo pid/ppid/pgrp/sid %d/%d/%d/%d, checkpoint %d/%d/%d/%d",
@@ -642,6 +829,114 @@ func (p *pair) testNotes(t *testing.T) {
 		if fo[i].Start < fo[i-1].Start {
 			t.Errorf("NT_FILE not sorted by address at entry %d", i)
 			break
+		}
+	}
+}
+
+// testNoteSequenceX86 (x86_64 kernel oracles): each thread carries the
+// notes of the kernel's core in the kernel's order, of the same sizes,
+// allowing exactly what the README documents: no NT_SIGINFO in ours (a
+// checkpoint was not made by a signal); NT_X86_XSTATE in the standard
+// layout, whose size may differ from the CPU's own layout the kernel
+// writes (2688 vs 2432 bytes on the fixtures' AMD CPU), each the size its
+// layout note describes; and NT_X86_XSAVE_LAYOUT, once in both cores, the
+// last note, sizes free. Threads are matched by pid (the order of threads
+// after the main one may differ). NT_AUXV and NT_FILE are byte for byte the
+// oracle's.
+func (p *pair) testNoteSequenceX86(t *testing.T) {
+	for _, c := range []struct {
+		core *coredump.Core
+		what string
+	}{{p.ours, "our core"}, {p.oracle, "oracle"}} {
+		ns := c.core.Notes
+		n := 0
+		for _, x := range ns {
+			if x.Type == coredump.NTX86XSaveLayout {
+				n++
+			}
+		}
+		if n != 1 || len(ns) == 0 || ns[len(ns)-1].Type != coredump.NTX86XSaveLayout || ns[len(ns)-1].Name != "LINUX" {
+			t.Errorf("%s: %d NT_X86_XSAVE_LAYOUT notes, want one, LINUX, the last note", c.what, n)
+		}
+		if len(ns) == 0 || ns[0].Type != ntPRStatus || ns[0].Name != "CORE" {
+			t.Errorf("%s: the first note is not NT_PRSTATUS", c.what)
+		}
+	}
+	for _, n := range p.ours.Notes {
+		if n.Type == ntSigInfo {
+			t.Errorf("our core has an NT_SIGINFO note")
+		}
+	}
+	ours, orc := noteBlocks(t, p.ours, "our core"), noteBlocks(t, p.oracle, "oracle")
+	if len(ours) != len(orc) {
+		t.Errorf("%d threads, oracle %d", len(ours), len(orc))
+	}
+	// xstateSize is the NT_X86_XSTATE size a layout note describes: the end
+	// of its last component, at least the legacy area and XSAVE header.
+	xstateSize := func(what string, tid int64, layout []byte) int {
+		comps, err := coredump.DecodeXSaveLayout(layout)
+		if err != nil {
+			t.Errorf("%s tid %d: %v", what, tid, err)
+			return -1
+		}
+		end := 576
+		for _, c := range comps {
+			end = max(end, int(c.Offset+c.Size))
+		}
+		return end
+	}
+	layoutOf := func(c *coredump.Core) []byte {
+		if n := c.Notes; len(n) > 0 && n[len(n)-1].Type == coredump.NTX86XSaveLayout {
+			return n[len(n)-1].Desc
+		}
+		return nil
+	}
+	seq := func(ns []coredump.Note) string {
+		var s []string
+		for _, n := range ns {
+			if n.Type == coredump.NTX86XState {
+				s = append(s, fmt.Sprintf("%s/%#x[xstate]", n.Name, n.Type))
+			} else {
+				s = append(s, fmt.Sprintf("%s/%#x[%d]", n.Name, n.Type, len(n.Desc)))
+			}
+		}
+		return strings.Join(s, " ")
+	}
+	for tid, w := range orc {
+		o, ok := ours[tid]
+		if !ok {
+			t.Errorf("tid %d: no NT_PRSTATUS in our core", tid)
+			continue
+		}
+		var want, got []coredump.Note
+		for _, n := range w.notes {
+			if n.Type != ntSigInfo && n.Type != coredump.NTX86XSaveLayout {
+				want = append(want, n)
+			}
+		}
+		for _, n := range o.notes {
+			if n.Type != coredump.NTX86XSaveLayout {
+				got = append(got, n)
+			}
+		}
+		if seq(got) != seq(want) {
+			t.Errorf("tid %d notes:\nours   %s\noracle %s", tid, seq(got), seq(want))
+			continue
+		}
+		for i, n := range got {
+			switch n.Type {
+			case coredump.NTX86XState:
+				if sz := xstateSize("our core", tid, layoutOf(p.ours)); len(n.Desc) != sz {
+					t.Errorf("tid %d: our NT_X86_XSTATE has %d bytes, our layout note describes %d", tid, len(n.Desc), sz)
+				}
+				if sz := xstateSize("oracle", tid, layoutOf(p.oracle)); len(want[i].Desc) != sz {
+					t.Errorf("tid %d: the oracle's NT_X86_XSTATE has %d bytes, its layout note describes %d", tid, len(want[i].Desc), sz)
+				}
+			case ntAuxv, ntFile:
+				if !bytes.Equal(n.Desc, want[i].Desc) {
+					t.Errorf("tid %d: note %s/%#x differs from the oracle's at byte %d", tid, n.Name, n.Type, firstDiff(n.Desc, want[i].Desc))
+				}
+			}
 		}
 	}
 }
