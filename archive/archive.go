@@ -46,19 +46,22 @@
 // # Hostile archives
 //
 // An archive is untrusted input. Open refuses it, with an error naming the
-// member, when a member's name is absolute or has a ".." component; when a
-// symbolic or hard link lies in checkpoint/ or has a needed name, or points
-// outside the archive (absolute target or ".." component) anywhere; on any
-// device node or FIFO; on a duplicate member; on a member whose data is
-// shorter than its declared size (truncated archive); on more members than
-// Options.MaxMembers or a tar stream longer than Options.MaxBytes (tar
-// bomb); on a sparse member it would have to serve in place. Files are
-// only ever created inside the spool or extract directory, through an
-// os.Root, with O_CREATE|O_EXCL|O_NOFOLLOW and mode 0600 (directories
-// 0700): links are never created and never followed. On error nothing is
-// left behind: the spool directory is removed and what was extracted into
-// ExtractDir is removed again. Zstd frames are decoded with a bounded
-// window (ZstdMaxWindow).
+// member, when a member's name is absolute, has a ".." component or is
+// longer than PATH_MAX (4096 bytes), or an image's name is longer than
+// NAME_MAX (255); when a symbolic or hard link lies in checkpoint/ or has a
+// needed name, or points outside the archive (absolute target or ".."
+// component) anywhere; on any device node or FIFO; on a duplicate of a
+// member it needs; on a sparse member it needs (archive/tar would write its
+// holes out in full); on a member whose data is shorter than its declared
+// size (truncated archive); on more members than Options.MaxMembers, a tar
+// stream longer than Options.MaxBytes or more than Options.MaxBytes of
+// spooled data (tar bomb). Only the names of the members it needs are kept
+// in memory. Files are only ever created inside the spool or extract
+// directory, through an os.Root, with O_CREATE|O_EXCL|O_NOFOLLOW and mode
+// 0600 (directories 0700): links are never created and never followed. On
+// error nothing is left behind: the spool directory is removed and what was
+// extracted into ExtractDir is removed again. Zstd frames are decoded with
+// a bounded window (ZstdMaxWindow).
 package archive
 
 import (
@@ -260,7 +263,9 @@ func Open(path string, opts Options) (*Checkpoint, error) {
 func openDir(path string) (*Checkpoint, error) {
 	c := &Checkpoint{path: path, kind: KindDirectory, dir: path}
 	sub := filepath.Join(path, "checkpoint")
-	if st, err := os.Stat(sub); err == nil && st.IsDir() {
+	// Lstat: a checkpoint/ that is a symlink is not followed out of the
+	// directory the user named (the images then are looked for in path).
+	if st, err := os.Lstat(sub); err == nil && st.IsDir() {
 		img, err := criuimg.NewDirSource(sub)
 		if err != nil {
 			return nil, err

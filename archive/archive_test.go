@@ -29,7 +29,7 @@ const (
 func needFile(t testing.TB, p string) {
 	t.Helper()
 	if _, err := os.Stat(p); err != nil {
-		t.Skipf("fixture missing: %v", err)
+		t.Fatalf("fixture missing: %v", err)
 	}
 }
 

@@ -26,9 +26,6 @@ func openInPlace(path string, f *os.File, size int64, opts Options) (*Checkpoint
 	images := map[string]span{}
 	top := map[string]span{}
 	_, err := scan(path, &cr.countReader, tr, opts, size, func(m *member) error {
-		if isSparse(m.hdr) {
-			return memberError(path, m.hdr.Name, "sparse file: cannot be read in place (extract the archive)")
-		}
 		sp := span{off: m.off, size: m.hdr.Size}
 		if m.role == roleImage {
 			images[m.key] = sp

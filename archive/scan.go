@@ -66,9 +66,26 @@ func (c *seekCountReader) Seek(off int64, whence int) (int64, error) {
 	return n, err
 }
 
+// Limits on member names. A longer name cannot be a file of a checkpoint:
+// Linux refuses paths longer than PATH_MAX and file names longer than
+// NAME_MAX.
+const (
+	maxNameLen  = 4096 // PATH_MAX
+	maxImageLen = 255  // NAME_MAX, for the file name of a CRIU image
+)
+
 // memberError names the member an error is about.
 func memberError(path, raw string, format string, args ...any) error {
-	return fmt.Errorf("%s: member %q: %s", path, raw, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%s: member %q: %s", path, shortName(raw), fmt.Sprintf(format, args...))
+}
+
+// shortName is raw, cut if longer than maxNameLen so that an error
+// stays readable.
+func shortName(raw string) string {
+	if len(raw) <= maxNameLen {
+		return raw
+	}
+	return raw[:64] + "..."
 }
 
 // cleanName checks a member name and returns it without "." components,
@@ -160,6 +177,9 @@ func scan(path string, cr *countReader, tr *tar.Reader, opts Options, fileSize i
 		if count > opts.MaxMembers {
 			return 0, memberError(path, raw, "more than %d members in the archive (MaxMembers; a tar bomb?)", opts.MaxMembers)
 		}
+		if len(raw) > maxNameLen {
+			return 0, memberError(path, raw, "name of %d bytes, longer than %d (PATH_MAX): refused", len(raw), maxNameLen)
+		}
 		name, err := cleanName(raw)
 		if err != nil {
 			return 0, memberError(path, raw, "%v: refused", err)
@@ -173,6 +193,9 @@ func scan(path string, cr *countReader, tr *tar.Reader, opts Options, fileSize i
 			switch {
 			case strings.HasPrefix(name, "checkpoint/") && !strings.ContainsAny(name[len("checkpoint/"):], `/\`):
 				m.role, m.key = roleImage, name[len("checkpoint/"):]
+				if len(m.key) > maxImageLen {
+					return 0, memberError(path, raw, "image name of %d bytes, longer than %d (NAME_MAX): refused", len(m.key), maxImageLen)
+				}
 			case isMetaName(name) || name == rootfsDiff:
 				m.role, m.key = roleTop, name
 			}
@@ -202,10 +225,6 @@ func scan(path string, cr *countReader, tr *tar.Reader, opts Options, fileSize i
 			}
 			return 0, memberError(path, raw, "empty name: refused")
 		}
-		if _, dup := seen[name]; dup {
-			return 0, memberError(path, raw, "duplicate member (%q appears twice): refused", name)
-		}
-		seen[name] = struct{}{}
 		ps := physSize(hdr)
 		if m.off > opts.MaxBytes-ps {
 			return 0, memberError(path, raw, "%d bytes at offset %d: the archive is longer than %d bytes (MaxBytes; a tar bomb?)", hdr.Size, m.off, opts.MaxBytes)
@@ -216,6 +235,17 @@ func scan(path string, cr *countReader, tr *tar.Reader, opts Options, fileSize i
 		prev = m
 		if m.role == roleSkip {
 			continue
+		}
+		// Only the members used are remembered: the names of the others
+		// would cost memory for nothing.
+		if _, dup := seen[name]; dup {
+			return 0, memberError(path, raw, "duplicate member (%q appears twice): refused", name)
+		}
+		seen[name] = struct{}{}
+		if isSparse(hdr) {
+			// archive/tar expands the holes: the data would take its full
+			// declared size, whatever the archive holds.
+			return 0, memberError(path, raw, "sparse file (%d bytes once expanded): refused", hdr.Size)
 		}
 		if m.role == roleImage {
 			nImages++

@@ -82,6 +82,7 @@ func openSpooled(path string, f *os.File, comp compression, opts Options) (c *Ch
 	images := map[string]bool{}
 	top := map[string]bool{}
 	buf := make([]byte, 1<<20)
+	lw := &limitWriter{limit: opts.MaxBytes}
 	_, err = scan(path, cr, tr, opts, -1, func(m *member) error {
 		rel := m.key
 		if m.role == roleImage {
@@ -95,7 +96,7 @@ func openSpooled(path string, f *os.File, comp compression, opts Options) (c *Ch
 		} else {
 			top[m.key] = true
 		}
-		return spoolMember(path, root, rel, m, tr, cr, buf)
+		return spoolMember(path, root, rel, m, tr, lw, buf)
 	})
 	if err != nil {
 		return nil, err
@@ -132,16 +133,39 @@ func (d *decompReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// writerOnly hides os.File's ReadFrom so that io.CopyBuffer uses our buffer.
-type writerOnly struct{ io.Writer }
+// limitWriter writes to w and refuses to write more than limit bytes in
+// all, whichever w it is given: it bounds what spooling writes to disk.
+// It also hides os.File's ReadFrom, so that io.CopyBuffer uses our buffer.
+type limitWriter struct {
+	w     io.Writer
+	n     int64 // written so far, through every w
+	limit int64
+}
 
-// spoolMember copies the data of member m into rel, a new file of root.
-func spoolMember(path string, root *os.Root, rel string, m *member, tr *tar.Reader, cr *countReader, buf []byte) error {
+var errSpoolLimit = errors.New("spooled data longer than MaxBytes")
+
+func (l *limitWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) > l.limit-l.n {
+		return 0, errSpoolLimit
+	}
+	n, err := l.w.Write(p)
+	l.n += int64(n)
+	return n, err
+}
+
+// spoolMember copies the data of member m into rel, a new file of root,
+// through lw.
+func spoolMember(path string, root *os.Root, rel string, m *member, tr *tar.Reader, lw *limitWriter, buf []byte) error {
+	if m.hdr.Size > lw.limit-lw.n {
+		return memberError(path, m.hdr.Name, "%d bytes after %d bytes spooled: more than %d bytes in all (MaxBytes; a tar bomb?)", m.hdr.Size, lw.n, lw.limit)
+	}
 	out, err := root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return memberError(path, m.hdr.Name, "%v", err)
 	}
-	n, err := io.CopyBuffer(writerOnly{out}, tr, buf)
+	lw.w = out
+	n, err := io.CopyBuffer(lw, tr, buf)
+	lw.w = nil
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
@@ -150,6 +174,8 @@ func spoolMember(path string, root *os.Root, rel string, m *member, tr *tar.Read
 		return memberError(path, m.hdr.Name, "truncated archive: declares %d bytes, the data ends after %d bytes", m.hdr.Size, n)
 	case errors.Is(err, errStreamLimit):
 		return memberError(path, m.hdr.Name, "the archive is longer than MaxBytes: %v", err)
+	case errors.Is(err, errSpoolLimit):
+		return memberError(path, m.hdr.Name, "more than %d bytes spooled in all (MaxBytes; a tar bomb?)", lw.limit)
 	case err != nil:
 		return memberError(path, m.hdr.Name, "%v", err)
 	}

@@ -5,7 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
-	"path/filepath"
+	"path"
 	"strconv"
 
 	corex86 "github.com/checkpoint-restore/go-criu/v8/crit/images/core-x86"
@@ -13,6 +13,7 @@ import (
 	"golang.org/x/arch/x86/x86asm"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
+	"github.com/ckpt2core/ckpt2core/rootfs"
 )
 
 // Hex is an address, written in JSON as a "0x..." string.
@@ -52,9 +53,11 @@ const arm64Svc0 = 0xd4000001
 
 // codeReader reads a process's code: from captured pages, else (with a
 // sysroot) from the mapped file. It reports where the bytes came from.
+// The mapped file is read only if it is a regular file inside the sysroot
+// (rootfs.OpenRegular): the checkpoint, which names it, is untrusted.
 type codeReader struct {
 	p       *criuimg.Process
-	sysroot string
+	sysroot *os.Root // nil without a sysroot
 }
 
 // read returns up to n bytes at addr, all from one source, and the source
@@ -71,10 +74,11 @@ func (c codeReader) read(addr uint64, n int) ([]byte, string) {
 	if k, _ := c.p.Mem.ReadAt(b, int64(addr)); k > 0 {
 		return b[:k], CodeCaptured
 	}
-	if c.sysroot == "" || v.Path == "" || v.Shmem != 0 {
+	name := path.Clean("/" + v.Path)[1:]
+	if c.sysroot == nil || name == "" || v.Shmem != 0 {
 		return nil, CodeNotCaptured
 	}
-	f, err := os.Open(filepath.Join(c.sysroot, filepath.Clean("/"+v.Path)))
+	f, _, err := rootfs.OpenRegular(c.sysroot, name)
 	if err != nil {
 		return nil, CodeNotCaptured
 	}
@@ -89,7 +93,13 @@ func (c codeReader) read(addr uint64, n int) ([]byte, string) {
 // threadReport describes one thread of a live process.
 func threadReport(p *criuimg.Process, th *criuimg.Thread, sysroot string) Thread {
 	t := Thread{Tid: th.Tid, Name: th.Comm(), Code: CodeNotCaptured}
-	code := codeReader{p: p, sysroot: sysroot}
+	code := codeReader{p: p}
+	if sysroot != "" {
+		if r, err := os.OpenRoot(sysroot); err == nil {
+			defer r.Close()
+			code.sysroot = r
+		}
+	}
 	switch p.Arch {
 	case criuimg.ArchX86_64:
 		r := th.Core.GetThreadInfo().GetGpregs()

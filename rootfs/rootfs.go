@@ -2,7 +2,9 @@
 // from a root filesystem (a container's unpacked image, or / for plain
 // processes), optionally overlaid by the files a container changed
 // (rootfs-diff.tar). A file is used only if it fits what CRIU recorded of
-// it: the same size and, where CRIU read one, the same ELF build-id.
+// it: the same size and, where CRIU read one, the same ELF build-id. The
+// checkpoint naming the files is untrusted: only regular files inside the
+// root are opened (OpenRegular), never a FIFO, a device or a symbolic link.
 package rootfs
 
 import (
@@ -12,10 +14,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
 )
@@ -28,20 +32,31 @@ type Root struct {
 	overlay map[string]member // cleaned path (no leading /) -> tar member
 	ovFile  io.ReaderAt
 
-	mu    sync.Mutex
-	cache map[uint32]result // by files.img id
-	open  []*os.File
+	mu     sync.Mutex
+	cache  map[uint32]*result // by files.img id
+	open   []*os.File
+	closed bool
 }
 
 type member struct {
 	off, size int64
 }
 
+// result is the outcome of opening one file, computed once.
 type result struct {
+	once sync.Once
 	r    io.ReaderAt
 	size int64
 	err  error
 }
+
+// Limits on rootfs-diff.tar, an untrusted archive: a longer name cannot be
+// a path (PATH_MAX), and the index of its files is bounded.
+const (
+	maxNameLen        = 4096
+	maxOverlayFiles   = 1 << 18
+	maxOverlayNameLen = 64 << 20 // the names of all files together
+)
 
 // Open returns a Root over dir for the files of ck.
 func Open(dir string, ck *criuimg.Checkpoint) (*Root, error) {
@@ -49,30 +64,45 @@ func Open(dir string, ck *criuimg.Checkpoint) (*Root, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Root{root: r, ck: ck, cache: map[uint32]result{}}, nil
+	return &Root{root: r, ck: ck, cache: map[uint32]*result{}}, nil
 }
 
 // Overlay makes the regular files of the tar archive diff (rootfs-diff.tar)
-// take precedence over the directory's. Members are read in place.
+// take precedence over the directory's. Members are read in place. A
+// member name longer than PATH_MAX, or more than maxOverlayFiles regular
+// files or maxOverlayNameLen bytes of their names, is an error: then no
+// overlay is used.
 func (r *Root) Overlay(diff io.ReaderAt, size int64) error {
-	r.overlay = map[string]member{}
-	r.ovFile = diff
+	r.overlay = nil
+	overlay := map[string]member{}
+	nameLen := 0
 	cr := &countReader{r: io.NewSectionReader(diff, 0, size)}
 	tr := tar.NewReader(cr)
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
-			return nil
+			break
 		}
 		if err != nil {
 			return fmt.Errorf("rootfs-diff.tar: %w", err)
+		}
+		if len(h.Name) > maxNameLen {
+			return fmt.Errorf("rootfs-diff.tar: member %q...: name of %d bytes, longer than %d (PATH_MAX): refused", h.Name[:64], len(h.Name), maxNameLen)
 		}
 		if h.Typeflag != tar.TypeReg {
 			continue
 		}
 		name := path.Clean("/" + h.Name)[1:]
-		r.overlay[name] = member{off: cr.n, size: h.Size}
+		if _, ok := overlay[name]; !ok {
+			nameLen += len(name)
+			if len(overlay) >= maxOverlayFiles || nameLen > maxOverlayNameLen {
+				return fmt.Errorf("rootfs-diff.tar: member %q: more than %d files or %d bytes of names: refused", h.Name, maxOverlayFiles, maxOverlayNameLen)
+			}
+		}
+		overlay[name] = member{off: cr.n, size: h.Size}
 	}
+	r.overlay, r.ovFile = overlay, diff
+	return nil
 }
 
 type countReader struct {
@@ -94,25 +124,28 @@ func (r *Root) Close() error {
 	for _, f := range r.open {
 		errs = append(errs, f.Close())
 	}
-	r.open = nil
+	r.open, r.closed = nil, true
 	errs = append(errs, r.root.Close())
 	return errors.Join(errs...)
 }
 
 // OpenMapped returns the file mapped by v if it fits the checkpoint's
-// record of it (implements elfcore.MappedFiles).
+// record of it (implements elfcore.MappedFiles). Each file is opened and
+// checked once; callers asking for different files do not wait for each
+// other.
 func (r *Root) OpenMapped(v *criuimg.VMA) (io.ReaderAt, int64, error) {
 	if v.FileID == 0 {
 		return nil, 0, fmt.Errorf("no file recorded for the mapping")
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if res, ok := r.cache[v.FileID]; ok {
-		return res.r, res.size, res.err
+	res, ok := r.cache[v.FileID]
+	if !ok {
+		res = &result{}
+		r.cache[v.FileID] = res
 	}
-	rd, size, err := r.openChecked(v.FileID)
-	r.cache[v.FileID] = result{rd, size, err}
-	return rd, size, err
+	r.mu.Unlock()
+	res.once.Do(func() { res.r, res.size, res.err = r.openChecked(v.FileID) })
+	return res.r, res.size, res.err
 }
 
 func (r *Root) openChecked(id uint32) (io.ReaderAt, int64, error) {
@@ -130,17 +163,20 @@ func (r *Root) openChecked(id uint32) (io.ReaderAt, int64, error) {
 		if name == "" || strings.HasPrefix(name, "../") {
 			return nil, 0, fmt.Errorf("%s: not a file path", rf.Path)
 		}
-		f, err := r.root.Open(name)
+		where = path.Join(r.root.Name(), name)
+		f, st, err := OpenRegular(r.root, name)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, fmt.Errorf("%s: %w", where, err)
 		}
-		st, err := f.Stat()
-		if err != nil || !st.Mode().IsRegular() {
+		r.mu.Lock()
+		if r.closed {
+			r.mu.Unlock()
 			f.Close()
-			return nil, 0, fmt.Errorf("%s: not a regular file", rf.Path)
+			return nil, 0, fmt.Errorf("%s: %w", where, os.ErrClosed)
 		}
 		r.open = append(r.open, f)
-		rd, size, where = f, st.Size(), path.Join(r.root.Name(), name)
+		r.mu.Unlock()
+		rd, size = f, st.Size()
 	}
 	if rf.HasSize && uint64(size) != rf.Size {
 		return nil, 0, fmt.Errorf("%s has %d bytes, the checkpoint's file had %d", where, size, rf.Size)
@@ -155,6 +191,57 @@ func (r *Root) openChecked(id uint32) (io.ReaderAt, int64, error) {
 		}
 	}
 	return rd, size, nil
+}
+
+// OpenRegular opens name under root for reading if it is a regular file,
+// and returns it with its FileInfo. Anything else (a FIFO, whose open would
+// block, a device, whose open may act, a socket, a directory or a symbolic
+// link) is refused without being opened: name is checked with Lstat first,
+// then opened with O_NONBLOCK|O_NOCTTY|O_NOFOLLOW and checked again, in
+// case it was replaced in between. Like every access through root, it never
+// leaves root.
+func OpenRegular(root *os.Root, name string) (*os.File, fs.FileInfo, error) {
+	st, err := root.Lstat(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, nil, fmt.Errorf("%s, not a regular file: refused", fileType(st.Mode()))
+	}
+	f, err := root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	fst, err := f.Stat()
+	if err == nil && (!fst.Mode().IsRegular() || !os.SameFile(st, fst)) {
+		err = fmt.Errorf("%s, not the regular file first seen: refused", fileType(fst.Mode()))
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, fst, nil
+}
+
+// fileType names the type of a file for an error.
+func fileType(m fs.FileMode) string {
+	switch {
+	case m.IsRegular():
+		return "a regular file"
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	case m.IsDir():
+		return "a directory"
+	}
+	return "a special file"
 }
 
 // BuildID returns the GNU build-id of an ELF file, from its PT_NOTE

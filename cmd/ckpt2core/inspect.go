@@ -5,13 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 
 	"github.com/spf13/pflag"
 
-	"github.com/ckpt2core/ckpt2core/archive"
 	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/inspect"
 )
@@ -59,28 +57,21 @@ func runInspect(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	path := fs.Arg(0)
-	imagesPath, meta := inspectPaths(path)
-	src, closeSrc, err := openCheckpoint(imagesPath, aopts)
+	src, closeSrc, err := openCheckpoint(inspectPath(path), aopts)
 	if err != nil {
 		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
 		return exitFailed
 	}
 	defer closeSrc()
-	if m := metaOf(src); m != nil {
-		meta = m
-	} else if st, err := os.Stat(path); err == nil && st.IsDir() && meta == nil {
-		// Package archive reads the metadata of a directory in place.
-		if a, err := archive.Open(path, archive.Options{}); err == nil {
-			defer a.Close()
-			meta = inspect.MetaFS(a)
-		}
-	}
 	ck, err := criuimg.Open(src)
 	if err != nil {
 		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
 		return exitFailed
 	}
-	opts := inspect.Options{Env: *env, Meta: meta, Sysroot: *sysroot, Name: path}
+	opts := inspect.Options{Env: *env, Sysroot: *sysroot, Name: path}
+	if m, ok := src.(inspect.MetaSource); ok {
+		opts.Meta = inspect.MetaFS(m) // config.dump, ..., rootfs-diff.tar
+	}
 	for _, p := range *pids {
 		opts.Pids = append(opts.Pids, uint32(p))
 	}
@@ -103,35 +94,28 @@ func runInspect(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// inspectPaths finds the CRIU images and the container files around them
-// for a directory: an extracted archive (DIR/checkpoint/inventory.img,
-// metadata in DIR), or an image directory whose parent holds config.dump
-// (the checkpoint/ directory of an extracted archive). For anything else
-// the path goes to openCheckpoint unchanged.
-func inspectPaths(path string) (string, fs.FS) {
-	if st, err := os.Stat(path); err != nil || !st.IsDir() {
-		return path, nil
+// inspectPath returns what to open for path: the parent directory when
+// path is the checkpoint/ directory of an extracted container checkpoint
+// (its parent holds config.dump or spec.dump), so that the container's
+// files are read too; path itself otherwise (archive.Open reads an
+// extracted checkpoint's directory, checkpoint/ and metadata, by itself).
+func inspectPath(path string) string {
+	st, err := os.Stat(path)
+	if err != nil || !st.IsDir() {
+		return path
 	}
-	if _, err := os.Stat(filepath.Join(path, "checkpoint", "inventory.img")); err == nil {
-		return filepath.Join(path, "checkpoint"), os.DirFS(path)
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return path
 	}
-	parent := filepath.Dir(filepath.Clean(path))
+	parent := filepath.Dir(abs)
+	if sub, err := os.Stat(filepath.Join(parent, "checkpoint")); err != nil || !os.SameFile(st, sub) {
+		return path
+	}
 	for _, name := range []string{inspect.ConfigDumpFile, inspect.SpecDumpFile} {
 		if _, err := os.Stat(filepath.Join(parent, name)); err == nil {
-			return path, os.DirFS(parent)
+			return parent
 		}
 	}
-	return path, nil
-}
-
-// metaOf returns the container files of a source that carries them: for
-// a container archive, openCheckpoint should return a Source that also
-// implements inspect.MetaSource (Meta and RootfsDiff, delegating to the
-// *archive.Checkpoint) so that the archive is read once. Directories need
-// nothing: their metadata is read with archive.Open.
-func metaOf(src criuimg.Source) fs.FS {
-	if m, ok := src.(inspect.MetaSource); ok {
-		return inspect.MetaFS(m)
-	}
-	return nil
+	return path
 }
