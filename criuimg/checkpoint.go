@@ -48,7 +48,8 @@ type Checkpoint struct {
 	inodes    map[uint32]memfdInode
 	inodesErr error
 	inodesOK  bool
-	mu        sync.Mutex // guards the memfd inode cache
+	shmem     map[shmemKey]shmemRuns
+	mu        sync.Mutex // guards the memfd inode and shmem caches
 }
 
 type memfdInode struct {

@@ -206,7 +206,7 @@ func (c *Checkpoint) openMemory(p *Process) (*Memory, error) {
 		if v.Shmem == 0 || m.shmem[v.Shmem] != nil {
 			continue
 		}
-		idx, err := ReadPageIndex(c.Src, fmt.Sprintf("pagemap-shmem-%d.img", v.Shmem), p.PageSize)
+		idx, err := c.shmemIndex(v.Shmem, p.PageSize)
 		if err != nil {
 			m.Close()
 			return nil, fmt.Errorf("shared mapping [%#x-%#x): %w", v.Start, v.End, err)
@@ -220,6 +220,46 @@ func (c *Checkpoint) openMemory(p *Process) (*Memory, error) {
 		p.Warnings = append(p.Warnings, fmt.Sprintf("%d bytes of memory were left to lazy migration and are not in the images; they are left out of the core", lazy))
 	}
 	return m, nil
+}
+
+// shmemKey identifies a validated shmem pagemap.
+type shmemKey struct {
+	id, pageSize uint64
+}
+
+// shmemRuns is a validated shmem pagemap: its runs and its pages file.
+type shmemRuns struct {
+	runs  []Run
+	pages string
+}
+
+// shmemIndex returns the page index of pagemap-shmem-<id>.img, read and
+// validated once for all the processes that map the object; each caller
+// gets the pages file opened for it (closed by Memory.Close).
+func (c *Checkpoint) shmemIndex(id, pageSize uint64) (*PageIndex, error) {
+	name := fmt.Sprintf("pagemap-shmem-%d.img", id)
+	key := shmemKey{id, pageSize}
+	c.mu.Lock()
+	cached, ok := c.shmem[key]
+	c.mu.Unlock()
+	if ok {
+		pages, err := c.Src.Open(cached.pages)
+		if err != nil {
+			return nil, fmt.Errorf("%s: pages file of pagemap_head: %w", name, err)
+		}
+		return &PageIndex{Name: name, Pages: pages, Runs: cached.runs}, nil
+	}
+	idx, err := ReadPageIndex(c.Src, name, pageSize)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.shmem == nil {
+		c.shmem = map[shmemKey]shmemRuns{}
+	}
+	c.shmem[key] = shmemRuns{runs: idx.Runs, pages: idx.Pages.Name()}
+	c.mu.Unlock()
+	return idx, nil
 }
 
 // Close closes the pages files.
