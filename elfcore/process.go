@@ -294,6 +294,7 @@ const (
 //     read as zeros, and no frame of the executable is symbolized.
 func addSegments(plan *Plan, p *criuimg.Process, files MappedFiles) error {
 	var exts []criuimg.Extent
+	refused := map[string]bool{}
 	for i := range p.VMAs {
 		v := &p.VMAs[i]
 		flags := progFlags(v.Prot)
@@ -302,7 +303,10 @@ func addSegments(plan *Plan, p *criuimg.Process, files MappedFiles) error {
 		if files != nil && v.FileBacked() && v.Shmem == 0 && !v.Special() {
 			f, size, err := files.OpenMapped(v)
 			if err != nil {
-				plan.Warnings = append(plan.Warnings, fmt.Sprintf("mapping [%#x-%#x) %s: clean pages left to the debugger: %v", v.Start, v.End, v.Path, err))
+				if !refused[v.Path] { // once per file, not per mapping
+					refused[v.Path] = true
+					plan.Warnings = append(plan.Warnings, fmt.Sprintf("%s: clean pages left to the debugger: %v", v.Path, err))
+				}
 			} else {
 				file, fileSize = f, size
 			}

@@ -194,21 +194,27 @@ func (r *Root) openChecked(id uint32) (io.ReaderAt, int64, error) {
 }
 
 // OpenRegular opens name under root for reading if it is a regular file,
-// and returns it with its FileInfo. Anything else (a FIFO, whose open would
-// block, a device, whose open may act, a socket, a directory or a symbolic
-// link) is refused without being opened: name is checked with Lstat first,
-// then opened with O_NONBLOCK|O_NOCTTY|O_NOFOLLOW and checked again, in
-// case it was replaced in between. Like every access through root, it never
-// leaves root.
+// and returns it with its FileInfo. The path is resolved as in a chroot
+// at root: symbolic links are followed, an absolute target starts again at
+// root and ".." stops there (a root filesystem's /lib64/ld-linux-x86-64.so.2
+// is an absolute link), so it never leaves root. Anything but a regular
+// file (a FIFO, whose open would block, a device, whose open may act, a
+// socket, a directory) is refused without being opened; the file is then
+// opened with O_NONBLOCK|O_NOCTTY|O_NOFOLLOW and checked again, in case it
+// was replaced in between.
 func OpenRegular(root *os.Root, name string) (*os.File, fs.FileInfo, error) {
-	st, err := root.Lstat(name)
+	resolved, err := resolve(root, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := root.Lstat(resolved)
 	if err != nil {
 		return nil, nil, err
 	}
 	if !st.Mode().IsRegular() {
 		return nil, nil, fmt.Errorf("%s, not a regular file: refused", fileType(st.Mode()))
 	}
-	f, err := root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY|syscall.O_NOFOLLOW, 0)
+	f, err := root.OpenFile(resolved, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -221,6 +227,56 @@ func OpenRegular(root *os.Root, name string) (*os.File, fs.FileInfo, error) {
 		return nil, nil, err
 	}
 	return f, fst, nil
+}
+
+// maxLinks bounds the symbolic links followed in one path (the kernel's
+// MAXSYMLINKS).
+const maxLinks = 40
+
+// resolve returns name with every symbolic link resolved as in a chroot at
+// root: the result names no symbolic link and lies in root ("." for root
+// itself).
+func resolve(root *os.Root, name string) (string, error) {
+	parts := strings.Split(name, "/")
+	var done []string
+	links := 0
+	for len(parts) > 0 {
+		p := parts[0]
+		parts = parts[1:]
+		switch p {
+		case "", ".":
+			continue
+		case "..":
+			if len(done) > 0 {
+				done = done[:len(done)-1]
+			}
+			continue
+		}
+		cur := path.Join(path.Join(done...), p)
+		st, err := root.Lstat(cur)
+		if err != nil {
+			return "", err
+		}
+		if st.Mode()&fs.ModeSymlink == 0 {
+			done = append(done, p)
+			continue
+		}
+		if links++; links > maxLinks {
+			return "", fmt.Errorf("%s: too many levels of symbolic links", cur)
+		}
+		target, err := root.Readlink(cur)
+		if err != nil {
+			return "", err
+		}
+		if strings.HasPrefix(target, "/") {
+			done = done[:0]
+		}
+		parts = append(strings.Split(target, "/"), parts...)
+	}
+	if len(done) == 0 {
+		return ".", nil
+	}
+	return path.Join(done...), nil
 }
 
 // fileType names the type of a file for an error.
