@@ -211,3 +211,32 @@ func TestOverlayLongNames(t *testing.T) {
 		t.Fatalf("200 names of 4096 bytes: %v", err)
 	}
 }
+
+// TestAbsoluteLinkInRoot: a root filesystem's absolute symbolic links
+// (usr/bin/bash -> /opt/real/bash here, like /lib64/ld-linux-x86-64.so.2
+// in Debian) are followed inside the root: the file behind is used, or
+// refused for what it is, never for being a link.
+func TestAbsoluteLinkInRoot(t *testing.T) {
+	dir := t.TempDir()
+	data, err := os.ReadFile("/usr/bin/bash")
+	if err != nil {
+		t.Skipf("this host has no /usr/bin/bash to stand in: %v", err)
+	}
+	for _, d := range []string{"usr/bin", "opt/real"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "opt/real/bash"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/opt/real/bash", filepath.Join(dir, "usr/bin/bash")); err != nil {
+		t.Fatal(err)
+	}
+	w := warningsWithin(t, rootOver(t, dir), 3757)
+	for _, line := range strings.Split(w, "\n") {
+		if strings.HasPrefix(line, "/usr/bin/bash:") && !strings.Contains(line, "build-id") && !strings.Contains(line, "bytes") {
+			t.Errorf("bash refused for a reason other than its content: %s", line)
+		}
+	}
+}
