@@ -61,13 +61,13 @@ type memfdInode struct {
 func Open(src Source) (*Checkpoint, error) {
 	c := &Checkpoint{Src: src, files: map[uint32]RegFile{}, memfds: map[uint32]uint32{}}
 	inv := &inventory.InventoryEntry{}
-	if err := readOne(src, "inventory.img", MagicInventory, inv); err != nil {
+	if err := readOne(src, "inventory.img", MagicInventory, inv, nil); err != nil {
 		return nil, fmt.Errorf("%s: %w", src, err)
 	}
 	c.Inventory = inv
 	seen := map[uint32]int{}
 	var offs []int64 // byte offset of each pstree entry, for errors
-	err := readAllLimited(src, "pstree.img", MagicPstree, func() *pstree.PstreeEntry { return &pstree.PstreeEntry{} },
+	err := readAll(src, "pstree.img", MagicPstree, pstreeLimits, func() *pstree.PstreeEntry { return &pstree.PstreeEntry{} },
 		func(i int, off int64, e *pstree.PstreeEntry) error {
 			if len(c.Procs) >= MaxProcesses {
 				return &FormatError{File: "pstree.img", Entry: i, Offset: off, Msg: "too many processes"}
@@ -86,7 +86,7 @@ func Open(src Source) (*Checkpoint, error) {
 			c.Procs = append(c.Procs, p)
 			offs = append(offs, off)
 			return nil
-		}, pstreeLimits)
+		})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", src, err)
 	}
@@ -98,7 +98,7 @@ func Open(src Source) (*Checkpoint, error) {
 		return nil, fmt.Errorf("%s: %w", src, err)
 	}
 	// files.img is optional for our purpose: without it, mappings have no path.
-	err = readAll(src, "files.img", MagicFiles, func() *fdinfo.FileEntry { return &fdinfo.FileEntry{} },
+	err = readAll(src, "files.img", MagicFiles, nil, func() *fdinfo.FileEntry { return &fdinfo.FileEntry{} },
 		func(_ int, _ int64, e *fdinfo.FileEntry) error {
 			if r := e.GetReg(); r != nil {
 				rf := RegFile{Path: r.GetName(), Size: r.GetSize(), HasSize: r.Size != nil, Mode: r.GetMode()}
@@ -207,7 +207,7 @@ func (c *Checkpoint) Pids() []uint32 {
 // readCore decodes core-<tid>.img.
 func readCore(src Source, tid uint32) (*criucore.CoreEntry, error) {
 	ce := &criucore.CoreEntry{}
-	if err := readOneLimited(src, fmt.Sprintf("core-%d.img", tid), MagicCore, ce, coreLimits); err != nil {
+	if err := readOne(src, fmt.Sprintf("core-%d.img", tid), MagicCore, ce, coreLimits); err != nil {
 		return nil, err
 	}
 	return ce, nil

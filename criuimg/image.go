@@ -252,13 +252,9 @@ func (r *Reader) Entry() int { return r.entry }
 // Offset is the byte offset of the entry that Next decodes next.
 func (r *Reader) Offset() int64 { return r.off }
 
-// readOne opens name, checks its magic and decodes exactly one entry into m.
-func readOne(src Source, name string, magic uint32, m proto.Message) error {
-	return readOneLimited(src, name, magic, m, nil)
-}
-
-// readOneLimited is readOne with limits checked before decoding.
-func readOneLimited(src Source, name string, magic uint32, m proto.Message, lim *limits) error {
+// readOne opens name, checks its magic and decodes exactly one entry into
+// m, checking lim (if not nil) before decoding.
+func readOne(src Source, name string, magic uint32, m proto.Message, lim *limits) error {
 	f, err := src.Open(name)
 	if err != nil {
 		return err
@@ -281,13 +277,9 @@ func readOneLimited(src Source, name string, magic uint32, m proto.Message, lim 
 }
 
 // readAll opens name, checks its magic and calls fn with each decoded entry
-// (created by newMsg), its index and its byte offset.
-func readAll[M proto.Message](src Source, name string, magic uint32, newMsg func() M, fn func(i int, off int64, m M) error) error {
-	return readAllLimited(src, name, magic, newMsg, fn, nil)
-}
-
-// readAllLimited is readAll with limits checked before decoding each entry.
-func readAllLimited[M proto.Message](src Source, name string, magic uint32, newMsg func() M, fn func(i int, off int64, m M) error, lim *limits) error {
+// (created by newMsg), its index and its byte offset, checking lim (if not
+// nil) before decoding each.
+func readAll[M proto.Message](src Source, name string, magic uint32, lim *limits, newMsg func() M, fn func(i int, off int64, m M) error) error {
 	f, err := src.Open(name)
 	if err != nil {
 		return err

@@ -220,7 +220,7 @@ func (c *Checkpoint) LoadProcess(pid uint32) (*Process, error) {
 	}
 
 	m := &mm.MmEntry{}
-	if err := readOneLimited(c.Src, fmt.Sprintf("mm-%d.img", pid), MagicMM, m, mmLimits); err != nil {
+	if err := readOne(c.Src, fmt.Sprintf("mm-%d.img", pid), MagicMM, m, mmLimits); err != nil {
 		return nil, fmt.Errorf("pid %d: %w", pid, err)
 	}
 	p.MM = m
@@ -332,7 +332,7 @@ func (c *Checkpoint) memfdInfo(fileID uint32) (string, uint32, error) {
 	if !c.inodesOK {
 		c.inodesOK = true
 		c.inodes = map[uint32]memfdInode{}
-		c.inodesErr = readAll(c.Src, "memfd.img", MagicMemfdInode, func() *memfd.MemfdInodeEntry { return &memfd.MemfdInodeEntry{} },
+		c.inodesErr = readAll(c.Src, "memfd.img", MagicMemfdInode, nil, func() *memfd.MemfdInodeEntry { return &memfd.MemfdInodeEntry{} },
 			func(_ int, _ int64, e *memfd.MemfdInodeEntry) error {
 				c.inodes[uint32(e.GetInodeId())] = memfdInode{name: e.GetName(), shmid: e.GetShmid()}
 				return nil

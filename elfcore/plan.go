@@ -99,16 +99,6 @@ func (p *Plan) Size() uint64 { return p.size }
 // Phnum is the number of program headers (the PT_NOTE and the PT_LOADs).
 func (p *Plan) Phnum() int { return len(p.Segments) + 1 }
 
-// FileBytes is the number of bytes of segment data the core carries in its
-// file (holes included).
-func (p *Plan) FileBytes() uint64 {
-	var n uint64
-	for _, s := range p.Segments {
-		n += s.Filesz
-	}
-	return n
-}
-
 // header encodes the ELF header, program headers and notes: the first
 // dataOff bytes of the file (padding excluded).
 func (p *Plan) header() []byte {

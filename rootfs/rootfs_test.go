@@ -41,9 +41,13 @@ func convert(t *testing.T, files elfcore.MappedFiles, pid uint32) (string, *elfc
 	return filepath.Join(dir, "core"), plan
 }
 
+// openRoot opens a Root over dir for the counter fixture.
 func openRoot(t *testing.T, dir string) *rootfs.Root {
 	t.Helper()
-	src, _ := criuimg.NewDirSource(counter)
+	src, err := criuimg.NewDirSource(counter)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ck, err := criuimg.Open(src)
 	if err != nil {
 		t.Fatal(err)

@@ -16,25 +16,6 @@ import (
 	"github.com/ckpt2core/ckpt2core/rootfs"
 )
 
-// rootOver opens a Root over dir for the counter fixture.
-func rootOver(t *testing.T, dir string) *rootfs.Root {
-	t.Helper()
-	src, err := criuimg.NewDirSource(counter)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ck, err := criuimg.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := rootfs.Open(dir, ck)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
-	return r
-}
-
 // warningsWithin converts process pid with files and returns the plan's
 // warnings; a conversion that takes more than 10 s (an open that blocks)
 // fails the test instead of hanging it: the FIFOs are then opened for
@@ -114,7 +95,7 @@ func TestRefusesSpecialFiles(t *testing.T) {
 	if err := os.Symlink("/usr/lib/x86_64-linux-gnu/libtinfo.so.6.4", filepath.Join(lib, "libtinfo.so.6.4")); err != nil {
 		t.Fatal(err)
 	}
-	w := warningsWithin(t, rootOver(t, dir), 3757, filepath.Join(dir, "usr/bin/bash"), filepath.Join(dir, "fifo"))
+	w := warningsWithin(t, openRoot(t, dir), 3757, filepath.Join(dir, "usr/bin/bash"), filepath.Join(dir, "fifo"))
 	for _, want := range []string{
 		filepath.Join(dir, "usr/bin/bash") + ": a FIFO, not a regular file: refused",
 		filepath.Join(lib, "libc.so.6") + ": a FIFO, not a regular file: refused",
@@ -195,7 +176,7 @@ func overlayTar(t *testing.T, names ...string) []byte {
 // TestOverlayLongNames: a name longer than PATH_MAX makes rootfs-diff.tar
 // unusable, with an error saying why; names up to PATH_MAX are fine.
 func TestOverlayLongNames(t *testing.T) {
-	r := rootOver(t, t.TempDir())
+	r := openRoot(t, t.TempDir())
 	b := overlayTar(t, "usr/bin/bash", strings.Repeat("a", 5000))
 	err := r.Overlay(bytes.NewReader(b), int64(len(b)))
 	if err == nil || !strings.Contains(err.Error(), "5000 bytes") || !strings.Contains(err.Error(), "PATH_MAX") {
@@ -233,7 +214,7 @@ func TestAbsoluteLinkInRoot(t *testing.T) {
 	if err := os.Symlink("/opt/real/bash", filepath.Join(dir, "usr/bin/bash")); err != nil {
 		t.Fatal(err)
 	}
-	w := warningsWithin(t, rootOver(t, dir), 3757)
+	w := warningsWithin(t, openRoot(t, dir), 3757)
 	for _, line := range strings.Split(w, "\n") {
 		if strings.HasPrefix(line, "/usr/bin/bash:") && !strings.Contains(line, "build-id") && !strings.Contains(line, "bytes") {
 			t.Errorf("bash refused for a reason other than its content: %s", line)

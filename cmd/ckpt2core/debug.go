@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -59,11 +58,12 @@ func runDebugger(tool string, args []string, stdout, stderr io.Writer) int {
 	ck := cv.ck
 	target := ck.Procs[0].Pid
 	if *pid != 0 {
-		if _, ok := ck.Proc(uint32(*pid)); !ok || *pid > math.MaxUint32 {
-			fmt.Fprintf(stderr, "ckpt2core: pid %d is not in the checkpoint (it has %v)\n", *pid, ck.Pids())
+		want, err := selectPids(ck, []uint{*pid})
+		if err != nil {
+			fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
 			return exitUsage
 		}
-		target = uint32(*pid)
+		target = want[0]
 	}
 	dir, err := os.MkdirTemp("", "ckpt2core-"+tool+"-")
 	if err != nil {
