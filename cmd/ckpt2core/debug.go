@@ -27,7 +27,7 @@ the debugger. The exit status is the debugger's.
 `
 
 // runDebugger implements 'ckpt2core gdb' and 'ckpt2core dlv'.
-func runDebugger(tool string, args []string, stdout, stderr io.Writer) int {
+func runDebugger(stop *stopper, tool string, args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("ckpt2core "+tool, pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	pid := fs.Uint("pid", 0, "the process to debug (default: the root of the process tree)")
@@ -113,8 +113,12 @@ func runDebugger(tool string, args []string, stdout, stderr io.Writer) int {
 	// ^C and ^\ at the debugger's prompt reach the whole process group:
 	// they are the debugger's to handle, not a reason to stop (and remove
 	// the core from under it).
+	// SIGTERM and SIGHUP are forwarded to the debugger; the run ends
+	// (with 128+signal) when it has.
 	signal.Ignore(os.Interrupt, syscall.SIGQUIT)
-	if err := cmd.Run(); err != nil {
+	if sig, err := stop.runChild(cmd); sig != 0 {
+		return exitFailed // finish reports the signal and its status
+	} else if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
 			return ee.ExitCode()

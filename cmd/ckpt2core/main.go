@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -68,17 +66,9 @@ func runCleanly(args []string) int {
 		fmt.Fprintf(os.Stderr, "ckpt2core: %v\n", err)
 		return exitFailed
 	}
-	defer os.RemoveAll(tmp)
 	os.Setenv("TMPDIR", tmp)
-	sigc := make(chan os.Signal, 1)
-	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	go func() {
-		s := <-sigc
-		os.RemoveAll(tmp)
-		fmt.Fprintf(os.Stderr, "ckpt2core: stopped by %v\n", s)
-		os.Exit(128 + int(s.(syscall.Signal)))
-	}()
-	return run(args, os.Stdout, os.Stderr)
+	stop := newStopper(tmp, os.Stderr)
+	return stop.finish(runWith(stop, args, os.Stdout, os.Stderr))
 }
 
 // safe makes a string from the checkpoint (a comm, a path, an error that
@@ -100,13 +90,21 @@ func safe(s string) string {
 
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) }
 
+// run runs the command line args (without the program name) and returns
+// the exit status.
 func run(args []string, stdout, stderr io.Writer) int {
+	return runWith(nil, args, stdout, stderr)
+}
+
+// runWith is run with the stopper that forwards stop signals to a
+// debugger ckpt2core starts (nil: no forwarding).
+func runWith(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
 		switch args[0] {
 		case "verify":
 			return runVerify(args[1:], stdout, stderr)
 		case "gdb", "dlv":
-			return runDebugger(args[0], args[1:], stdout, stderr)
+			return runDebugger(stop, args[0], args[1:], stdout, stderr)
 		case "convert":
 			return runConvert(args[1:], stdout, stderr)
 		case "inspect":

@@ -59,9 +59,18 @@ func TestStopLeavesNothing(t *testing.T) {
 			cmd.Process.Signal(tc.sig)
 			if tc.sig == syscall.SIGINT {
 				time.Sleep(200 * time.Millisecond)
+				os.WriteFile(release, nil, 0o600)
 			}
-			os.WriteFile(release, nil, 0o600)
-			err := cmd.Wait()
+			waited := make(chan error, 1)
+			go func() { waited <- cmd.Wait() }()
+			var err error
+			select {
+			case err = <-waited:
+			case <-time.After(30 * time.Second):
+				cmd.Process.Kill()
+				os.WriteFile(release, nil, 0o600)
+				t.Fatalf("%v did not end ckpt2core and its debugger", tc.sig)
+			}
 			code := 0
 			if ee, ok := err.(*exec.ExitError); ok {
 				code = ee.ExitCode()
