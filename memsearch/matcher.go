@@ -70,7 +70,9 @@ func NewLiteral(pat []byte, fold bool) (Matcher, error) {
 			return nil, fmt.Errorf("case-folding pattern %q: %w", pat, err)
 		}
 		// Case variants of a rune take at most 4 bytes (UTF-8 maximum).
-		return &regexMatcher{re: re, expr: string(pat), maxLen: 4 * utf8.RuneCount(pat)}, nil
+		m := &regexMatcher{re: re, expr: string(pat), maxLen: 4 * utf8.RuneCount(pat)}
+		m.req, m.reqFold = requiredLiteral(re.String())
+		return m, nil
 	}
 	l := &literal{pat: bytes.Clone(pat), fold: fold}
 	if fold {
@@ -140,6 +142,10 @@ type regexMatcher struct {
 	expr   string
 	maxLen int
 	zeros  bool
+	// req, if not nil, is a literal every match contains (lower-cased
+	// and matched regardless of ASCII case if reqFold).
+	req     []byte
+	reqFold bool
 }
 
 // NewRegexp returns a Matcher of the Go regular expression expr (package
@@ -168,6 +174,7 @@ func NewRegexp(expr string, fold bool) (Matcher, error) {
 	}
 	m := &regexMatcher{re: re, expr: expr, maxLen: MaxRegexpMatch}
 	m.zeros = re.Match(make([]byte, MaxRegexpMatch))
+	m.req, m.reqFold = requiredLiteral(full)
 	return m, nil
 }
 
@@ -177,18 +184,88 @@ func (m *regexMatcher) String() string { return "/" + m.expr + "/" }
 
 func (m *regexMatcher) matchesZeros() bool { return m.zeros }
 
-func (m *regexMatcher) newScanner() scanner { return &regexScanner{re: m.re} }
-
-type regexScanner struct {
-	re   *regexp.Regexp
-	data []byte
+func (m *regexMatcher) newScanner() scanner {
+	s := &regexScanner{re: m.re, maxLen: m.maxLen, region: minRegion}
+	switch {
+	case m.req == nil:
+	case m.reqFold:
+		s.lit = &foldScanner{pat: m.req}
+	default:
+		s.lit = &literalScanner{pat: m.req}
+	}
+	return s
 }
 
-func (s *regexScanner) load(data []byte) { s.data = data }
+// regexScanner runs the engine over the whole buffer or, with lit (the
+// matcher's required literal), only over regions around the literal's
+// occurrences.
+type regexScanner struct {
+	re     *regexp.Regexp
+	maxLen int
+	lit    scanner // nil: no required literal
+	region int     // minRegion, smaller in tests
+	data   []byte
+}
 
+// minRegion is the least number of bytes the engine is run over at a
+// time around an occurrence of the required literal, so that dense
+// occurrences cost one run, not one each.
+const minRegion = 64 << 10
+
+func (s *regexScanner) load(data []byte) {
+	s.data = data
+	if s.lit != nil {
+		s.lit.load(data)
+	}
+}
+
+// index finds the leftmost match at or after from. With a required
+// literal, every match of at most maxLen bytes that starts at or after
+// from contains an occurrence c of the literal at or after from, so it
+// lies in [c-maxLen, c+maxLen): the engine runs on a region around the
+// first occurrence; where it finds nothing, no match (of at most maxLen
+// bytes) starts before the region's end-maxLen+1, and the search goes on
+// from there with the next occurrence. A match is taken only when the
+// region holds maxLen bytes after its start (or reaches the buffer's
+// end), so it is the one the engine finds on the whole buffer.
 func (s *regexScanner) index(from int) (int, int) {
-	for from < len(s.data) {
-		loc := s.re.FindIndex(s.data[from:])
+	if s.lit == nil {
+		return s.find(from, len(s.data))
+	}
+	at := from // where the next occurrence of the literal is looked for
+	for at < len(s.data) {
+		c, _ := s.lit.index(at)
+		if c < 0 {
+			return -1, -1
+		}
+		start := max(from, c-s.maxLen)
+		for n := 0; n < utf8.UTFMax-1 && start > from && !utf8.RuneStart(s.data[start]); n++ {
+			start-- // begin at a character, as on the whole buffer
+		}
+		end := min(len(s.data), max(c+s.maxLen, start+s.region))
+		for {
+			i, j := s.find(start, end)
+			if i < 0 {
+				break
+			}
+			if i+s.maxLen <= end || end == len(s.data) {
+				return i, j
+			}
+			end = min(len(s.data), i+s.maxLen) // the match may be cut: look again
+		}
+		if end == len(s.data) {
+			return -1, -1
+		}
+		from = max(from, end-s.maxLen+1)
+		at = max(c+1, from)
+	}
+	return -1, -1
+}
+
+// find returns the leftmost non-empty match in data[from:end].
+func (s *regexScanner) find(from, end int) (int, int) {
+	for from < end {
+		loc := s.re.FindIndex(s.data[from:end])
 		if loc == nil {
 			return -1, -1
 		}

@@ -240,6 +240,7 @@ func TestMatchersAgree(t *testing.T) {
 		{lit: "A\x00\x00"}, {lit: "\x00\x00B"}, {lit: "\x00\x00\x00"}, {lit: "\x00"},
 		{lit: "A\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00B"},
 		{regex: "A[ab]{1,3}B"}, {regex: "B\x00{2,6}A"}, {regex: "x\x00+x"}, {regex: "\x00{5}"}, {regex: "ab", fold: true},
+		{regex: "[Aa]*xAB"}, {regex: "(?:a|B)+aBA", fold: true}, {regex: "[AB]\x00*x\x00\x00a"},
 	}
 	for round := range 60 {
 		var vmas []fvma
