@@ -50,7 +50,6 @@ type convertResult struct {
 
 func runConvert(args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("ckpt2core", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
 	out := fs.StringP("output", "o", "", "output directory for the cores (created if missing)")
 	pids := fs.UintSlice("pid", nil, "convert only this process (repeatable)")
 	force := fs.BoolP("force", "f", false, "replace existing core files")
@@ -59,17 +58,14 @@ func runConvert(args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print one JSON array with a record per process instead of lines")
 	root := fs.String("root", "", "root filesystem supplying the clean pages of mapped files (e.g. / or an unpacked image)")
 	aopts := archiveFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: ckpt2core [flags] CHECKPOINT -o OUT_DIR\n\nFlags:\n%s%s", fs.FlagUsages(), convertExamples)
+	help := func(w io.Writer) {
+		fmt.Fprintf(w, "Usage: ckpt2core [flags] CHECKPOINT -o OUT_DIR\n\nFlags:\n%s%s", fs.FlagUsages(), convertExamples)
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if status, ok := parseFlags(fs, "convert", args, help, stdout, stderr, exitUsage); !ok {
+		return status
 	}
 	if fs.NArg() != 1 || *out == "" {
-		fs.Usage()
+		help(stderr)
 		return exitUsage
 	}
 	if *jobs < 1 {

@@ -29,23 +29,19 @@ the debugger. The exit status is the debugger's.
 // runDebugger implements 'ckpt2core gdb' and 'ckpt2core dlv'.
 func runDebugger(stop *stopper, tool string, args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("ckpt2core "+tool, pflag.ContinueOnError)
-	fs.SetOutput(stderr)
 	pid := fs.Uint("pid", 0, "the process to debug (default: the root of the process tree)")
 	root := fs.String("root", "", "root filesystem: clean file pages, the executable and 'set sysroot'")
 	exe := fs.String("exe", "", "the executable (default: the process's executable, under --root if given)")
 	prog := fs.String(tool, tool, "the debugger to run")
 	aopts := archiveFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: ckpt2core %s [flags] CHECKPOINT [-- DEBUGGER_ARGS...]\n\nFlags:\n%s%s", tool, fs.FlagUsages(), debugExamples)
+	help := func(w io.Writer) {
+		fmt.Fprintf(w, "Usage: ckpt2core %s [flags] CHECKPOINT [-- DEBUGGER_ARGS...]\n\nFlags:\n%s%s", tool, fs.FlagUsages(), debugExamples)
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if status, ok := parseFlags(fs, tool, args, help, stdout, stderr, exitUsage); !ok {
+		return status
 	}
 	if fs.NArg() < 1 || (fs.ArgsLenAtDash() >= 0 && fs.ArgsLenAtDash() != 1) {
-		fs.Usage()
+		help(stderr)
 		return exitUsage
 	}
 	extra := fs.Args()[1:]

@@ -65,7 +65,6 @@ const maxContext = 1 << 16
 
 func runGrep(args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("ckpt2core grep", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
 	hexPat := fs.Bool("hex", false, "PATTERN is hex bytes (\"de ad be ef\", \"deadbeef\", \"de:ad:be:ef\")")
 	regex := fs.BoolP("regex", "E", false, "PATTERN is a Go regular expression over bytes")
 	fold := fs.BoolP("ignore-case", "i", false, "match letters regardless of case")
@@ -74,18 +73,12 @@ func runGrep(args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print one JSON array of hits")
 	maxCount := fs.IntP("max-count", "m", 0, "stop after N hits in each process (0: no limit)")
 	aopts := archiveFlags(fs)
-	fs.Usage = func() {}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			fmt.Fprintf(stdout, grepUsage, fs.FlagUsages())
-			return exitOK
-		}
-		fmt.Fprintf(stderr, "ckpt2core grep: %v\nRun 'ckpt2core grep --help' for usage.\n", err)
-		return grepTrouble
+	help := func(w io.Writer) { fmt.Fprintf(w, grepUsage, fs.FlagUsages()) }
+	if status, ok := parseFlags(fs, "grep", args, help, stdout, stderr, grepTrouble); !ok {
+		return status
 	}
 	usageErr := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "ckpt2core grep: "+format+"\nRun 'ckpt2core grep --help' for usage.\n", a...)
-		return grepTrouble
+		return usageError(stderr, "grep", grepTrouble, format, a...)
 	}
 	if fs.NArg() != 2 {
 		return usageErr("want PATTERN and CHECKPOINT, got %d arguments", fs.NArg())

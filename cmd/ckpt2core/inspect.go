@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -37,23 +36,19 @@ Exit status: 0 reported; 1 the checkpoint could not be read; 2 usage error.
 
 func runInspect(args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("ckpt2core inspect", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print one JSON object (schema in the README) instead of tables")
 	env := fs.Bool("env", false, "include each process's environment")
 	aopts := archiveFlags(fs)
 	pids := fs.UintSlice("pid", nil, "report only this process (repeatable)")
 	sysroot := fs.String("root", "", "directory with the checkpointed system's files, to decode code the checkpoint did not capture")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: ckpt2core inspect CHECKPOINT [--json] [--env] [--pid N] [--root DIR]\n\nFlags:\n%s%s", fs.FlagUsages(), inspectExamples)
+	help := func(w io.Writer) {
+		fmt.Fprintf(w, "Usage: ckpt2core inspect CHECKPOINT [--json] [--env] [--pid N] [--root DIR]\n\nFlags:\n%s%s", fs.FlagUsages(), inspectExamples)
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if status, ok := parseFlags(fs, "inspect", args, help, stdout, stderr, exitUsage); !ok {
+		return status
 	}
 	if fs.NArg() != 1 {
-		fs.Usage()
+		help(stderr)
 		return exitUsage
 	}
 	path := fs.Arg(0)

@@ -117,8 +117,8 @@ func TestExitStatusDocumented(t *testing.T) {
 	}
 	stdout.Reset()
 	stderr.Reset()
-	if s := run([]string{"convert", "--help"}, &stdout, &stderr); s != exitOK || !strings.Contains(stderr.String(), "Exit status: "+doc) {
-		t.Errorf("convert --help: status %d:\n%s", s, stderr.String())
+	if s := run([]string{"convert", "--help"}, &stdout, &stderr); s != exitOK || !strings.Contains(stdout.String(), "Exit status: "+doc) {
+		t.Errorf("convert --help: status %d:\n%s", s, stdout.String())
 	}
 	if readme, err := os.ReadFile("../../README.md"); err == nil {
 		readme := strings.Join(strings.Fields(string(readme)), " ")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 
@@ -24,21 +23,17 @@ Delve's reader does not support cores with more than 65534 segments
 
 func runVerify(args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("ckpt2core verify", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
 	exe := fs.String("exe", "", "the executable the core belongs to (required)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	debugDirs := fs.StringSlice("debug-info-dir", nil, "directory with separate debug info (repeatable)")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: ckpt2core verify --exe EXE CORE [--json]\n\nFlags:\n%s%s", fs.FlagUsages(), verifyExamples)
+	help := func(w io.Writer) {
+		fmt.Fprintf(w, "Usage: ckpt2core verify --exe EXE CORE [--json]\n\nFlags:\n%s%s", fs.FlagUsages(), verifyExamples)
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if status, ok := parseFlags(fs, "verify", args, help, stdout, stderr, exitUsage); !ok {
+		return status
 	}
 	if fs.NArg() != 1 || *exe == "" {
-		fs.Usage()
+		help(stderr)
 		return exitUsage
 	}
 	rep, err := verify.Verify(fs.Arg(0), *exe, *debugDirs)

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// TestFlagsEveryCommand: for every command, --help prints the command's
+// help on stdout with status 0 and nothing on stderr; an unknown flag or a
+// flag without its value is named on stderr, with the command's --help,
+// and gives status 2 with nothing on stdout.
+func TestFlagsEveryCommand(t *testing.T) {
+	for _, tc := range []struct {
+		args   []string // the command's words
+		name   string   // as errors name it
+		help   string   // in its help
+		valued string   // a flag that takes a value
+	}{
+		// 'ckpt2core --help' is the overview; flags without a command
+		// are the conversion's.
+		{nil, "ckpt2core convert", "ckpt2core help | --help | --version", "--jobs"},
+		{[]string{"convert"}, "ckpt2core convert", "Usage: ckpt2core [flags] CHECKPOINT -o OUT_DIR", "--jobs"},
+		{[]string{"inspect"}, "ckpt2core inspect", "Usage: ckpt2core inspect", "--pid"},
+		{[]string{"grep"}, "ckpt2core grep", "ckpt2core grep [flags] PATTERN CHECKPOINT", "--pid"},
+		{[]string{"verify"}, "ckpt2core verify", "Usage: ckpt2core verify", "--exe"},
+		{[]string{"gdb"}, "ckpt2core gdb", "Usage: ckpt2core gdb", "--pid"},
+		{[]string{"dlv"}, "ckpt2core dlv", "Usage: ckpt2core dlv", "--pid"},
+	} {
+		for _, c := range []struct {
+			extra  []string
+			status int
+			stderr string
+		}{
+			{[]string{"--help"}, exitOK, ""},
+			{[]string{"-h"}, exitOK, ""},
+			{[]string{"--no-such-flag", "x"}, exitUsage, "unknown flag: --no-such-flag"},
+			{[]string{"x", tc.valued}, exitUsage, "flag needs an argument"},
+		} {
+			args := append(append([]string{}, tc.args...), c.extra...)
+			var stdout, stderr bytes.Buffer
+			status := run(args, &stdout, &stderr)
+			if status != c.status {
+				t.Errorf("%q: status %d, want %d", args, status, c.status)
+			}
+			if c.status == exitOK {
+				if !strings.Contains(stdout.String(), tc.help) || stderr.Len() != 0 {
+					t.Errorf("%q: help not on stdout alone:\nstdout %q\nstderr %q", args, stdout.String(), stderr.String())
+				}
+				continue
+			}
+			want := tc.name + ": " + c.stderr
+			if !strings.HasPrefix(stderr.String(), want) || !strings.Contains(stderr.String(), "Run '"+tc.name+" --help'") || stdout.Len() != 0 {
+				t.Errorf("%q: stderr %q, stdout %q; want %q and a pointer to --help", args, stderr.String(), stdout.String(), want)
+			}
+		}
+	}
+}
