@@ -557,16 +557,7 @@ func TestHostile(t *testing.T) {
 			{"no-images", tarOf(entry{name: "config.dump", data: crioConfig}), Options{}, []string{"no checkpoint/ images"}},
 		}
 	}
-	for _, mode := range []struct {
-		name, kind string
-		extract    bool
-	}{
-		{"plain", KindTar, false},
-		{"gzip", KindTarGzip, false},
-		{"zstd", KindTarZstd, false},
-		{"plain-extract", KindTar, true},
-		{"gzip-extract", KindTarGzip, true},
-	} {
+	for _, mode := range openModes {
 		t.Run(mode.name, func(t *testing.T) {
 			base := t.TempDir()
 			for _, h := range cases(base) {

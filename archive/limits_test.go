@@ -119,16 +119,50 @@ func writeArchive(t *testing.T, kind string, data []byte) (string, string) {
 	return p, root
 }
 
-// openModes are the ways an archive is read: in place, spooled, extracted.
-var openModes = []struct {
+// openMode is a way an archive is read: its compression, and whether it
+// is extracted.
+type openMode struct {
 	name, kind string
 	extract    bool
-}{
+}
+
+// openModes are the ways an archive is read: in place, spooled, extracted.
+var openModes = []openMode{
 	{"plain", KindTar, false},
 	{"gzip", KindTarGzip, false},
 	{"zstd", KindTarZstd, false},
 	{"plain-extract", KindTar, true},
 	{"gzip-extract", KindTarGzip, true},
+}
+
+// openIn writes data with writeArchive, compressed as mode says, and
+// opens it with opts in mode (spooling into tmp, extracting into ex of
+// the directory written); it returns the checkpoint, the directory and
+// Open's error.
+func openIn(t *testing.T, mode openMode, data []byte, opts Options) (*Checkpoint, string, error) {
+	t.Helper()
+	p, root := writeArchive(t, mode.kind, data)
+	opts.TempDir = filepath.Join(root, "tmp")
+	if mode.extract {
+		opts.ExtractDir = filepath.Join(root, "ex")
+	}
+	ck, err := Open(p, opts)
+	return ck, root, err
+}
+
+// opens opens data in every mode, in subtests named prefix+mode, and
+// checks that it opens.
+func opens(t *testing.T, prefix string, data []byte) {
+	t.Helper()
+	for _, mode := range openModes {
+		t.Run(prefix+mode.name, func(t *testing.T) {
+			ck, _, err := openIn(t, mode, data, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ck.Close()
+		})
+	}
 }
 
 // refused opens data in every mode and checks that the error has every
@@ -137,13 +171,7 @@ func refused(t *testing.T, data []byte, opts Options, want ...string) {
 	t.Helper()
 	for _, mode := range openModes {
 		t.Run(mode.name, func(t *testing.T) {
-			p, root := writeArchive(t, mode.kind, data)
-			o := opts
-			o.TempDir = filepath.Join(root, "tmp")
-			if mode.extract {
-				o.ExtractDir = filepath.Join(root, "ex")
-			}
-			ck, err := Open(p, o)
+			ck, root, err := openIn(t, mode, data, opts)
 			if err == nil {
 				ck.Close()
 				t.Fatal("opened")
@@ -194,20 +222,7 @@ func TestSparseMembers(t *testing.T) {
 		})
 	}
 	// A sparse member that is skipped costs nothing and is accepted.
-	for _, mode := range openModes {
-		t.Run("skipped-"+mode.name, func(t *testing.T) {
-			p, root := writeArchive(t, mode.kind, limitsTar(t, gnuSparse("artifacts/big", real, data)))
-			o := Options{TempDir: filepath.Join(root, "tmp")}
-			if mode.extract {
-				o.ExtractDir = filepath.Join(root, "ex")
-			}
-			ck, err := Open(p, o)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ck.Close()
-		})
-	}
+	opens(t, "skipped-", limitsTar(t, gnuSparse("artifacts/big", real, data)))
 }
 
 // TestSpoolLimit: what spooling writes, through every file, is bounded
@@ -256,20 +271,7 @@ func TestLongNames(t *testing.T) {
 		for i := range 200 {
 			raw = append(raw, long(fmt.Sprintf("artifacts/%d/", i), 4096))
 		}
-		for _, mode := range openModes {
-			t.Run(mode.name, func(t *testing.T) {
-				p, root := writeArchive(t, mode.kind, limitsTar(t, raw...))
-				o := Options{TempDir: filepath.Join(root, "tmp")}
-				if mode.extract {
-					o.ExtractDir = filepath.Join(root, "ex")
-				}
-				ck, err := Open(p, o)
-				if err != nil {
-					t.Fatal(err)
-				}
-				ck.Close()
-			})
-		}
+		opens(t, "", limitsTar(t, raw...))
 	})
 	t.Run("memory", func(t *testing.T) {
 		// 10000 skipped members with names of 4096 bytes (40 MB of names),

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
+	"github.com/ckpt2core/ckpt2core/criuimg/imgtest"
 )
 
 // Real fixtures (testdata/README.md): their image directories and the
@@ -211,24 +212,9 @@ func loadFacts(t *testing.T, path string, f *fixture) {
 	}
 }
 
-func openFixture(t *testing.T, f fixture) *criuimg.Checkpoint {
-	t.Helper()
-	src, err := criuimg.NewDirSource(f.Dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := criuimg.Open(src)
-	if err != nil {
-		t.Fatalf("%s/%s: %v", f.Arch, f.Name, err)
-	}
-	return c
-}
-
+// openDir opens the checkpoint in dir and returns criuimg.Open's error,
+// for the tests that check it (imgtest.OpenDir fails the test instead).
 func openDir(t *testing.T, dir string) (*criuimg.Checkpoint, error) {
 	t.Helper()
-	src, err := criuimg.NewDirSource(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return criuimg.Open(src)
+	return criuimg.Open(imgtest.DirSource(t, dir))
 }

@@ -114,10 +114,7 @@ func readAllEntries(src criuimg.Source, name string) (int, error) {
 func TestFramingRealImages(t *testing.T) {
 	for _, f := range loadFixtures(t) {
 		t.Run(f.Arch+"/"+f.Name, func(t *testing.T) {
-			src, err := criuimg.NewDirSource(f.Dir)
-			if err != nil {
-				t.Fatal(err)
-			}
+			src := imgtest.DirSource(t, f.Dir)
 			names, err := src.Names()
 			if err != nil {
 				t.Fatal(err)

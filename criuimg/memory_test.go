@@ -45,10 +45,7 @@ func rawPagemap(t *testing.T, path string) (*pagemap.PagemapHead, []*pagemap.Pag
 func TestPageIndexFixtures(t *testing.T) {
 	for _, f := range loadFixtures(t) {
 		t.Run(f.Arch+"/"+f.Name, func(t *testing.T) {
-			src, err := criuimg.NewDirSource(f.Dir)
-			if err != nil {
-				t.Fatal(err)
-			}
+			src := imgtest.DirSource(t, f.Dir)
 			names, _ := src.Names()
 			pagesFiles := map[string]int{}
 			for _, n := range names {
@@ -134,11 +131,7 @@ func writePagemap(t *testing.T, dir string, filePages int, ents ...*pagemap.Page
 	if err := os.WriteFile(filepath.Join(dir, "pages-1.img"), make([]byte, filePages*4096), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	src, err := criuimg.NewDirSource(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return src
+	return imgtest.DirSource(t, dir)
 }
 
 func pe(vaddr, n uint64, flags uint32) *pagemap.PagemapEntry {
@@ -241,16 +234,6 @@ func TestPageIndexMissingFiles(t *testing.T) {
 	}
 }
 
-func loadFixtureProcess(t *testing.T, c *criuimg.Checkpoint, pid uint32) *criuimg.Process {
-	t.Helper()
-	p, err := c.LoadProcess(pid)
-	if err != nil {
-		t.Fatalf("pid %d: %v", pid, err)
-	}
-	t.Cleanup(func() { p.Close() })
-	return p
-}
-
 // TestMemorySecrets reads every secret of the manifests at every address
 // listed (x86_64 manifests: private_page_hits; arm64 facts: vaddr, else
 // found_in_oracle_core_at of a single-process fixture).
@@ -263,12 +246,12 @@ func TestMemorySecrets(t *testing.T) {
 			if len(f.Secrets) == 0 {
 				t.Fatalf("%d secrets declared, none with a known address", f.DeclaredSecrets)
 			}
-			c := openFixture(t, f)
+			c := imgtest.OpenDir(t, f.Dir)
 			procs := map[uint32]*criuimg.Process{}
 			for _, s := range f.Secrets {
 				p := procs[s.Pid]
 				if p == nil {
-					p = loadFixtureProcess(t, c, s.Pid)
+					p = imgtest.LoadFrom(t, c, s.Pid)
 					procs[s.Pid] = p
 				}
 				b := make([]byte, len(s.String))
@@ -289,9 +272,9 @@ func TestMemoryArgv(t *testing.T) {
 			continue
 		}
 		t.Run(f.Arch+"/"+f.Name, func(t *testing.T) {
-			c := openFixture(t, f)
+			c := imgtest.OpenDir(t, f.Dir)
 			for pid, argv := range f.Argv {
-				p := loadFixtureProcess(t, c, pid)
+				p := imgtest.LoadFrom(t, c, pid)
 				start, end := p.MM.GetMmArgStart(), p.MM.GetMmArgEnd()
 				want := strings.Join(argv, "\x00") + "\x00"
 				if end-start != uint64(len(want)) {
@@ -312,13 +295,13 @@ func TestMemoryArgv(t *testing.T) {
 // "reserve"; src/static.c).
 func TestMemoryStaticC(t *testing.T) {
 	f := fixtureByName(t, "x86_64", "static-c")
-	c := openFixture(t, f)
+	c := imgtest.OpenDir(t, f.Dir)
 	const sharedHit = 0x7f751a13a064 // manifest: CHILD_WROTE_SHARED in both processes
 	shmHead, _ := rawPagemap(t, filepath.Join(f.Dir, "pagemap-shmem-1972.img"))
 	shmPages := fmt.Sprintf("pages-%d.img", shmHead.GetPagesId())
 	for _, pid := range []uint32{1535, 1539} {
 		t.Run(fmt.Sprint(pid), func(t *testing.T) {
-			p := loadFixtureProcess(t, c, pid)
+			p := imgtest.LoadFrom(t, c, pid)
 			var shared, sparse, reserve *criuimg.VMA
 			for i := range p.VMAs {
 				v := &p.VMAs[i]
@@ -393,8 +376,8 @@ func TestMemoryStaticC(t *testing.T) {
 // of a file mapping stop with ErrNotCaptured.
 func TestMemoryNotCaptured(t *testing.T) {
 	f := fixtureByName(t, "x86_64", "static-c")
-	c := openFixture(t, f)
-	p := loadFixtureProcess(t, c, 1535)
+	c := imgtest.OpenDir(t, f.Dir)
+	p := imgtest.LoadFrom(t, c, 1535)
 	_, raw := rawPagemap(t, filepath.Join(f.Dir, "pagemap-1535.img"))
 	captured := func(addr uint64) bool {
 		for _, e := range raw {
@@ -479,7 +462,6 @@ func page(s string) []byte {
 // TestExtentsSynthetic: kinds of extents in anonymous, file, special and
 // shared mappings, with holes, parent and lazy runs.
 func TestExtentsSynthetic(t *testing.T) {
-	dir := t.TempDir()
 	c := imgtest.New(imgtest.X86_64)
 	p := c.AddProcess(10, 0)
 	p.AddVMA(0x400000, 0x404000, criuimg.ProtRead|criuimg.ProtExec, 0, 0, "/bin/x")
@@ -493,14 +475,7 @@ func TestExtentsSynthetic(t *testing.T) {
 	s.AddPages(0x1000, page("SHM1"), criuimg.PEPresent)
 	p.MapShmem(0x600000, s, 0, criuimg.ProtRead)
 	p.AddVMA(0x7000000, 0x7004000, criuimg.ProtRead, 0, criuimg.VMAAreaRegular|criuimg.VMAAreaVVAR|criuimg.VMAAnonPrivate, "")
-	if err := c.Write(dir); err != nil {
-		t.Fatal(err)
-	}
-	ck, err := openDir(t, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pr := loadFixtureProcess(t, ck, 10)
+	pr := c.Load(t, 10)
 	C, Z, A := criuimg.Captured, criuimg.Zero, criuimg.Absent
 	want := []extentDesc{
 		{0x400000, 0x401000, A, false, false, ""},
@@ -565,7 +540,6 @@ func TestExtentsSynthetic(t *testing.T) {
 // own pagemap (CRIU dumps private VMAs' pages there); they, not the
 // memfd's pages, are the process's memory.
 func TestMemoryPrivateMemfdCOW(t *testing.T) {
-	dir := t.TempDir()
 	c := imgtest.New(imgtest.X86_64)
 	p := c.AddProcess(10, 0)
 	s := c.AddShmem(9, 0x2000)
@@ -575,14 +549,7 @@ func TestMemoryPrivateMemfdCOW(t *testing.T) {
 	v.Flags = proto.Uint32(imgtest.MapPrivate)
 	v.Status = proto.Uint32(criuimg.VMAAreaRegular | criuimg.VMAFilePrivate | criuimg.VMAAreaMemfd)
 	p.AddPages(0x700000, page("COW!"), criuimg.PEPresent)
-	if err := c.Write(dir); err != nil {
-		t.Fatal(err)
-	}
-	ck, err := openDir(t, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pr := loadFixtureProcess(t, ck, 10)
+	pr := c.Load(t, 10)
 	b := make([]byte, 4)
 	if _, err := pr.Mem.ReadAt(b, 0x700000); err != nil || string(b) != "COW!" {
 		t.Errorf("private page of a memfd mapping: %q, %v; want the process's copy \"COW!\"", b, err)

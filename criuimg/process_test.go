@@ -20,7 +20,7 @@ import (
 func TestLoadProcessFixtures(t *testing.T) {
 	for _, f := range loadFixtures(t) {
 		t.Run(f.Arch+"/"+f.Name, func(t *testing.T) {
-			c := openFixture(t, f)
+			c := imgtest.OpenDir(t, f.Dir)
 			wantArch := map[string]criuimg.Arch{"x86_64": criuimg.ArchX86_64, "arm64": criuimg.ArchARM64}[f.Arch]
 			for i, fp := range f.Procs {
 				info, ok := c.Proc(fp.Pid)
@@ -66,7 +66,7 @@ func TestLoadProcessFixtures(t *testing.T) {
 
 func TestZombieStaticC(t *testing.T) {
 	f := fixtureByName(t, "x86_64", "static-c")
-	c := openFixture(t, f)
+	c := imgtest.OpenDir(t, f.Dir)
 	p, err := c.LoadProcess(1538)
 	if !errors.Is(err, criuimg.ErrZombie) || !strings.Contains(err.Error(), "1538") {
 		t.Fatalf("error %v", err)
@@ -80,12 +80,9 @@ func TestZombieStaticC(t *testing.T) {
 // build writes a synthetic checkpoint after edit and opens it.
 func build(t *testing.T, arch imgtest.Arch, setup func(c *imgtest.Checkpoint), after func(dir string)) (*criuimg.Checkpoint, error) {
 	t.Helper()
-	dir := t.TempDir()
 	c := imgtest.New(arch)
 	setup(c)
-	if err := c.Write(dir); err != nil {
-		t.Fatal(err)
-	}
+	dir := c.WriteTemp(t)
 	if after != nil {
 		after(dir)
 	}
@@ -103,11 +100,7 @@ func TestThreadOrderMainFirst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := ck.LoadProcess(100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := imgtest.LoadFrom(t, ck, 100)
 	var tids []uint32
 	for _, th := range p.Threads {
 		tids = append(tids, th.Tid)
@@ -334,11 +327,7 @@ func TestParentAndLazyWarnings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := ck.LoadProcess(3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := imgtest.LoadFrom(t, ck, 3)
 	runs := p.Mem.Private().Runs
 	if len(runs) != 2 || runs[1].Offset != -1 || runs[1].InFile() || runs[1].Len != 3*4096 {
 		t.Fatalf("runs %+v", runs)

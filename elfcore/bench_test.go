@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/ckpt2core/ckpt2core/criuimg"
+	"github.com/ckpt2core/ckpt2core/criuimg/imgtest"
 	"github.com/ckpt2core/ckpt2core/elfcore"
 )
 
@@ -15,14 +15,7 @@ import (
 // pages copied.
 func convertAll(tb testing.TB, dir, out string) uint64 {
 	tb.Helper()
-	src, err := criuimg.NewDirSource(dir)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ck, err := criuimg.Open(src)
-	if err != nil {
-		tb.Fatal(err)
-	}
+	ck := imgtest.OpenDir(tb, dir)
 	var copied uint64
 	for _, pid := range ck.Pids() {
 		p, err := ck.LoadProcess(pid)

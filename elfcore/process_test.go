@@ -22,29 +22,6 @@ func page(s string) []byte {
 	return b
 }
 
-// load writes c and loads its process pid.
-func load(t *testing.T, c *imgtest.Checkpoint, pid uint32) *criuimg.Process {
-	t.Helper()
-	dir := t.TempDir()
-	if err := c.Write(dir); err != nil {
-		t.Fatal(err)
-	}
-	src, err := criuimg.NewDirSource(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ck, err := criuimg.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := ck.LoadProcess(pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	return p
-}
-
 type seg struct {
 	vaddr, memsz, filesz uint64
 }
@@ -91,7 +68,7 @@ func TestSegmentPolicy(t *testing.T) {
 	p.AddAnon(0x60000, 0x63000)
 	p.AddPageEntry(0x60000, 1, criuimg.PEParent)
 	p.AddPages(0x62000, page("AFTER-PARENT"), criuimg.PEPresent)
-	pr := load(t, c, 7)
+	pr := c.Load(t, 7)
 	plan, err := elfcore.Build(pr)
 	if err != nil {
 		t.Fatal(err)
@@ -164,7 +141,7 @@ func TestSegmentsWithFiles(t *testing.T) {
 	v.Pgoff = new(uint64)
 	*v.Pgoff = pg
 	p.AddPages(0x52000, page("COW"), criuimg.PEPresent)
-	pr := load(t, c, 7)
+	pr := c.Load(t, 7)
 	file := append(page("FILE-0"), page("FILE-1")...)
 	file = append(file, []byte("FILE-2 ends early")...)
 	plan, err := elfcore.BuildWith(pr, elfcore.Options{Files: mapped{file}})
@@ -207,7 +184,7 @@ func TestNoFPUState(t *testing.T) {
 			c := imgtest.New(imgtest.X86_64)
 			p := c.AddProcess(7, 0)
 			tc.strip(p.Threads[0])
-			plan, err := elfcore.Build(load(t, c, 7))
+			plan, err := elfcore.Build(c.Load(t, 7))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -238,7 +215,7 @@ func TestPsargsFromParent(t *testing.T) {
 	p.SetArgs([]string{"/bin/server", "--port", "8080"})
 	run := p.Pages[len(p.Pages)-1]
 	run.Flags = criuimg.PEParent
-	pr := load(t, c, 7)
+	pr := c.Load(t, 7)
 	plan, err := elfcore.Build(pr)
 	if err != nil {
 		t.Fatalf("no core for a process whose argument pages are in a parent checkpoint: %v", err)

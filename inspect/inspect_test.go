@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
+	"github.com/ckpt2core/ckpt2core/criuimg/imgtest"
 )
 
 const testdata = "../testdata"
@@ -20,15 +21,7 @@ const testdata = "../testdata"
 // inspectDir opens a fixture's image directory and inspects it.
 func inspectDir(t *testing.T, dir string, opts Options) *Report {
 	t.Helper()
-	src, err := criuimg.NewDirSource(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ck, err := criuimg.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep, err := Inspect(ck, opts)
+	rep, err := Inspect(imgtest.OpenDir(t, dir), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,6 +35,16 @@ func inspectDir(t *testing.T, dir string, opts Options) *Report {
 		t.Fatalf("JSON round trip: %v", err)
 	}
 	return rep
+}
+
+// inspectX86 reads the manifest of the x86_64 fixture name and inspects
+// its images with opts; it returns the fixture's directory too.
+func inspectX86(t *testing.T, name string, opts Options) (string, manifest, *Report) {
+	t.Helper()
+	dir := filepath.Join(testdata, "x86_64", name)
+	var m manifest
+	readJSON(t, filepath.Join(dir, "manifest.json"), &m)
+	return dir, m, inspectDir(t, filepath.Join(dir, "images"), opts)
 }
 
 func readJSON(t *testing.T, path string, v any) {
@@ -110,10 +113,7 @@ func shellSplit(s string) []string {
 }
 
 func TestThreadsCX86(t *testing.T) {
-	dir := filepath.Join(testdata, "x86_64/threads-c")
-	var m manifest
-	readJSON(t, filepath.Join(dir, "manifest.json"), &m)
-	rep := inspectDir(t, filepath.Join(dir, "images"), Options{Env: true})
+	dir, m, rep := inspectX86(t, "threads-c", Options{Env: true})
 	if rep.Arch != "x86_64" {
 		t.Errorf("arch %q", rep.Arch)
 	}
@@ -194,10 +194,7 @@ func TestThreadsCX86(t *testing.T) {
 }
 
 func TestStaticC(t *testing.T) {
-	dir := filepath.Join(testdata, "x86_64/static-c")
-	var m manifest
-	readJSON(t, filepath.Join(dir, "manifest.json"), &m)
-	rep := inspectDir(t, filepath.Join(dir, "images"), Options{})
+	_, m, rep := inspectX86(t, "static-c", Options{})
 	if len(rep.Processes) != len(m.Processes) {
 		t.Fatalf("%d processes, manifest has %d", len(rep.Processes), len(m.Processes))
 	}
@@ -239,10 +236,7 @@ func TestStaticC(t *testing.T) {
 }
 
 func TestCounter(t *testing.T) {
-	dir := filepath.Join(testdata, "x86_64/counter")
-	var m manifest
-	readJSON(t, filepath.Join(dir, "manifest.json"), &m)
-	rep := inspectDir(t, filepath.Join(dir, "images"), Options{})
+	_, m, rep := inspectX86(t, "counter", Options{})
 	bash := findProc(t, rep, m.Processes[0].Pid)
 	if want := shellSplit(m.Argv); !slices.Equal(bash.Argv, want) {
 		t.Errorf("bash argv %q, want %q", bash.Argv, want)

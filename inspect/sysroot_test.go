@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ckpt2core/ckpt2core/criuimg"
+	"github.com/ckpt2core/ckpt2core/criuimg/imgtest"
 )
 
 // TestSysrootRefusesSpecialFiles: the checkpoint names the files whose
@@ -52,14 +52,7 @@ func TestSysrootRefusesSpecialFiles(t *testing.T) {
 			if err := tc.make(libc); err != nil {
 				t.Fatal(err)
 			}
-			src, err := criuimg.NewDirSource(filepath.Join(dir, "images"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			ck, err := criuimg.Open(src)
-			if err != nil {
-				t.Fatal(err)
-			}
+			ck := imgtest.OpenDir(t, filepath.Join(dir, "images"))
 			type outcome struct {
 				rep *Report
 				err error

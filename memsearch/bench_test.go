@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
+	"github.com/ckpt2core/ckpt2core/criuimg/imgtest"
 )
 
 // BenchmarkGrepPython searches all memory of pid 3760 (python3) of the
@@ -13,12 +14,7 @@ import (
 //
 //	go test -run '^$' -bench GrepPython -benchtime 50x ./memsearch
 func BenchmarkGrepPython(b *testing.B) {
-	ck := openFixture(b, "counter")
-	p, err := ck.LoadProcess(3760)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer p.Close()
+	p := imgtest.LoadFrom(b, openFixture(b, "counter"), 3760)
 	var captured int64
 	for i := range p.VMAs {
 		p.Mem.VMAExtents(&p.VMAs[i], func(e criuimg.Extent) error {

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
+	"github.com/ckpt2core/ckpt2core/criuimg/imgtest"
 )
 
 const fixtures = "../testdata/x86_64"
@@ -66,15 +67,7 @@ func (h manifestHit) pidAddr(t testing.TB) pidAddr {
 
 func openFixture(t testing.TB, fixture string) *criuimg.Checkpoint {
 	t.Helper()
-	src, err := criuimg.NewDirSource(filepath.Join(fixtures, fixture, "images"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ck, err := criuimg.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ck
+	return imgtest.OpenDir(t, filepath.Join(fixtures, fixture, "images"))
 }
 
 // fixtureHit is a hit with the mapping it was found in.
@@ -296,12 +289,7 @@ func TestMatcherKinds(t *testing.T) {
 // and searches for the 16 bytes: a match never spans two mappings, so it
 // must not be reported at the boundary (it may occur elsewhere).
 func TestNoMatchAcrossMappings(t *testing.T) {
-	ck := openFixture(t, "counter")
-	p, err := ck.LoadProcess(3760)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := imgtest.LoadFrom(t, openFixture(t, "counter"), 3760)
 	captured := func(v *criuimg.VMA, addr uint64) bool {
 		ok := false
 		p.Mem.Extents(addr, addr+8, func(e criuimg.Extent) error {

@@ -31,7 +31,6 @@ func pageWith(s string, atEnd bool) []byte {
 // parent checkpoint, clean file pages, unmapped gaps or the boundary of
 // adjacent mappings.
 func TestSyntheticCheckpoint(t *testing.T) {
-	dir := t.TempDir()
 	c := imgtest.New(imgtest.X86_64)
 	p := c.AddProcess(10, 0)
 	p.Comm = "synth"
@@ -75,22 +74,7 @@ func TestSyntheticCheckpoint(t *testing.T) {
 	p.AddAnon(0x7ff000000, 0x7ff004000)
 	p.AddPages(0x7ff003000, pageWith("ON_THE_STACK", true), criuimg.PEPresent)
 	p.MM.MmStartStack = proto.Uint64(0x7ff003ff0)
-	if err := c.Write(dir); err != nil {
-		t.Fatal(err)
-	}
-	src, err := criuimg.NewDirSource(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ck, err := criuimg.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pr, err := ck.LoadProcess(10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pr.Close()
+	pr := c.Load(t, 10)
 
 	zeros := strings.Repeat("\x00", 4096)
 	tests := []struct {

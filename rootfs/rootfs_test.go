@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
+	"github.com/ckpt2core/ckpt2core/criuimg/imgtest"
 	"github.com/ckpt2core/ckpt2core/elfcore"
 	"github.com/ckpt2core/ckpt2core/internal/coredump"
 	"github.com/ckpt2core/ckpt2core/rootfs"
@@ -17,19 +18,7 @@ const counter = "../testdata/x86_64/counter/images"
 
 func convert(t *testing.T, files elfcore.MappedFiles, pid uint32) (string, *elfcore.Plan) {
 	t.Helper()
-	src, err := criuimg.NewDirSource(counter)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ck, err := criuimg.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := ck.LoadProcess(pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := imgtest.LoadProcess(t, counter, pid)
 	plan, err := elfcore.BuildWith(p, elfcore.Options{Files: files})
 	if err != nil {
 		t.Fatal(err)
@@ -44,15 +33,7 @@ func convert(t *testing.T, files elfcore.MappedFiles, pid uint32) (string, *elfc
 // openRoot opens a Root over dir for the counter fixture.
 func openRoot(t *testing.T, dir string) *rootfs.Root {
 	t.Helper()
-	src, err := criuimg.NewDirSource(counter)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ck, err := criuimg.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := rootfs.Open(dir, ck)
+	r, err := rootfs.Open(dir, imgtest.OpenDir(t, counter))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,8 +93,7 @@ var capturedSet map[uint64]bool
 
 func capturedPage(t *testing.T, a uint64) bool {
 	if capturedSet == nil {
-		src, _ := criuimg.NewDirSource(counter)
-		idx, err := criuimg.ReadPageIndex(src, "pagemap-3760.img", 4096)
+		idx, err := criuimg.ReadPageIndex(imgtest.DirSource(t, counter), "pagemap-3760.img", 4096)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ckpt2core/ckpt2core/criuimg"
+	"github.com/ckpt2core/ckpt2core/criuimg/imgtest"
 	"github.com/ckpt2core/ckpt2core/elfcore"
 	"github.com/ckpt2core/ckpt2core/rootfs"
 )
@@ -26,24 +26,10 @@ func warningsWithin(t *testing.T, files elfcore.MappedFiles, pid uint32, fifos .
 		warnings []string
 		err      error
 	}
+	// Loading opens no mapped file: only the conversion can block.
+	p := imgtest.LoadProcess(t, counter, pid)
 	done := make(chan outcome, 1)
 	go func() {
-		src, err := criuimg.NewDirSource(counter)
-		if err != nil {
-			done <- outcome{err: err}
-			return
-		}
-		ck, err := criuimg.Open(src)
-		if err != nil {
-			done <- outcome{err: err}
-			return
-		}
-		p, err := ck.LoadProcess(pid)
-		if err != nil {
-			done <- outcome{err: err}
-			return
-		}
-		defer p.Close()
 		plan, err := elfcore.BuildWith(p, elfcore.Options{Files: files})
 		if err == nil {
 			err = elfcore.WriteFile(t.TempDir(), "core", plan, false, nil)

@@ -13,7 +13,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -31,6 +30,7 @@ import (
 	"github.com/checkpoint-restore/go-criu/v8/crit/images/mm"
 	"github.com/checkpoint-restore/go-criu/v8/crit/images/pagemap"
 	"github.com/checkpoint-restore/go-criu/v8/crit/images/pstree"
+	"github.com/ckpt2core/ckpt2core/criuimg/imgtest"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -75,7 +75,7 @@ func TestCorruptionSuite(t *testing.T) {
 	cases := corruptCases(t)
 	base := t.TempDir()
 	for name, fx := range corruptFixtures {
-		if err := copyDir(filepath.Join(base, name), fx.dir); err != nil {
+		if err := imgtest.CopyImages(filepath.Join(base, name), fx.dir); err != nil {
 			t.Fatalf("fixture %s: %v", name, err)
 		}
 	}
@@ -536,38 +536,6 @@ func replaceFile(t *testing.T, dir, name string, b []byte) {
 	}
 }
 
-// copyDir copies the regular files of src into a new directory dst.
-func copyDir(dst, src string) error {
-	ents, err := os.ReadDir(src)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(dst, 0o755); err != nil {
-		return err
-	}
-	for _, e := range ents {
-		if !e.Type().IsRegular() {
-			continue
-		}
-		in, err := os.Open(filepath.Join(src, e.Name()))
-		if err != nil {
-			return err
-		}
-		out, err := os.Create(filepath.Join(dst, e.Name()))
-		if err == nil {
-			_, err = io.Copy(out, in)
-			if cerr := out.Close(); err == nil {
-				err = cerr
-			}
-		}
-		in.Close()
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // linkDir fills a new directory dst with hard links to the files of src
 // (copies where links fail).
 func linkDir(dst, src string) error {
@@ -580,7 +548,7 @@ func linkDir(dst, src string) error {
 	}
 	for _, e := range ents {
 		if err := os.Link(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())); err != nil {
-			return copyDir(dst, src)
+			return imgtest.CopyImages(dst, src)
 		}
 	}
 	return nil

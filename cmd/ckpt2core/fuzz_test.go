@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/ckpt2core/ckpt2core/criuimg/imgtest"
 )
 
 // fuzzConvertFixtures are the checkpoints FuzzConvert starts from.
@@ -47,7 +49,7 @@ func FuzzConvert(f *testing.F) {
 	var names [][]string
 	for i, fx := range fuzzConvertFixtures {
 		d := filepath.Join(base, fmt.Sprint(i))
-		if err := copyDir(d, fx); err != nil {
+		if err := imgtest.CopyImages(d, fx); err != nil {
 			f.Skipf("fixture: %v", err)
 		}
 		ns, err := fuzzImages(d)

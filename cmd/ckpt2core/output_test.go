@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ckpt2core/ckpt2core/criuimg/imgtest"
 )
 
 // convertStaticC converts a copy of static-c's images (1535, 1539 live,
@@ -15,7 +17,7 @@ import (
 func convertStaticC(t *testing.T, out string, flags ...string) (int, string, string) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "images")
-	if err := copyDir(dir, corruptFixtures["static-c"].dir); err != nil {
+	if err := imgtest.CopyImages(dir, corruptFixtures["static-c"].dir); err != nil {
 		t.Fatalf("fixture: %v", err)
 	}
 	var stdout, stderr bytes.Buffer

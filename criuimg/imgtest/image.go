@@ -6,13 +6,16 @@
 // little-endian uint32 size followed by that many bytes of protobuf
 // (go-criu v8's message types).
 //
-// Two layers:
+// Two layers, and helpers for tests on top:
 //
 //   - framing helpers (WriteImage, AppendEntry, Header, ReadEntries,
 //     WriteEntries, RewriteEntry, ...) write or edit single image files;
 //   - a builder (New, Checkpoint.AddProcess, Process.AddThread,
 //     Process.AddVMA, Process.AddPages, Checkpoint.Write, ...) writes a
-//     whole image directory that criuimg.Open accepts.
+//     whole image directory that criuimg.Open accepts;
+//   - test helpers (OpenDir, LoadProcess, LoadFrom, Checkpoint.WriteTemp,
+//     Checkpoint.Load, ...) open and load checkpoints in a test or
+//     benchmark, failing it on any error, like net/http/httptest.
 //
 // The builder writes what it is told: VMAs and pagemap entries are sorted
 // by address unless Process.KeepOrder is set, but never merged, clipped or

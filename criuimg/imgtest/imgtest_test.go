@@ -17,7 +17,6 @@ import (
 func TestBuilderRoundTrip(t *testing.T) {
 	for _, arch := range []imgtest.Arch{imgtest.X86_64, imgtest.AArch64} {
 		t.Run(arch.String(), func(t *testing.T) {
-			dir := t.TempDir()
 			c := imgtest.New(arch)
 			p := c.AddProcess(100, 0)
 			p.Comm = "main-proc"
@@ -36,22 +35,8 @@ func TestBuilderRoundTrip(t *testing.T) {
 			p.MapMemfd(0x800000, m, 0, criuimg.ProtRead)
 			z := c.AddProcess(102, 100)
 			z.SetZombie(9 << 8)
-			if err := c.Write(dir); err != nil {
-				t.Fatal(err)
-			}
-			src, err := criuimg.NewDirSource(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ck, err := criuimg.Open(src)
-			if err != nil {
-				t.Fatal(err)
-			}
-			pr, err := ck.LoadProcess(100)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer pr.Close()
+			ck := imgtest.OpenDir(t, c.WriteTemp(t))
+			pr := imgtest.LoadFrom(t, ck, 100)
 			if pr.Comm != "main-proc" || len(pr.Threads) != 2 || pr.Threads[1].Comm() != "thread-101" || pr.PageSize != 4096 || pr.ExePath != "/bin/prog" {
 				t.Fatalf("comm %q threads %d page size %d exe %q", pr.Comm, len(pr.Threads), pr.PageSize, pr.ExePath)
 			}
@@ -112,15 +97,12 @@ func TestBuilderRoundTrip(t *testing.T) {
 
 func TestCountFields(t *testing.T) {
 	for _, cf := range []imgtest.CountField{imgtest.CountNrPages, imgtest.CountCompat, imgtest.CountBoth} {
-		dir := t.TempDir()
 		c := imgtest.New(imgtest.X86_64)
 		c.Count = cf
 		p := c.AddProcess(1, 0)
 		p.AddAnon(0x10000, 0x20000)
 		p.AddPages(0x10000, make([]byte, 3*4096), criuimg.PEPresent)
-		if err := c.Write(dir); err != nil {
-			t.Fatal(err)
-		}
+		dir := c.WriteTemp(t)
 		e, err := imgtest.ReadEntry[*pagemap.PagemapEntry](filepath.Join(dir, "pagemap-1.img"), 1)
 		if err != nil {
 			t.Fatal(err)
@@ -180,7 +162,6 @@ func TestEditHelpers(t *testing.T) {
 // 256 MiB of generated pages, then loads it.
 func BenchmarkWriteLarge(b *testing.B) {
 	for i := 0; i < b.N; i++ {
-		dir := b.TempDir()
 		c := imgtest.New(imgtest.X86_64)
 		p := c.AddProcess(1, 0)
 		for tid := uint32(2); tid <= 512; tid++ {
@@ -194,15 +175,8 @@ func BenchmarkWriteLarge(b *testing.B) {
 		p.AddPagesFunc(0x10_0000_0000, 65536, func(i int, pg []byte) {
 			binary.LittleEndian.PutUint64(pg, uint64(i))
 		})
-		if err := c.Write(dir); err != nil {
-			b.Fatal(err)
-		}
-		src, _ := criuimg.NewDirSource(dir)
-		ck, err := criuimg.Open(src)
-		if err != nil {
-			b.Fatal(err)
-		}
-		pr, err := ck.LoadProcess(1)
+		// Not LoadFrom: each iteration closes its process.
+		pr, err := imgtest.OpenDir(b, c.WriteTemp(b)).LoadProcess(1)
 		if err != nil {
 			b.Fatal(err)
 		}

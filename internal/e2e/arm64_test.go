@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -155,25 +154,7 @@ func removeSysroots() {
 func (p *pair) checkGDBVectorsARM64(t *testing.T, gdb, exe string) {
 	t.Helper()
 	k := p.info.arm64Vec
-	var tid int64 = -1
-	for id, name := range p.proc.threadName {
-		if name == k.thread {
-			tid = id
-		}
-	}
-	if tid < 0 {
-		t.Fatalf("facts name no thread %q", k.thread)
-	}
-	out := p.runGDB(t, gdb, exe, p.oursPath, "info threads")
-	num := ""
-	for _, m := range infoThreadRe.FindAllStringSubmatch(out, -1) {
-		if m[2] == strconv.FormatInt(tid, 10) {
-			num = m[1]
-		}
-	}
-	if num == "" {
-		t.Fatalf("gdb's info threads shows no LWP %d:\n%s", tid, out)
-	}
+	tid, num := p.gdbThread(t, gdb, exe, k.thread)
 	type reg struct {
 		expr string
 		want *big.Int
@@ -189,18 +170,11 @@ func (p *pair) checkGDBVectorsARM64(t *testing.T, gdb, exe string) {
 		{"p/x $x20", u(k.x20)},
 		{"p/x $x21", u(k.x21)},
 	}
-	cmds := []string{"thread " + num}
+	var exprs []string
 	for _, r := range regs {
-		cmds = append(cmds, r.expr)
+		exprs = append(exprs, r.expr)
 	}
-	out = p.runGDB(t, gdb, exe, p.oursPath, cmds...)
-	vals := map[int]string{}
-	for _, l := range strings.Split(out, "\n") {
-		var n int
-		if k, _ := fmt.Sscanf(l, "$%d = ", &n); k == 1 {
-			vals[n] = l[strings.Index(l, "= ")+2:]
-		}
-	}
+	vals, out := p.gdbPrint(t, gdb, exe, num, exprs)
 	for i, r := range regs {
 		got := valueRe.FindAllString(vals[i+1], -1)
 		if len(got) != 1 {
@@ -561,74 +535,56 @@ func TestARM64RootEveryOracleByte(t *testing.T) {
 			if strings.Contains(res.stderr, "left to the debugger") {
 				t.Errorf("--root refused files of the guest:\n%s", res.stderr)
 			}
-			unpacked := t.TempDir()
-			compared := 0
-			for _, p := range info.procs {
-				if p.oracle == "" {
-					continue
+			eachOracle(t, fx, info, func(t *testing.T, p process, _ string, orc *coredump.Core) {
+				ours, err := coredump.Open(filepath.Join(res.out, fmt.Sprintf("core.%d", p.pid)))
+				if err != nil {
+					t.Fatal(err)
 				}
-				t.Run(fmt.Sprint(p.pid), func(t *testing.T) {
-					oraclePath, err := gunzip(filepath.Join(fx.dir(), p.oracle), unpacked)
-					if err != nil {
-						t.Fatal(err)
+				defer ours.Close()
+				pr := pair{fx: fx, info: info, proc: p}
+				rseq := pr.rseqAreas(t)
+				pg, ok := orc.AuxvValue(6)
+				if !ok {
+					t.Fatal("oracle has no AT_PAGESZ")
+				}
+				var held, missing, differ uint64
+				for _, v := range readMM(t, fx, p.pid).GetVmas() {
+					if v.GetStatus()&(vmaVVAR|vmaVsyscall) != 0 {
+						continue
 					}
-					orc, err := coredump.Open(oraclePath)
-					if err != nil {
-						t.Fatal(err)
-					}
-					defer orc.Close()
-					ours, err := coredump.Open(filepath.Join(res.out, fmt.Sprintf("core.%d", p.pid)))
-					if err != nil {
-						t.Fatal(err)
-					}
-					defer ours.Close()
-					compared++
-					pr := pair{fx: fx, info: info, proc: p}
-					rseq := pr.rseqAreas(t)
-					pg, ok := orc.AuxvValue(6)
-					if !ok {
-						t.Fatal("oracle has no AT_PAGESZ")
-					}
-					var held, missing, differ uint64
-					for _, v := range readMM(t, fx, p.pid).GetVmas() {
-						if v.GetStatus()&(vmaVVAR|vmaVsyscall) != 0 {
+					for a := v.GetStart(); a < v.GetEnd(); a += pg {
+						if !orc.Captured(a) {
 							continue
 						}
-						for a := v.GetStart(); a < v.GetEnd(); a += pg {
-							if !orc.Captured(a) {
-								continue
+						held += pg
+						w, err := orc.ReadAt(a, int(pg))
+						if err != nil {
+							t.Fatal(err)
+						}
+						o, err := ours.ReadAt(a, int(pg))
+						if err != nil {
+							if missing++; missing <= 5 {
+								t.Errorf("oracle page %#x (mapping %#x-%#x): %v", a, v.GetStart(), v.GetEnd(), err)
 							}
-							held += pg
-							w, err := orc.ReadAt(a, int(pg))
-							if err != nil {
-								t.Fatal(err)
-							}
-							o, err := ours.ReadAt(a, int(pg))
-							if err != nil {
-								if missing++; missing <= 5 {
-									t.Errorf("oracle page %#x (mapping %#x-%#x): %v", a, v.GetStart(), v.GetEnd(), err)
-								}
-								continue
-							}
-							for i := range o {
-								if o[i] != w[i] && !inSpans(rseq, a+uint64(i)) {
-									if differ++; differ <= 5 {
-										t.Errorf("%#x: ours %#02x, oracle %#02x", a+uint64(i), o[i], w[i])
-									}
+							continue
+						}
+						for i := range o {
+							if o[i] != w[i] && !inSpans(rseq, a+uint64(i)) {
+								if differ++; differ <= 5 {
+									t.Errorf("%#x: ours %#02x, oracle %#02x", a+uint64(i), o[i], w[i])
 								}
 							}
 						}
 					}
-					if held == 0 {
-						t.Error("the oracle holds no page")
-					}
-					if missing > 0 || differ > 0 {
-						t.Errorf("%d oracle pages missing, %d bytes differ", missing, differ)
-					}
-					t.Logf("all %d bytes the oracle holds outside vvar are in our core", held)
-				})
-			}
-			checkOracleCount(t, fx, compared)
+				}
+				if held == 0 {
+					t.Error("the oracle holds no page")
+				}
+				if missing > 0 || differ > 0 {
+					t.Errorf("%d oracle pages missing, %d bytes differ", missing, differ)
+				}
+				t.Logf("all %d bytes the oracle holds outside vvar are in our core", held)
+			})
 		})
 	}
 }

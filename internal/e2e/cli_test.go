@@ -38,7 +38,15 @@ func TestZombie(t *testing.T) {
 	if !strings.Contains(res.stderr, "1538") || !strings.Contains(strings.ToLower(res.stderr), "zombie") {
 		t.Errorf("stderr does not report zombie 1538:\n%s", res.stderr)
 	}
-	entries, err := os.ReadDir(res.out)
+	if names := dirNames(t, res.out); fmt.Sprint(names) != "[core.1535 core.1539]" {
+		t.Errorf("output directory holds %v, want [core.1535 core.1539]", names)
+	}
+}
+
+// dirNames returns the names in dir, sorted.
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,9 +54,7 @@ func TestZombie(t *testing.T) {
 	for _, e := range entries {
 		names = append(names, e.Name())
 	}
-	if fmt.Sprint(names) != "[core.1535 core.1539]" {
-		t.Errorf("output directory holds %v, want [core.1535 core.1539]", names)
-	}
+	return names
 }
 
 // TestPidSelection (f): --pid selects processes; repeated --pid adds more.
@@ -66,15 +72,7 @@ func TestPidSelection(t *testing.T) {
 			if res.exit != 0 {
 				t.Fatalf("exit %d\nstderr:\n%s", res.exit, res.stderr)
 			}
-			entries, err := os.ReadDir(res.out)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var names []string
-			for _, e := range entries {
-				names = append(names, e.Name())
-			}
-			if fmt.Sprint(names) != fmt.Sprint(tc.want) {
+			if names := dirNames(t, res.out); fmt.Sprint(names) != fmt.Sprint(tc.want) {
 				t.Errorf("output directory holds %v, want %v", names, tc.want)
 			}
 			if lines := nonEmptyLines(res.stdout); len(lines) != len(tc.want) {
@@ -112,55 +110,30 @@ func TestPidSelection(t *testing.T) {
 // versions, PE_PRESENT, pages-*.img offsets, rseq areas) and the gdb parsing
 // agree with the oracles, so that failures of TestOracle are the converter's.
 func TestFixtureSelfCheck(t *testing.T) {
-	for _, fx := range fixtures {
-		t.Run(fx.String(), func(t *testing.T) {
-			if fx.pending != "" {
-				t.Skip(fx.pending)
+	eachFixture(t, func(t *testing.T, fx fixture, info fixtureInfo) {
+		withSecrets := secretPids(t, fx, info)
+		eachOracle(t, fx, info, func(t *testing.T, p process, path string, c *coredump.Core) {
+			pr := pair{fx: fx, info: info, proc: p, ours: c, oracle: c,
+				oursPath: path, oraclePath: path, selfCheck: true}
+			t.Run("pagemap", pr.testPagemap)
+			if withSecrets[p.pid] {
+				t.Run("secrets", pr.testSecrets)
 			}
-			t.Parallel()
-			info := loadFixture(t, fx)
-			withSecrets := secretPids(t, fx, info)
-			dir := t.TempDir()
-			compared := 0
-			for _, p := range info.procs {
-				if p.oracle == "" {
-					continue
+			t.Run("rseq", func(t *testing.T) {
+				// glibc registers a struct rseq per thread; the Go
+				// runtime does not.
+				want := len(p.tids)
+				if strings.HasPrefix(fx.name, "go-") {
+					want = 0
 				}
-				t.Run(fmt.Sprint(p.pid), func(t *testing.T) {
-					path, err := gunzip(filepath.Join(fx.dir(), p.oracle), dir)
-					if err != nil {
-						t.Fatal(err)
-					}
-					c, err := coredump.Open(path)
-					if err != nil {
-						t.Fatal(err)
-					}
-					defer c.Close()
-					pr := pair{fx: fx, info: info, proc: p, ours: c, oracle: c,
-						oursPath: path, oraclePath: path, selfCheck: true}
-					compared++
-					t.Run("pagemap", pr.testPagemap)
-					if withSecrets[p.pid] {
-						t.Run("secrets", pr.testSecrets)
-					}
-					t.Run("rseq", func(t *testing.T) {
-						// glibc registers a struct rseq per thread; the Go
-						// runtime does not.
-						want := len(p.tids)
-						if strings.HasPrefix(fx.name, "go-") {
-							want = 0
-						}
-						if n := len(pr.rseqAreas(t)); n != want {
-							t.Errorf("%d rseq areas for %d threads, want %d", n, len(p.tids), want)
-						}
-					})
-					t.Run("gdb", pr.testGDB)
-					if fx.arch == "arm64" {
-						t.Run("facts-regs", pr.testFactsRegs)
-					}
-				})
+				if n := len(pr.rseqAreas(t)); n != want {
+					t.Errorf("%d rseq areas for %d threads, want %d", n, len(p.tids), want)
+				}
+			})
+			t.Run("gdb", pr.testGDB)
+			if fx.arch == "arm64" {
+				t.Run("facts-regs", pr.testFactsRegs)
 			}
-			checkOracleCount(t, fx, compared)
 		})
-	}
+	})
 }

@@ -54,20 +54,8 @@ func TestCrossHost(t *testing.T) {
 	run := func(t *testing.T, argv0 []string, images string) result {
 		out := t.TempDir()
 		args := append(append([]string{}, argv0[1:]...), "-q", images, "-o", out)
-		cmd := exec.Command(argv0[0], args...)
-		var so, se bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &so, &se
-		err := cmd.Run()
-		r := result{dir: out, stdout: strings.ReplaceAll(so.String(), out, "OUT")}
-		var ee *exec.ExitError
-		switch {
-		case err == nil:
-		case errors.As(err, &ee):
-			r.exit = ee.ExitCode()
-		default:
-			t.Fatalf("%v: %v", argv0, err)
-		}
-		return r
+		so, _, exit := runExit(t, argv0[0], args...)
+		return result{dir: out, stdout: strings.ReplaceAll(so, out, "OUT"), exit: exit}
 	}
 	want := map[string]result{}
 	for _, fx := range fixtures {

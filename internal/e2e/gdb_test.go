@@ -200,19 +200,18 @@ var (
 	valueRe      = regexp.MustCompile(`0x[0-9a-f]+`)
 )
 
-// checkGDBVectors prints the vec-1 thread's xmm0, ymm1, zmm2, zmm17 and k1
-// from our core with gdb and compares them with the manifest. (gdb 13 cannot
-// show them on the oracle, whose XSAVE layout is AMD's.)
-func (p *pair) checkGDBVectors(t *testing.T, gdb, exe string) {
+// gdbThread returns the thread id of the thread named name and its number
+// in gdb's info threads on our core, or fails t.
+func (p *pair) gdbThread(t *testing.T, gdb, exe, name string) (int64, string) {
 	t.Helper()
 	var tid int64 = -1
-	for id, name := range p.proc.threadName {
-		if name == "vec-1" {
+	for id, n := range p.proc.threadName {
+		if n == name {
 			tid = id
 		}
 	}
 	if tid < 0 {
-		t.Fatal("manifest has no vec-1 thread")
+		t.Fatalf("no thread named %q", name)
 	}
 	out := p.runGDB(t, gdb, exe, p.oursPath, "info threads")
 	num := ""
@@ -224,18 +223,15 @@ func (p *pair) checkGDBVectors(t *testing.T, gdb, exe string) {
 	if num == "" {
 		t.Fatalf("gdb's info threads shows no LWP %d:\n%s", tid, out)
 	}
-	regs := []struct{ name, expr string }{
-		{"xmm0", "p/x $xmm0.v2_int64"},
-		{"ymm1", "p/x $ymm1.v4_int64"},
-		{"zmm2", "p/x $zmm2.v8_int64"},
-		{"zmm17", "p/x $zmm17.v8_int64"},
-		{"k1", "p/x $k1"},
-	}
-	cmds := []string{"thread " + num}
-	for _, r := range regs {
-		cmds = append(cmds, r.expr)
-	}
-	out = p.runGDB(t, gdb, exe, p.oursPath, cmds...)
+	return tid, num
+}
+
+// gdbPrint evaluates exprs (print commands) in gdb's thread num of our
+// core and returns what follows "$N = " of each value, by N (the i-th
+// expression's is N = i+1), and gdb's output.
+func (p *pair) gdbPrint(t *testing.T, gdb, exe, num string, exprs []string) (map[int]string, string) {
+	t.Helper()
+	out := p.runGDB(t, gdb, exe, p.oursPath, append([]string{"thread " + num}, exprs...)...)
 	vals := map[int]string{}
 	for _, l := range strings.Split(out, "\n") {
 		var n int
@@ -247,6 +243,27 @@ func (p *pair) checkGDBVectors(t *testing.T, gdb, exe string) {
 			vals[n] = rest
 		}
 	}
+	return vals, out
+}
+
+// checkGDBVectors prints the vec-1 thread's xmm0, ymm1, zmm2, zmm17 and k1
+// from our core with gdb and compares them with the manifest. (gdb 13 cannot
+// show them on the oracle, whose XSAVE layout is AMD's.)
+func (p *pair) checkGDBVectors(t *testing.T, gdb, exe string) {
+	t.Helper()
+	tid, num := p.gdbThread(t, gdb, exe, "vec-1")
+	regs := []struct{ name, expr string }{
+		{"xmm0", "p/x $xmm0.v2_int64"},
+		{"ymm1", "p/x $ymm1.v4_int64"},
+		{"zmm2", "p/x $zmm2.v8_int64"},
+		{"zmm17", "p/x $zmm17.v8_int64"},
+		{"k1", "p/x $k1"},
+	}
+	var exprs []string
+	for _, r := range regs {
+		exprs = append(exprs, r.expr)
+	}
+	vals, out := p.gdbPrint(t, gdb, exe, num, exprs)
 	for i, r := range regs {
 		got := valueRe.FindAllString(vals[i+1], -1)
 		var want []uint64

@@ -121,20 +121,28 @@ func runCLI(t *testing.T, images string, args ...string) cliResult {
 	t.Helper()
 	out := t.TempDir()
 	argv := append(append([]string{}, args...), images, "-o", out)
-	cmd := exec.Command(cli(t), argv...)
+	r := cliResult{out: out}
+	r.stdout, r.stderr, r.exit = runExit(t, cli(t), argv...)
+	return r
+}
+
+// runExit runs name with args and returns its stdout, its stderr and its
+// exit code; it fails t if the command cannot be run.
+func runExit(t *testing.T, name string, args ...string) (stdout, stderr string, exit int) {
+	t.Helper()
+	cmd := exec.Command(name, args...)
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se
 	err := cmd.Run()
-	r := cliResult{out: out, stdout: so.String(), stderr: se.String()}
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
 	case errors.As(err, &ee):
-		r.exit = ee.ExitCode()
+		exit = ee.ExitCode()
 	default:
-		t.Fatalf("run ckpt2core %v: %v", argv, err)
+		t.Fatalf("run %s %v: %v", name, args, err)
 	}
-	return r
+	return so.String(), se.String(), exit
 }
 
 // gunzip unpacks gz into dir and returns the unpacked path.

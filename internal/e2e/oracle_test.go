@@ -32,68 +32,88 @@ type pair struct {
 // TestOracle converts every fixture with the CLI and compares each core with
 // the oracle of the same process.
 func TestOracle(t *testing.T) {
+	eachFixture(t, func(t *testing.T, fx fixture, info fixtureInfo) {
+		res := runCLI(t, fx.images())
+		if res.exit != 0 {
+			t.Fatalf("ckpt2core exited %d\nstdout:\n%s\nstderr:\n%s", res.exit, res.stdout, res.stderr)
+		}
+		checkOutputs(t, info, res)
+		withSecrets := secretPids(t, fx, info)
+		eachOracle(t, fx, info, func(t *testing.T, p process, oraclePath string, oracle *coredump.Core) {
+			pr := pair{fx: fx, info: info, proc: p, oracle: oracle, oraclePath: oraclePath,
+				oursPath: filepath.Join(res.out, fmt.Sprintf("core.%d", p.pid))}
+			var err error
+			if pr.ours, err = coredump.Open(pr.oursPath); err != nil {
+				t.Fatalf("our core: %v", err)
+			}
+			defer pr.ours.Close()
+			if pr.ours.Machine != pr.oracle.Machine {
+				t.Fatalf("machine %v, oracle %v", pr.ours.Machine, pr.oracle.Machine)
+			}
+			t.Run("threads", pr.testThreads)
+			t.Run("fpu", pr.testFPU)
+			t.Run("memory", pr.testMemory)
+			t.Run("pagemap", pr.testPagemap)
+			t.Run("anon-coverage", pr.testAnonCoverage)
+			if withSecrets[p.pid] {
+				t.Run("secrets", pr.testSecrets)
+			}
+			t.Run("notes", pr.testNotes)
+			t.Run("gdb", pr.testGDB)
+			if fx.arch == "arm64" {
+				t.Run("facts-regs", pr.testFactsRegs)
+				t.Run("regset-notes", pr.testRegsetNotes)
+			} else if !fx.gcore {
+				t.Run("note-sequence", pr.testNoteSequenceX86)
+			}
+			if len(info.goFuncs) > 0 {
+				t.Run("delve", pr.testDelve)
+			}
+		})
+	})
+}
+
+// eachFixture runs test, in parallel, in a subtest per fixture (skipped
+// with its reason if the fixture is pending), with the fixture's facts.
+func eachFixture(t *testing.T, test func(t *testing.T, fx fixture, info fixtureInfo)) {
 	for _, fx := range fixtures {
 		t.Run(fx.String(), func(t *testing.T) {
 			if fx.pending != "" {
 				t.Skip(fx.pending)
 			}
 			t.Parallel()
-			info := loadFixture(t, fx)
-			res := runCLI(t, fx.images())
-			if res.exit != 0 {
-				t.Fatalf("ckpt2core exited %d\nstdout:\n%s\nstderr:\n%s", res.exit, res.stdout, res.stderr)
-			}
-			checkOutputs(t, info, res)
-			withSecrets := secretPids(t, fx, info)
-			unpacked := t.TempDir()
-			compared := 0
-			for _, p := range info.procs {
-				if p.oracle == "" {
-					continue
-				}
-				t.Run(fmt.Sprint(p.pid), func(t *testing.T) {
-					pr := pair{fx: fx, info: info, proc: p,
-						oursPath: filepath.Join(res.out, fmt.Sprintf("core.%d", p.pid))}
-					var err error
-					if pr.oraclePath, err = gunzip(filepath.Join(fx.dir(), p.oracle), unpacked); err != nil {
-						t.Fatal(err)
-					}
-					if pr.oracle, err = coredump.Open(pr.oraclePath); err != nil {
-						t.Fatalf("oracle: %v", err)
-					}
-					defer pr.oracle.Close()
-					if pr.ours, err = coredump.Open(pr.oursPath); err != nil {
-						t.Fatalf("our core: %v", err)
-					}
-					defer pr.ours.Close()
-					if pr.ours.Machine != pr.oracle.Machine {
-						t.Fatalf("machine %v, oracle %v", pr.ours.Machine, pr.oracle.Machine)
-					}
-					compared++
-					t.Run("threads", pr.testThreads)
-					t.Run("fpu", pr.testFPU)
-					t.Run("memory", pr.testMemory)
-					t.Run("pagemap", pr.testPagemap)
-					t.Run("anon-coverage", pr.testAnonCoverage)
-					if withSecrets[p.pid] {
-						t.Run("secrets", pr.testSecrets)
-					}
-					t.Run("notes", pr.testNotes)
-					t.Run("gdb", pr.testGDB)
-					if fx.arch == "arm64" {
-						t.Run("facts-regs", pr.testFactsRegs)
-						t.Run("regset-notes", pr.testRegsetNotes)
-					} else if !fx.gcore {
-						t.Run("note-sequence", pr.testNoteSequenceX86)
-					}
-					if len(info.goFuncs) > 0 {
-						t.Run("delve", pr.testDelve)
-					}
-				})
-			}
-			checkOracleCount(t, fx, compared)
+			test(t, fx, loadFixture(t, fx))
 		})
 	}
+}
+
+// eachOracle runs compare in a subtest per process of info that has an
+// oracle core (named by its pid), with the oracle unpacked into a
+// directory of t's and opened (closed after compare), and then fails t
+// unless every oracle core of fx was opened (checkOracleCount).
+func eachOracle(t *testing.T, fx fixture, info fixtureInfo, compare func(t *testing.T, p process, oraclePath string, oracle *coredump.Core)) {
+	t.Helper()
+	unpacked := t.TempDir()
+	compared := 0
+	for _, p := range info.procs {
+		if p.oracle == "" {
+			continue
+		}
+		t.Run(fmt.Sprint(p.pid), func(t *testing.T) {
+			path, err := gunzip(filepath.Join(fx.dir(), p.oracle), unpacked)
+			if err != nil {
+				t.Fatal(err)
+			}
+			oracle, err := coredump.Open(path)
+			if err != nil {
+				t.Fatalf("oracle: %v", err)
+			}
+			defer oracle.Close()
+			compared++
+			compare(t, p, path, oracle)
+		})
+	}
+	checkOracleCount(t, fx, compared)
 }
 
 // checkOracleCount fails the fixture unless n, the oracle comparisons made,
@@ -472,17 +492,6 @@ func (p *pair) testMemory(t *testing.T) {
 	}
 }
 
-// VMA status bits of the kinds that are not private anonymous memory
-// (criu/include/image.h).
-const (
-	vmaFilePrivate = 1 << 6
-	vmaFileShared  = 1 << 7
-	vmaSysVIPC     = 1 << 10
-	vmaSocket      = 1 << 11
-	vmaAIORing     = 1 << 13
-	vmaMemfd       = 1 << 14
-)
-
 // checkLayout compares our PT_LOAD headers with the oracle's. The kernel
 // (and gcore) writes one PT_LOAD per VMA, sometimes splitting vvar; we write
 // one per VMA, or none where the checkpoint holds no byte of it (README). So:
@@ -646,6 +655,13 @@ const (
 	vmaVVAR        = 1 << 12
 	vmaAnonShared  = 1 << 8
 	vmaAnonPrivate = 1 << 9
+	// The kinds that are not private anonymous memory.
+	vmaFilePrivate = 1 << 6
+	vmaFileShared  = 1 << 7
+	vmaSysVIPC     = 1 << 10
+	vmaSocket      = 1 << 11
+	vmaAIORing     = 1 << 13
+	vmaMemfd       = 1 << 14
 )
 
 // testAnonCoverage (c): every page the oracle holds in an anonymous mapping

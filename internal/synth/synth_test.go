@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
+	"github.com/ckpt2core/ckpt2core/criuimg/imgtest"
 	"github.com/ckpt2core/ckpt2core/elfcore"
 	"github.com/ckpt2core/ckpt2core/internal/coredump"
 )
@@ -25,27 +26,29 @@ func write(tb testing.TB, s *Shape) string {
 	return dir
 }
 
+// load loads the single process of the checkpoint in dir and plans its
+// core. The caller closes the process (not tb.Cleanup: the benchmarks
+// load it on every iteration).
+func load(tb testing.TB, dir string) (*criuimg.Process, *elfcore.Plan) {
+	tb.Helper()
+	p, err := imgtest.OpenDir(tb, dir).LoadProcess(Pid)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	pl, err := elfcore.Build(p)
+	if err != nil {
+		p.Close()
+		tb.Fatal(err)
+	}
+	return p, pl
+}
+
 // convert converts the single process of the checkpoint in dir into out
 // and returns the core's path and the bytes of captured pages copied.
 func convert(tb testing.TB, dir, out string) (string, uint64) {
 	tb.Helper()
-	src, err := criuimg.NewDirSource(dir)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ck, err := criuimg.Open(src)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	p, err := ck.LoadProcess(Pid)
-	if err != nil {
-		tb.Fatal(err)
-	}
+	p, plan := load(tb, dir)
 	defer p.Close()
-	plan, err := elfcore.Build(p)
-	if err != nil {
-		tb.Fatal(err)
-	}
 	var copied uint64
 	name := fmt.Sprintf("core.%d", Pid)
 	if err := elfcore.WriteFile(out, name, plan, true, func(n uint64) { copied += n }); err != nil {
@@ -57,23 +60,8 @@ func convert(tb testing.TB, dir, out string) (string, uint64) {
 // plan loads the process and plans its core, writing nothing.
 func plan(tb testing.TB, dir string) *elfcore.Plan {
 	tb.Helper()
-	src, err := criuimg.NewDirSource(dir)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ck, err := criuimg.Open(src)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	p, err := ck.LoadProcess(Pid)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer p.Close()
-	pl, err := elfcore.Build(p)
-	if err != nil {
-		tb.Fatal(err)
-	}
+	p, pl := load(tb, dir)
+	p.Close()
 	return pl
 }
 

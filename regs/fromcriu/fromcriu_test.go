@@ -174,18 +174,26 @@ func TestX86Errors(t *testing.T) {
 			tc.mutate(ti)
 		}
 		_, _, err := fromcriu.X86(ti)
-		if err == nil {
-			t.Errorf("%s: no error", tc.name)
-			continue
+		checkError(t, tc.name, err, tc.want, tc.is)
+	}
+}
+
+// checkError checks that the conversion of case name failed with an
+// error that mentions every string of want and, if is is not nil, wraps
+// is.
+func checkError(t *testing.T, name string, err error, want []string, is error) {
+	t.Helper()
+	if err == nil {
+		t.Errorf("%s: no error", name)
+		return
+	}
+	for _, s := range want {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("%s: error %q does not mention %q", name, err, s)
 		}
-		for _, s := range tc.want {
-			if !strings.Contains(err.Error(), s) {
-				t.Errorf("%s: error %q does not mention %q", tc.name, err, s)
-			}
-		}
-		if tc.is != nil && !errors.Is(err, tc.is) {
-			t.Errorf("%s: error %q is not %v", tc.name, err, tc.is)
-		}
+	}
+	if is != nil && !errors.Is(err, is) {
+		t.Errorf("%s: error %q is not %v", name, err, is)
 	}
 }
 
@@ -235,16 +243,18 @@ func TestARM64Errors(t *testing.T) {
 			tc.mutate(ti)
 		}
 		_, _, _, err := fromcriu.ARM64(ti)
-		if err == nil {
-			t.Errorf("%s: no error", tc.name)
-			continue
-		}
-		for _, s := range tc.want {
-			if !strings.Contains(err.Error(), s) {
-				t.Errorf("%s: error %q does not mention %q", tc.name, err, s)
-			}
-		}
+		checkError(t, tc.name, err, tc.want, nil)
 	}
+}
+
+// addSeed adds m, marshaled, to the seed corpus of f.
+func addSeed(f *testing.F, m proto.Message) {
+	f.Helper()
+	b, err := proto.Marshal(m)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
 }
 
 // FuzzX86 feeds arbitrary thread_info_x86 messages to X86: errors are
@@ -257,11 +267,7 @@ func FuzzX86(f *testing.F) {
 	} {
 		ti := validX86()
 		m(ti)
-		b, err := proto.Marshal(ti)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
+		addSeed(f, ti)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var ti core_x86.ThreadInfoX86
@@ -285,11 +291,7 @@ func FuzzX86(f *testing.F) {
 
 // FuzzARM64 feeds arbitrary thread_info_aarch64 messages to ARM64.
 func FuzzARM64(f *testing.F) {
-	b, err := proto.Marshal(validARM64())
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Add(b)
+	addSeed(f, validARM64())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var ti core_aarch64.ThreadInfoAarch64
 		if proto.Unmarshal(b, &ti) != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"debug/elf"
+	"encoding"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -261,20 +262,25 @@ func standardLayout(xcr0 uint64) []xsaveComponent {
 	return out
 }
 
-func TestX86AgainstOracle(t *testing.T) {
-	for _, fx := range x86Fixtures {
+// checkAgainstOracle runs check on every thread of each fixture of arch
+// (a directory of testdata) whose core has registers (hasRegs), after
+// skipZombie for the others, and checks that every thread of the oracles
+// was checked.
+func checkAgainstOracle(t *testing.T, arch string, fixtures []string, hasRegs func(*criu_core.CoreEntry) bool,
+	check func(t *testing.T, o *oracle, tid int32, ce *criu_core.CoreEntry)) {
+	for _, fx := range fixtures {
 		t.Run(fx, func(t *testing.T) {
-			dir := filepath.Join(testdata, "x86_64", fx)
+			dir := filepath.Join(testdata, arch, fx)
 			o := loadOracle(t, dir)
 			tids, cores := coreImages(t, dir)
 			checked := 0
 			for _, tid := range tids {
 				ce := cores[tid]
-				if ce.GetThreadInfo() == nil && skipZombie(t, tid, ce) {
+				if !hasRegs(ce) && skipZombie(t, tid, ce) {
 					continue
 				}
 				t.Run(strconv.Itoa(int(tid)), func(t *testing.T) {
-					checkX86Thread(t, o, tid, ce)
+					check(t, o, tid, ce)
 				})
 				checked++
 			}
@@ -284,6 +290,10 @@ func TestX86AgainstOracle(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestX86AgainstOracle(t *testing.T) {
+	checkAgainstOracle(t, "x86_64", x86Fixtures, func(ce *criu_core.CoreEntry) bool { return ce.GetThreadInfo() != nil }, checkX86Thread)
 }
 
 func checkX86Thread(t *testing.T, o *oracle, tid int32, ce *criu_core.CoreEntry) {
@@ -303,19 +313,7 @@ func checkX86Thread(t *testing.T, o *oracle, tid int32, ce *criu_core.CoreEntry)
 	}
 
 	// pr_reg: identical bytes.
-	rb, err := gp.MarshalBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ps := regs.PRStatus{Pid: tid, Regs: rb, FPValid: 1}
-	pb, err := ps.MarshalBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(pb[112:328], prs[112:328]) {
-		t.Errorf("pr_reg differs:\nours   %x\noracle %x", pb[112:328], prs[112:328])
-	}
-	checkPidFPValid(t, o.gcore[tid], pb, prs)
+	checkPRStatus(t, o, tid, &gp, prs, 328)
 
 	// NT_PRFPREG: identical bytes.
 	fpreg := o.note(t, tid, regs.NT_PRFPREG)
@@ -398,6 +396,26 @@ func checkX86Thread(t *testing.T, o *oracle, tid int32, ce *criu_core.CoreEntry)
 			t.Errorf("component %d differs:\nours   %x\noracle %x", oc.typ, a, b)
 		}
 	}
+}
+
+// checkPRStatus builds our NT_PRSTATUS of tid around the registers gp
+// and checks it against the oracle's, prs: pr_reg (bytes 112 to end)
+// identical, then pr_pid and pr_fpvalid (checkPidFPValid).
+func checkPRStatus(t *testing.T, o *oracle, tid int32, gp encoding.BinaryMarshaler, prs []byte, end int) {
+	t.Helper()
+	rb, err := gp.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := regs.PRStatus{Pid: tid, Regs: rb, FPValid: 1}
+	pb, err := ps.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(pb[112:end], prs[112:end]) {
+		t.Errorf("pr_reg differs:\nours   %x\noracle %x", pb[112:end], prs[112:end])
+	}
+	checkPidFPValid(t, o.gcore[tid], pb, prs)
 }
 
 // checkPidFPValid compares pr_pid and pr_fpvalid (with its padding) of
@@ -575,27 +593,7 @@ func TestX86KnownValues(t *testing.T) {
 var arm64Fixtures = []string{"threads-c", "pipeline", "go-goroutines"}
 
 func TestARM64AgainstOracle(t *testing.T) {
-	for _, fx := range arm64Fixtures {
-		t.Run(fx, func(t *testing.T) {
-			dir := filepath.Join(testdata, "arm64", fx)
-			o := loadOracle(t, dir)
-			tids, cores := coreImages(t, dir)
-			checked := 0
-			for _, tid := range tids {
-				ce := cores[tid]
-				if ce.GetTiAarch64() == nil && skipZombie(t, tid, ce) {
-					continue
-				}
-				t.Run(strconv.Itoa(int(tid)), func(t *testing.T) {
-					checkARM64Thread(t, o, tid, ce)
-				})
-				checked++
-			}
-			if checked != len(o.threads) {
-				t.Errorf("checked %d threads, the oracles have %d", checked, len(o.threads))
-			}
-		})
-	}
+	checkAgainstOracle(t, "arm64", arm64Fixtures, func(ce *criu_core.CoreEntry) bool { return ce.GetTiAarch64() != nil }, checkARM64Thread)
 }
 
 func checkARM64Thread(t *testing.T, o *oracle, tid int32, ce *criu_core.CoreEntry) {
@@ -607,19 +605,7 @@ func checkARM64Thread(t *testing.T, o *oracle, tid int32, ce *criu_core.CoreEntr
 	if len(prs) != regs.PRStatusSizeARM64 {
 		t.Fatalf("oracle NT_PRSTATUS for tid %d: %d bytes", tid, len(prs))
 	}
-	rb, err := gp.MarshalBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ps := regs.PRStatus{Pid: tid, Regs: rb, FPValid: 1}
-	pb, err := ps.MarshalBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(pb[112:384], prs[112:384]) {
-		t.Errorf("pr_reg differs:\nours   %x\noracle %x", pb[112:384], prs[112:384])
-	}
-	checkPidFPValid(t, o.gcore[tid], pb, prs)
+	checkPRStatus(t, o, tid, &gp, prs, 384)
 
 	fb, err := fp.MarshalBinary()
 	if err != nil {

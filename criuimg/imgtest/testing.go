@@ -1,0 +1,74 @@
+package imgtest
+
+import (
+	"testing"
+
+	"github.com/ckpt2core/ckpt2core/criuimg"
+)
+
+// DirSource returns a criuimg.Source over the image directory dir, or
+// fails tb.
+func DirSource(tb testing.TB, dir string) *criuimg.DirSource {
+	tb.Helper()
+	src, err := criuimg.NewDirSource(dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return src
+}
+
+// OpenDir opens the checkpoint in the image directory dir with
+// criuimg.Open, or fails tb.
+func OpenDir(tb testing.TB, dir string) *criuimg.Checkpoint {
+	tb.Helper()
+	ck, err := criuimg.Open(DirSource(tb, dir))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ck
+}
+
+// LoadFrom loads process pid of ck, or fails tb (as it does for a
+// zombie, which LoadProcess returns with an error). The process is
+// closed when the test or benchmark ends (tb.Cleanup): a benchmark that
+// loads a process on every iteration should call ck.LoadProcess and
+// close the process itself.
+func LoadFrom(tb testing.TB, ck *criuimg.Checkpoint, pid uint32) *criuimg.Process {
+	tb.Helper()
+	p, err := ck.LoadProcess(pid)
+	if err != nil {
+		if p != nil {
+			p.Close()
+		}
+		tb.Fatalf("%s: %v", ck.Src, err)
+	}
+	tb.Cleanup(func() { p.Close() })
+	return p
+}
+
+// LoadProcess opens the checkpoint in the image directory dir and loads
+// process pid, or fails tb; the process is closed when the test ends, as
+// with LoadFrom.
+func LoadProcess(tb testing.TB, dir string, pid uint32) *criuimg.Process {
+	tb.Helper()
+	return LoadFrom(tb, OpenDir(tb, dir), pid)
+}
+
+// WriteTemp writes the checkpoint into a new directory of tb's
+// (tb.TempDir) and returns that directory, or fails tb.
+func (c *Checkpoint) WriteTemp(tb testing.TB) string {
+	tb.Helper()
+	dir := tb.TempDir()
+	if err := c.Write(dir); err != nil {
+		tb.Fatal(err)
+	}
+	return dir
+}
+
+// Load writes the checkpoint into a new directory of tb's and loads its
+// process pid, or fails tb; the process is closed when the test ends, as
+// with LoadFrom.
+func (c *Checkpoint) Load(tb testing.TB, pid uint32) *criuimg.Process {
+	tb.Helper()
+	return LoadProcess(tb, c.WriteTemp(tb), pid)
+}
