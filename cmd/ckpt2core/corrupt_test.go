@@ -548,6 +548,11 @@ func linkDir(dst, src string) error {
 	}
 	for _, e := range ents {
 		if err := os.Link(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())); err != nil {
+			// Copy instead, into a fresh directory: copying over the
+			// links made so far would truncate the fixture's files.
+			if err := os.RemoveAll(dst); err != nil {
+				return err
+			}
 			return imgtest.CopyImages(dst, src)
 		}
 	}
