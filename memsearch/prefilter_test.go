@@ -36,58 +36,84 @@ func TestRequiredLiteral(t *testing.T) {
 	}
 }
 
+// regionCases are expressions with a required literal and a bound on the
+// length of their matches in bytes (a '.' takes up to 4), with alphabets
+// that give dense and sparse occurrences of the literal, with and without
+// matches.
+var regionCases = []struct {
+	expr     string
+	maxLen   int
+	alphabet string
+}{
+	{`[ab]{0,10}xAB[xX]{0,5}`, 18, mixedAlphabet},
+	{`(?i)[ab]{0,10}xab.{0,3}`, 25, mixedAlphabet},
+	{`(?i)(?:xab){1,4}`, 12, mixedAlphabet},
+	{`a.{0,20}xAB`, 84, mixedAlphabet},
+	{`xAB.{2}b`, 12, mixedAlphabet},
+	// Up to maxLen bytes, in runs of the class: matches that a region's
+	// end cuts unless it is looked at again.
+	{`xAB[abxX]{4,37}`, 40, "xABxABabxX\x00"},
+}
+
+const mixedAlphabet = "abxABX\x00\xc3\xa9"
+
+// checkRegions compares the region search of regionCases[c] over data,
+// with regions of at least region bytes, with the engine run on the whole
+// buffer.
+func checkRegions(t *testing.T, c int, data []byte, region int) {
+	tc := regionCases[c]
+	re := regexp.MustCompile(tc.expr)
+	lit, fold := requiredLiteral(tc.expr)
+	if lit == nil {
+		t.Fatalf("%q: no required literal", tc.expr)
+	}
+	var want [][2]int
+	for _, l := range re.FindAllIndex(data, -1) {
+		want = append(want, [2]int{l[0], l[1]})
+	}
+	s := &regexScanner{re: re, maxLen: tc.maxLen, region: region}
+	if fold {
+		s.lit = &foldScanner{pat: lit}
+	} else {
+		s.lit = &literalScanner{pat: lit}
+	}
+	s.load(data)
+	var got [][2]int
+	for from := 0; from < len(data); {
+		i, j := s.index(from)
+		if i < 0 {
+			break
+		}
+		got = append(got, [2]int{i, j})
+		from = j
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("%q over %q (region %d): got %v\nwant %v", tc.expr, data, region, got, want)
+	}
+}
+
 // TestRegexRegions checks the region search against the engine run on the
-// whole buffer, with small regions so that every path of index is taken:
-// the patterns' matches are at most maxLen bytes, and dense and sparse
-// occurrences of the required literal, with and without matches, occur.
+// whole buffer, with small regions so that every path of index is taken.
 func TestRegexRegions(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 11))
-	const mixed = "abxABX\x00\xc3\xa9"
-	for _, tc := range []struct{ expr, alphabet string }{
-		{`[ab]{0,10}xAB[xX]{0,5}`, mixed},
-		{`(?i)[ab]{0,10}xab.{0,3}`, mixed},
-		{`(?i)(?:xab){1,4}`, mixed},
-		{`a.{0,20}xAB`, mixed},
-		{`xAB.{2}b`, mixed},
-		// Up to maxLen bytes, in runs of the class: matches that a
-		// region's end cuts unless it is looked at again.
-		{`xAB[abxX]{4,37}`, "xABxABabxX\x00"},
-	} {
-		expr, alphabet := tc.expr, []byte(tc.alphabet)
-		re := regexp.MustCompile(expr)
-		lit, fold := requiredLiteral(expr)
-		if lit == nil {
-			t.Fatalf("%q: no required literal", expr)
-		}
-		const maxLen = 40
-		for round := range 300 {
+	for c, tc := range regionCases {
+		for range 300 {
 			data := make([]byte, 1+rng.IntN(3000))
 			for i := range data {
-				data[i] = alphabet[rng.IntN(len(alphabet))]
+				data[i] = tc.alphabet[rng.IntN(len(tc.alphabet))]
 			}
-			var want [][2]int
-			for _, l := range re.FindAllIndex(data, -1) {
-				want = append(want, [2]int{l[0], l[1]})
-			}
-			s := &regexScanner{re: re, maxLen: maxLen, region: 1 + rng.IntN(200)}
-			if fold {
-				s.lit = &foldScanner{pat: lit}
-			} else {
-				s.lit = &literalScanner{pat: lit}
-			}
-			s.load(data)
-			var got [][2]int
-			for from := 0; from < len(data); {
-				i, j := s.index(from)
-				if i < 0 {
-					break
-				}
-				got = append(got, [2]int{i, j})
-				from = j
-			}
-			if !slices.Equal(got, want) {
-				t.Fatalf("%q round %d (region %d): got %v\nwant %v", expr, round, s.region, got, want)
-			}
+			checkRegions(t, c, data, 1+rng.IntN(200))
 		}
 	}
+}
+
+// FuzzRegexRegions: the region search equals the whole-buffer engine on
+// any bytes.
+func FuzzRegexRegions(f *testing.F) {
+	f.Add([]byte("aaxABxxxAB\x00xABabab"), uint8(0), uint16(3))
+	f.Add([]byte("xABabxXabxXabxXxABabxXabxXabxXabxXabxXabxXabxX"), uint8(5), uint16(1))
+	f.Add([]byte("a\xc3\xa9\xa9xAB\xc3xab"), uint8(3), uint16(7))
+	f.Fuzz(func(t *testing.T, data []byte, c uint8, region uint16) {
+		checkRegions(t, int(c)%len(regionCases), data, 1+int(region)%512)
+	})
 }
