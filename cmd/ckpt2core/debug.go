@@ -95,7 +95,9 @@ func runDebugger(stop *stopper, tool string, args []string, stdout, stderr io.Wr
 		if *exe != "" {
 			argv = append(argv, *exe)
 		}
-		argv = append(argv, res.path)
+		// --core=, not a second positional argument: without an
+		// executable, gdb would take a lone positional core for one.
+		argv = append(argv, "--core="+res.path)
 	case "dlv":
 		if *exe == "" {
 			fmt.Fprintln(stderr, "ckpt2core: dlv needs the executable: give --exe")
