@@ -166,6 +166,10 @@ func fallbackErr(err error) bool {
 // overwriting was not asked for.
 var ErrExists = errors.New("file exists (use --force to replace it)")
 
+// ErrIsDir is returned by WriteFile when the destination is a directory:
+// it is never replaced, not even with force.
+var ErrIsDir = errors.New("is a directory (not replaced, also with --force)")
+
 // WriteFile writes the core to dir/name safely: into a new temporary file
 // of dir (created exclusively, mode 0600, never through a symlink), renamed
 // to name only when complete. An existing name is kept unless force is set;
@@ -201,14 +205,21 @@ func writeFile(dir, name string, p *Plan, force bool, progress Progress, ops fil
 		return fmt.Errorf("invalid core file name %q", name)
 	}
 	final := filepath.Join(dir, name)
-	if !force {
-		if _, err := os.Lstat(final); err == nil {
+	if st, err := os.Lstat(final); err == nil {
+		if st.IsDir() {
+			return fmt.Errorf("%s: %w", final, ErrIsDir)
+		}
+		if !force {
 			return fmt.Errorf("%s: %w", final, ErrExists)
 		}
 	}
 	f, tmp, err := createTemp(dir, name)
 	if err != nil {
-		return err
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the temporary name means nothing to the user
+		}
+		return fmt.Errorf("%s: creating the core in %s: %w", final, dir, err)
 	}
 	renamed := false
 	defer func() {
@@ -254,10 +265,13 @@ func writeFile(dir, name string, p *Plan, force bool, progress Progress, ops fil
 		renamed = true
 		return nil
 	}
-	if errors.Is(err, syscall.EEXIST) {
+	switch {
+	case errors.Is(err, syscall.EISDIR):
+		return fmt.Errorf("%s: %w", final, ErrIsDir) // made since the check above
+	case errors.Is(err, syscall.EEXIST) && !force:
 		return fmt.Errorf("%s: %w", final, ErrExists)
 	}
-	return err
+	return fmt.Errorf("%s: %w", final, err)
 }
 
 // createTemp creates the file a core is written to, mode 0600, in dir. It

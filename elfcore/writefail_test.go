@@ -174,3 +174,34 @@ func TestWriteFileSymlink(t *testing.T) {
 		t.Errorf("dir holds %v", names)
 	}
 }
+
+// TestWriteFileDirInTheWay: a directory at the core's name is never
+// replaced, also with force, and the error says it is a directory.
+func TestWriteFileDirInTheWay(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "core.7"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, force := range []bool{false, true} {
+		err := WriteFile(dir, "core.7", testPlan(), force, nil)
+		if !errors.Is(err, ErrIsDir) || !strings.Contains(err.Error(), "core.7: is a directory") {
+			t.Errorf("force %v: %v, want ErrIsDir", force, err)
+		}
+	}
+	if st, err := os.Lstat(filepath.Join(dir, "core.7")); err != nil || !st.IsDir() {
+		t.Errorf("core.7 is no longer the directory: %v %v", st, err)
+	}
+	if names := dirNames(t, dir); len(names) != 1 {
+		t.Errorf("dir holds %v", names)
+	}
+}
+
+// TestWriteFileNoTempNameInErrors: where the core cannot be created, the
+// error names the core and the directory, not an internal temporary name.
+func TestWriteFileNoTempNameInErrors(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "missing") // ENOENT for root as well
+	err := WriteFile(dir, "core.7", testPlan(), false, nil)
+	if err == nil || !strings.HasPrefix(err.Error(), filepath.Join(dir, "core.7")+": creating the core in "+dir+": ") || strings.Contains(err.Error(), ".tmp") {
+		t.Errorf("error %v", err)
+	}
+}

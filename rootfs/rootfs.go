@@ -202,19 +202,28 @@ func (r *Root) openChecked(id uint32) (io.ReaderAt, int64, error) {
 // socket, a directory) is refused without being opened; the file is then
 // opened with O_NONBLOCK|O_NOCTTY|O_NOFOLLOW and checked again, in case it
 // was replaced in between.
-func OpenRegular(root *os.Root, name string) (*os.File, fs.FileInfo, error) {
+func OpenRegular(root *os.Root, name string) (f *os.File, st fs.FileInfo, err error) {
+	defer func() {
+		// The caller names the file: the failing call's own path (a
+		// component of it, relative to root) and op ("statat") add only
+		// noise.
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+	}()
 	resolved, err := resolve(root, name)
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := root.Lstat(resolved)
+	st, err = root.Lstat(resolved)
 	if err != nil {
 		return nil, nil, err
 	}
 	if !st.Mode().IsRegular() {
 		return nil, nil, fmt.Errorf("%s, not a regular file: refused", fileType(st.Mode()))
 	}
-	f, err := root.OpenFile(resolved, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY|syscall.O_NOFOLLOW, 0)
+	f, err = root.OpenFile(resolved, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -42,6 +42,7 @@ type convertResult struct {
 	size     uint64
 	path     string
 	exePath  string
+	arch     criuimg.Arch
 	zombie   bool
 	exitCode uint32
 	err      error
@@ -64,9 +65,17 @@ func runConvert(args []string, stdout, stderr io.Writer) int {
 	if status, ok := parseFlags(fs, "convert", args, help, stdout, stderr, exitUsage); !ok {
 		return status
 	}
-	if fs.NArg() != 1 || *out == "" {
-		help(stderr)
+	switch {
+	case len(args) == 0:
+		fmt.Fprint(stderr, usage) // plain 'ckpt2core': the overview
 		return exitUsage
+	case fs.NArg() != 1:
+		return usageError(stderr, "convert", exitUsage, "want one CHECKPOINT, got %d arguments", fs.NArg())
+	case *out == "":
+		if _, err := os.Lstat(fs.Arg(0)); err != nil && !strings.Contains(fs.Arg(0), "/") {
+			return usageError(stderr, "", exitUsage, "%q is neither a command nor a checkpoint", safe(fs.Arg(0)))
+		}
+		return usageError(stderr, "convert", exitUsage, "-o OUT_DIR is required")
 	}
 	if *jobs < 1 {
 		fmt.Fprintln(stderr, "ckpt2core: --jobs must be at least 1")
@@ -137,7 +146,7 @@ func runConvert(args []string, stdout, stderr io.Writer) int {
 		default:
 			ok++
 			if !*asJSON {
-				fmt.Fprintf(stdout, "%d\t%s\t%d threads\t%d bytes\t%s\n", r.pid, safe(r.comm), r.threads, r.size, safe(r.path))
+				fmt.Fprintf(stdout, "%d\t%s\t%s\t%d bytes\t%s\n", r.pid, safe(r.comm), count(r.threads, "thread"), r.size, safe(r.path))
 			}
 		}
 		records = append(records, rec)
@@ -196,6 +205,7 @@ func convertOne(ck *criuimg.Checkpoint, pid uint32, dir string, force bool, opts
 	res.notes = p.Warnings
 	res.threads = len(p.Threads)
 	res.exePath = p.ExePath
+	res.arch = p.Arch
 	plan, err := elfcore.BuildWith(p, opts)
 	if err != nil {
 		res.err = err

@@ -8,41 +8,73 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"syscall"
 
+	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/spf13/pflag"
 )
 
-const debugExamples = `
+// debugHelp is the help text of 'ckpt2core gdb' and 'ckpt2core dlv' after
+// the flags.
+var debugHelp = map[string]string{
+	"gdb": `
 Examples:
   ckpt2core gdb checkpoint.tar --pid 6 --root /
   ckpt2core gdb dump/ --exe ./server -- -batch -ex 'thread apply all bt'
-  ckpt2core dlv dump/ --exe ./server
 
 Converts one process (--pid, else the root of the process tree) into a
-private temporary directory, starts the debugger on its core with the
-executable and, with --root, 'set sysroot' at the root filesystem, and
-removes the directory when the debugger exits. Arguments after -- go to
-the debugger. The exit status is the debugger's.
+private temporary directory, starts gdb on its core with the executable
+(--exe, else the one the checkpoint recorded, under --root if given) and,
+with --root, 'set sysroot' at the root filesystem, and removes the
+directory when gdb exits. A core of another architecture than this
+machine's is opened with gdb-multiarch when it is installed (unless --gdb
+names a debugger). Arguments after -- go to gdb.
+` + debugStatus,
+	"dlv": `
+Examples:
+  ckpt2core dlv dump/ --exe ./server
+  ckpt2core dlv checkpoint.tar.gz --pid 6 --exe ./server -- --init cmds.txt
+
+Converts one process (--pid, else the root of the process tree) into a
+private temporary directory, runs 'dlv core EXE CORE' and removes the
+directory when Delve exits. --root supplies the clean pages of mapped
+files to the core. Arguments after -- go to dlv.
+` + debugStatus,
+}
+
+const debugStatus = `
+Exit status: the debugger's; 128+N when ckpt2core is stopped by signal N
+(SIGTERM and SIGHUP are passed on to the debugger first); 1 when the
+process cannot be converted or the debugger cannot be started; 2 for a
+usage error.
 `
 
 // runDebugger implements 'ckpt2core gdb' and 'ckpt2core dlv'.
 func runDebugger(stop *stopper, tool string, args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("ckpt2core "+tool, pflag.ContinueOnError)
 	pid := fs.Uint("pid", 0, "the process to debug (default: the root of the process tree)")
-	root := fs.String("root", "", "root filesystem: clean file pages, the executable and 'set sysroot'")
+	rootHelp := "root filesystem: clean file pages, the executable and 'set sysroot'"
+	if tool == "dlv" {
+		rootHelp = "root filesystem: clean file pages"
+	}
+	root := fs.String("root", "", rootHelp)
 	exe := fs.String("exe", "", "the executable (default: the process's executable, under --root if given)")
 	prog := fs.String(tool, tool, "the debugger to run")
 	aopts := archiveFlags(fs)
 	help := func(w io.Writer) {
-		fmt.Fprintf(w, "Usage: ckpt2core %s [flags] CHECKPOINT [-- DEBUGGER_ARGS...]\n\nFlags:\n%s%s", tool, fs.FlagUsages(), debugExamples)
+		fmt.Fprintf(w, "Usage: ckpt2core %s [flags] CHECKPOINT [-- DEBUGGER_ARGS...]\n\nFlags:\n%s%s", tool, fs.FlagUsages(), debugHelp[tool])
 	}
 	if status, ok := parseFlags(fs, tool, args, help, stdout, stderr, exitUsage); !ok {
 		return status
 	}
-	if fs.NArg() < 1 || (fs.ArgsLenAtDash() >= 0 && fs.ArgsLenAtDash() != 1) {
-		help(stderr)
-		return exitUsage
+	switch dash := fs.ArgsLenAtDash(); {
+	case fs.NArg() == 0 || dash == 0:
+		return usageError(stderr, tool, exitUsage, "want CHECKPOINT")
+	case dash < 0 && fs.NArg() > 1:
+		return usageError(stderr, tool, exitUsage, "want one CHECKPOINT, got %q; arguments for %s go after --", fs.Args(), tool)
+	case dash > 1:
+		return usageError(stderr, tool, exitUsage, "want one CHECKPOINT before --, got %q", fs.Args()[:dash])
 	}
 	extra := fs.Args()[1:]
 	cv, code, err := openConversion(fs.Arg(0), aopts, *root, stderr)
@@ -82,6 +114,15 @@ func runDebugger(stop *stopper, tool string, args []string, stdout, stderr io.Wr
 	if *exe == "" && res.exePath != "" {
 		if *exe, err = recordedExe(res.exePath, *root); err != nil {
 			fmt.Fprintf(stderr, "ckpt2core: the executable: %s (give --exe or --root)\n", safe(err.Error()))
+		}
+	}
+	if tool == "gdb" && !fs.Changed("gdb") && res.arch != hostArch() {
+		// Debian's gdb reads only this machine's cores.
+		if p, err := exec.LookPath("gdb-multiarch"); err == nil {
+			*prog = p
+			fmt.Fprintf(stderr, "ckpt2core: an %s core on %s: using %s\n", res.arch, runtime.GOARCH, p)
+		} else {
+			fmt.Fprintf(stderr, "ckpt2core: an %s core on %s: gdb may not read it; install gdb-multiarch or give --gdb\n", res.arch, runtime.GOARCH)
 		}
 	}
 	var argv []string
@@ -125,6 +166,17 @@ func runDebugger(stop *stopper, tool string, args []string, stdout, stderr io.Wr
 		return exitFailed
 	}
 	return exitOK
+}
+
+// hostArch is the architecture of this machine as criuimg names it.
+func hostArch() criuimg.Arch {
+	switch runtime.GOARCH {
+	case "amd64":
+		return criuimg.ArchX86_64
+	case "arm64":
+		return criuimg.ArchARM64
+	}
+	return criuimg.ArchUnknown
 }
 
 // recordedExe finds the executable the checkpoint recorded, under root if

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/ckpt2core/ckpt2core/criuimg"
 )
 
 // TestGdbCommand runs 'ckpt2core gdb' on threads-c in batch mode: gdb
@@ -78,5 +81,47 @@ func TestDlvCommand(t *testing.T) {
 	}
 	if _, err := os.Stat(got[2]); !os.IsNotExist(err) {
 		t.Errorf("the private core %s is still there: %v", got[2], err)
+	}
+}
+
+// TestGdbForeignArch: a core of another architecture than this machine's
+// goes to gdb-multiarch (Debian's gdb reads only the host's cores), unless
+// --gdb names the debugger. A stand-in gdb-multiarch on PATH records its
+// arguments.
+func TestGdbForeignArch(t *testing.T) {
+	fx := "../../testdata/arm64/threads-c/images"
+	if hostArch() == criuimg.ArchARM64 {
+		fx = "../../testdata/x86_64/threads-c/images"
+	}
+	bin := t.TempDir()
+	record := filepath.Join(t.TempDir(), "called")
+	script := "#!/bin/sh\necho \"$0 $*\" > " + record + "\n"
+	if err := os.WriteFile(filepath.Join(bin, "gdb-multiarch"), []byte(script), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	var out, errb bytes.Buffer
+	if code := run([]string{"gdb", fx, "--", "-batch"}, &out, &errb); code != exitOK {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	b, err := os.ReadFile(record)
+	if err != nil || !strings.HasPrefix(string(b), filepath.Join(bin, "gdb-multiarch")+" -q -batch ") || !strings.Contains(string(b), " --core=") {
+		t.Errorf("gdb-multiarch called as %q (%v); stderr %s", b, err, errb.String())
+	}
+	if !strings.Contains(errb.String(), "using "+filepath.Join(bin, "gdb-multiarch")) {
+		t.Errorf("no notice of the debugger chosen: %s", errb.String())
+	}
+	// --gdb is obeyed as given.
+	os.Remove(record)
+	other := filepath.Join(bin, "my-gdb")
+	if err := os.WriteFile(other, []byte(script), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	errb.Reset()
+	if code := run([]string{"gdb", fx, "--gdb", other, "--", "-batch"}, &out, &errb); code != exitOK {
+		t.Fatalf("--gdb: exit %d: %s", code, errb.String())
+	}
+	if b, err := os.ReadFile(record); err != nil || !strings.HasPrefix(string(b), other+" ") {
+		t.Errorf("--gdb %s: called %q (%v)", other, b, err)
 	}
 }

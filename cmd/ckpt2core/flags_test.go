@@ -56,3 +56,35 @@ func TestFlagsEveryCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestUsageErrorsSayWhy: a bad command line gets status 2 and one line
+// saying what is wrong (not just the usage text), with nothing on stdout.
+func TestUsageErrorsSayWhy(t *testing.T) {
+	const fx = "../../testdata/x86_64/threads-c/images"
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"frobnicate"}, `ckpt2core: "frobnicate" is neither a command nor a checkpoint`},
+		{[]string{fx}, "ckpt2core convert: -o OUT_DIR is required"},
+		{[]string{fx, fx, "-o", "x"}, "ckpt2core convert: want one CHECKPOINT, got 2 arguments"},
+		{[]string{"verify"}, "ckpt2core verify: want one CORE, got 0 arguments"},
+		{[]string{"verify", "core.1"}, "ckpt2core verify: --exe EXE is required"},
+		{[]string{"gdb"}, "ckpt2core gdb: want CHECKPOINT"},
+		{[]string{"gdb", fx, "extra"}, `ckpt2core gdb: want one CHECKPOINT, got ["` + fx + `" "extra"]; arguments for gdb go after --`},
+		{[]string{"dlv", fx, "extra", "--", "x"}, `ckpt2core dlv: want one CHECKPOINT before --, got ["` + fx + `" "extra"]`},
+		{[]string{"grep", "x", fx, "--max-bytes", "0"}, `ckpt2core grep: invalid argument "0" for "--max-bytes" flag`},
+		{[]string{"inspect", fx, "--max-members", "-1"}, `ckpt2core inspect: invalid argument "-1" for "--max-members" flag`},
+	} {
+		var stdout, stderr bytes.Buffer
+		status := run(tc.args, &stdout, &stderr)
+		if status != exitUsage || !strings.HasPrefix(stderr.String(), tc.want) || stdout.Len() != 0 {
+			t.Errorf("%q: status %d, stderr %q, stdout %q; want 2 and %q", tc.args, status, stderr.String(), stdout.String(), tc.want)
+		}
+	}
+	// Plain 'ckpt2core' shows the overview on stderr.
+	var stdout, stderr bytes.Buffer
+	if status := run(nil, &stdout, &stderr); status != exitUsage || !strings.Contains(stderr.String(), "ckpt2core help | --help") {
+		t.Errorf("no arguments: status %d, stderr %q", status, stderr.String())
+	}
+}

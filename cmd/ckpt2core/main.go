@@ -26,7 +26,8 @@ CHECKPOINT is a CRIU image directory, or a container checkpoint (Kubernetes,
 CRI-O, Podman) as a directory or a tar, tar+gzip or tar+zstd archive.
 
 Usage:
-  ckpt2core [flags] CHECKPOINT -o OUT_DIR          write OUT_DIR/core.<pid> per process
+  ckpt2core convert [flags] CHECKPOINT -o OUT_DIR  write OUT_DIR/core.<pid> per process
+                                                   ('convert' may be left out)
   ckpt2core inspect [flags] CHECKPOINT             container, processes, threads, syscalls, files
   ckpt2core grep [flags] PATTERN CHECKPOINT        search the processes' memory
   ckpt2core gdb [flags] CHECKPOINT [-- GDB_ARGS]   convert one process and open it in gdb

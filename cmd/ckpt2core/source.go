@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"math"
 	"slices"
+	"strconv"
 
 	"github.com/spf13/pflag"
 
@@ -33,9 +34,32 @@ func (c *checkpointSource) RootfsDiff() (criuimg.File, error) { return c.ck.Root
 func archiveFlags(fs *pflag.FlagSet) *archive.Options {
 	o := &archive.Options{}
 	fs.StringVar(&o.ExtractDir, "extract", "", "keep the files extracted from a compressed archive in this new directory")
-	fs.IntVar(&o.MaxMembers, "max-members", archive.DefaultMaxMembers, "refuse archives with more members (tar bomb guard)")
-	fs.Int64Var(&o.MaxBytes, "max-bytes", archive.DefaultMaxBytes, "refuse archives with more uncompressed bytes (tar bomb guard)")
+	o.MaxMembers, o.MaxBytes = archive.DefaultMaxMembers, archive.DefaultMaxBytes
+	fs.Var(positive[int]{&o.MaxMembers}, "max-members", "refuse archives with more members (tar bomb guard)")
+	fs.Var(positive[int64]{&o.MaxBytes}, "max-bytes", "refuse archives with more uncompressed bytes (tar bomb guard)")
 	return o
+}
+
+// positive is a flag value that must be a whole number of at least 1
+// (for a limit, 0 or less would silently mean the default).
+type positive[T int | int64] struct{ v *T }
+
+func (p positive[T]) String() string {
+	if p.v == nil {
+		return "0"
+	}
+	return strconv.FormatInt(int64(*p.v), 10)
+}
+
+func (p positive[T]) Type() string { return "int" }
+
+func (p positive[T]) Set(s string) error {
+	n, err := strconv.ParseInt(s, 0, 64)
+	if err != nil || n < 1 || int64(T(n)) != n {
+		return fmt.Errorf("%q is not a whole number of at least 1", s)
+	}
+	*p.v = T(n)
+	return nil
 }
 
 // openCheckpoint opens the checkpoint at path: a CRIU image directory, an

@@ -32,9 +32,11 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 	if status, ok := parseFlags(fs, "verify", args, help, stdout, stderr, exitUsage); !ok {
 		return status
 	}
-	if fs.NArg() != 1 || *exe == "" {
-		help(stderr)
-		return exitUsage
+	switch {
+	case fs.NArg() != 1:
+		return usageError(stderr, "verify", exitUsage, "want one CORE, got %d arguments", fs.NArg())
+	case *exe == "":
+		return usageError(stderr, "verify", exitUsage, "--exe EXE is required (Delve reads symbols from the executable)")
 	}
 	rep, err := verify.Verify(fs.Arg(0), *exe, *debugDirs)
 	if err != nil {

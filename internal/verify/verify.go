@@ -211,7 +211,11 @@ func (r *Report) WriteText(w io.Writer) error {
 	printf("core:\t%s\n", r.Core)
 	printf("exe:\t%s\n", r.Exe)
 	printf("arch:\t%s\n", r.Arch)
-	printf("\n%d threads\n", len(r.Threads))
+	if len(r.Threads) == 1 {
+		printf("\n1 thread\n")
+	} else {
+		printf("\n%d threads\n", len(r.Threads))
+	}
 	printf("TID\tPC\tSP\tFUNCTION\n")
 	for _, t := range r.Threads {
 		printf("%d\t%#x\t%#x\t%s\n", t.ID, t.PC, t.SP, orUnknown(t.Function))
