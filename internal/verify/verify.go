@@ -105,6 +105,10 @@ func Verify(corePath, exePath string, debugInfoDirs []string) (rep *Report, err 
 		return nil, fmt.Errorf("verify %s: %w", corePath, err)
 	}
 
+	if err := checkMachines(corePath, exePath); err != nil {
+		return nil, fmt.Errorf("verify %s: %w", corePath, err)
+	}
+
 	grp, err := core.OpenCore(corePath, exePath, debugInfoDirs)
 	if err != nil {
 		return nil, fmt.Errorf("verify %s: delve: %w", corePath, err)
@@ -259,6 +263,26 @@ func orUnknown(s string) string {
 		return "?"
 	}
 	return s
+}
+
+// checkMachines reports a core and an executable of different
+// architectures in words (Delve prints the two machine names as hex).
+// Files that are not both ELF are left to Delve.
+func checkMachines(corePath, exePath string) error {
+	machine := func(p string) (elf.Machine, bool) {
+		f, err := elf.Open(p)
+		if err != nil {
+			return 0, false
+		}
+		defer f.Close()
+		return f.Machine, true
+	}
+	cm, ok1 := machine(corePath)
+	em, ok2 := machine(exePath)
+	if ok1 && ok2 && cm != em {
+		return fmt.Errorf("the core is for %v, the executable %s for %v", cm, exePath, em)
+	}
+	return nil
 }
 
 // checkCore checks the ELF core at path for defects Delve's reader does not

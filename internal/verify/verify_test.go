@@ -523,3 +523,14 @@ var errWrite = errors.New("write failed")
 type failWriter struct{}
 
 func (failWriter) Write([]byte) (int, error) { return 0, errWrite }
+
+// TestVerifyWrongArchitecture: an arm64 core (the kernel's oracle) with an
+// x86_64 executable is refused with both machines named, not as hex.
+func TestVerifyWrongArchitecture(t *testing.T) {
+	core := gunzip(t, filepath.Join(testdata, "arm64/go-goroutines/core.372.gz"), t.TempDir())
+	exe := filepath.Join(testdata, "x86_64/go-goroutines/exe/go-goroutines")
+	_, err := Verify(core, exe, nil)
+	if err == nil || !strings.Contains(err.Error(), "the core is for EM_AARCH64, the executable "+exe+" for EM_X86_64") {
+		t.Errorf("error %v", err)
+	}
+}
