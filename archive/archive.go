@@ -73,6 +73,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"time"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
 )
@@ -198,6 +199,56 @@ func (c *Checkpoint) Meta(name string) ([]byte, error) {
 		err = io.ErrUnexpectedEOF
 	}
 	return nil, fmt.Errorf("%s: %s: %w", c.path, name, err)
+}
+
+// MetaModTime returns the modification time of a metadata file (a name
+// Meta accepts) or of rootfs-diff.tar: for an archive, the time in the
+// member's tar header; for a directory, the file's mtime. It looks where
+// Meta and RootfsDiff look. A file the checkpoint lacks gives an error
+// wrapping fs.ErrNotExist.
+func (c *Checkpoint) MetaModTime(name string) (time.Time, error) {
+	if !isMetaName(name) && name != rootfsDiff {
+		return time.Time{}, fmt.Errorf("%s: %q is not a checkpoint metadata file (one of %v or %s)", c.path, name, metaNames, rootfsDiff)
+	}
+	if name == rootfsDiff && c.top == c.Images {
+		return time.Time{}, fmt.Errorf("%s: %s: %w", c.path, rootfsDiff, fs.ErrNotExist)
+	}
+	t, err := modTime(c.top, name)
+	if err != nil && criuimg.IsNotExist(err) && (name == "dump.log" || name == "stats-dump" || name == "stats-restore") && c.top != c.Images {
+		t, err = modTime(c.Images, name)
+	}
+	return t, err
+}
+
+// modTime returns the modification time of name in one of the sources
+// Open makes.
+func modTime(src criuimg.Source, name string) (time.Time, error) {
+	switch s := src.(type) {
+	case *tarSource:
+		return s.modTime(name)
+	case *spoolSource:
+		return s.modTime(name)
+	case *criuimg.DirSource:
+	default:
+		return time.Time{}, fmt.Errorf("%s: %s: no modification time", src, name)
+	}
+	// A directory: the file as DirSource opens it (a regular file, no
+	// symlink followed).
+	f, err := src.Open(name)
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer f.Close()
+	osf, ok := f.(criuimg.OSFile)
+	if !ok {
+		return time.Time{}, fmt.Errorf("%s: %s: no modification time", src, name)
+	}
+	of, _ := osf.OSFile()
+	st, err := of.Stat()
+	if err != nil {
+		return time.Time{}, err
+	}
+	return st.ModTime(), nil
 }
 
 // RootfsDiff opens rootfs-diff.tar, the files the container changed, as a

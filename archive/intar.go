@@ -8,12 +8,17 @@ import (
 	"io/fs"
 	"math"
 	"os"
+	"time"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
 )
 
-// span is where a member's data lies in the archive file.
-type span struct{ off, size int64 }
+// span is where a member's data lies in the archive file, and the
+// modification time its header records.
+type span struct {
+	off, size int64
+	mtime     time.Time
+}
 
 // openInPlace indexes a plain tar archive and serves its members as
 // sections of the file.
@@ -26,7 +31,7 @@ func openInPlace(path string, f *os.File, size int64, opts Options) (*Checkpoint
 	images := map[string]span{}
 	top := map[string]span{}
 	_, err := scan(path, &cr.countReader, tr, opts, size, func(m *member) error {
-		sp := span{off: m.off, size: m.hdr.Size}
+		sp := span{off: m.off, size: m.hdr.Size, mtime: m.hdr.ModTime}
 		if m.role == roleImage {
 			images[m.key] = sp
 		} else {
@@ -62,6 +67,15 @@ func (s *tarSource) String() string {
 }
 
 func (s *tarSource) Names() ([]string, error) { return names(s.members), nil }
+
+// modTime returns the modification time in the header of member name.
+func (s *tarSource) modTime(name string) (time.Time, error) {
+	sp, ok := s.members[name]
+	if !ok {
+		return time.Time{}, &fs.PathError{Op: "stat", Path: s.path + ": " + s.prefix + name, Err: fs.ErrNotExist}
+	}
+	return sp.mtime, nil
+}
 
 func (s *tarSource) Open(name string) (criuimg.File, error) {
 	sp, ok := s.members[name]

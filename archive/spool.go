@@ -11,10 +11,13 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
+	"unsafe"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
 )
 
 // openSpooled reads an archive in one streaming pass and writes the
@@ -79,8 +82,8 @@ func openSpooled(path string, f *os.File, comp compression, opts Options) (c *Ch
 	}
 	cr := &countReader{r: r, limit: opts.MaxBytes}
 	tr := tar.NewReader(cr)
-	images := map[string]bool{}
-	top := map[string]bool{}
+	images := map[string]time.Time{} // name -> the header's modification time
+	top := map[string]time.Time{}
 	buf := make([]byte, 1<<20)
 	lw := &limitWriter{limit: opts.MaxBytes}
 	_, err = scan(path, cr, tr, opts, -1, func(m *member) error {
@@ -92,9 +95,9 @@ func openSpooled(path string, f *os.File, comp compression, opts Options) (c *Ch
 				}
 			}
 			rel = "checkpoint/" + m.key
-			images[m.key] = true
+			images[m.key] = m.hdr.ModTime
 		} else {
-			top[m.key] = true
+			top[m.key] = m.hdr.ModTime
 		}
 		return spoolMember(path, root, rel, m, tr, lw, buf)
 	})
@@ -166,6 +169,16 @@ func spoolMember(path string, root *os.Root, rel string, m *member, tr *tar.Read
 	lw.w = out
 	n, err := io.CopyBuffer(lw, tr, buf)
 	lw.w = nil
+	if err == nil {
+		// The file keeps the member's modification time, as tar -x
+		// does: an extracted checkpoint, opened again as a directory,
+		// tells when its files were written (inspect dates a Podman
+		// checkpoint by stats-dump's). Through the descriptor: no path
+		// is looked up again. Best effort: a time the host cannot set (a
+		// 32-bit time_t) costs only that; MetaModTime of this
+		// Checkpoint answers from the header anyway.
+		_ = setModTime(out, m.hdr.ModTime)
+	}
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
@@ -178,6 +191,22 @@ func spoolMember(path string, root *os.Root, rel string, m *member, tr *tar.Read
 		return memberError(path, m.hdr.Name, "more than %d bytes spooled in all (MaxBytes; a tar bomb?)", lw.limit)
 	case err != nil:
 		return memberError(path, m.hdr.Name, "%v", err)
+	}
+	return nil
+}
+
+// setModTime sets the modification time of the open file f to t (its
+// access time is left as is): utimensat(fd, NULL, ...), which is
+// futimens(3).
+func setModTime(f *os.File, t time.Time) error {
+	mt, err := unix.TimeToTimespec(t)
+	if err != nil {
+		return fmt.Errorf("modification time %v: %w", t, err)
+	}
+	ts := [2]unix.Timespec{{Nsec: unix.UTIME_OMIT}, mt}
+	_, _, errno := unix.Syscall6(unix.SYS_UTIMENSAT, f.Fd(), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
+	if errno != 0 {
+		return fmt.Errorf("setting the modification time: %w", errno)
 	}
 	return nil
 }
@@ -224,7 +253,7 @@ type spoolSource struct {
 	ds     *criuimg.DirSource
 	path   string // the archive
 	prefix string
-	names  map[string]bool
+	names  map[string]time.Time // the members' modification times
 }
 
 func (s *spoolSource) String() string {
@@ -235,8 +264,17 @@ func (s *spoolSource) String() string {
 }
 func (s *spoolSource) Names() ([]string, error) { return names(s.names), nil }
 
+// modTime returns the modification time in the header of member name.
+func (s *spoolSource) modTime(name string) (time.Time, error) {
+	t, ok := s.names[name]
+	if !ok {
+		return time.Time{}, &fs.PathError{Op: "stat", Path: s.path + ": " + s.prefix + name, Err: fs.ErrNotExist}
+	}
+	return t, nil
+}
+
 func (s *spoolSource) Open(name string) (criuimg.File, error) {
-	if !s.names[name] {
+	if _, ok := s.names[name]; !ok {
 		return nil, &fs.PathError{Op: "open", Path: s.path + ": " + s.prefix + name, Err: fs.ErrNotExist}
 	}
 	return s.ds.Open(name)

@@ -90,7 +90,14 @@ func fsPaths(src criuimg.Source, files fileTable, pid uint32) (cwd, root string,
 	if e == nil {
 		return "", "", fmt.Errorf("%s: no entry", name)
 	}
-	return files.regPath(e.GetCwdId()), files.regPath(e.GetRootId()), nil
+	cwd, root = files.regPath(e.GetCwdId()), files.regPath(e.GetRootId())
+	switch {
+	case cwd == "":
+		err = fmt.Errorf("%s: file id %d (the cwd) is not a regular file of files.img", name, e.GetCwdId())
+	case root == "":
+		err = fmt.Errorf("%s: file id %d (the root) is not a regular file of files.img", name, e.GetRootId())
+	}
+	return cwd, root, err
 }
 
 func (t fileTable) regPath(id uint32) string {
@@ -101,27 +108,31 @@ func (t fileTable) regPath(id uint32) string {
 }
 
 // filesID returns the id of the fd table of pid: ids-<pid>.img, else the
-// ids in core-<pid>.img.
-func filesID(src criuimg.Source, task *criucore.CoreEntry, pid uint32) (uint32, error) {
-	var id *uint32
-	err := eachEntry(src, fmt.Sprintf("ids-%d.img", pid), magicIDs, func() *criucore.TaskKobjIdsEntry { return &criucore.TaskKobjIdsEntry{} },
+// ids in core-<pid>.img. idsErr says why ids-<pid>.img was not used when
+// it exists but is damaged and core-<pid>.img gave the id.
+func filesID(src criuimg.Source, task *criucore.CoreEntry, pid uint32) (id uint32, idsErr, err error) {
+	var fromIDs *uint32
+	err = eachEntry(src, fmt.Sprintf("ids-%d.img", pid), magicIDs, func() *criucore.TaskKobjIdsEntry { return &criucore.TaskKobjIdsEntry{} },
 		func(m *criucore.TaskKobjIdsEntry) error {
-			if id == nil {
+			if fromIDs == nil {
 				v := m.GetFilesId()
-				id = &v
+				fromIDs = &v
 			}
 			return nil
 		})
-	if err == nil && id != nil {
-		return *id, nil
-	}
-	if ids := task.GetIds(); ids != nil {
-		return ids.GetFilesId(), nil
+	if err == nil && fromIDs != nil {
+		return *fromIDs, nil, nil
 	}
 	if err == nil {
 		err = fmt.Errorf("ids-%d.img: no entry", pid)
 	}
-	return 0, err
+	if ids := task.GetIds(); ids != nil {
+		if criuimg.IsNotExist(err) {
+			err = nil
+		}
+		return ids.GetFilesId(), err, nil
+	}
+	return 0, nil, err
 }
 
 // openFiles lists the descriptors of fdinfo-<filesID>.img.

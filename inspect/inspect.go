@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"slices"
 	"time"
 
@@ -28,15 +29,17 @@ type Options struct {
 	Meta fs.FS
 	// Sysroot, if set, is a directory mirroring the checkpointed system's
 	// files (a sysroot or the container's root file system): code that the
-	// checkpoint did not capture is read from the mapped file there.
+	// checkpoint did not capture is read from the mapped file there. If it
+	// cannot be opened, Inspect fails.
 	Sysroot string
 	// Name is how the checkpoint is called in the report (a path).
 	Name string
 }
 
 // Inspect builds the report of an opened checkpoint. Problems with one
-// process or one optional image become warnings in the report; an error is
-// returned only when nothing can be reported (unknown --pid).
+// process or one image become warnings in the report, which keeps
+// everything else; an error is returned only when nothing can be reported
+// (an unknown pid in Options.Pids, a Sysroot that cannot be opened).
 func Inspect(ck *criuimg.Checkpoint, opts Options) (*Report, error) {
 	rep := &Report{Checkpoint: opts.Name, Arch: criuimg.ArchUnknown.String(), ImagesVersion: ck.Inventory.GetImgVersion()}
 	if rep.Checkpoint == "" {
@@ -103,9 +106,26 @@ func Inspect(ck *criuimg.Checkpoint, opts Options) (*Report, error) {
 		}
 	}
 
-	files, err := loadFiles(ck.Src)
-	if err != nil {
-		warn("files.img: %v", err)
+	var sysroot *os.Root
+	if opts.Sysroot != "" {
+		r, err := os.OpenRoot(opts.Sysroot)
+		if err != nil {
+			return nil, fmt.Errorf("sysroot: %w", err)
+		}
+		defer r.Close()
+		sysroot = r
+	}
+
+	var files fileTable
+	if w, ok := ck.Src.(*withoutFiles); ok {
+		// files.img is damaged (Open): what can be read of it.
+		files, _ = loadFiles(w.Source)
+		warn("%s", damagedFilesWarning(ck, len(files)))
+	} else {
+		var err error
+		if files, err = loadFiles(ck.Src); err != nil {
+			warn("files.img: %v", err)
+		}
 	}
 	mounts, err := loadMounts(ck.Src)
 	if err != nil {
@@ -117,7 +137,7 @@ func Inspect(ck *criuimg.Checkpoint, opts Options) (*Report, error) {
 		if len(opts.Pids) > 0 && !slices.Contains(opts.Pids, info.Pid) {
 			continue
 		}
-		pr, arch := inspectProcess(ck, info, files, opts)
+		pr, arch := inspectProcess(ck, info, files, opts, sysroot)
 		if arch != criuimg.ArchUnknown {
 			rep.Arch = arch.String()
 		}
@@ -176,87 +196,118 @@ func stateName(s uint32) string {
 	return "unknown"
 }
 
-// inspectProcess reports one process; failures become its warnings.
-func inspectProcess(ck *criuimg.Checkpoint, info criuimg.ProcInfo, files fileTable, opts Options) (Process, criuimg.Arch) {
+// inspectProcess reports one process. What cannot be read becomes its
+// warnings; the rest is reported (see loadDamaged).
+func inspectProcess(ck *criuimg.Checkpoint, info criuimg.ProcInfo, files fileTable, opts Options, sysroot *os.Root) (Process, criuimg.Arch) {
 	pr := Process{Pid: info.Pid, PPid: info.PPid, Pgid: info.Pgid, Sid: info.Sid, State: "unknown", ThreadCount: len(info.Threads)}
 	warn := func(format string, a ...any) { pr.Warnings = append(pr.Warnings, fmt.Sprintf(format, a...)) }
-	p, err := ck.LoadProcess(info.Pid)
-	if p == nil {
-		warn("%v", err)
-		return pr, criuimg.ArchUnknown
+	var p *proc
+	lp, err := ck.LoadProcess(info.Pid)
+	switch {
+	case lp != nil && err == nil:
+		p = loadedProc(lp)
+		if _, ok := ck.Src.(*withoutFiles); ok {
+			nameFiles(p, files)
+		}
+	case lp != nil: // a zombie: task facts only
+		lp.Close()
+		p = &proc{pid: info.Pid, arch: lp.Arch, task: lp.Task}
+	default:
+		// A damaged image: read what can be read, image by image.
+		p = loadDamaged(ck, info, files)
+		if len(p.warnings) == 0 {
+			p.warnings = []string{err.Error()} // (loadDamaged found nothing wrong)
+		}
 	}
 	defer p.Close()
-	pr.Comm, pr.State = p.Comm, stateName(p.State)
-	if errors.Is(err, criuimg.ErrZombie) {
+	pr.Warnings = append(pr.Warnings, p.warnings...)
+	if p.task != nil && p.task.GetTc() != nil {
+		pr.Comm, pr.State = p.task.GetTc().GetComm(), stateName(p.task.GetTc().GetTaskState())
+	}
+	if p.task != nil && zombie(p.task) {
 		// task_core.exit_code is the wait status.
-		if sig := p.ExitCode & 0x7f; sig != 0 {
+		ec := p.task.GetTc().GetExitCode()
+		if sig := ec & 0x7f; sig != 0 {
 			pr.ExitSignal = &sig
 		} else {
-			code := p.ExitCode >> 8 & 0xff
+			code := ec >> 8 & 0xff
 			pr.ExitCode = &code
 		}
-		return pr, p.Arch
+		if opts.Env {
+			pr.Env = []string{}
+		}
+		return pr, p.arch
 	}
-	if err != nil {
-		warn("%v", err)
-		return pr, p.Arch
-	}
-	pr.Warnings = append(pr.Warnings, p.Warnings...)
-	pr.ThreadCount = len(p.Threads)
-	pr.Exe = p.ExePath
+	pr.Exe = p.exe
 
-	argv, trunc, err := readStrings(p, p.MM.GetMmArgStart(), p.MM.GetMmArgEnd())
-	if err != nil {
-		warn("command line: %v", err)
-	}
-	pr.Argv, pr.ArgvTruncated = argv, trunc
-	if opts.Env {
-		env, trunc, err := readStrings(p, p.MM.GetMmEnvStart(), p.MM.GetMmEnvEnd())
+	if p.mm != nil && p.mem != nil {
+		argv, trunc, err := readStrings(p, p.mm.GetMmArgStart(), p.mm.GetMmArgEnd())
 		if err != nil {
-			warn("environment: %v", err)
+			warn("command line: %v", err)
 		}
-		if trunc {
-			warn("environment: only the first %d bytes are shown", MaxArgBytes)
+		pr.Argv, pr.ArgvTruncated = argv, trunc
+	}
+	if opts.Env {
+		pr.Env = []string{}
+		if p.mm != nil && p.mem != nil {
+			env, trunc, err := readStrings(p, p.mm.GetMmEnvStart(), p.mm.GetMmEnvEnd())
+			if err != nil {
+				warn("environment: %v", err)
+			}
+			if trunc && err == nil {
+				warn("environment: only the first %d bytes are shown", MaxArgBytes)
+			}
+			if env != nil {
+				pr.Env = env
+			}
 		}
-		pr.Env = env
 	}
 
-	if cwd, root, err := fsPaths(ck.Src, files, info.Pid); err != nil {
-		warn("cwd: %v", err)
-	} else {
-		pr.Cwd, pr.Root = cwd, root
-	}
-
-	for i := range p.Threads {
-		pr.Threads = append(pr.Threads, threadReport(p, &p.Threads[i], opts.Sysroot))
-	}
-
-	var sps []uint64
-	for _, t := range pr.Threads {
-		sps = append(sps, uint64(t.SP))
-	}
-	mem, err := memorySummary(p, sps)
+	cwd, root, err := fsPaths(ck.Src, files, info.Pid)
 	if err != nil {
-		warn("memory: %v", err)
+		warn("cwd: %v", err)
 	}
-	pr.Memory = mem
+	pr.Cwd, pr.Root = cwd, root
 
-	if id, err := filesID(ck.Src, p.Task, info.Pid); err != nil {
+	for i := range p.threads {
+		th, err := threadReport(p, &p.threads[i], sysroot)
+		if err != nil {
+			warn("thread %d: %v", th.Tid, err)
+		}
+		pr.Threads = append(pr.Threads, th)
+	}
+
+	if p.mm != nil {
+		var sps []uint64
+		for _, t := range pr.Threads {
+			sps = append(sps, uint64(t.SP))
+		}
+		mem, err := memorySummary(p, sps)
+		if err != nil {
+			warn("memory: %v", err)
+		}
+		pr.Memory = mem
+	}
+
+	if id, idsErr, err := filesID(ck.Src, p.task, info.Pid); err != nil {
 		warn("open files: %v", err)
 	} else {
+		if idsErr != nil {
+			warn("open files: %v: the table's id is core-%d.img's", idsErr, info.Pid)
+		}
 		fds, err := openFiles(ck.Src, files, id)
 		if err != nil {
 			warn("open files: %v", err)
 		}
 		pr.Files = fds
 	}
-	return pr, p.Arch
+	return pr, p.arch
 }
 
 // readStrings reads the NUL-separated strings in [start, end) of p's
 // memory (the argument or environment area), at most MaxArgBytes. It
 // returns what it could read and whether the area was longer.
-func readStrings(p *criuimg.Process, start, end uint64) ([]string, bool, error) {
+func readStrings(p *proc, start, end uint64) ([]string, bool, error) {
 	if end <= start {
 		return nil, false, nil
 	}
@@ -266,7 +317,7 @@ func readStrings(p *criuimg.Process, start, end uint64) ([]string, bool, error) 
 		n, trunc = MaxArgBytes, true
 	}
 	b := make([]byte, n)
-	k, err := p.Mem.ReadAt(b, int64(start))
+	k, err := p.mem.ReadAt(b, int64(start))
 	b = b[:k]
 	if err != nil {
 		err = fmt.Errorf("[%#x-%#x): read %d of %d bytes: %w", start, end, k, n, err)
@@ -315,18 +366,21 @@ func memoryKind(v *criuimg.VMA, stack bool) string {
 const mapShared = 0x01
 
 // memorySummary sums p's mappings by kind. sps are the threads' stack
-// pointers: the anonymous mappings holding them are stacks.
-func memorySummary(p *criuimg.Process, sps []uint64) (*MemorySummary, error) {
+// pointers: the anonymous mappings holding them are stacks. Without a
+// memory view (no page size) every byte of the mappings but the kernel's
+// special ones is counted unreadable.
+func memorySummary(p *proc, sps []uint64) (*MemorySummary, error) {
 	order := []string{KindFile, KindAnon, KindHeap, KindStack, KindShared, KindSpecial}
 	kinds := map[string]*MemKind{}
 	for _, k := range order {
 		kinds[k] = &MemKind{Kind: k}
 	}
-	m := &MemorySummary{VMAs: len(p.VMAs)}
+	m := &MemorySummary{VMAs: len(p.vmas)}
 	var firstErr error
-	for i := range p.VMAs {
-		v := &p.VMAs[i]
-		stack := v.Start <= p.MM.GetMmStartStack() && p.MM.GetMmStartStack() < v.End
+	startStack := p.mm.GetMmStartStack()
+	for i := range p.vmas {
+		v := &p.vmas[i]
+		stack := v.Start <= startStack && startStack < v.End
 		for _, sp := range sps {
 			stack = stack || (v.Start <= sp && sp < v.End)
 		}
@@ -338,13 +392,16 @@ func memorySummary(p *criuimg.Process, sps []uint64) (*MemorySummary, error) {
 		if v.Flags&mapShared != 0 || v.Shmem != 0 {
 			m.SharedBytes += size
 		}
-		err := p.Mem.VMAExtents(v, func(e criuimg.Extent) error {
-			if e.Kind == criuimg.Captured {
-				k.CapturedBytes += e.End - e.Start
-				m.CapturedBytes += e.End - e.Start
+		if p.mem == nil {
+			if !v.Special() {
+				m.UnreadableBytes += size
 			}
-			return nil
-		})
+			continue
+		}
+		captured, unreadable, err := p.mem.vmaBytes(v)
+		k.CapturedBytes += captured
+		m.CapturedBytes += captured
+		m.UnreadableBytes += unreadable
 		if err != nil && firstErr == nil {
 			firstErr = err
 		}

@@ -34,6 +34,7 @@ func inspectDir(t *testing.T, dir string, opts Options) *Report {
 	if err := json.Unmarshal(b, &back); err != nil {
 		t.Fatalf("JSON round trip: %v", err)
 	}
+	checkStableKeys(t, rep)
 	return rep
 }
 

@@ -14,69 +14,76 @@
 //
 // The --json output of `ckpt2core inspect` is one Report object. Addresses
 // are hexadecimal strings ("0x7f..."); sizes are bytes; times are
-// microseconds (stats) or RFC 3339 strings (container). Fields marked
-// "omitted" are left out when empty.
+// microseconds (stats) or RFC 3339 strings (container). Every key below is
+// always present, whatever the checkpoint holds: an array with nothing in
+// it is [], a string that is unknown or does not apply is "", and an
+// object or number that is absent, unknown or does not apply is null
+// (marked "or null"). What could not be read is named in "warnings".
 //
 //	{
 //	  "checkpoint": string,            // what was inspected (path)
 //	  "arch": "x86_64" | "aarch64" | "unknown",
 //	  "images_version": int,           // inventory.img img_version
-//	  "container": {                   // omitted without container metadata
+//	  "container": {                   // or null: no container metadata
 //	    "engine": string,              // "Podman", "CRI-O", "containerd", ""
 //	    "name", "id", "image", "image_id", "runtime", "hostname": string,
-//	    "created", "checkpointed": string,   // RFC 3339, omitted if unknown
-//	    "checkpointed_from": "config.dump" | "mtime of stats-dump",
+//	    "created", "checkpointed": string,   // RFC 3339, "" if unknown
+//	    "checkpointed_from": "config.dump" | "mtime of stats-dump" | "",
 //	    "ips": [string],               // from network.status / annotations
 //	    "pod", "namespace": string,    // Kubernetes pod and namespace
 //	    "command": [string],           // the container's configured argv
 //	    "annotations": {string: string}
 //	  },
-//	  "dump_stats": {                  // stats-dump; omitted if absent
+//	  "dump_stats": {                  // stats-dump; or null if absent
 //	    "freezing_time_us", "frozen_time_us", "memdump_time_us",
 //	    "memwrite_time_us", "irmap_resolve_us": int,
 //	    "pages_scanned", "pages_skipped_parent", "pages_written",
 //	    "pages_lazy", "page_pipes", "page_pipe_bufs",
 //	    "shpages_scanned", "shpages_skipped_parent", "shpages_written": int
 //	  },
-//	  "restore_stats": {               // stats-restore; omitted if absent
+//	  "restore_stats": {               // stats-restore; or null if absent
 //	    "pages_compared", "pages_skipped_cow", "pages_restored",
 //	    "forking_time_us", "restore_time_us": int
 //	  },
 //	  "processes": [{
 //	    "pid", "ppid", "pgid", "sid": int,   // in the checkpoint's pid namespace
-//	    "comm": string,
-//	    "state": "alive" | "zombie" | "stopped" | "dead" | "unknown",
-//	    "exit_code": int,              // zombies that exited: exit status
-//	    "exit_signal": int,            // zombies killed by a signal
-//	    "thread_count": int,
+//	    "comm": string,                // "" if core-<pid>.img is unreadable
+//	    "state": "alive" | "zombie" | "stopped" | "unknown",
+//	    "exit_code": int,              // or null; zombies that exited: exit status
+//	    "exit_signal": int,            // or null; zombies killed by a signal
+//	    "thread_count": int,           // threads in pstree.img
 //	    "argv": [string],              // full, from the argument pages
 //	    "argv_truncated": bool,        // argument area longer than read
-//	    "env": [string],               // only with --env
+//	    "env": [string],               // or null: only with --env
 //	    "exe": string, "cwd": string, "root": string,
-//	    "threads": [{
+//	    "threads": [{                  // those whose core-<tid>.img was read
 //	      "tid": int, "name": string, "pc": "0x...", "sp": "0x...",
-//	      "code": "captured" | "sysroot" | "not captured",
+//	      "code": "captured" | "sysroot" | "not captured" | "unreadable",
 //	      "instruction": string,       // decoded at pc, "" if no code
-//	      "syscall": {                 // omitted when not in a system call
+//	      "syscall": {                 // or null: not in a system call
 //	        "nr": int, "name": string, // name "" if unknown
 //	        "state": "restart" | "interrupted" | "returned" | "at_entry",
-//	        "return": int,             // state "returned" only
+//	        "return": int,             // or null; state "returned" only
 //	        "evidence": string,        // how it was decided
 //	        "note": string             // for people
 //	      }
 //	    }],
-//	    "memory": {
-//	      "vmas": int, "mapped_bytes", "captured_bytes", "shared_bytes": int,
+//	    "memory": {                    // or null: mm-<pid>.img unreadable, zombie
+//	      "vmas": int, "mapped_bytes", "captured_bytes", "shared_bytes",
+//	      "unreadable_bytes": int,     // captured (or maybe captured) bytes
+//	                                   // that damaged images hide
 //	      "kinds": [{"kind": "file"|"anon"|"heap"|"stack"|"shared"|"special",
 //	                 "vmas": int, "bytes": int, "captured_bytes": int}]
 //	    },
 //	    "files": [{
 //	      "fd": int, "type": string,   // "file", "pipe", "unix", "inet", ...
 //	      "id": int,                   // files.img id
-//	      "path": string,              // regular files, fifos
-//	      "pipe_id": int,              // pipes and fifos (pipe inode)
-//	      "socket": {"family", "type", "state": string, "protocol": string,
-//	                 "local", "remote": string, "peer": int, "inode": int},
+//	      "path": string,              // regular files, fifos; else ""
+//	      "pipe_id": int,              // pipes and fifos (pipe inode); else 0
+//	      "socket": {                  // or null: not a socket
+//	        "family", "type", "state", "protocol", "local", "remote": string,
+//	        "peer": int, "inode": int
+//	      },
 //	      "description": string        // one line for people
 //	    }],
 //	    "warnings": [string]
@@ -86,42 +93,84 @@
 //	  "rootfs_diff": [{"path": string, "size": int, "type": "file"|"dir"|"symlink"|"other"}],
 //	  "warnings": [string]
 //	}
+//
+// A process whose images are damaged keeps everything that could be read:
+// threads, registers and system calls come from core-<tid>.img (comm,
+// state and arch from the main thread's), mappings and the memory summary
+// from mm-<pid>.img, the command line, environment and instructions from
+// the captured pages (pagemap-*.img and pages-*.img), files from
+// fdinfo-*.img, fs-<pid>.img and files.img (Open accepts a damaged
+// files.img, which criuimg.Open refuses). Each part that could not be
+// read leaves its keys empty ([], "", null) and a warning naming the file,
+// the entry and what is wrong with it.
 package inspect
+
+import "encoding/json"
 
 // Report is everything inspect found in one checkpoint.
 type Report struct {
 	Checkpoint    string        `json:"checkpoint"`
 	Arch          string        `json:"arch"`
 	ImagesVersion uint32        `json:"images_version"`
-	Container     *Container    `json:"container,omitempty"`
-	DumpStats     *DumpStats    `json:"dump_stats,omitempty"`
-	RestoreStats  *RestoreStats `json:"restore_stats,omitempty"`
+	Container     *Container    `json:"container"`
+	DumpStats     *DumpStats    `json:"dump_stats"`
+	RestoreStats  *RestoreStats `json:"restore_stats"`
 	Processes     []Process     `json:"processes"`
-	Mounts        []Mount       `json:"mounts,omitempty"`
-	RootfsDiff    []DiffFile    `json:"rootfs_diff,omitempty"`
-	Warnings      []string      `json:"warnings,omitempty"`
+	Mounts        []Mount       `json:"mounts"`
+	RootfsDiff    []DiffFile    `json:"rootfs_diff"`
+	Warnings      []string      `json:"warnings"`
+}
+
+// MarshalJSON writes the report with every key of the schema: nil slices
+// as [].
+func (r Report) MarshalJSON() ([]byte, error) {
+	type plain Report
+	r.Processes = nonNil(r.Processes)
+	r.Mounts = nonNil(r.Mounts)
+	r.RootfsDiff = nonNil(r.RootfsDiff)
+	r.Warnings = nonNil(r.Warnings)
+	return json.Marshal(plain(r))
+}
+
+// nonNil returns s, or an empty slice for nil (JSON [] rather than null).
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }
 
 // Container is the container a checkpoint came from, as the engine's
 // config.dump, spec.dump and network.status describe it.
 type Container struct {
 	Engine       string `json:"engine"`
-	Name         string `json:"name,omitempty"`
-	ID           string `json:"id,omitempty"`
-	Image        string `json:"image,omitempty"`
-	ImageID      string `json:"image_id,omitempty"`
-	Runtime      string `json:"runtime,omitempty"`
-	Hostname     string `json:"hostname,omitempty"`
-	Created      string `json:"created,omitempty"`
-	Checkpointed string `json:"checkpointed,omitempty"`
+	Name         string `json:"name"`
+	ID           string `json:"id"`
+	Image        string `json:"image"`
+	ImageID      string `json:"image_id"`
+	Runtime      string `json:"runtime"`
+	Hostname     string `json:"hostname"`
+	Created      string `json:"created"`
+	Checkpointed string `json:"checkpointed"`
 	// CheckpointedFrom says where Checkpointed comes from: "config.dump",
 	// or "mtime of stats-dump" when the engine did not record it (Podman).
-	CheckpointedFrom string            `json:"checkpointed_from,omitempty"`
-	IPs              []string          `json:"ips,omitempty"`
-	Pod              string            `json:"pod,omitempty"`
-	Namespace        string            `json:"namespace,omitempty"`
-	Command          []string          `json:"command,omitempty"`
-	Annotations      map[string]string `json:"annotations,omitempty"`
+	CheckpointedFrom string            `json:"checkpointed_from"`
+	IPs              []string          `json:"ips"`
+	Pod              string            `json:"pod"`
+	Namespace        string            `json:"namespace"`
+	Command          []string          `json:"command"`
+	Annotations      map[string]string `json:"annotations"`
+}
+
+// MarshalJSON writes the container with every key of the schema.
+func (c Container) MarshalJSON() ([]byte, error) {
+	type plain Container
+	c.IPs = nonNil(c.IPs)
+	c.Command = nonNil(c.Command)
+	if c.Annotations == nil {
+		c.Annotations = map[string]string{}
+	}
+	return json.Marshal(plain(c))
 }
 
 // DumpStats are CRIU's dump statistics (stats-dump, dump_stats_entry).
@@ -161,19 +210,30 @@ type Process struct {
 	Sid           uint32         `json:"sid"`
 	Comm          string         `json:"comm"`
 	State         string         `json:"state"`
-	ExitCode      *uint32        `json:"exit_code,omitempty"`
-	ExitSignal    *uint32        `json:"exit_signal,omitempty"`
+	ExitCode      *uint32        `json:"exit_code"`
+	ExitSignal    *uint32        `json:"exit_signal"`
 	ThreadCount   int            `json:"thread_count"`
-	Argv          []string       `json:"argv,omitempty"`
-	ArgvTruncated bool           `json:"argv_truncated,omitempty"`
-	Env           []string       `json:"env,omitempty"`
-	Exe           string         `json:"exe,omitempty"`
-	Cwd           string         `json:"cwd,omitempty"`
-	Root          string         `json:"root,omitempty"`
-	Threads       []Thread       `json:"threads,omitempty"`
-	Memory        *MemorySummary `json:"memory,omitempty"`
-	Files         []OpenFile     `json:"files,omitempty"`
-	Warnings      []string       `json:"warnings,omitempty"`
+	Argv          []string       `json:"argv"`
+	ArgvTruncated bool           `json:"argv_truncated"`
+	Env           []string       `json:"env"` // nil without Options.Env; else non-nil
+	Exe           string         `json:"exe"`
+	Cwd           string         `json:"cwd"`
+	Root          string         `json:"root"`
+	Threads       []Thread       `json:"threads"`
+	Memory        *MemorySummary `json:"memory"`
+	Files         []OpenFile     `json:"files"`
+	Warnings      []string       `json:"warnings"`
+}
+
+// MarshalJSON writes the process with every key of the schema: nil
+// slices as [] (but Env, null without Options.Env).
+func (p Process) MarshalJSON() ([]byte, error) {
+	type plain Process
+	p.Argv = nonNil(p.Argv)
+	p.Threads = nonNil(p.Threads)
+	p.Files = nonNil(p.Files)
+	p.Warnings = nonNil(p.Warnings)
+	return json.Marshal(plain(p))
 }
 
 // Code sources of a thread's instruction.
@@ -181,6 +241,10 @@ const (
 	CodeCaptured    = "captured"     // from the checkpoint's pages
 	CodeSysroot     = "sysroot"      // from the mapped file under Options.Sysroot
 	CodeNotCaptured = "not captured" // neither
+	// CodeUnreadable: the pages or mappings that would hold the code are
+	// damaged in the images (the process's warnings say how), so whether
+	// it was captured, and what it is, cannot be told.
+	CodeUnreadable = "unreadable"
 )
 
 // Thread is one thread and what it was doing when frozen.
@@ -190,8 +254,8 @@ type Thread struct {
 	PC          Hex      `json:"pc"`
 	SP          Hex      `json:"sp"`
 	Code        string   `json:"code"`
-	Instruction string   `json:"instruction,omitempty"`
-	Syscall     *Syscall `json:"syscall,omitempty"`
+	Instruction string   `json:"instruction"`
+	Syscall     *Syscall `json:"syscall"`
 }
 
 // States of a Syscall.
@@ -216,9 +280,9 @@ type Syscall struct {
 	Nr       int64  `json:"nr"`
 	Name     string `json:"name"`
 	State    string `json:"state"`
-	Return   *int64 `json:"return,omitempty"`
+	Return   *int64 `json:"return"`
 	Evidence string `json:"evidence"`
-	Note     string `json:"note,omitempty"`
+	Note     string `json:"note"`
 }
 
 // Kinds of memory in MemorySummary.
@@ -233,11 +297,23 @@ const (
 
 // MemorySummary sums a process's mappings by kind.
 type MemorySummary struct {
-	VMAs          int       `json:"vmas"`
-	MappedBytes   uint64    `json:"mapped_bytes"`
-	CapturedBytes uint64    `json:"captured_bytes"`
-	SharedBytes   uint64    `json:"shared_bytes"`
-	Kinds         []MemKind `json:"kinds"`
+	VMAs          int    `json:"vmas"`
+	MappedBytes   uint64 `json:"mapped_bytes"`
+	CapturedBytes uint64 `json:"captured_bytes"`
+	SharedBytes   uint64 `json:"shared_bytes"`
+	// UnreadableBytes are bytes of mappings that the checkpoint holds, or
+	// may hold, but whose contents cannot be read: captured pages whose
+	// data lies beyond the end of a truncated pages file, and ranges a
+	// damaged pagemap no longer describes. 0 for sound images.
+	UnreadableBytes uint64    `json:"unreadable_bytes"`
+	Kinds           []MemKind `json:"kinds"`
+}
+
+// MarshalJSON writes the summary with every key of the schema.
+func (m MemorySummary) MarshalJSON() ([]byte, error) {
+	type plain MemorySummary
+	m.Kinds = nonNil(m.Kinds)
+	return json.Marshal(plain(m))
 }
 
 // MemKind is the total of one kind of mapping.
@@ -253,9 +329,9 @@ type OpenFile struct {
 	FD          uint32  `json:"fd"`
 	Type        string  `json:"type"`
 	ID          uint32  `json:"id"`
-	Path        string  `json:"path,omitempty"`
-	PipeID      uint32  `json:"pipe_id,omitempty"`
-	Socket      *Socket `json:"socket,omitempty"`
+	Path        string  `json:"path"`
+	PipeID      uint32  `json:"pipe_id"`
+	Socket      *Socket `json:"socket"`
 	Description string  `json:"description"`
 }
 
@@ -263,12 +339,12 @@ type OpenFile struct {
 type Socket struct {
 	Family   string `json:"family"`
 	Type     string `json:"type"`
-	Protocol string `json:"protocol,omitempty"`
-	State    string `json:"state,omitempty"`
-	Local    string `json:"local,omitempty"`
-	Remote   string `json:"remote,omitempty"`
-	Peer     uint32 `json:"peer,omitempty"`
-	Inode    uint32 `json:"inode,omitempty"`
+	Protocol string `json:"protocol"`
+	State    string `json:"state"`
+	Local    string `json:"local"`
+	Remote   string `json:"remote"`
+	Peer     uint32 `json:"peer"`
+	Inode    uint32 `json:"inode"`
 }
 
 // Mount is one mount point of mountpoints-<id>.img.
@@ -279,7 +355,7 @@ type Mount struct {
 	Source     string `json:"source"`
 	FSType     string `json:"fstype"`
 	Root       string `json:"root"`
-	Options    string `json:"options,omitempty"`
+	Options    string `json:"options"`
 }
 
 // DiffFile is one entry of rootfs-diff.tar: a file the container changed.

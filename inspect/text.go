@@ -163,6 +163,8 @@ func writeProcess(ew io.Writer, pr *Process) {
 			switch {
 			case t.Code == CodeNotCaptured:
 				inst = "code not captured"
+			case t.Code == CodeUnreadable:
+				inst = "code unreadable (damaged images)"
 			case t.Code == CodeSysroot:
 				inst += " (code from sysroot)"
 			}
@@ -171,7 +173,11 @@ func writeProcess(ew io.Writer, pr *Process) {
 		tw.Flush()
 	}
 	if m := pr.Memory; m != nil {
-		p("  Memory: %d mappings, %s mapped, %s captured, %s shared\n", m.VMAs, humanBytes(m.MappedBytes), humanBytes(m.CapturedBytes), humanBytes(m.SharedBytes))
+		p("  Memory: %d mappings, %s mapped, %s captured, %s shared", m.VMAs, humanBytes(m.MappedBytes), humanBytes(m.CapturedBytes), humanBytes(m.SharedBytes))
+		if m.UnreadableBytes > 0 {
+			p(", %s unreadable (damaged images)", humanBytes(m.UnreadableBytes))
+		}
+		p("\n")
 		tw := tabwriter.NewWriter(ew, 0, 4, 2, ' ', 0)
 		fmt.Fprintf(tw, "    KIND\t%8s\t%10s\t%10s\n", "MAPPINGS", "SIZE", "CAPTURED")
 		for _, k := range m.Kinds {

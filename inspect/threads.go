@@ -3,6 +3,7 @@ package inspect
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -56,14 +57,19 @@ const arm64Svc0 = 0xd4000001
 // The mapped file is read only if it is a regular file inside the sysroot
 // (rootfs.OpenRegular): the checkpoint, which names it, is untrusted.
 type codeReader struct {
-	p       *criuimg.Process
+	p       *proc
 	sysroot *os.Root // nil without a sysroot
 }
 
 // read returns up to n bytes at addr, all from one source, and the source
-// (CodeCaptured, CodeSysroot or CodeNotCaptured with no bytes).
+// (CodeCaptured, CodeSysroot, or CodeNotCaptured or CodeUnreadable with no
+// bytes). Code that damaged images hide is unreadable, never read from
+// the sysroot: the checkpoint may hold other bytes than the file.
 func (c codeReader) read(addr uint64, n int) ([]byte, string) {
-	v, ok := c.p.FindVMA(addr)
+	if c.p.mem == nil {
+		return nil, CodeUnreadable // no mappings or no page size
+	}
+	v, ok := c.p.findVMA(addr)
 	if !ok {
 		return nil, CodeNotCaptured
 	}
@@ -71,8 +77,12 @@ func (c codeReader) read(addr uint64, n int) ([]byte, string) {
 		n = int(left)
 	}
 	b := make([]byte, n)
-	if k, _ := c.p.Mem.ReadAt(b, int64(addr)); k > 0 {
+	k, err := c.p.mem.ReadAt(b, int64(addr))
+	if k > 0 {
 		return b[:k], CodeCaptured
+	}
+	if errors.Is(err, errUnreadable) {
+		return nil, CodeUnreadable
 	}
 	name := path.Clean("/" + v.Path)[1:]
 	if c.sysroot == nil || name == "" || v.Shmem != 0 {
@@ -83,40 +93,35 @@ func (c codeReader) read(addr uint64, n int) ([]byte, string) {
 		return nil, CodeNotCaptured
 	}
 	defer f.Close()
-	k, _ := f.ReadAt(b, int64(v.Pgoff+addr-v.Start))
+	k, _ = f.ReadAt(b, int64(v.Pgoff+addr-v.Start))
 	if k == 0 {
 		return nil, CodeNotCaptured
 	}
 	return b[:k], CodeSysroot
 }
 
-// threadReport describes one thread of a live process.
-func threadReport(p *criuimg.Process, th *criuimg.Thread, sysroot string) Thread {
+// threadReport describes one thread of a live process; sysroot may be
+// nil. The error says why its registers are unknown.
+func threadReport(p *proc, th *criuimg.Thread, sysroot *os.Root) (Thread, error) {
 	t := Thread{Tid: th.Tid, Name: th.Comm(), Code: CodeNotCaptured}
-	code := codeReader{p: p}
-	if sysroot != "" {
-		if r, err := os.OpenRoot(sysroot); err == nil {
-			defer r.Close()
-			code.sysroot = r
-		}
-	}
-	switch p.Arch {
+	code := codeReader{p: p, sysroot: sysroot}
+	switch p.arch {
 	case criuimg.ArchX86_64:
 		r := th.Core.GetThreadInfo().GetGpregs()
 		if r == nil {
-			return t
+			return t, fmt.Errorf("core-%d.img: no general registers (thread_info.gpregs): pc, instruction and system call unknown", th.Tid)
 		}
 		t.PC, t.SP = Hex(r.GetIp()), Hex(r.GetSp())
 		x86Thread(&t, r, code)
 	case criuimg.ArchARM64:
 		r := th.Core.GetTiAarch64().GetGpregs()
 		if r == nil {
-			return t
+			return t, fmt.Errorf("core-%d.img: no general registers (ti_aarch64.gpregs): pc, instruction and system call unknown", th.Tid)
 		}
 		t.PC, t.SP = Hex(r.GetPc()), Hex(r.GetSp())
 		arm64Thread(&t, r.GetRegs(), code)
 	}
-	return t
+	return t, nil
 }
 
 // x86Thread decodes the instruction at PC and names the system call.
@@ -163,6 +168,9 @@ func x86Thread(t *Thread, r *corex86.UserX86RegsEntry, code codeReader) {
 	}
 	codeNote := func(ok bool, what string) string {
 		if len(at) == 0 && len(before) == 0 {
+			if t.Code == CodeUnreadable {
+				return "; code unreadable (damaged images)"
+			}
 			return "; code not captured"
 		}
 		if ok {
@@ -243,8 +251,12 @@ func arm64Thread(t *Thread, regs []uint64, code codeReader) {
 			Evidence: "svc #0 just before pc, x8 = number, x0 = result",
 			Note:     "(the call had returned " + retString(ret) + ")"}
 	case len(at) == 0 && name != "":
+		why := "code not captured"
+		if t.Code == CodeUnreadable {
+			why = "code unreadable (damaged images)"
+		}
 		t.Syscall = &Syscall{Nr: x8, Name: name, State: SyscallRestart,
-			Evidence: "x8 = number; code not captured, so the svc #0 at pc is not verified",
+			Evidence: "x8 = number; " + why + ", so the svc #0 at pc is not verified",
 			Note:     "(if in the call: the kernel rewound it for CRIU; it will be restarted on restore)"}
 	}
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/inspect"
 )
 
@@ -20,18 +19,28 @@ from (config.dump, spec.dump, network.status), CRIU's dump statistics
 instruction and system call, memory by kind, open files and sockets,
 mounts and the files the container changed (rootfs-diff.tar).
 
-CHECKPOINT is a CRIU image directory, or a directory holding an extracted
-container checkpoint archive (with checkpoint/ inside); the files around
-the images (config.dump, ...) are read from the image directory and its
-parent.
+CHECKPOINT is a CRIU image directory, a container checkpoint archive
+(Kubernetes, CRI-O or Podman: tar, tar+gzip or tar+zstd, recognized by
+content whatever its name), or a directory holding an extracted one (with
+checkpoint/ inside, or that checkpoint/ itself). The container's files
+(config.dump, spec.dump, network.status, stats-dump, rootfs-diff.tar) are
+read from the archive, or from the directory around the images.
 
 Examples:
   ckpt2core inspect /var/lib/criu/dump
+  ckpt2core inspect checkpoint-web_default-app-2026-11-27T10:00:00Z.tar
   ckpt2core inspect dump/ --pid 42 --env
   ckpt2core inspect dump/ --json | jq '.processes[].threads[].syscall'
   ckpt2core inspect dump/ --root /srv/guest-root      code pages not captured
 
-Exit status: 0 reported; 1 the checkpoint could not be read; 2 usage error.
+A damaged image (a truncated core, mm, pagemap, pages or files image)
+costs only what it holds: the rest is still reported, and a warning names
+the file, the entry and what is wrong.
+
+Exit status: 0 reported (with warnings for what could not be read); 1 the
+checkpoint could not be read at all (a missing or damaged inventory.img
+or pstree.img), or the report could not be written; 2 usage error (bad
+flag, unknown --pid, --root that cannot be opened).
 `
 
 func runInspect(args []string, stdout, stderr io.Writer) int {
@@ -58,14 +67,29 @@ func runInspect(args []string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	defer closeSrc()
-	ck, err := criuimg.Open(src)
+	ck, err := inspect.Open(src) // criuimg.Open, but a damaged files.img is reported on
 	if err != nil {
 		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
 		return exitFailed
 	}
+	if *sysroot != "" {
+		// As convert and gdb check --root: a usage error, said at once
+		// (not a report whose code silently comes from nowhere).
+		r, err := os.OpenRoot(*sysroot)
+		if err != nil {
+			fmt.Fprintf(stderr, "ckpt2core: --root: %s\n", safe(err.Error()))
+			return exitUsage
+		}
+		r.Close()
+	}
 	opts := inspect.Options{Env: *env, Sysroot: *sysroot, Name: path}
-	if m, ok := src.(inspect.MetaSource); ok {
-		opts.Meta = inspect.MetaFS(m) // config.dump, ..., rootfs-diff.tar
+	// config.dump, ..., rootfs-diff.tar, with the archive's member times
+	// (archive.Checkpoint is an inspect.MetaModTimer: a Podman checkpoint
+	// is dated by stats-dump's mtime).
+	if cs, ok := src.(*checkpointSource); ok {
+		opts.Meta = inspect.MetaFS(cs.ck)
+	} else if m, ok := src.(inspect.MetaSource); ok {
+		opts.Meta = inspect.MetaFS(m)
 	}
 	for _, p := range *pids {
 		opts.Pids = append(opts.Pids, uint32(p))
