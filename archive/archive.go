@@ -65,6 +65,7 @@
 package archive
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -130,6 +131,10 @@ type Options struct {
 	// MaxBytes bounds the length of an archive's uncompressed tar stream,
 	// headers and data of all members included (0 = DefaultMaxBytes).
 	MaxBytes int64
+	// Context, if set, stops the extraction or spooling of an archive
+	// when it is canceled: Open then fails with the context's error and
+	// removes what it wrote, as on any other error.
+	Context context.Context
 }
 
 func (o Options) withDefaults() Options {

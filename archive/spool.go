@@ -3,6 +3,7 @@ package archive
 import (
 	"archive/tar"
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -60,11 +61,14 @@ func openSpooled(path string, f *os.File, comp compression, opts Options) (c *Ch
 		return nil, err
 	}
 	var r io.Reader = f
+	if opts.Context != nil {
+		r = &ctxReader{ctx: opts.Context, r: f}
+	}
 	kind := KindTar
 	switch comp {
 	case compGzip:
 		kind = KindTarGzip
-		zr, err := gzip.NewReader(bufio.NewReaderSize(f, 1<<20))
+		zr, err := gzip.NewReader(bufio.NewReaderSize(r, 1<<20))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
@@ -72,7 +76,7 @@ func openSpooled(path string, f *os.File, comp compression, opts Options) (c *Ch
 		r = &decompReader{r: zr, kind: "gzip"}
 	case compZstd:
 		kind = KindTarZstd
-		zr, err := zstd.NewReader(bufio.NewReaderSize(f, 1<<20),
+		zr, err := zstd.NewReader(bufio.NewReaderSize(r, 1<<20),
 			zstd.WithDecoderMaxWindow(ZstdMaxWindow), zstd.WithDecoderMaxMemory(ZstdMaxWindow))
 		if err != nil {
 			return nil, fmt.Errorf("%s: zstd: %w", path, err)
@@ -102,6 +106,9 @@ func openSpooled(path string, f *os.File, comp compression, opts Options) (c *Ch
 		return spoolMember(path, root, rel, m, tr, lw, buf)
 	})
 	if err != nil {
+		if opts.Context != nil && opts.Context.Err() != nil {
+			return nil, fmt.Errorf("%s: unpacking stopped: %w", path, opts.Context.Err())
+		}
 		return nil, err
 	}
 	img, err := criuimg.NewDirSource(filepath.Join(dir, "checkpoint"))
@@ -120,6 +127,19 @@ func openSpooled(path string, f *os.File, comp compression, opts Options) (c *Ch
 		Images: &spoolSource{ds: img, path: path, prefix: "checkpoint/", names: images},
 		top:    &spoolSource{ds: topSrc, path: path, names: top},
 	}, nil
+}
+
+// ctxReader fails once ctx is canceled.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 // decompReader says which decompressor an error comes from.

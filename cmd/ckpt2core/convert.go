@@ -49,7 +49,7 @@ type convertResult struct {
 	notes    []string
 }
 
-func runConvert(args []string, stdout, stderr io.Writer) int {
+func runConvert(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("ckpt2core", pflag.ContinueOnError)
 	out := fs.StringP("output", "o", "", "output directory for the cores (created if missing)")
 	pids := fs.UintSlice("pid", nil, "convert only this process (repeatable)")
@@ -81,7 +81,7 @@ func runConvert(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "ckpt2core: --jobs must be at least 1")
 		return exitUsage
 	}
-	cv, code, err := openConversion(fs.Arg(0), aopts, *root, stderr)
+	cv, code, err := openConversion(stop, fs.Arg(0), aopts, *root, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "ckpt2core: %s\n", safe(err.Error()))
 		return code

@@ -77,7 +77,7 @@ func runDebugger(stop *stopper, tool string, args []string, stdout, stderr io.Wr
 		return usageError(stderr, tool, exitUsage, "want one CHECKPOINT before --, got %q", fs.Args()[:dash])
 	}
 	extra := fs.Args()[1:]
-	cv, code, err := openConversion(fs.Arg(0), aopts, *root, stderr)
+	cv, code, err := openConversion(stop, fs.Arg(0), aopts, *root, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "ckpt2core: %s\n", safe(err.Error()))
 		return code

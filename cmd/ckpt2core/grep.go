@@ -63,7 +63,7 @@ an error while reading the checkpoint (hits found are still printed).
 // maxContext bounds -C.
 const maxContext = 1 << 16
 
-func runGrep(args []string, stdout, stderr io.Writer) int {
+func runGrep(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("ckpt2core grep", pflag.ContinueOnError)
 	hexPat := fs.Bool("hex", false, "PATTERN is hex bytes (\"de ad be ef\", \"deadbeef\", \"de:ad:be:ef\")")
 	regex := fs.BoolP("regex", "E", false, "PATTERN is a Go regular expression over bytes")
@@ -97,7 +97,7 @@ func runGrep(args []string, stdout, stderr io.Writer) int {
 		return usageErr("%v", err)
 	}
 
-	src, closeSrc, err := openCheckpoint(fs.Arg(1), aopts)
+	src, closeSrc, err := openCheckpoint(stop, fs.Arg(1), aopts)
 	if err != nil {
 		fmt.Fprintf(stderr, "ckpt2core grep: %s\n", safe(err.Error()))
 		return grepTrouble

@@ -43,7 +43,7 @@ or pstree.img), or the report could not be written; 2 usage error (bad
 flag, unknown --pid, --root that cannot be opened).
 `
 
-func runInspect(args []string, stdout, stderr io.Writer) int {
+func runInspect(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("ckpt2core inspect", pflag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print one JSON object (schema in the README) instead of tables")
 	env := fs.Bool("env", false, "include each process's environment")
@@ -57,11 +57,10 @@ func runInspect(args []string, stdout, stderr io.Writer) int {
 		return status
 	}
 	if fs.NArg() != 1 {
-		help(stderr)
-		return exitUsage
+		return usageError(stderr, "inspect", exitUsage, "want one CHECKPOINT, got %d arguments", fs.NArg())
 	}
 	path := fs.Arg(0)
-	src, closeSrc, err := openCheckpoint(inspectPath(path), aopts)
+	src, closeSrc, err := openCheckpoint(stop, inspectPath(path), aopts)
 	if err != nil {
 		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
 		return exitFailed

@@ -107,11 +107,11 @@ func runWith(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		case "gdb", "dlv":
 			return runDebugger(stop, args[0], args[1:], stdout, stderr)
 		case "convert":
-			return runConvert(args[1:], stdout, stderr)
+			return runConvert(stop, args[1:], stdout, stderr)
 		case "inspect":
-			return runInspect(args[1:], stdout, stderr)
+			return runInspect(stop, args[1:], stdout, stderr)
 		case "grep":
-			return runGrep(args[1:], stdout, stderr)
+			return runGrep(stop, args[1:], stdout, stderr)
 		case "help", "-h", "--help":
 			fmt.Fprint(stdout, usage)
 			return exitOK
@@ -120,5 +120,5 @@ func runWith(stop *stopper, args []string, stdout, stderr io.Writer) int {
 			return exitOK
 		}
 	}
-	return runConvert(args, stdout, stderr)
+	return runConvert(stop, args, stdout, stderr)
 }

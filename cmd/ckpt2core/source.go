@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -66,12 +68,30 @@ func (p positive[T]) Set(s string) error {
 // extracted container checkpoint, or a container checkpoint archive (tar,
 // tar+gzip, tar+zstd, detected by content). It returns its images and a
 // function that releases what opening took (temporary files included).
-// Every command that reads a checkpoint goes through it.
-func openCheckpoint(path string, opts *archive.Options) (criuimg.Source, func(), error) {
-	if opts == nil {
-		opts = &archive.Options{}
+// Every command that reads a checkpoint goes through it. A stop signal
+// during the unpacking of an archive cancels it and waits (a few seconds at
+// most) for archive.Open to remove what it wrote, so that no partial
+// --extract directory is left looking complete and nothing is written
+// into the private temporary directory after it is removed.
+func openCheckpoint(stop *stopper, path string, opts *archive.Options) (criuimg.Source, func(), error) {
+	o := archive.Options{}
+	if opts != nil {
+		o = *opts
 	}
-	ck, err := archive.Open(path, *opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	o.Context = ctx
+	opened := make(chan struct{})
+	release := stop.onStop(func() {
+		cancel()
+		select {
+		case <-opened:
+		case <-time.After(5 * time.Second):
+		}
+	})
+	ck, err := archive.Open(path, o)
+	close(opened)
+	release()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -89,8 +109,8 @@ type conversion struct {
 
 // openConversion opens the checkpoint at path and, if root is set, the
 // root filesystem. On error it returns the exit status to use.
-func openConversion(path string, aopts *archive.Options, root string, stderr io.Writer) (*conversion, int, error) {
-	src, closeSrc, err := openCheckpoint(path, aopts)
+func openConversion(stop *stopper, path string, aopts *archive.Options, root string, stderr io.Writer) (*conversion, int, error) {
+	src, closeSrc, err := openCheckpoint(stop, path, aopts)
 	if err != nil {
 		return nil, exitFailed, err
 	}

@@ -23,9 +23,32 @@ type stopper struct {
 	stderr io.Writer
 	sigc   chan os.Signal
 
-	mu    sync.Mutex
-	sig   syscall.Signal // the signal that stopped the run, 0 if none
-	child *os.Process    // the running debugger, if any
+	mu      sync.Mutex
+	sig     syscall.Signal // the signal that stopped the run, 0 if none
+	child   *os.Process    // the running debugger, if any
+	cleanup map[int]func() // undo work in progress on a stop, by key
+	next    int
+}
+
+// onStop registers f to run if a signal ends the run before release is
+// called (f runs at most once; a nil stopper never runs it).
+func (s *stopper) onStop(f func()) (release func()) {
+	if s == nil {
+		return func() {}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cleanup == nil {
+		s.cleanup = make(map[int]func())
+	}
+	key := s.next
+	s.next++
+	s.cleanup[key] = f
+	return func() {
+		s.mu.Lock()
+		delete(s.cleanup, key)
+		s.mu.Unlock()
+	}
 }
 
 // newStopper starts handling the stop signals for a run whose temporary
@@ -50,6 +73,9 @@ func (s *stopper) loop() {
 			continue
 		}
 		// The lock is kept: finish cannot return a status under us.
+		for _, f := range s.cleanup {
+			f()
+		}
 		os.RemoveAll(s.tmp)
 		fmt.Fprintf(s.stderr, "ckpt2core: stopped by %v\n", sig)
 		os.Exit(128 + int(sig))
@@ -91,6 +117,9 @@ func (s *stopper) finish(code int) int {
 	signal.Stop(s.sigc)
 	os.RemoveAll(s.tmp)
 	if s.sig != 0 {
+		for _, f := range s.cleanup {
+			f()
+		}
 		fmt.Fprintf(s.stderr, "ckpt2core: stopped by %v\n", s.sig)
 		code = 128 + int(s.sig)
 	}

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestStopRunsCleanup runs this test binary as a child that registers a
+// cleanup with its stopper and waits; SIGTERM makes it run the cleanup
+// and exit with 143, and a released cleanup does not run.
+func TestStopRunsCleanup(t *testing.T) {
+	if dir := os.Getenv("CKPT2CORE_STOP_CHILD"); dir != "" {
+		tmp := filepath.Join(dir, "tmp") // in the parent's directory: no t.TempDir, whose removal a stop skips
+		os.Mkdir(tmp, 0o700)
+		stop := newStopper(tmp, os.Stderr)
+		release := stop.onStop(func() { os.WriteFile(filepath.Join(dir, "released-ran"), nil, 0o600) })
+		release()
+		stop.onStop(func() { os.WriteFile(filepath.Join(dir, "cleanup-ran"), nil, 0o600) })
+		os.WriteFile(filepath.Join(dir, "ready"), nil, 0o600)
+		time.Sleep(30 * time.Second)
+		os.Exit(0)
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestStopRunsCleanup$")
+	cmd.Env = append(os.Environ(), "CKPT2CORE_STOP_CHILD="+dir)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "ready")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("the child never got ready")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	err := cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 128+int(syscall.SIGTERM) {
+		t.Errorf("child: %v, want exit 143", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "cleanup-ran")); err != nil {
+		t.Errorf("the cleanup did not run: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "released-ran")); err == nil {
+		t.Error("a released cleanup ran")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "tmp")); !os.IsNotExist(err) {
+		t.Errorf("the stopper's temporary directory is still there: %v", err)
+	}
+}
