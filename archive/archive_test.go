@@ -552,7 +552,8 @@ func TestHostile(t *testing.T) {
 			{"truncated", full[:cut], Options{}, []string{"checkpoint/pages-2.img", "truncated"}},
 			{"too-many-members", full, Options{MaxMembers: 5}, []string{"MaxMembers"}},
 			{"too-many-bytes", full, Options{MaxBytes: 1 << 20}, []string{"MaxBytes"}},
-			{"garbage", garbage, Options{}, []string{"not a tar archive"}},
+			{"garbage", garbage, Options{}, []string{"not a checkpoint", "neither a directory nor a tar archive"}},
+			{"short text", []byte("hello\n"), Options{}, []string{"not a checkpoint", "neither a directory nor a tar archive"}},
 			{"empty", nil, Options{}, []string{"empty"}},
 			{"no-images", tarOf(entry{name: "config.dump", data: crioConfig}), Options{}, []string{"no checkpoint/ images"}},
 		}

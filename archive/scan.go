@@ -271,8 +271,9 @@ func nextError(path string, cr *countReader, prev *member, err error, opts Optio
 			return memberError(path, prev.hdr.Name, "the archive goes on after it beyond %d bytes (MaxBytes; a tar bomb?)", opts.MaxBytes)
 		}
 		return fmt.Errorf("%s: the archive is longer than %d bytes (MaxBytes)", path, opts.MaxBytes)
-	case prev == nil && errors.Is(err, tar.ErrHeader):
-		return fmt.Errorf("%s: not a tar archive (nor a gzip- or zstd-compressed one): %w", path, err)
+	case prev == nil && (errors.Is(err, tar.ErrHeader) || errors.Is(err, io.ErrUnexpectedEOF)):
+		// Shorter than one tar header (512 bytes) or not one.
+		return fmt.Errorf("%s: not a checkpoint: neither a directory nor a tar archive (plain, gzip or zstd): %w", path, err)
 	case prev == nil:
 		return fmt.Errorf("%s: reading the first tar header: %w", path, err)
 	case errors.Is(err, io.ErrUnexpectedEOF) && cr.n < prev.off+physSize(prev.hdr):

@@ -77,6 +77,11 @@ func runDebugger(stop *stopper, tool string, args []string, stdout, stderr io.Wr
 		return usageError(stderr, tool, exitUsage, "want one CHECKPOINT before --, got %q", fs.Args()[:dash])
 	}
 	extra := fs.Args()[1:]
+	if *exe != "" {
+		if st, err := os.Stat(*exe); err != nil || !st.Mode().IsRegular() {
+			return usageError(stderr, tool, exitUsage, "--exe %s: not a file here", safe(*exe))
+		}
+	}
 	cv, code, err := openConversion(stop, fs.Arg(0), aopts, *root, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "ckpt2core: %s\n", safe(err.Error()))

@@ -15,6 +15,11 @@ import (
 func parseFlags(fs *pflag.FlagSet, name string, args []string, help func(io.Writer), stdout, stderr io.Writer, bad int) (status int, ok bool) {
 	fs.Usage = func() {}
 	fs.SetOutput(io.Discard)
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.DefValue == "[]" {
+			f.DefValue = "" // no "(default [])" in the help
+		}
+	})
 	err := fs.Parse(args)
 	switch {
 	case err == nil:

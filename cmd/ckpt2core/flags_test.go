@@ -73,6 +73,8 @@ func TestUsageErrorsSayWhy(t *testing.T) {
 		{[]string{"gdb"}, "ckpt2core gdb: want CHECKPOINT"},
 		{[]string{"gdb", fx, "extra"}, `ckpt2core gdb: want one CHECKPOINT, got ["` + fx + `" "extra"]; arguments for gdb go after --`},
 		{[]string{"dlv", fx, "extra", "--", "x"}, `ckpt2core dlv: want one CHECKPOINT before --, got ["` + fx + `" "extra"]`},
+		{[]string{"gdb", fx, "--exe", "/nonexistent/prog"}, "ckpt2core gdb: --exe /nonexistent/prog: not a file here"},
+		{[]string{"dlv", fx, "--exe", "/"}, "ckpt2core dlv: --exe /: not a file here"},
 		{[]string{"grep", "x", fx, "--max-bytes", "0"}, `ckpt2core grep: invalid argument "0" for "--max-bytes" flag`},
 		{[]string{"inspect", fx, "--max-members", "-1"}, `ckpt2core inspect: invalid argument "-1" for "--max-members" flag`},
 	} {

@@ -9,6 +9,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -171,7 +172,11 @@ func selectPids(ck *criuimg.Checkpoint, pids []uint) ([]uint32, error) {
 	var want []uint32
 	for _, p := range pids {
 		if _, ok := ck.Proc(uint32(p)); !ok || p > math.MaxUint32 {
-			return nil, fmt.Errorf("pid %d is not in the checkpoint (it has %v)", p, ck.Pids())
+			var have []string
+			for _, q := range ck.Pids() {
+				have = append(have, strconv.FormatUint(uint64(q), 10))
+			}
+			return nil, fmt.Errorf("pid %d is not in the checkpoint (it has %s)", p, strings.Join(have, ", "))
 		}
 		if !slices.Contains(want, uint32(p)) {
 			want = append(want, uint32(p))
