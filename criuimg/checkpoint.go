@@ -50,6 +50,7 @@ type Checkpoint struct {
 	inodesOK  bool
 	shmem     map[shmemKey]shmemRuns
 	mu        sync.Mutex // guards the memfd inode and shmem caches
+	filesErr  error      // SalvageOpen: what cut files.img short
 }
 
 type memfdInode struct {
@@ -58,7 +59,22 @@ type memfdInode struct {
 }
 
 // Open reads inventory.img, pstree.img and files.img of src.
-func Open(src Source) (*Checkpoint, error) {
+func Open(src Source) (*Checkpoint, error) { return open(src, false) }
+
+// SalvageOpen opens src as Open does, except that a damaged files.img does
+// not fail it: the files of its entries before the damaged one are kept,
+// and FilesError returns the problem. The files of the other entries are
+// unknown: mappings of them are unnamed, and memfd mappings of them cannot
+// be loaded (SalvageProcess leaves them out). A damaged inventory.img or
+// pstree.img is an error, as with Open.
+func SalvageOpen(src Source) (*Checkpoint, error) { return open(src, true) }
+
+// FilesError returns what cut files.img short, for a Checkpoint that
+// SalvageOpen opened with a damaged files.img; nil otherwise. The error is
+// the one Open returns.
+func (c *Checkpoint) FilesError() error { return c.filesErr }
+
+func open(src Source, salvage bool) (*Checkpoint, error) {
 	c := &Checkpoint{Src: src, files: map[uint32]RegFile{}, memfds: map[uint32]uint32{}}
 	inv := &inventory.InventoryEntry{}
 	if err := readOne(src, "inventory.img", MagicInventory, inv, nil); err != nil {
@@ -113,7 +129,10 @@ func Open(src Source) (*Checkpoint, error) {
 			return nil
 		})
 	if err != nil && !IsNotExist(err) {
-		return nil, fmt.Errorf("%s: %w", src, err)
+		if !salvage {
+			return nil, fmt.Errorf("%s: %w", src, err)
+		}
+		c.filesErr = fmt.Errorf("%s: %w", src, err)
 	}
 	return c, nil
 }
@@ -204,11 +223,12 @@ func (c *Checkpoint) Pids() []uint32 {
 	return pids
 }
 
-// readCore decodes core-<tid>.img.
-func readCore(src Source, tid uint32) (*criucore.CoreEntry, error) {
-	ce := &criucore.CoreEntry{}
-	if err := readOne(src, fmt.Sprintf("core-%d.img", tid), MagicCore, ce, coreLimits); err != nil {
-		return nil, err
+// readCore decodes core-<tid>.img. trailing is the problem of bytes after
+// its entry, which is decoded (see readFirst).
+func readCore(src Source, tid uint32) (ce *criucore.CoreEntry, trailing, err error) {
+	ce = &criucore.CoreEntry{}
+	if trailing, err = readFirst(src, fmt.Sprintf("core-%d.img", tid), MagicCore, ce, coreLimits); err != nil {
+		return nil, nil, err
 	}
-	return ce, nil
+	return ce, trailing, nil
 }

@@ -255,25 +255,35 @@ func (r *Reader) Offset() int64 { return r.off }
 // readOne opens name, checks its magic and decodes exactly one entry into
 // m, checking lim (if not nil) before decoding.
 func readOne(src Source, name string, magic uint32, m proto.Message, lim *limits) error {
-	f, err := src.Open(name)
+	trailing, err := readFirst(src, name, magic, m, lim)
 	if err != nil {
 		return err
+	}
+	return trailing
+}
+
+// readFirst is readOne but for bytes after the entry: m is decoded, and
+// trailing is the *FormatError about them (nil if there are none).
+func readFirst(src Source, name string, magic uint32, m proto.Message, lim *limits) (trailing, err error) {
+	f, err := src.Open(name)
+	if err != nil {
+		return nil, err
 	}
 	defer f.Close()
 	r, err := NewReader(f, magic)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := r.next(m, lim); err != nil {
 		if err == io.EOF {
-			return &FormatError{File: name, Entry: 0, Offset: r.off, Msg: "no entry"}
+			return nil, &FormatError{File: name, Entry: 0, Offset: r.off, Msg: "no entry"}
 		}
-		return err
+		return nil, err
 	}
 	if left := f.Size() - r.off; left != 0 {
-		return &FormatError{File: name, Entry: 1, Offset: r.off, Msg: fmt.Sprintf("%d bytes after the image's only entry", left)}
+		return &FormatError{File: name, Entry: 1, Offset: r.off, Msg: fmt.Sprintf("%d bytes after the image's only entry", left)}, nil
 	}
-	return nil
+	return nil, nil
 }
 
 // readAll opens name, checks its magic and calls fn with each decoded entry

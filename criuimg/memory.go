@@ -36,8 +36,16 @@ func (r Run) InFile() bool { return r.Offset >= 0 }
 // the pages file they refer to. Lookups are O(log n).
 type PageIndex struct {
 	Name  string // pagemap image name
-	Pages File   // pages-<id>.img
+	Pages File   // pages-<id>.img; salvage: nil if it cannot be opened
 	Runs  []Run
+	// Lost is nil for an index of a sound pagemap. In one SalvageProcess
+	// read from a damaged pagemap, it says what ended the reading: Runs
+	// hold the entries before it, and keys (addresses, or offsets in a
+	// shmem object) from Known on are unknown.
+	Lost  error
+	Known uint64
+	// pagesName names the pages file (for messages, when Pages is nil).
+	pagesName string
 }
 
 // ReadPageIndex reads and validates a pagemap image (pagemap-<pid>.img or
@@ -45,87 +53,202 @@ type PageIndex struct {
 // be page-aligned, sorted and non-overlapping; their pages must lie inside
 // the pages file.
 func ReadPageIndex(src Source, name string, pageSize uint64) (*PageIndex, error) {
+	idx, errs := readPageIndex(src, name, pageSize, false, "")
+	if len(errs) > 0 {
+		return nil, errs[0]
+	}
+	return idx, nil
+}
+
+// readPageIndex reads a pagemap image. Strict (salvage false:
+// ReadPageIndex), the first problem fails it: a nil index and that error.
+// With salvage it keeps what is sound and returns the index (never nil)
+// with every problem, each saying what it costs: after a bad entry, the
+// entries before it are kept and the keys from the end of the last of them
+// on are Lost; a pages file that cannot be opened, or that ends before the
+// data of some entries, leaves their bytes unreadable (the memory view
+// marks them so). key names the keys in messages ("address", or "offset"
+// in a shmem object).
+func readPageIndex(src Source, name string, pageSize uint64, salvage bool, key string) (*PageIndex, []error) {
+	idx := &PageIndex{Name: name}
+	var errs []error
+	// unreadable ends a salvaged index before its first entry.
+	unreadable := func(err error) (*PageIndex, []error) {
+		if !salvage {
+			return nil, []error{err}
+		}
+		idx.Lost = err
+		return idx, []error{fmt.Errorf("%w: every page it describes is unreadable", err)}
+	}
 	if pageSize == 0 || pageSize&(pageSize-1) != 0 {
-		return nil, fmt.Errorf("%s: page size %d is not a power of two", name, pageSize)
+		return unreadable(fmt.Errorf("%s: page size %d is not a power of two", name, pageSize))
 	}
 	f, err := src.Open(name)
 	if err != nil {
-		return nil, err
+		return unreadable(err)
 	}
 	defer f.Close()
 	r, err := NewReader(f, MagicPagemap)
 	if err != nil {
-		return nil, err
+		return unreadable(err)
 	}
 	head := &pagemap.PagemapHead{}
 	if err := r.Next(head); err != nil {
 		if err == io.EOF {
-			return nil, &FormatError{File: name, Entry: 0, Offset: r.Offset(), Msg: "no pagemap_head"}
+			err = &FormatError{File: name, Entry: 0, Offset: r.Offset(), Msg: "no pagemap_head"}
 		}
-		return nil, err
+		return unreadable(err)
 	}
-	pagesName := fmt.Sprintf("pages-%d.img", head.GetPagesId())
-	pages, err := src.Open(pagesName)
-	if err != nil {
-		return nil, fmt.Errorf("%s: pages file of pagemap_head: %w", name, err)
+	idx.pagesName = fmt.Sprintf("pages-%d.img", head.GetPagesId())
+	var pagesSize uint64
+	if pages, err := src.Open(idx.pagesName); err != nil {
+		err = fmt.Errorf("%s: pages file of pagemap_head: %w", name, err)
+		if !salvage {
+			return nil, []error{err}
+		}
+		errs = append(errs, fmt.Errorf("%w: the pages it holds are unreadable", err))
+	} else {
+		idx.Pages, pagesSize = pages, uint64(pages.Size())
 	}
-	idx := &PageIndex{Name: name, Pages: pages}
 	var fileOff uint64
-	pagesSize := uint64(pages.Size())
 	for {
 		i, off := r.Entry(), r.Offset()
 		e := &pagemap.PagemapEntry{}
-		if err := r.Next(e); err != nil {
-			if err == io.EOF {
-				break
-			}
-			pages.Close()
-			return nil, err
+		err := r.Next(e)
+		if err == io.EOF {
+			break
 		}
-		bad := func(format string, a ...any) error {
-			pages.Close()
-			return &FormatError{File: name, Entry: i, Offset: off, Msg: fmt.Sprintf(format, a...)}
-		}
-		n := uint64(e.GetCompatNrPages())
-		if e.NrPages != nil {
-			n = e.GetNrPages()
-		}
-		flags := e.GetFlags()
-		if e.Flags == nil {
-			// Images older than the flags field: in_parent or present.
-			flags = PEPresent
-			if e.GetInParent() {
-				flags = PEParent
+		var run Run
+		if err == nil {
+			run, err = idx.entryRun(e, pageSize, fileOff, pagesSize, salvage)
+			if err != nil {
+				err = &FormatError{File: name, Entry: i, Offset: off, Msg: err.Error()}
 			}
 		}
-		addr := e.GetVaddr()
-		if n == 0 {
-			return nil, bad("zero pages at %#x", addr)
-		}
-		if addr%pageSize != 0 {
-			return nil, bad("address %#x is not page-aligned", addr)
-		}
-		if n > math.MaxUint64/pageSize || addr > math.MaxUint64-n*pageSize {
-			return nil, bad("%d pages at %#x overflow the address space", n, addr)
-		}
-		length := n * pageSize
-		if k := len(idx.Runs); k > 0 {
-			prev := idx.Runs[k-1]
-			if addr < prev.Addr+prev.Len {
-				return nil, bad("entry at %#x overlaps or precedes the previous one [%#x-%#x)", addr, prev.Addr, prev.Addr+prev.Len)
+		if err != nil {
+			if !salvage {
+				idx.Close()
+				return nil, []error{err}
 			}
-		}
-		run := Run{Addr: addr, Len: length, Flags: flags, Offset: -1}
-		if flags&PEPresent != 0 {
-			if length > pagesSize || fileOff > pagesSize-length {
-				return nil, bad("%d pages at %#x end at byte %d of %s, which has %d", n, addr, fileOff+length, pagesName, pagesSize)
+			idx.Known, idx.Lost = 0, fmt.Errorf("%w (the pagemap is unreadable from there on)", err)
+			if n := len(idx.Runs); n > 0 {
+				idx.Known = idx.Runs[n-1].Addr + idx.Runs[n-1].Len
 			}
-			run.Offset = int64(fileOff)
-			fileOff += length
+			errs = append(errs, fmt.Errorf("%w: the pagemap is read up to there: what it says from %s %#x on is lost", err, key, idx.Known))
+			break
+		}
+		if run.InFile() {
+			fileOff += run.Len
 		}
 		idx.Runs = append(idx.Runs, run)
 	}
-	return idx, nil
+	if salvage {
+		if err := idx.shortPages(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return idx, errs
+}
+
+// entryRun validates pagemap entry e, which follows the runs of x, and
+// returns its run; its data, if in the pages file, starts at byte fileOff.
+// Strict, the data must lie in the pages file (pagesSize bytes); with
+// salvage, data beyond it is left for the memory view to mark unreadable.
+func (x *PageIndex) entryRun(e *pagemap.PagemapEntry, pageSize, fileOff, pagesSize uint64, salvage bool) (Run, error) {
+	n := uint64(e.GetCompatNrPages())
+	if e.NrPages != nil {
+		n = e.GetNrPages()
+	}
+	flags := e.GetFlags()
+	if e.Flags == nil {
+		// Images older than the flags field: in_parent or present.
+		flags = PEPresent
+		if e.GetInParent() {
+			flags = PEParent
+		}
+	}
+	addr := e.GetVaddr()
+	if n == 0 {
+		return Run{}, fmt.Errorf("zero pages at %#x", addr)
+	}
+	if addr%pageSize != 0 {
+		return Run{}, fmt.Errorf("address %#x is not page-aligned", addr)
+	}
+	if n > math.MaxUint64/pageSize || addr > math.MaxUint64-n*pageSize {
+		return Run{}, fmt.Errorf("%d pages at %#x overflow the address space", n, addr)
+	}
+	length := n * pageSize
+	if k := len(x.Runs); k > 0 {
+		prev := x.Runs[k-1]
+		if addr < prev.Addr+prev.Len {
+			return Run{}, fmt.Errorf("entry at %#x overlaps or precedes the previous one [%#x-%#x)", addr, prev.Addr, prev.Addr+prev.Len)
+		}
+	}
+	run := Run{Addr: addr, Len: length, Flags: flags, Offset: -1}
+	if flags&PEPresent != 0 {
+		switch {
+		case !salvage && (length > pagesSize || fileOff > pagesSize-length):
+			return Run{}, fmt.Errorf("%d pages at %#x end at byte %d of %s, which has %d", n, addr, fileOff+length, x.pagesName, pagesSize)
+		case length > math.MaxInt64-fileOff:
+			return Run{}, fmt.Errorf("%d pages at %#x: the pages file offset overflows", n, addr)
+		}
+		run.Offset = int64(fileOff)
+	}
+	return run, nil
+}
+
+// shortPages says which runs of a salvaged index have data beyond the end
+// of their pages file (it is truncated); nil if none has.
+func (x *PageIndex) shortPages() error {
+	if x.Pages == nil {
+		return nil // said when it could not be opened
+	}
+	size := x.Pages.Size()
+	first, last := -1, -1
+	var lost, dataEnd uint64
+	for j, r := range x.Runs {
+		if !r.InFile() || x.held(r.Offset, r.Len) == r.Len {
+			continue
+		}
+		if first < 0 {
+			first = j + 1 // run j is entry j+1 (entry 0 is pagemap_head)
+		}
+		last = j + 1
+		lost += r.Len - x.held(r.Offset, r.Len)
+		dataEnd = uint64(r.Offset) + r.Len
+	}
+	if first < 0 {
+		return nil
+	}
+	entries := fmt.Sprintf("entry %d", first)
+	if last != first {
+		entries = fmt.Sprintf("entries %d-%d", first, last)
+	}
+	return fmt.Errorf("%s: the data of %s ends at byte %d of %s, which has %d (truncated?): %d bytes of captured memory are unreadable",
+		x.Name, entries, dataEnd, x.pagesName, size, lost)
+}
+
+// held returns how many of the n bytes at offset off of the pages file it
+// holds: all of them, but in a salvaged index, whose pages file may be
+// short or missing.
+func (x *PageIndex) held(off int64, n uint64) uint64 {
+	if x.Pages == nil {
+		return 0
+	}
+	size := x.Pages.Size()
+	if off >= size {
+		return 0
+	}
+	return min(n, uint64(size-off))
+}
+
+// unheld says why the pages file lacks (some of) the data of run j.
+func (x *PageIndex) unheld(j int) error {
+	r := x.Runs[j] // entry j+1 of the pagemap
+	if x.Pages == nil {
+		return fmt.Errorf("%s entry %d: its pages file %s cannot be opened", x.Name, j+1, x.pagesName)
+	}
+	return fmt.Errorf("%s entry %d: its data is at bytes %d-%d of %s, which has %d", x.Name, j+1, r.Offset, r.Offset+int64(r.Len), x.pagesName, x.Pages.Size())
 }
 
 // Find returns the index of the first run that ends after addr (len(Runs)
@@ -135,7 +258,12 @@ func (x *PageIndex) Find(addr uint64) int {
 }
 
 // Close closes the pages file.
-func (x *PageIndex) Close() error { return x.Pages.Close() }
+func (x *PageIndex) Close() error {
+	if x.Pages == nil {
+		return nil
+	}
+	return x.Pages.Close()
+}
 
 // ExtentKind says what is known of a range of a process's memory.
 type ExtentKind int
@@ -151,6 +279,11 @@ const (
 	// bytes are in the files), pages kept in a parent checkpoint or left
 	// to lazy migration, and kernel mappings such as vvar.
 	Absent
+	// Unreadable bytes are hidden by damaged images: the checkpoint holds
+	// (or may hold) them, but a pagemap that could not be read says
+	// nothing of them, or the pages file lacks them. Only the memory view
+	// of SalvageProcess has them.
+	Unreadable
 )
 
 func (k ExtentKind) String() string {
@@ -159,6 +292,8 @@ func (k ExtentKind) String() string {
 		return "captured"
 	case Zero:
 		return "zero"
+	case Unreadable:
+		return "unreadable"
 	}
 	return "absent"
 }
@@ -174,22 +309,32 @@ type Extent struct {
 	// Parent or Lazy is set on absent extents whose pages the pagemap
 	// places in a parent checkpoint or leaves to lazy migration.
 	Parent, Lazy bool
+	// Err says, for an Unreadable extent, what hides its bytes.
+	Err error
 }
 
 // Memory is the address space of one process as captured: an
 // io.ReaderAt over virtual addresses, and an iterator over extents for
-// writers and searchers. It holds only indexes, never page bytes.
+// writers and searchers. It holds only indexes, never page bytes. The
+// memory view of a salvaged process (SalvageProcess) reads what its
+// damaged images still hold, and has Unreadable extents for the rest.
 type Memory struct {
 	vmas    []VMA
 	private *PageIndex
 	shmem   map[uint64]*PageIndex
 }
 
-func (c *Checkpoint) openMemory(p *Process) (*Memory, error) {
+// openMemory builds p's memory view from its pagemaps. Strict, any
+// problem stops loading (nil); with salvage the indexes keep what is sound
+// (readPageIndex).
+func (l *loader) openMemory(p *Process) *Memory {
+	c := l.c
 	m := &Memory{vmas: p.VMAs, shmem: map[uint64]*PageIndex{}}
-	priv, err := ReadPageIndex(c.Src, fmt.Sprintf("pagemap-%d.img", p.Pid), p.PageSize)
-	if err != nil {
-		return nil, err
+	priv, errs := readPageIndex(c.Src, fmt.Sprintf("pagemap-%d.img", p.Pid), p.PageSize, l.salvage, "address")
+	for _, err := range errs {
+		if l.problem(PartNone, 0, err, "") {
+			return nil
+		}
 	}
 	m.private = priv
 	var parent, lazy uint64
@@ -206,10 +351,19 @@ func (c *Checkpoint) openMemory(p *Process) (*Memory, error) {
 		if v.Shmem == 0 || m.shmem[v.Shmem] != nil {
 			continue
 		}
+		if l.salvage {
+			idx, errs := readPageIndex(c.Src, fmt.Sprintf("pagemap-shmem-%d.img", v.Shmem), p.PageSize, true, "offset")
+			for _, err := range errs {
+				l.problem(PartNone, 0, err, "")
+			}
+			m.shmem[v.Shmem] = idx
+			continue
+		}
 		idx, err := c.shmemIndex(v.Shmem, p.PageSize)
 		if err != nil {
 			m.Close()
-			return nil, fmt.Errorf("shared mapping [%#x-%#x): %w", v.Start, v.End, err)
+			l.problem(PartNone, 0, fmt.Errorf("shared mapping [%#x-%#x): %w", v.Start, v.End, err), "")
+			return nil
 		}
 		m.shmem[v.Shmem] = idx
 	}
@@ -219,7 +373,7 @@ func (c *Checkpoint) openMemory(p *Process) (*Memory, error) {
 	if lazy > 0 {
 		p.Warnings = append(p.Warnings, fmt.Sprintf("%d bytes of memory were left to lazy migration and are not in the images; they are left out of the core", lazy))
 	}
-	return m, nil
+	return m
 }
 
 // shmemKey identifies a validated shmem pagemap.
@@ -247,7 +401,7 @@ func (c *Checkpoint) shmemIndex(id, pageSize uint64) (*PageIndex, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: pages file of pagemap_head: %w", name, err)
 		}
-		return &PageIndex{Name: name, Pages: pages, Runs: cached.runs}, nil
+		return &PageIndex{Name: name, Pages: pages, Runs: cached.runs, pagesName: cached.pages}, nil
 	}
 	idx, err := ReadPageIndex(c.Src, name, pageSize)
 	if err != nil {
@@ -327,7 +481,13 @@ func (m *Memory) extents(v *VMA, start, end uint64, fn func(Extent) error) error
 // for the ranges between them. Runs are compared by key: key = vaddr +
 // delta (mod 2^64): the virtual address itself in a private pagemap, the
 // offset in the object in a shmem pagemap.
+//
+// In a salvaged index, the ranges whose keys are from idx.Known on and
+// data beyond the pages file are Unreadable.
 func walkRuns(idx *PageIndex, delta uint64, v *VMA, start, end uint64, fn func(Extent) error, gap func(s, e uint64) error) error {
+	if idx != nil && idx.Lost != nil {
+		gap = idx.lostGap(delta, v, fn, gap)
+	}
 	cur := start
 	if idx != nil {
 		kend := end + delta
@@ -347,6 +507,17 @@ func walkRuns(idx *PageIndex, delta uint64, v *VMA, start, end uint64, fn func(E
 			e := Extent{Start: cur, End: cur + (min(r.Addr+r.Len, kend) - kcur), VMA: v}
 			if r.InFile() {
 				e.Kind, e.Src, e.Off = Captured, idx.Pages, r.Offset+int64(kcur-r.Addr)
+				if held := idx.held(e.Off, e.End-e.Start); held < e.End-e.Start {
+					// A salvaged index whose pages file lacks the rest.
+					if held > 0 {
+						c := e
+						c.End = e.Start + held
+						if err := fn(c); err != nil {
+							return err
+						}
+					}
+					e = Extent{Start: e.Start + held, End: e.End, Kind: Unreadable, VMA: v, Err: idx.unheld(j)}
+				}
 			} else {
 				e.Kind, e.Parent, e.Lazy = Absent, r.Flags&PEParent != 0, r.Flags&PEParent == 0
 			}
@@ -362,13 +533,37 @@ func walkRuns(idx *PageIndex, delta uint64, v *VMA, start, end uint64, fn func(E
 	return nil
 }
 
+// lostGap returns gap but for the keys from x.Known on, which the
+// salvaged index x does not describe: their ranges are Unreadable.
+func (x *PageIndex) lostGap(delta uint64, v *VMA, fn func(Extent) error, gap func(s, e uint64) error) func(s, e uint64) error {
+	lost := func(s, e uint64) error { return fn(Extent{Start: s, End: e, Kind: Unreadable, VMA: v, Err: x.Lost}) }
+	return func(s, e uint64) error {
+		switch ks := s + delta; {
+		case ks >= x.Known:
+			return lost(s, e)
+		case e-s > x.Known-ks:
+			mid := s + (x.Known - ks)
+			if err := gap(s, mid); err != nil {
+				return err
+			}
+			return lost(mid, e)
+		}
+		return gap(s, e)
+	}
+}
+
 // ErrNotCaptured is wrapped by ReadAt errors for bytes the checkpoint does
 // not hold.
 var ErrNotCaptured = errors.New("memory not captured in the checkpoint")
 
+// ErrUnreadable is wrapped by ReadAt errors for bytes that damaged images
+// hide (Unreadable extents of a salvaged process).
+var ErrUnreadable = errors.New("unreadable (damaged images)")
+
 // ReadAt reads len(p) bytes of the address space at addr: captured bytes
 // from the pages files, zeros for untouched anonymous memory. Unmapped or
-// uncaptured bytes end the read with an error wrapping ErrNotCaptured.
+// uncaptured bytes end the read with an error wrapping ErrNotCaptured,
+// unreadable ones with an error wrapping ErrUnreadable and saying why.
 func (m *Memory) ReadAt(p []byte, addr int64) (int, error) {
 	if addr < 0 {
 		return 0, fmt.Errorf("address %#x: %w", uint64(addr), ErrNotCaptured)
@@ -395,6 +590,8 @@ func (m *Memory) ReadAt(p []byte, addr int64) (int, error) {
 		case Zero:
 			clear(b)
 			n += len(b)
+		case Unreadable:
+			return fmt.Errorf("address %#x: %w: %w", e.Start, e.Err, ErrUnreadable)
 		default:
 			return errStop
 		}

@@ -11,6 +11,7 @@ import (
 	criucore "github.com/checkpoint-restore/go-criu/v8/crit/images/criu-core"
 	"github.com/checkpoint-restore/go-criu/v8/crit/images/memfd"
 	"github.com/checkpoint-restore/go-criu/v8/crit/images/mm"
+	vmaimg "github.com/checkpoint-restore/go-criu/v8/crit/images/vma"
 )
 
 // VMA status bits of vma_entry.status (criu/include/image.h).
@@ -121,6 +122,9 @@ func (t *Thread) Comm() string {
 // Process is everything about one process that its core needs: threads
 // with their registers, mappings, saved auxv and the memory view. Memory
 // use grows with the number of VMAs, pagemap entries and threads only.
+//
+// A Process from SalvageProcess may lack parts (see SalvageError): those
+// noted "salvage" below.
 type Process struct {
 	ProcInfo
 	Arch     Arch
@@ -128,14 +132,19 @@ type Process struct {
 	State    uint32 // task_core.task_state
 	ExitCode uint32
 	// Threads holds the live threads, main thread first. A zombie has none.
-	Threads  []Thread
-	Task     *criucore.CoreEntry // core-<pid>.img (task-wide facts)
-	MM       *mm.MmEntry         // without its Vmas: they are in VMAs
-	VMAs     []VMA               // sorted, non-overlapping
-	Auxv     []uint64
+	// Salvage: only those whose core-<tid>.img was read (the main thread
+	// may be missing).
+	Threads []Thread
+	Task    *criucore.CoreEntry // core-<pid>.img (task-wide facts); salvage: nil if unreadable
+	MM      *mm.MmEntry         // without its Vmas: they are in VMAs; salvage: nil if unreadable
+	VMAs    []VMA               // sorted, non-overlapping; salvage: without the bad ones
+	Auxv    []uint64
+	// PageSize is AT_PAGESZ; salvage: 0 if the saved auxv gives none.
 	PageSize uint64
 	ExePath  string
-	Mem      *Memory
+	// Mem is the memory view; salvage: nil without MM or PageSize, and
+	// with Unreadable extents where pagemaps or pages files are damaged.
+	Mem *Memory
 	// Warnings lists facts a user should know that do not stop conversion
 	// (pages kept in a parent checkpoint, lazy pages, unknown mappings).
 	Warnings []string
@@ -162,51 +171,135 @@ const atPagesz = 6
 // LoadProcess reads the images of pid: core-<tid>.img of every thread,
 // mm-<pid>.img, and the pagemaps, and builds the memory view. For a zombie
 // it returns the Process (with task facts) and an error wrapping ErrZombie.
+// Any other problem of the images fails it (SalvageProcess keeps what is
+// sound).
 func (c *Checkpoint) LoadProcess(pid uint32) (*Process, error) {
-	info, ok := c.Proc(pid)
-	if !ok {
+	if _, ok := c.Proc(pid); !ok {
 		return nil, fmt.Errorf("pid %d is not in pstree.img", pid)
 	}
-	p := &Process{ProcInfo: info}
-	task, err := readCore(c.Src, pid)
-	if err != nil {
-		return nil, fmt.Errorf("pid %d: %w", pid, err)
+	l := &loader{c: c, pid: pid}
+	p := l.load()
+	return p, l.err
+}
+
+// loader reads the images of one process, for LoadProcess (strict: the
+// first problem ends it) or SalvageProcess (salvage: every problem is
+// recorded, and what the images still say is kept).
+type loader struct {
+	c       *Checkpoint
+	pid     uint32
+	salvage bool
+	err     error   // strict: the problem that ended it, as LoadProcess returns it
+	errs    []error // salvage: the problems, as SalvageProcess returns them
+}
+
+// problem records a problem of the images: err says what is wrong, part
+// what of the Process it leaves out (tid: the thread concerned), and lost,
+// in salvage mode, what else it costs. It reports whether loading stops
+// (strict mode).
+func (l *loader) problem(part Part, tid uint32, err error, lost string) (stop bool) {
+	if !l.salvage {
+		l.err = fmt.Errorf("pid %d: %w", l.pid, err)
+		return true
 	}
-	p.Task = task
-	p.Comm = task.GetTc().GetComm()
-	p.State = task.GetTc().GetTaskState()
-	p.ExitCode = task.GetTc().GetExitCode()
-	switch task.GetMtype() {
-	case criucore.CoreEntry_X86_64:
-		p.Arch = ArchX86_64
-	case criucore.CoreEntry_AARCH64:
-		p.Arch = ArchARM64
-	default:
-		return nil, fmt.Errorf("pid %d: core-%d.img: unsupported architecture %v", pid, pid, task.GetMtype())
+	if lost != "" {
+		err = fmt.Errorf("%w: %s", err, lost)
+	}
+	l.errs = append(l.errs, &SalvageError{Part: part, Tid: tid, Err: err})
+	return false
+}
+
+// load reads the process's images. It returns nil when loading stopped
+// (strict mode), but for a zombie, whose Process it returns with l.err
+// set.
+func (l *loader) load() *Process {
+	c, pid := l.c, l.pid
+	info, _ := c.Proc(pid)
+	p := &Process{ProcInfo: info}
+
+	// The process's architecture is its task's, or (the task's core
+	// unreadable) that of the first thread's core read.
+	var mtype criucore.CoreEntryMarch
+	archSet := false
+	setArch := func(tid uint32, ce *criucore.CoreEntry) (stop bool) {
+		archSet, mtype = true, ce.GetMtype()
+		switch mtype {
+		case criucore.CoreEntry_X86_64:
+			p.Arch = ArchX86_64
+		case criucore.CoreEntry_AARCH64:
+			p.Arch = ArchARM64
+		default:
+			return l.problem(PartNone, tid, fmt.Errorf("core-%d.img: unsupported architecture %v", tid, mtype), "no thread is decoded")
+		}
+		return false
+	}
+
+	task, trailing, err := readCore(c.Src, pid)
+	if err != nil {
+		if l.problem(PartTask, pid, err, "") {
+			return nil
+		}
+	} else {
+		if trailing != nil && l.problem(PartNone, pid, trailing, "ignored") {
+			return nil
+		}
+		p.Task = task
+		p.Comm = task.GetTc().GetComm()
+		p.State = task.GetTc().GetTaskState()
+		p.ExitCode = task.GetTc().GetExitCode()
+		if setArch(pid, task) {
+			return nil
+		}
 	}
 	if p.Zombie() {
-		return p, fmt.Errorf("pid %d: %w", pid, ErrZombie)
+		if !l.salvage {
+			l.err = fmt.Errorf("pid %d: %w", pid, ErrZombie)
+		}
+		return p
 	}
-	if task.GetTc() == nil {
-		return nil, fmt.Errorf("pid %d: core-%d.img: no task_core entry", pid, pid)
+	if task != nil && task.GetTc() == nil && l.problem(PartNone, pid, fmt.Errorf("core-%d.img: no task_core entry", pid), "comm, state and exit code are unknown") {
+		return nil
 	}
-	if len(info.Threads) == 0 {
-		return nil, fmt.Errorf("pid %d: pstree.img lists no thread", pid)
+
+	if len(info.Threads) == 0 && l.problem(PartNone, 0, errors.New("pstree.img lists no thread"), "") {
+		return nil
 	}
 	seen := map[uint32]bool{}
 	for _, tid := range info.Threads {
 		if seen[tid] {
-			return nil, fmt.Errorf("pid %d: pstree.img lists thread %d twice", pid, tid)
+			if l.problem(PartNone, tid, fmt.Errorf("pstree.img lists thread %d twice", tid), "it is read once") {
+				return nil
+			}
+			continue
 		}
 		seen[tid] = true
 		ce := task
 		if tid != pid {
-			if ce, err = readCore(c.Src, tid); err != nil {
-				return nil, fmt.Errorf("pid %d: thread %d: %w", pid, tid, err)
+			var trailing error
+			if ce, trailing, err = readCore(c.Src, tid); err != nil {
+				if l.problem(PartThread, tid, fmt.Errorf("thread %d: %w", tid, err), "") {
+					return nil
+				}
+				continue
+			}
+			if trailing != nil && l.problem(PartNone, tid, fmt.Errorf("thread %d: %w", tid, trailing), "ignored") {
+				return nil
 			}
 		}
-		if ce.GetMtype() != task.GetMtype() {
-			return nil, fmt.Errorf("pid %d: core-%d.img: architecture %v differs from the process's %v", pid, tid, ce.GetMtype(), task.GetMtype())
+		if ce == nil {
+			continue // core-<pid>.img is unreadable (said above)
+		}
+		if !archSet && setArch(tid, ce) {
+			return nil
+		}
+		if p.Arch == ArchUnknown {
+			continue // said by setArch
+		}
+		if ce.GetMtype() != mtype {
+			if l.problem(PartThread, tid, fmt.Errorf("core-%d.img: architecture %v differs from the process's %v", tid, ce.GetMtype(), mtype), "") {
+				return nil
+			}
+			continue
 		}
 		t := Thread{Tid: tid, Core: ce}
 		if tid == pid {
@@ -215,36 +308,50 @@ func (c *Checkpoint) LoadProcess(pid uint32) (*Process, error) {
 			p.Threads = append(p.Threads, t)
 		}
 	}
-	if p.Threads[0].Tid != pid {
-		return nil, fmt.Errorf("pid %d: pstree.img does not list the main thread", pid)
+	if len(info.Threads) > 0 && !seen[pid] && l.problem(PartNone, pid, errors.New("pstree.img does not list the main thread"), "it is left out") {
+		return nil
 	}
 
+	mmName := fmt.Sprintf("mm-%d.img", pid)
 	m := &mm.MmEntry{}
-	if err := readOne(c.Src, fmt.Sprintf("mm-%d.img", pid), MagicMM, m, mmLimits); err != nil {
-		return nil, fmt.Errorf("pid %d: %w", pid, err)
+	if trailing, err = readFirst(c.Src, mmName, MagicMM, m, mmLimits); err != nil {
+		if l.problem(PartMM, 0, err, "") {
+			return nil
+		}
+		return p
+	}
+	if trailing != nil && l.problem(PartNone, 0, trailing, "ignored") {
+		return nil
 	}
 	p.MM = m
-	mmName := fmt.Sprintf("mm-%d.img", pid)
-	if len(m.GetMmSavedAuxv())%2 != 0 {
-		return nil, fmt.Errorf("pid %d: %s: saved auxv has an odd number (%d) of words", pid, mmName, len(m.GetMmSavedAuxv()))
-	}
-	p.Auxv = auxvUpToNull(m.GetMmSavedAuxv())
-	p.PageSize = auxvValue(p.Auxv, atPagesz)
-	if p.PageSize < 4096 || p.PageSize > 1<<20 || bits.OnesCount64(p.PageSize) != 1 {
-		return nil, fmt.Errorf("pid %d: %s: AT_PAGESZ %d in the saved auxv is not a page size (a power of two from 4 KiB to 1 MiB)", pid, mmName, p.PageSize)
+	if auxv := m.GetMmSavedAuxv(); len(auxv)%2 != 0 {
+		if l.problem(PartMemory, 0, fmt.Errorf("%s: saved auxv has an odd number (%d) of words", mmName, len(auxv)), "") {
+			return nil
+		}
+	} else {
+		p.Auxv = auxvUpToNull(auxv)
+		p.PageSize = auxvValue(p.Auxv, atPagesz)
+		if p.PageSize < 4096 || p.PageSize > 1<<20 || bits.OnesCount64(p.PageSize) != 1 {
+			if l.problem(PartMemory, 0, fmt.Errorf("%s: AT_PAGESZ %d in the saved auxv is not a page size (a power of two from 4 KiB to 1 MiB)", mmName, p.PageSize), "") {
+				return nil
+			}
+			p.PageSize = 0
+		}
 	}
 	if path, ok := c.FilePath(m.GetExeFileId()); ok {
 		p.ExePath = path
 	}
-	if err := c.loadVMAs(p, mmName); err != nil {
-		return nil, fmt.Errorf("pid %d: %w", pid, err)
+	if l.loadVMAs(p, mmName) {
+		return nil
 	}
-	mem, err := c.openMemory(p)
-	if err != nil {
-		return nil, fmt.Errorf("pid %d: %w", pid, err)
+	if p.PageSize == 0 {
+		return p // salvage: no memory view without a page size (said above)
 	}
-	p.Mem = mem
-	return p, nil
+	p.Mem = l.openMemory(p)
+	if p.Mem == nil {
+		return nil
+	}
+	return p
 }
 
 // auxvUpToNull cuts the saved auxv after its AT_NULL pair; CRIU does not
@@ -271,58 +378,71 @@ func auxvValue(a []uint64, tag uint64) uint64 {
 // AuxvValue returns the value of tag in the saved auxv (0 if absent).
 func (p *Process) AuxvValue(tag uint64) uint64 { return auxvValue(p.Auxv, tag) }
 
-func (c *Checkpoint) loadVMAs(p *Process, mmName string) error {
-	ps := p.PageSize
+// loadVMAs converts mm's mappings into p.VMAs. A mapping that is empty,
+// out of order, unaligned to the page size (unchecked without one, in
+// salvage mode), or whose memfd is unknown is a problem: LoadProcess
+// stops, SalvageProcess leaves the mapping out. It reports whether loading
+// stops.
+func (l *loader) loadVMAs(p *Process, mmName string) (stop bool) {
 	p.VMAs = make([]VMA, 0, len(p.MM.GetVmas()))
 	for i, v := range p.MM.GetVmas() {
-		vma := VMA{Start: v.GetStart(), End: v.GetEnd(), Pgoff: v.GetPgoff(), Prot: v.GetProt(), Flags: v.GetFlags(), Status: v.GetStatus()}
-		bad := func(format string, a ...any) error {
-			return fmt.Errorf("%s: vma %d [%#x-%#x): %s", mmName, i, vma.Start, vma.End, fmt.Sprintf(format, a...))
-		}
-		if vma.Start >= vma.End {
-			return bad("start is not below end")
-		}
-		if vma.Start%ps != 0 || vma.End%ps != 0 {
-			return bad("not aligned to the page size %d", ps)
-		}
-		if i > 0 && vma.Start < p.VMAs[i-1].End {
-			return bad("overlaps or is out of order with the previous mapping ending at %#x", p.VMAs[i-1].End)
-		}
-		if vma.Pgoff > math.MaxInt64-(vma.End-vma.Start) {
-			return bad("offset %#x: the mapping's end overflows its object", vma.Pgoff)
-		}
-		if vma.Pgoff%ps != 0 {
-			return bad("offset %#x is not aligned to the page size %d", vma.Pgoff, ps)
-		}
-		st := vma.Status
-		switch {
-		case st&VMAAreaMemfd != 0:
-			name, shmid, err := c.memfdInfo(uint32(v.GetShmid()))
-			if err != nil {
-				return bad("%v", err)
+		vma, err := l.vma(p, v, mmName)
+		if err != nil {
+			if l.problem(PartNone, 0, fmt.Errorf("%s: vma %d [%#x-%#x): %w", mmName, i, v.GetStart(), v.GetEnd(), err), "left out of the mappings") {
+				return true
 			}
-			vma.Path, vma.Shmem = name, uint64(shmid)
-		case st&VMAAnonShared != 0:
-			vma.Path, vma.Shmem = "/dev/zero (deleted)", v.GetShmid()
-		case st&(VMAFilePrivate|VMAFileShared) != 0:
-			path, ok := c.FilePath(uint32(v.GetShmid()))
-			if !ok {
-				p.Warnings = append(p.Warnings, fmt.Sprintf("%s: vma [%#x-%#x): file id %d is not in files.img; mapped as unnamed", mmName, vma.Start, vma.End, v.GetShmid()))
-				path = fmt.Sprintf("[unknown file %d]", v.GetShmid())
-			}
-			vma.Path, vma.FileID = path, uint32(v.GetShmid())
+			continue
 		}
 		p.VMAs = append(p.VMAs, vma)
 	}
 	// The decoded entries are a dozen small allocations each; VMAs holds
 	// what they say (tens of MiB less for tens of thousands of mappings).
 	p.MM.Vmas = nil
-	return nil
+	return false
+}
+
+// vma converts one mapping of mm, which follows p.VMAs.
+func (l *loader) vma(p *Process, v *vmaimg.VmaEntry, mmName string) (VMA, error) {
+	ps := p.PageSize
+	vma := VMA{Start: v.GetStart(), End: v.GetEnd(), Pgoff: v.GetPgoff(), Prot: v.GetProt(), Flags: v.GetFlags(), Status: v.GetStatus()}
+	switch n := len(p.VMAs); {
+	case vma.Start >= vma.End:
+		return vma, errors.New("start is not below end")
+	case ps != 0 && (vma.Start%ps != 0 || vma.End%ps != 0):
+		return vma, fmt.Errorf("not aligned to the page size %d", ps)
+	case n > 0 && vma.Start < p.VMAs[n-1].End:
+		return vma, fmt.Errorf("overlaps or is out of order with the previous mapping ending at %#x", p.VMAs[n-1].End)
+	case vma.Pgoff > math.MaxInt64-(vma.End-vma.Start):
+		return vma, fmt.Errorf("offset %#x: the mapping's end overflows its object", vma.Pgoff)
+	case ps != 0 && vma.Pgoff%ps != 0:
+		return vma, fmt.Errorf("offset %#x is not aligned to the page size %d", vma.Pgoff, ps)
+	}
+	st := vma.Status
+	switch {
+	case st&VMAAreaMemfd != 0:
+		name, shmid, err := l.c.memfdInfo(uint32(v.GetShmid()), l.salvage)
+		if err != nil {
+			return vma, err
+		}
+		vma.Path, vma.Shmem = name, uint64(shmid)
+	case st&VMAAnonShared != 0:
+		vma.Path, vma.Shmem = "/dev/zero (deleted)", v.GetShmid()
+	case st&(VMAFilePrivate|VMAFileShared) != 0:
+		path, ok := l.c.FilePath(uint32(v.GetShmid()))
+		if !ok {
+			p.Warnings = append(p.Warnings, fmt.Sprintf("%s: vma [%#x-%#x): file id %d is not in files.img; mapped as unnamed", mmName, vma.Start, vma.End, v.GetShmid()))
+			path = fmt.Sprintf("[unknown file %d]", v.GetShmid())
+		}
+		vma.Path, vma.FileID = path, uint32(v.GetShmid())
+	}
+	return vma, nil
 }
 
 // memfdInfo maps a memfd file id (files.img) to the name the kernel shows
 // for its mappings and the shmem id of its pages (memfd.img, read once).
-func (c *Checkpoint) memfdInfo(fileID uint32) (string, uint32, error) {
+// A damaged memfd.img fails every memfd, but with salvage those of the
+// entries read before the damaged one.
+func (c *Checkpoint) memfdInfo(fileID uint32, salvage bool) (string, uint32, error) {
 	inode, ok := c.memfds[fileID]
 	if !ok {
 		return "", 0, fmt.Errorf("memfd file %d is not in files.img", fileID)
@@ -338,10 +458,10 @@ func (c *Checkpoint) memfdInfo(fileID uint32) (string, uint32, error) {
 				return nil
 			})
 	}
-	if c.inodesErr != nil {
+	in, ok := c.inodes[inode]
+	if c.inodesErr != nil && !(salvage && ok) {
 		return "", 0, c.inodesErr
 	}
-	in, ok := c.inodes[inode]
 	if !ok {
 		return "", 0, fmt.Errorf("memfd inode %d is not in memfd.img", inode)
 	}

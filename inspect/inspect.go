@@ -116,16 +116,12 @@ func Inspect(ck *criuimg.Checkpoint, opts Options) (*Report, error) {
 		sysroot = r
 	}
 
-	var files fileTable
-	if w, ok := ck.Src.(*withoutFiles); ok {
+	files, err := loadFiles(ck.Src)
+	if ferr := ck.FilesError(); ferr != nil {
 		// files.img is damaged (Open): what can be read of it.
-		files, _ = loadFiles(w.Source)
-		warn("%s", damagedFilesWarning(ck, len(files)))
-	} else {
-		var err error
-		if files, err = loadFiles(ck.Src); err != nil {
-			warn("files.img: %v", err)
-		}
+		warn("%v: only its first %d entries are read: the other files' paths (mappings, open files, cwd, executable) are unknown", ferr, len(files))
+	} else if err != nil {
+		warn("files.img: %v", err)
 	}
 	mounts, err := loadMounts(ck.Src)
 	if err != nil {
@@ -196,37 +192,25 @@ func stateName(s uint32) string {
 	return "unknown"
 }
 
-// inspectProcess reports one process. What cannot be read becomes its
-// warnings; the rest is reported (see loadDamaged).
+// inspectProcess reports one process: what criuimg.SalvageProcess could
+// read of its images (all of it, from sound images). Each problem it met
+// becomes a warning saying what the report lacks because of it.
 func inspectProcess(ck *criuimg.Checkpoint, info criuimg.ProcInfo, files fileTable, opts Options, sysroot *os.Root) (Process, criuimg.Arch) {
 	pr := Process{Pid: info.Pid, PPid: info.PPid, Pgid: info.Pgid, Sid: info.Sid, State: "unknown", ThreadCount: len(info.Threads)}
 	warn := func(format string, a ...any) { pr.Warnings = append(pr.Warnings, fmt.Sprintf(format, a...)) }
-	var p *proc
-	lp, err := ck.LoadProcess(info.Pid)
-	switch {
-	case lp != nil && err == nil:
-		p = loadedProc(lp)
-		if _, ok := ck.Src.(*withoutFiles); ok {
-			nameFiles(p, files)
-		}
-	case lp != nil: // a zombie: task facts only
-		lp.Close()
-		p = &proc{pid: info.Pid, arch: lp.Arch, task: lp.Task}
-	default:
-		// A damaged image: read what can be read, image by image.
-		p = loadDamaged(ck, info, files)
-		if len(p.warnings) == 0 {
-			p.warnings = []string{err.Error()} // (loadDamaged found nothing wrong)
-		}
+	p, errs := ck.SalvageProcess(info.Pid)
+	for _, err := range errs {
+		warn("%s", salvageWarning(err))
+	}
+	if p == nil {
+		return pr, criuimg.ArchUnknown // (not in pstree.img)
 	}
 	defer p.Close()
-	pr.Warnings = append(pr.Warnings, p.warnings...)
-	if p.task != nil && p.task.GetTc() != nil {
-		pr.Comm, pr.State = p.task.GetTc().GetComm(), stateName(p.task.GetTc().GetTaskState())
-	}
-	if p.task != nil && zombie(p.task) {
+	pr.Warnings = append(pr.Warnings, p.Warnings...)
+	pr.Comm, pr.State = p.Comm, stateName(p.State)
+	if p.Zombie() {
 		// task_core.exit_code is the wait status.
-		ec := p.task.GetTc().GetExitCode()
+		ec := p.ExitCode
 		if sig := ec & 0x7f; sig != 0 {
 			pr.ExitSignal = &sig
 		} else {
@@ -236,12 +220,12 @@ func inspectProcess(ck *criuimg.Checkpoint, info criuimg.ProcInfo, files fileTab
 		if opts.Env {
 			pr.Env = []string{}
 		}
-		return pr, p.arch
+		return pr, p.Arch
 	}
-	pr.Exe = p.exe
+	pr.Exe = p.ExePath
 
-	if p.mm != nil && p.mem != nil {
-		argv, trunc, err := readStrings(p, p.mm.GetMmArgStart(), p.mm.GetMmArgEnd())
+	if p.MM != nil && p.Mem != nil {
+		argv, trunc, err := readStrings(p.Mem, p.MM.GetMmArgStart(), p.MM.GetMmArgEnd())
 		if err != nil {
 			warn("command line: %v", err)
 		}
@@ -249,8 +233,8 @@ func inspectProcess(ck *criuimg.Checkpoint, info criuimg.ProcInfo, files fileTab
 	}
 	if opts.Env {
 		pr.Env = []string{}
-		if p.mm != nil && p.mem != nil {
-			env, trunc, err := readStrings(p, p.mm.GetMmEnvStart(), p.mm.GetMmEnvEnd())
+		if p.MM != nil && p.Mem != nil {
+			env, trunc, err := readStrings(p.Mem, p.MM.GetMmEnvStart(), p.MM.GetMmEnvEnd())
 			if err != nil {
 				warn("environment: %v", err)
 			}
@@ -269,15 +253,15 @@ func inspectProcess(ck *criuimg.Checkpoint, info criuimg.ProcInfo, files fileTab
 	}
 	pr.Cwd, pr.Root = cwd, root
 
-	for i := range p.threads {
-		th, err := threadReport(p, &p.threads[i], sysroot)
+	for i := range p.Threads {
+		th, err := threadReport(p, &p.Threads[i], sysroot)
 		if err != nil {
 			warn("thread %d: %v", th.Tid, err)
 		}
 		pr.Threads = append(pr.Threads, th)
 	}
 
-	if p.mm != nil {
+	if p.MM != nil {
 		var sps []uint64
 		for _, t := range pr.Threads {
 			sps = append(sps, uint64(t.SP))
@@ -289,7 +273,7 @@ func inspectProcess(ck *criuimg.Checkpoint, info criuimg.ProcInfo, files fileTab
 		pr.Memory = mem
 	}
 
-	if id, idsErr, err := filesID(ck.Src, p.task, info.Pid); err != nil {
+	if id, idsErr, err := filesID(ck.Src, p.Task, info.Pid); err != nil {
 		warn("open files: %v", err)
 	} else {
 		if idsErr != nil {
@@ -301,13 +285,34 @@ func inspectProcess(ck *criuimg.Checkpoint, info criuimg.ProcInfo, files fileTab
 		}
 		pr.Files = fds
 	}
-	return pr, p.arch
+	return pr, p.Arch
 }
 
-// readStrings reads the NUL-separated strings in [start, end) of p's
-// memory (the argument or environment area), at most MaxArgBytes. It
-// returns what it could read and whether the area was longer.
-func readStrings(p *proc, start, end uint64) ([]string, bool, error) {
+// salvageWarning is the warning about a problem criuimg.SalvageProcess
+// met: the error, and what the report lacks because of it when the error
+// does not say it.
+func salvageWarning(err error) string {
+	var se *criuimg.SalvageError
+	if !errors.As(err, &se) {
+		return err.Error()
+	}
+	switch se.Part {
+	case criuimg.PartTask:
+		return err.Error() + ": comm, state and the main thread (name, registers, system call) are unknown"
+	case criuimg.PartThread:
+		return err.Error() + ": its name, registers and system call are unknown (and its stack counts as anonymous memory)"
+	case criuimg.PartMM:
+		return err.Error() + ": mappings, memory, command line, environment and executable are unknown, and no instruction can be read"
+	case criuimg.PartMemory:
+		return err.Error() + ": no page size, so memory, command line, environment and instructions cannot be read"
+	}
+	return err.Error()
+}
+
+// readStrings reads the NUL-separated strings in [start, end) of mem (the
+// argument or environment area), at most MaxArgBytes. It returns what it
+// could read and whether the area was longer.
+func readStrings(mem *criuimg.Memory, start, end uint64) ([]string, bool, error) {
 	if end <= start {
 		return nil, false, nil
 	}
@@ -317,7 +322,7 @@ func readStrings(p *proc, start, end uint64) ([]string, bool, error) {
 		n, trunc = MaxArgBytes, true
 	}
 	b := make([]byte, n)
-	k, err := p.mem.ReadAt(b, int64(start))
+	k, err := mem.ReadAt(b, int64(start))
 	b = b[:k]
 	if err != nil {
 		err = fmt.Errorf("[%#x-%#x): read %d of %d bytes: %w", start, end, k, n, err)
@@ -369,17 +374,17 @@ const mapShared = 0x01
 // pointers: the anonymous mappings holding them are stacks. Without a
 // memory view (no page size) every byte of the mappings but the kernel's
 // special ones is counted unreadable.
-func memorySummary(p *proc, sps []uint64) (*MemorySummary, error) {
+func memorySummary(p *criuimg.Process, sps []uint64) (*MemorySummary, error) {
 	order := []string{KindFile, KindAnon, KindHeap, KindStack, KindShared, KindSpecial}
 	kinds := map[string]*MemKind{}
 	for _, k := range order {
 		kinds[k] = &MemKind{Kind: k}
 	}
-	m := &MemorySummary{VMAs: len(p.vmas)}
+	m := &MemorySummary{VMAs: len(p.VMAs)}
 	var firstErr error
-	startStack := p.mm.GetMmStartStack()
-	for i := range p.vmas {
-		v := &p.vmas[i]
+	startStack := p.MM.GetMmStartStack()
+	for i := range p.VMAs {
+		v := &p.VMAs[i]
 		stack := v.Start <= startStack && startStack < v.End
 		for _, sp := range sps {
 			stack = stack || (v.Start <= sp && sp < v.End)
@@ -392,13 +397,13 @@ func memorySummary(p *proc, sps []uint64) (*MemorySummary, error) {
 		if v.Flags&mapShared != 0 || v.Shmem != 0 {
 			m.SharedBytes += size
 		}
-		if p.mem == nil {
+		if p.Mem == nil {
 			if !v.Special() {
 				m.UnreadableBytes += size
 			}
 			continue
 		}
-		captured, unreadable, err := p.mem.vmaBytes(v)
+		captured, unreadable, err := vmaBytes(p.Mem, v)
 		k.CapturedBytes += captured
 		m.CapturedBytes += captured
 		m.UnreadableBytes += unreadable
@@ -412,4 +417,19 @@ func memorySummary(p *proc, sps []uint64) (*MemorySummary, error) {
 		}
 	}
 	return m, firstErr
+}
+
+// vmaBytes returns how many bytes of v the checkpoint holds and can be
+// read, and how many it holds (or may hold) that damaged images hide.
+func vmaBytes(m *criuimg.Memory, v *criuimg.VMA) (captured, unreadable uint64, err error) {
+	err = m.VMAExtents(v, func(e criuimg.Extent) error {
+		switch e.Kind {
+		case criuimg.Captured:
+			captured += e.End - e.Start
+		case criuimg.Unreadable:
+			unreadable += e.End - e.Start
+		}
+		return nil
+	})
+	return captured, unreadable, err
 }

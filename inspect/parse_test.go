@@ -87,7 +87,7 @@ func TestX86SyscallRule(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := &corex86.UserX86RegsEntry{OrigAx: proto.Uint64(tc.origAx), Ax: proto.Uint64(tc.ax), Ip: proto.Uint64(0x1000)}
 			th := Thread{}
-			x86Thread(&th, r, codeReader{p: &proc{mem: criuMem{}}}) // no mapping: nothing captured
+			x86Thread(&th, r, codeReader{p: &criuimg.Process{Mem: &criuimg.Memory{}}}) // no mapping: nothing captured
 			if tc.wantNoSyscall {
 				if th.Syscall != nil {
 					t.Errorf("syscall %+v, want none", th.Syscall)

@@ -57,7 +57,7 @@ const arm64Svc0 = 0xd4000001
 // The mapped file is read only if it is a regular file inside the sysroot
 // (rootfs.OpenRegular): the checkpoint, which names it, is untrusted.
 type codeReader struct {
-	p       *proc
+	p       *criuimg.Process
 	sysroot *os.Root // nil without a sysroot
 }
 
@@ -66,10 +66,10 @@ type codeReader struct {
 // bytes). Code that damaged images hide is unreadable, never read from
 // the sysroot: the checkpoint may hold other bytes than the file.
 func (c codeReader) read(addr uint64, n int) ([]byte, string) {
-	if c.p.mem == nil {
+	if c.p.Mem == nil {
 		return nil, CodeUnreadable // no mappings or no page size
 	}
-	v, ok := c.p.findVMA(addr)
+	v, ok := c.p.FindVMA(addr)
 	if !ok {
 		return nil, CodeNotCaptured
 	}
@@ -77,11 +77,11 @@ func (c codeReader) read(addr uint64, n int) ([]byte, string) {
 		n = int(left)
 	}
 	b := make([]byte, n)
-	k, err := c.p.mem.ReadAt(b, int64(addr))
+	k, err := c.p.Mem.ReadAt(b, int64(addr))
 	if k > 0 {
 		return b[:k], CodeCaptured
 	}
-	if errors.Is(err, errUnreadable) {
+	if errors.Is(err, criuimg.ErrUnreadable) {
 		return nil, CodeUnreadable
 	}
 	name := path.Clean("/" + v.Path)[1:]
@@ -102,10 +102,10 @@ func (c codeReader) read(addr uint64, n int) ([]byte, string) {
 
 // threadReport describes one thread of a live process; sysroot may be
 // nil. The error says why its registers are unknown.
-func threadReport(p *proc, th *criuimg.Thread, sysroot *os.Root) (Thread, error) {
+func threadReport(p *criuimg.Process, th *criuimg.Thread, sysroot *os.Root) (Thread, error) {
 	t := Thread{Tid: th.Tid, Name: th.Comm(), Code: CodeNotCaptured}
 	code := codeReader{p: p, sysroot: sysroot}
-	switch p.arch {
+	switch p.Arch {
 	case criuimg.ArchX86_64:
 		r := th.Core.GetThreadInfo().GetGpregs()
 		if r == nil {
