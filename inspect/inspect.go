@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"slices"
 	"time"
 
@@ -27,11 +26,11 @@ type Options struct {
 	// (config.dump, spec.dump, network.status, stats-dump,
 	// rootfs-diff.tar), or is nil.
 	Meta fs.FS
-	// Sysroot, if set, is a directory mirroring the checkpointed system's
-	// files (a sysroot or the container's root file system): code that the
-	// checkpoint did not capture is read from the mapped file there. If it
-	// cannot be opened, Inspect fails.
-	Sysroot string
+	// Files, if set, supplies the bytes of mapped files (a *rootfs.Root:
+	// a sysroot or the container's root file system, each file checked
+	// against the size and build-id the checkpoint recorded): code that
+	// the checkpoint did not capture is read from there.
+	Files MappedFiles
 	// Name is how the checkpoint is called in the report (a path).
 	Name string
 }
@@ -39,7 +38,7 @@ type Options struct {
 // Inspect builds the report of an opened checkpoint. Problems with one
 // process or one image become warnings in the report, which keeps
 // everything else; an error is returned only when nothing can be reported
-// (an unknown pid in Options.Pids, a Sysroot that cannot be opened).
+// (an unknown pid in Options.Pids).
 func Inspect(ck *criuimg.Checkpoint, opts Options) (*Report, error) {
 	rep := &Report{Checkpoint: opts.Name, Arch: criuimg.ArchUnknown.String(), ImagesVersion: ck.Inventory.GetImgVersion()}
 	if rep.Checkpoint == "" {
@@ -106,16 +105,6 @@ func Inspect(ck *criuimg.Checkpoint, opts Options) (*Report, error) {
 		}
 	}
 
-	var sysroot *os.Root
-	if opts.Sysroot != "" {
-		r, err := os.OpenRoot(opts.Sysroot)
-		if err != nil {
-			return nil, fmt.Errorf("sysroot: %w", err)
-		}
-		defer r.Close()
-		sysroot = r
-	}
-
 	files, err := loadFiles(ck.Src)
 	if ferr := ck.FilesError(); ferr != nil {
 		// files.img is damaged (Open): what can be read of it.
@@ -133,7 +122,7 @@ func Inspect(ck *criuimg.Checkpoint, opts Options) (*Report, error) {
 		if len(opts.Pids) > 0 && !slices.Contains(opts.Pids, info.Pid) {
 			continue
 		}
-		pr, arch := inspectProcess(ck, info, files, opts, sysroot)
+		pr, arch := inspectProcess(ck, info, files, opts)
 		if arch != criuimg.ArchUnknown {
 			rep.Arch = arch.String()
 		}
@@ -195,7 +184,7 @@ func stateName(s uint32) string {
 // inspectProcess reports one process: what criuimg.SalvageProcess could
 // read of its images (all of it, from sound images). Each problem it met
 // becomes a warning saying what the report lacks because of it.
-func inspectProcess(ck *criuimg.Checkpoint, info criuimg.ProcInfo, files fileTable, opts Options, sysroot *os.Root) (Process, criuimg.Arch) {
+func inspectProcess(ck *criuimg.Checkpoint, info criuimg.ProcInfo, files fileTable, opts Options) (Process, criuimg.Arch) {
 	pr := Process{Pid: info.Pid, PPid: info.PPid, Pgid: info.Pgid, Sid: info.Sid, State: "unknown", ThreadCount: len(info.Threads)}
 	warn := func(format string, a ...any) { pr.Warnings = append(pr.Warnings, fmt.Sprintf(format, a...)) }
 	p, errs := ck.SalvageProcess(info.Pid)
@@ -253,8 +242,15 @@ func inspectProcess(ck *criuimg.Checkpoint, info criuimg.ProcInfo, files fileTab
 	}
 	pr.Cwd, pr.Root = cwd, root
 
+	refused := map[string]bool{}
+	onRefused := func(path string, err error) {
+		if !refused[path] {
+			refused[path] = true
+			warn("%s: code not read from the root filesystem: %v", path, err)
+		}
+	}
 	for i := range p.Threads {
-		th, err := threadReport(p, &p.Threads[i], sysroot)
+		th, err := threadReport(p, &p.Threads[i], opts.Files, onRefused)
 		if err != nil {
 			warn("thread %d: %v", th.Tid, err)
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/criuimg/imgtest"
+	"github.com/ckpt2core/ckpt2core/rootfs"
 )
 
 const testdata = "../testdata"
@@ -21,7 +22,18 @@ const testdata = "../testdata"
 // inspectDir opens a fixture's image directory and inspects it.
 func inspectDir(t *testing.T, dir string, opts Options) *Report {
 	t.Helper()
-	rep, err := Inspect(imgtest.OpenDir(t, dir), opts)
+	return inspectWithRoot(t, dir, "", opts)
+}
+
+// inspectWithRoot is inspectDir with the root filesystem root (none if
+// "") supplying mapped files, as 'inspect --root' opens it.
+func inspectWithRoot(t *testing.T, dir, root string, opts Options) *Report {
+	t.Helper()
+	ck := imgtest.OpenDir(t, dir)
+	if root != "" {
+		opts.Files = openRoot(t, root, ck)
+	}
+	rep, err := Inspect(ck, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +317,7 @@ func TestThreadsCARM64(t *testing.T) {
 		{"with sysroot", filepath.Join(dir, "sysroot"), 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rep := inspectDir(t, filepath.Join(dir, "images"), Options{Sysroot: tc.sysroot})
+			rep := inspectWithRoot(t, filepath.Join(dir, "images"), tc.sysroot, Options{})
 			if rep.Arch != "aarch64" {
 				t.Errorf("arch %q", rep.Arch)
 			}
@@ -549,4 +561,15 @@ func TestPodmanArchive(t *testing.T) {
 			checkPodman(t, m, rep)
 		})
 	}
+}
+
+// openRoot opens root for ck as a MappedFiles, closed when the test ends.
+func openRoot(t *testing.T, root string, ck *criuimg.Checkpoint) MappedFiles {
+	t.Helper()
+	r, err := rootfs.Open(root, ck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
 }

@@ -3,6 +3,7 @@ package inspect
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -35,6 +36,13 @@ func TestSysrootRefusesSpecialFiles(t *testing.T) {
 			}
 			return os.WriteFile(p, b, 0o644)
 		}},
+		{"another-libc", func(p string) error { // not the file CRIU recorded
+			b, err := os.ReadFile(realLibc)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(p, b[:len(b)-1], 0o644)
+		}},
 		{"fifo", func(p string) error { return syscall.Mkfifo(p, 0o644) }},
 		{"directory", func(p string) error { return os.Mkdir(p, 0o755) }},
 		{"escaping-symlink", func(p string) error { return os.Symlink(realLibc, p) }},
@@ -53,13 +61,14 @@ func TestSysrootRefusesSpecialFiles(t *testing.T) {
 				t.Fatal(err)
 			}
 			ck := imgtest.OpenDir(t, filepath.Join(dir, "images"))
+			files := openRoot(t, root, ck)
 			type outcome struct {
 				rep *Report
 				err error
 			}
 			done := make(chan outcome, 1)
 			go func() {
-				rep, err := Inspect(ck, Options{Sysroot: root})
+				rep, err := Inspect(ck, Options{Files: files})
 				done <- outcome{rep, err}
 			}()
 			var rep *Report
@@ -90,6 +99,18 @@ func TestSysrootRefusesSpecialFiles(t *testing.T) {
 			}
 			if fromSysroot != want {
 				t.Errorf("%d threads with code from the sysroot, want %d", fromSysroot, want)
+			}
+			// A refused file is named, once.
+			warned := 0
+			for _, p := range rep.Processes {
+				for _, w := range p.Warnings {
+					if strings.Contains(w, "/usr/lib/aarch64-linux-gnu/libc.so.6: code not read from the root filesystem: ") {
+						warned++
+					}
+				}
+			}
+			if want == 0 && warned != 1 || want != 0 && warned != 0 {
+				t.Errorf("%d warnings about libc.so.6: %q", warned, rep.Warnings)
 			}
 		})
 	}

@@ -5,8 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
-	"path"
+	"io"
 	"strconv"
 
 	corex86 "github.com/checkpoint-restore/go-criu/v8/crit/images/core-x86"
@@ -14,7 +13,6 @@ import (
 	"golang.org/x/arch/x86/x86asm"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
-	"github.com/ckpt2core/ckpt2core/rootfs"
 )
 
 // Hex is an address, written in JSON as a "0x..." string.
@@ -52,19 +50,26 @@ var x86Syscall = []byte{0x0f, 0x05}
 
 const arm64Svc0 = 0xd4000001
 
-// codeReader reads a process's code: from captured pages, else (with a
-// sysroot) from the mapped file. It reports where the bytes came from.
-// The mapped file is read only if it is a regular file inside the sysroot
-// (rootfs.OpenRegular): the checkpoint, which names it, is untrusted.
+// MappedFiles supplies the contents of a process's file mappings; a
+// *rootfs.Root implements it (as elfcore.MappedFiles).
+type MappedFiles interface {
+	// OpenMapped returns the file v maps and its size, or an error if
+	// it is missing or not the file the checkpoint recorded.
+	OpenMapped(v *criuimg.VMA) (io.ReaderAt, int64, error)
+}
+
+// codeReader reads a process's code: from captured pages, else (with
+// files) from the mapped file. It reports where the bytes came from.
 type codeReader struct {
 	p       *criuimg.Process
-	sysroot *os.Root // nil without a sysroot
+	files   MappedFiles                  // nil without --root
+	refused func(path string, err error) // files refuses the file v maps
 }
 
 // read returns up to n bytes at addr, all from one source, and the source
 // (CodeCaptured, CodeSysroot, or CodeNotCaptured or CodeUnreadable with no
 // bytes). Code that damaged images hide is unreadable, never read from
-// the sysroot: the checkpoint may hold other bytes than the file.
+// the files: the checkpoint may hold other bytes than the file.
 func (c codeReader) read(addr uint64, n int) ([]byte, string) {
 	if c.p.Mem == nil {
 		return nil, CodeUnreadable // no mappings or no page size
@@ -84,27 +89,33 @@ func (c codeReader) read(addr uint64, n int) ([]byte, string) {
 	if errors.Is(err, criuimg.ErrUnreadable) {
 		return nil, CodeUnreadable
 	}
-	name := path.Clean("/" + v.Path)[1:]
-	if c.sysroot == nil || name == "" || v.Shmem != 0 {
+	if c.files == nil || v.FileID == 0 || v.Shmem != 0 {
 		return nil, CodeNotCaptured
 	}
-	f, _, err := rootfs.OpenRegular(c.sysroot, name)
+	r, size, err := c.files.OpenMapped(v)
 	if err != nil {
+		if c.refused != nil {
+			c.refused(v.Path, err)
+		}
 		return nil, CodeNotCaptured
 	}
-	defer f.Close()
-	k, _ = f.ReadAt(b, int64(v.Pgoff+addr-v.Start))
+	off := v.Pgoff + addr - v.Start
+	if off >= uint64(size) {
+		return nil, CodeNotCaptured
+	}
+	k, _ = r.ReadAt(b[:min(uint64(n), uint64(size)-off)], int64(off))
 	if k == 0 {
 		return nil, CodeNotCaptured
 	}
 	return b[:k], CodeSysroot
 }
 
-// threadReport describes one thread of a live process; sysroot may be
-// nil. The error says why its registers are unknown.
-func threadReport(p *criuimg.Process, th *criuimg.Thread, sysroot *os.Root) (Thread, error) {
+// threadReport describes one thread of a live process; files may be nil,
+// refused is told of each mapped file that files refuses. The error says
+// why its registers are unknown.
+func threadReport(p *criuimg.Process, th *criuimg.Thread, files MappedFiles, refused func(string, error)) (Thread, error) {
 	t := Thread{Tid: th.Tid, Name: th.Comm(), Code: CodeNotCaptured}
-	code := codeReader{p: p, sysroot: sysroot}
+	code := codeReader{p: p, files: files, refused: refused}
 	switch p.Arch {
 	case criuimg.ArchX86_64:
 		r := th.Core.GetThreadInfo().GetGpregs()

@@ -71,17 +71,19 @@ func runInspect(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
 		return exitFailed
 	}
+	opts := inspect.Options{Env: *env, Name: path}
 	if *sysroot != "" {
-		// As convert and gdb check --root: a usage error, said at once
-		// (not a report whose code silently comes from nowhere).
-		r, err := os.OpenRoot(*sysroot)
+		// As convert and gdb open --root (overlaid by rootfs-diff.tar,
+		// files checked against what CRIU recorded); one that cannot be
+		// opened is a usage error, said at once.
+		r, err := openRoot(*sysroot, src, ck, stderr)
 		if err != nil {
-			fmt.Fprintf(stderr, "ckpt2core: --root: %s\n", safe(err.Error()))
+			fmt.Fprintf(stderr, "ckpt2core: %s\n", safe(err.Error()))
 			return exitUsage
 		}
-		r.Close()
+		defer r.Close()
+		opts.Files = r
 	}
-	opts := inspect.Options{Env: *env, Sysroot: *sysroot, Name: path}
 	// config.dump, ..., rootfs-diff.tar, with the archive's member times
 	// (archive.Checkpoint is an inspect.MetaModTimer: a Podman checkpoint
 	// is dated by stats-dump's mtime).
