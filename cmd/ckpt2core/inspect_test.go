@@ -79,53 +79,6 @@ func statsDumpTime(t *testing.T, path string) time.Time {
 	}
 }
 
-// untar extracts the regular files and directories of the archive at path
-// into a new directory, as tar -x does (modification times kept), and
-// returns it.
-func untar(t *testing.T, path string) string {
-	t.Helper()
-	out := t.TempDir()
-	tr := tarReader(t, path)
-	var times []func()
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		name := filepath.Join(out, filepath.Clean("/"+h.Name))
-		switch h.Typeflag {
-		case tar.TypeDir:
-			if err := os.MkdirAll(name, 0o700); err != nil {
-				t.Fatal(err)
-			}
-		case tar.TypeReg:
-			if err := os.MkdirAll(filepath.Dir(name), 0o700); err != nil {
-				t.Fatal(err)
-			}
-			b, err := io.ReadAll(tr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(name, b, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			mt := h.ModTime
-			times = append(times, func() {
-				if err := os.Chtimes(name, mt, mt); err != nil {
-					t.Fatal(err)
-				}
-			})
-		}
-	}
-	for _, f := range times {
-		f()
-	}
-	return out
-}
-
 // reportContainer returns the container of an inspect --json report.
 func reportContainer(t *testing.T, stdout string) (checkpointed, from string) {
 	t.Helper()
@@ -216,7 +169,7 @@ func TestInspectCheckpointTime(t *testing.T) {
 	// A directory extracted by tar -x: the file's time. Set to another
 	// time, that is the one reported.
 	t.Run("directory", func(t *testing.T) {
-		dir := untar(t, plain)
+		dir := imgtest.Untar(t, tarReader(t, plain))
 		check(t, statsDumpTime(t, plain), dir)
 		other := time.Date(2031, 2, 3, 4, 5, 6, 0, time.UTC)
 		if err := os.Chtimes(filepath.Join(dir, "stats-dump"), other, other); err != nil {

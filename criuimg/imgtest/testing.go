@@ -1,6 +1,10 @@
 package imgtest
 
 import (
+	"archive/tar"
+	"io"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
@@ -71,4 +75,48 @@ func (c *Checkpoint) WriteTemp(tb testing.TB) string {
 func (c *Checkpoint) Load(tb testing.TB, pid uint32) *criuimg.Process {
 	tb.Helper()
 	return LoadProcess(tb, c.WriteTemp(tb), pid)
+}
+
+// Untar extracts the regular files and directories of tr into a new
+// directory of tb's, as tar -x does (modification times kept), and returns
+// it. Names are confined to the directory; other member types are skipped.
+func Untar(tb testing.TB, tr *tar.Reader) string {
+	tb.Helper()
+	out := tb.TempDir()
+	var times []func() error
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			tb.Fatal(err)
+		}
+		name := filepath.Join(out, filepath.Clean("/"+h.Name))
+		switch h.Typeflag {
+		case tar.TypeDir:
+			if err := os.MkdirAll(name, 0o700); err != nil {
+				tb.Fatal(err)
+			}
+		case tar.TypeReg:
+			if err := os.MkdirAll(filepath.Dir(name), 0o700); err != nil {
+				tb.Fatal(err)
+			}
+			b, err := io.ReadAll(tr)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			if err := os.WriteFile(name, b, 0o600); err != nil {
+				tb.Fatal(err)
+			}
+			mt := h.ModTime
+			times = append(times, func() error { return os.Chtimes(name, mt, mt) })
+		}
+	}
+	for _, f := range times {
+		if err := f(); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return out
 }
