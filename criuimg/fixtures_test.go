@@ -2,7 +2,6 @@ package criuimg_test
 
 import (
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -86,17 +85,6 @@ func fixtureByName(t *testing.T, arch, name string) fixture {
 	return fixture{}
 }
 
-func readJSON(t *testing.T, path string, v any) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-}
-
 func parseAddr(t *testing.T, s string) uint64 {
 	t.Helper()
 	v, err := strconv.ParseUint(s, 0, 64)
@@ -126,7 +114,7 @@ func loadManifest(t *testing.T, path string, f *fixture) {
 		}
 		Argv string
 	}
-	readJSON(t, path, &m)
+	imgtest.ReadJSON(t, path, &m)
 	for _, p := range m.Processes {
 		fp := fixtureProc{Pid: p.Pid, PPid: p.Ppid, Comm: p.Comm, Zombie: p.State != "Alive"}
 		for _, th := range p.Threads {
@@ -163,7 +151,7 @@ func loadFacts(t *testing.T, path string, f *fixture) {
 		}
 		Secrets map[string]json.RawMessage
 	}
-	readJSON(t, path, &m)
+	imgtest.ReadJSON(t, path, &m)
 	for _, p := range m.Processes {
 		fp := fixtureProc{Pid: p.Pid, PPid: p.Ppid, Comm: p.Comm}
 		for _, th := range p.Threads {

@@ -55,19 +55,8 @@ func inspectX86(t *testing.T, name string, opts Options) (string, manifest, *Rep
 	t.Helper()
 	dir := filepath.Join(testdata, "x86_64", name)
 	var m manifest
-	readJSON(t, filepath.Join(dir, "manifest.json"), &m)
+	imgtest.ReadJSON(t, filepath.Join(dir, "manifest.json"), &m)
 	return dir, m, inspectDir(t, filepath.Join(dir, "images"), opts)
-}
-
-func readJSON(t *testing.T, path string, v any) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
 }
 
 // manifest is the part of an x86_64 fixture's manifest.json the tests use.
@@ -302,7 +291,7 @@ type facts struct {
 func TestThreadsCARM64(t *testing.T) {
 	dir := filepath.Join(testdata, "arm64/threads-c")
 	var f facts
-	readJSON(t, filepath.Join(dir, "facts.json"), &f)
+	imgtest.ReadJSON(t, filepath.Join(dir, "facts.json"), &f)
 	fp := f.Processes[0]
 	// facts.json description: main in pthread_join (futex), vec-1 in a raw
 	// futex wait, sleeper in clock_nanosleep, reader in read.
@@ -490,7 +479,7 @@ func checkPodman(t *testing.T, m podmanManifest, rep *Report) {
 func TestPodmanExtracted(t *testing.T) {
 	dir := filepath.Join(testdata, "x86_64/podman-counter")
 	var m podmanManifest
-	readJSON(t, filepath.Join(dir, "manifest.json"), &m)
+	imgtest.ReadJSON(t, filepath.Join(dir, "manifest.json"), &m)
 	root := extractGzipArchive(t, filepath.Join(dir, "checkpoint-counters_default-counter-gzip.tar.gz"))
 	rep := inspectDir(t, filepath.Join(root, "checkpoint"), Options{Meta: os.DirFS(root)})
 	checkPodman(t, m, rep)
@@ -513,7 +502,7 @@ func TestPodmanArchive(t *testing.T) {
 	}
 	dir := filepath.Join(testdata, "x86_64/podman-counter")
 	var m podmanManifest
-	readJSON(t, filepath.Join(dir, "manifest.json"), &m)
+	imgtest.ReadJSON(t, filepath.Join(dir, "manifest.json"), &m)
 	for name := range m.Files {
 		t.Run(name, func(t *testing.T) {
 			src, meta, done, err := openArchiveForTest(filepath.Join(dir, name))

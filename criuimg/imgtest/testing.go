@@ -2,6 +2,7 @@ package imgtest
 
 import (
 	"archive/tar"
+	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
@@ -119,4 +120,17 @@ func Untar(tb testing.TB, tr *tar.Reader) string {
 		}
 	}
 	return out
+}
+
+// ReadJSON decodes the JSON file at path (a fixture's manifest.json or
+// facts.json) into v, or fails tb.
+func ReadJSON(tb testing.TB, path string, v any) {
+	tb.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		tb.Fatalf("%s: %v", path, err)
+	}
 }

@@ -5,7 +5,6 @@ import (
 	"compress/gzip"
 	"debug/elf"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/ckpt2core/ckpt2core/criuimg/imgtest"
 )
 
 // testdata is the repository's testdata directory, relative to this
@@ -136,24 +137,13 @@ type arm64Facts struct {
 	} `json:"oracle"`
 }
 
-func readJSON(t *testing.T, path string, v any) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-}
-
 // x86Expect reads the tids and the goroutine functions from
 // manifest.json. Its "goroutines" entry reads like "main.main (in
 // main.waitOnChannel), main.sleepLong": both functions of an entry "A (in
 // B)" are returned.
 func x86Expect(t *testing.T, dir string) (tids []int, funcs []string) {
 	var m x86Manifest
-	readJSON(t, filepath.Join(dir, "manifest.json"), &m)
+	imgtest.ReadJSON(t, filepath.Join(dir, "manifest.json"), &m)
 	for _, th := range m.Processes[0].Threads {
 		tids = append(tids, th.TID)
 	}
@@ -173,7 +163,7 @@ func x86Expect(t *testing.T, dir string) (tids []int, funcs []string) {
 // arm64Expect reads the tids and the goroutine functions from facts.json.
 func arm64Expect(t *testing.T, dir string) (tids []int, funcs []string) {
 	var f arm64Facts
-	readJSON(t, filepath.Join(dir, "facts.json"), &f)
+	imgtest.ReadJSON(t, filepath.Join(dir, "facts.json"), &f)
 	for _, th := range f.Processes[0].Threads {
 		tids = append(tids, th.TID)
 	}
@@ -333,7 +323,7 @@ var goGoroutinesUser = []string{
 func TestVerifyArm64FactsRegs(t *testing.T) {
 	dir := filepath.Join(testdata, "arm64/go-goroutines")
 	var f arm64Facts
-	readJSON(t, filepath.Join(dir, "facts.json"), &f)
+	imgtest.ReadJSON(t, filepath.Join(dir, "facts.json"), &f)
 	corePath := gunzip(t, filepath.Join(dir, "core.372.gz"), t.TempDir())
 	machine, notes := readPrstatus(t, corePath)
 	if machine != elf.EM_AARCH64 {
