@@ -2,7 +2,6 @@ package main
 
 import (
 	"io"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,8 +24,8 @@ type progress struct {
 // whether anything may be shown at all.
 func startProgress(w io.Writer, total int64, enabled bool) *progress {
 	p := &progress{total: total, stop: make(chan struct{})}
-	f, ok := w.(*os.File)
-	if !enabled || !ok || !term.IsTerminal(int(f.Fd())) || total <= 0 {
+	f := fileOf(w)
+	if !enabled || f == nil || !term.IsTerminal(int(f.Fd())) || total <= 0 {
 		return p
 	}
 	p.show(w, time.Second)
