@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
@@ -47,7 +49,7 @@ func Inspect(ck *criuimg.Checkpoint, opts Options) (*Report, error) {
 	warn := func(format string, a ...any) { rep.Warnings = append(rep.Warnings, fmt.Sprintf(format, a...)) }
 	for _, p := range opts.Pids {
 		if _, ok := ck.Proc(p); !ok {
-			return nil, fmt.Errorf("pid %d is not in the checkpoint (it has %v)", p, ck.Pids())
+			return nil, &UnknownPidError{Pid: p, Have: ck.Pids()}
 		}
 	}
 
@@ -428,4 +430,19 @@ func vmaBytes(m *criuimg.Memory, v *criuimg.VMA) (captured, unreadable uint64, e
 		return nil
 	})
 	return captured, unreadable, err
+}
+
+// UnknownPidError is returned by Inspect for an Options.Pids entry the
+// checkpoint does not have.
+type UnknownPidError struct {
+	Pid  uint32
+	Have []uint32 // the checkpoint's pids
+}
+
+func (e *UnknownPidError) Error() string {
+	have := make([]string, len(e.Have))
+	for i, p := range e.Have {
+		have[i] = strconv.FormatUint(uint64(p), 10)
+	}
+	return fmt.Sprintf("pid %d is not in the checkpoint (it has %s)", e.Pid, strings.Join(have, ", "))
 }

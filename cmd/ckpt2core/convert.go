@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/spf13/pflag"
 
@@ -70,32 +71,29 @@ func runConvert(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, usage) // plain 'ckpt2core': the overview
 		return exitUsage
 	case fs.NArg() != 1:
-		return usageError(stderr, "convert", exitUsage, "want one CHECKPOINT, got %d arguments", fs.NArg())
+		return usageError(stderr, "convert", exitUsage, "want one CHECKPOINT, got %s", count(fs.NArg(), "argument"))
 	case *out == "":
-		if _, err := os.Lstat(fs.Arg(0)); err != nil && !strings.Contains(fs.Arg(0), "/") {
-			return usageError(stderr, "", exitUsage, "%q is neither a command nor a checkpoint", safe(fs.Arg(0)))
-		}
 		return usageError(stderr, "convert", exitUsage, "-o OUT_DIR is required")
 	}
 	if *jobs < 1 {
-		fmt.Fprintln(stderr, "ckpt2core: --jobs must be at least 1")
+		complain(stderr, "", "--jobs must be at least 1")
 		return exitUsage
 	}
 	cv, code, err := openConversion(stop, fs.Arg(0), aopts, *root, stderr)
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core: %s\n", safe(err.Error()))
+		complain(stderr, "", "%s", err)
 		return code
 	}
 	defer cv.Close()
 	ck := cv.ck
 	want, err := selectPids(ck, *pids)
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
+		complain(stderr, "", "%v", err)
 		return exitUsage
 	}
 	created, err := makeOutDir(*out)
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core: %s\n", safe(err.Error()))
+		complain(stderr, "", "%s", err)
 		return exitFailed
 	}
 	// A run stopped before it wrote a core leaves no OUT_DIR of its own
@@ -124,7 +122,7 @@ func runConvert(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		rec := convertRecord{Pid: r.pid, Comm: r.comm, Threads: r.threads, Bytes: r.size, Path: r.path, Zombie: r.zombie, Warnings: r.notes}
 		if !*quiet {
 			for _, n := range r.notes {
-				fmt.Fprintf(stderr, "ckpt2core: pid %d (%s): %s\n", r.pid, safe(r.comm), safe(n))
+				complain(stderr, "", "pid %d (%s): %s", r.pid, r.comm, n)
 			}
 		}
 		switch {
@@ -135,9 +133,9 @@ func runConvert(stop *stopper, args []string, stdout, stderr io.Writer) int {
 				// Asked for by name: not converted.
 				failed++
 				rec.Error = msg
-				fmt.Fprintf(stderr, "ckpt2core: %s\n", msg)
+				complain(stderr, "", "%s", msg)
 			} else if !*quiet {
-				fmt.Fprintf(stderr, "ckpt2core: %s\n", msg)
+				complain(stderr, "", "%s", msg)
 			}
 		case r.err != nil:
 			failed++
@@ -146,7 +144,7 @@ func runConvert(stop *stopper, args []string, stdout, stderr io.Writer) int {
 				msg = prefix + msg
 			}
 			rec.Error = msg
-			fmt.Fprintf(stderr, "ckpt2core: %s\n", safe(msg))
+			complain(stderr, "", "%s", msg)
 		default:
 			ok++
 			if !*asJSON {
@@ -159,7 +157,7 @@ func runConvert(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(records); err != nil {
-			fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
+			complain(stderr, "", "%v", err)
 		}
 	}
 	switch {
@@ -260,7 +258,7 @@ func convertOne(ck *criuimg.Checkpoint, pid uint32, dir string, force bool, opts
 // code.
 func waitStatus(st uint32) string {
 	if sig := st & 0x7f; sig != 0 {
-		return fmt.Sprintf("killed by signal %d", sig)
+		return "killed by " + signalName(syscall.Signal(sig))
 	}
 	return fmt.Sprintf("exited with status %d", (st>>8)&0xff)
 }

@@ -84,7 +84,7 @@ func runDebugger(stop *stopper, tool string, args []string, stdout, stderr io.Wr
 	}
 	cv, code, err := openConversion(stop, fs.Arg(0), aopts, *root, stderr)
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core: %s\n", safe(err.Error()))
+		complain(stderr, "", "%s", err)
 		return code
 	}
 	defer cv.Close()
@@ -93,41 +93,41 @@ func runDebugger(stop *stopper, tool string, args []string, stdout, stderr io.Wr
 	if *pid != 0 {
 		want, err := selectPids(ck, []uint{*pid})
 		if err != nil {
-			fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
+			complain(stderr, "", "%v", err)
 			return exitUsage
 		}
 		target = want[0]
 	}
 	dir, err := os.MkdirTemp("", "ckpt2core-"+tool+"-")
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core: %s\n", safe(err.Error()))
+		complain(stderr, "", "%s", err)
 		return exitFailed
 	}
 	defer os.RemoveAll(dir)
 	res := convertOne(ck, target, dir, false, cv.opts, nil)
 	for _, n := range res.notes {
-		fmt.Fprintf(stderr, "ckpt2core: pid %d (%s): %s\n", res.pid, safe(res.comm), safe(n))
+		complain(stderr, "", "pid %d (%s): %s", res.pid, res.comm, n)
 	}
 	switch {
 	case res.zombie:
-		fmt.Fprintf(stderr, "ckpt2core: pid %d (%s) is a zombie: it has no memory or registers to debug\n", target, safe(res.comm))
+		complain(stderr, "", "pid %d (%s) is a zombie: it has no memory or registers to debug", target, res.comm)
 		return exitFailed
 	case res.err != nil:
-		fmt.Fprintf(stderr, "ckpt2core: pid %d: %s\n", target, safe(res.err.Error()))
+		complain(stderr, "", "pid %d: %s", target, res.err)
 		return exitFailed
 	}
 	if *exe == "" && res.exePath != "" {
 		if *exe, err = recordedExe(res.exePath, *root); err != nil {
-			fmt.Fprintf(stderr, "ckpt2core: the executable: %s (give --exe or --root)\n", safe(err.Error()))
+			complain(stderr, "", "the executable: %s (give --exe or --root)", err)
 		}
 	}
 	if tool == "gdb" && !fs.Changed("gdb") && res.arch != hostArch() {
 		// Debian's gdb reads only this machine's cores.
 		if p, err := exec.LookPath("gdb-multiarch"); err == nil {
 			*prog = p
-			fmt.Fprintf(stderr, "ckpt2core: an %s core on %s: using %s\n", res.arch, runtime.GOARCH, p)
+			complain(stderr, "", "an %s core on %s: using %s", res.arch, runtime.GOARCH, p)
 		} else {
-			fmt.Fprintf(stderr, "ckpt2core: an %s core on %s: gdb may not read it; install gdb-multiarch or give --gdb\n", res.arch, runtime.GOARCH)
+			complain(stderr, "", "an %s core on %s: gdb may not read it; install gdb-multiarch or give --gdb", res.arch, runtime.GOARCH)
 		}
 	}
 	var argv []string
@@ -146,7 +146,7 @@ func runDebugger(stop *stopper, tool string, args []string, stdout, stderr io.Wr
 		argv = append(argv, "--core="+res.path)
 	case "dlv":
 		if *exe == "" {
-			fmt.Fprintln(stderr, "ckpt2core: dlv needs the executable: give --exe")
+			complain(stderr, "", "dlv needs the executable: give --exe")
 			return exitUsage
 		}
 		argv = append(argv, "core", *exe, res.path)
@@ -173,7 +173,7 @@ func runDebugger(stop *stopper, tool string, args []string, stdout, stderr io.Wr
 		if errors.As(err, &ee) {
 			return ee.ExitCode()
 		}
-		fmt.Fprintf(stderr, "ckpt2core: %s: %v\n", *prog, err)
+		complain(stderr, "", "%s: %v", *prog, err)
 		return exitFailed
 	}
 	return exitOK

@@ -81,7 +81,7 @@ func runGrep(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		return usageError(stderr, "grep", grepTrouble, format, a...)
 	}
 	if fs.NArg() != 2 {
-		return usageErr("want PATTERN and CHECKPOINT, got %d arguments", fs.NArg())
+		return usageErr("want PATTERN and CHECKPOINT, got %s", count(fs.NArg(), "argument"))
 	}
 	if *hexPat && *regex {
 		return usageErr("--hex and --regex exclude each other")
@@ -99,13 +99,13 @@ func runGrep(stop *stopper, args []string, stdout, stderr io.Writer) int {
 
 	src, closeSrc, err := openCheckpoint(stop, fs.Arg(1), aopts)
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core grep: %s\n", safe(err.Error()))
+		complain(stderr, "grep", "%s", err)
 		return grepTrouble
 	}
 	defer closeSrc()
 	ck, err := criuimg.Open(src)
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core grep: %s\n", safe(err.Error()))
+		complain(stderr, "grep", "%s", err)
 		return grepTrouble
 	}
 	want, err := selectPids(ck, *pids)
@@ -149,11 +149,11 @@ func runGrep(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		})
 		var we *writeError
 		if errors.As(err, &we) {
-			fmt.Fprintf(stderr, "ckpt2core grep: writing output: %v\n", we.err)
+			complain(stderr, "grep", "writing output: %v", we.err)
 			return grepTrouble
 		}
 		if err != nil {
-			fmt.Fprintf(stderr, "ckpt2core grep: %s\n", safe(err.Error()))
+			complain(stderr, "grep", "%s", err)
 			failed = true
 		}
 	}
@@ -164,7 +164,7 @@ func runGrep(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		out.WriteString("]\n")
 	}
 	if err := out.Flush(); err != nil {
-		fmt.Fprintf(stderr, "ckpt2core grep: writing output: %v\n", err)
+		complain(stderr, "grep", "writing output: %v", err)
 		return grepTrouble
 	}
 	switch {
@@ -227,7 +227,7 @@ func grepProcess(ck *criuimg.Checkpoint, pid uint32, s memsearch.Searcher, m mem
 	}
 	if errors.Is(err, criuimg.ErrZombie) {
 		if asked {
-			fmt.Fprintf(stderr, "ckpt2core grep: pid %d (%s): zombie: no memory to search\n", pid, safe(p.Comm))
+			complain(stderr, "grep", "pid %d (%s): zombie: no memory to search", pid, p.Comm)
 		}
 		return nil
 	}

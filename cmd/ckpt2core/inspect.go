@@ -57,18 +57,18 @@ func runInspect(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		return status
 	}
 	if fs.NArg() != 1 {
-		return usageError(stderr, "inspect", exitUsage, "want one CHECKPOINT, got %d arguments", fs.NArg())
+		return usageError(stderr, "inspect", exitUsage, "want one CHECKPOINT, got %s", count(fs.NArg(), "argument"))
 	}
 	path := fs.Arg(0)
 	src, closeSrc, err := openCheckpoint(stop, inspectPath(path), aopts)
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
+		complain(stderr, "", "%v", err)
 		return exitFailed
 	}
 	defer closeSrc()
 	ck, err := inspect.Open(src) // criuimg.Open, but a damaged files.img is reported on
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
+		complain(stderr, "", "%v", err)
 		return exitFailed
 	}
 	opts := inspect.Options{Env: *env, Name: path}
@@ -78,7 +78,7 @@ func runInspect(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		// opened is a usage error, said at once.
 		r, err := openRoot(*sysroot, src, ck, stderr)
 		if err != nil {
-			fmt.Fprintf(stderr, "ckpt2core: %s\n", safe(err.Error()))
+			complain(stderr, "", "%s", err)
 			return exitUsage
 		}
 		defer r.Close()
@@ -92,12 +92,14 @@ func runInspect(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	} else if m, ok := src.(inspect.MetaSource); ok {
 		opts.Meta = inspect.MetaFS(m)
 	}
-	for _, p := range *pids {
-		opts.Pids = append(opts.Pids, uint32(p))
+	if len(*pids) > 0 {
+		if opts.Pids, err = selectPids(ck, *pids); err != nil {
+			return usageError(stderr, "inspect", exitUsage, "%v", err)
+		}
 	}
 	rep, err := inspect.Inspect(ck, opts)
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
+		complain(stderr, "", "%v", err)
 		return exitUsage // only an unknown --pid fails the whole report
 	}
 	if *asJSON {
@@ -108,7 +110,7 @@ func runInspect(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		err = inspect.WriteText(stdout, rep)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
+		complain(stderr, "", "%v", err)
 		return exitFailed
 	}
 	return exitOK

@@ -114,5 +114,10 @@ func runWith(stop *stopper, args []string, stdout, stderr io.Writer) int {
 			return exitOK
 		}
 	}
+	if len(args) > 0 {
+		if status, unknown := unknownCommand(args[0], stderr); unknown {
+			return status
+		}
+	}
 	return runConvert(stop, args, stdout, stderr)
 }

@@ -34,13 +34,13 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 	}
 	switch {
 	case fs.NArg() != 1:
-		return usageError(stderr, "verify", exitUsage, "want one CORE, got %d arguments", fs.NArg())
+		return usageError(stderr, "verify", exitUsage, "want one CORE, got %s", count(fs.NArg(), "argument"))
 	case *exe == "":
 		return usageError(stderr, "verify", exitUsage, "--exe EXE is required (Delve reads symbols from the executable)")
 	}
 	rep, err := verify.Verify(fs.Arg(0), *exe, *debugDirs)
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
+		complain(stderr, "", "%v", err)
 		return exitFailed
 	}
 	if *asJSON {
@@ -51,7 +51,7 @@ func runVerify(args []string, stdout, stderr io.Writer) int {
 		err = rep.WriteText(stdout)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
+		complain(stderr, "", "%v", err)
 		return exitFailed
 	}
 	return exitOK
