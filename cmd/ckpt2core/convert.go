@@ -66,35 +66,44 @@ func runConvert(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	if status, ok := parseFlags(fs, "convert", args, help, stdout, stderr, exitUsage); !ok {
 		return status
 	}
+	// fail ends the run on a fatal error: said on stderr and, with
+	// --json, as a JSON error object on stdout (a program reading it
+	// gets valid JSON whatever happens).
+	fail := func(code int, format string, a ...any) int {
+		if code == exitUsage {
+			usageError(stderr, "convert", code, format, a...)
+		} else {
+			complain(stderr, "", format, a...)
+		}
+		if *asJSON {
+			writeJSONError(stdout, code, fmt.Sprintf(format, a...))
+		}
+		return code
+	}
 	switch {
 	case len(args) == 0:
 		fmt.Fprint(stderr, usage) // plain 'ckpt2core': the overview
 		return exitUsage
 	case fs.NArg() != 1:
-		return usageError(stderr, "convert", exitUsage, "want one CHECKPOINT, got %s", count(fs.NArg(), "argument"))
+		return fail(exitUsage, "want one CHECKPOINT, got %s", count(fs.NArg(), "argument"))
 	case *out == "":
-		return usageError(stderr, "convert", exitUsage, "-o OUT_DIR is required")
-	}
-	if *jobs < 1 {
-		complain(stderr, "", "--jobs must be at least 1")
-		return exitUsage
+		return fail(exitUsage, "-o OUT_DIR is required")
+	case *jobs < 1:
+		return fail(exitUsage, "--jobs must be at least 1")
 	}
 	cv, code, err := openConversion(stop, fs.Arg(0), aopts, *root, stderr)
 	if err != nil {
-		complain(stderr, "", "%s", err)
-		return code
+		return fail(code, "%s", err)
 	}
 	defer cv.Close()
 	ck := cv.ck
 	want, err := selectPids(ck, *pids)
 	if err != nil {
-		complain(stderr, "", "%v", err)
-		return exitUsage
+		return fail(exitUsage, "%s", err)
 	}
 	created, err := makeOutDir(*out)
 	if err != nil {
-		complain(stderr, "", "%s", err)
-		return exitFailed
+		return fail(exitFailed, "%s", err)
 	}
 	// A run stopped before it wrote a core leaves no OUT_DIR of its own
 	// making behind (cores are anonymous files until complete).
@@ -119,7 +128,7 @@ func runConvert(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	ok, failed := 0, 0
 	records := make([]convertRecord, 0, len(results))
 	for _, r := range results {
-		rec := convertRecord{Pid: r.pid, Comm: r.comm, Threads: r.threads, Bytes: r.size, Path: r.path, Zombie: r.zombie, Warnings: r.notes}
+		rec := convertRecord{Pid: r.pid, Comm: r.comm, Threads: r.threads, Bytes: r.size, Path: r.path, Zombie: r.zombie, Warnings: append([]string{}, r.notes...)}
 		if !*quiet {
 			for _, n := range r.notes {
 				complain(stderr, "", "pid %d (%s): %s", r.pid, r.comm, n)
@@ -204,11 +213,25 @@ type convertRecord struct {
 	Pid      uint32   `json:"pid"`
 	Comm     string   `json:"comm"`
 	Threads  int      `json:"threads"`
-	Bytes    uint64   `json:"bytes"`          // size of the core (holes included)
-	Path     string   `json:"path,omitempty"` // "" when no core was written
-	Zombie   bool     `json:"zombie,omitempty"`
-	Error    string   `json:"error,omitempty"`
-	Warnings []string `json:"warnings,omitempty"`
+	Bytes    uint64   `json:"bytes"` // size of the core (holes included)
+	Path     string   `json:"path"`  // "" when no core was written
+	Zombie   bool     `json:"zombie"`
+	Error    string   `json:"error"`    // "" when converted
+	Warnings []string `json:"warnings"` // [] when none
+}
+
+// jsonError is what --json prints on stdout instead of the records when
+// the run fails as a whole.
+type jsonError struct {
+	Error      string `json:"error"`
+	ExitStatus int    `json:"exit_status"`
+}
+
+// writeJSONError prints a fatal error as a JSON object.
+func writeJSONError(stdout io.Writer, code int, msg string) {
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	enc.Encode(jsonError{Error: msg, ExitStatus: code})
 }
 
 // convertOne loads, plans and writes the core of one process. Nothing is
