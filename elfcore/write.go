@@ -40,7 +40,7 @@ func (p *Plan) Write(f Output, progress Progress) error {
 
 // write is Write with the copy state exposed to tests.
 func (p *Plan) write(f Output, progress Progress, cs *copyState) error {
-	// Lay out again: notes or segments may have changed since Build.
+	// Lay out again: notes or segments may have changed since BuildWith.
 	if err := p.Layout(); err != nil {
 		return err
 	}

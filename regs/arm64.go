@@ -83,7 +83,7 @@ type ARM64HWDebugReg struct {
 // breakpoints (watchpoints) are zero. dbg_info comes from the CPU, not from
 // the thread: (debug architecture << 8) | number of breakpoints (for
 // NT_ARM_HW_BREAK) or watchpoints (for NT_ARM_HW_WATCH). A thread that set
-// no breakpoints has all slots zero; NewARM64HWDebug builds that state.
+// no breakpoints has all slots zero; ARM64HWDebug{DbgInfo: arch<<8 | slots} is that state.
 type ARM64HWDebug struct {
 	DbgInfo uint32
 	Regs    [ARM64HWDebugSlots]ARM64HWDebugReg
@@ -106,15 +106,6 @@ const (
 	CortexA72Breakpoints = 6
 	CortexA72Watchpoints = 4
 )
-
-// NewARM64HWDebug returns the NT_ARM_HW_BREAK or NT_ARM_HW_WATCH state of a
-// thread without breakpoints or watchpoints on a CPU with the given debug
-// architecture and number of slots: dbg_info = debugArch<<8 | slots, all
-// slots zero. For example NewARM64HWDebug(ARM64DebugArchV8, 6) gives the
-// NT_ARM_HW_BREAK of a Cortex-A72.
-func NewARM64HWDebug(debugArch, slots uint8) ARM64HWDebug {
-	return ARM64HWDebug{DbgInfo: uint32(debugArch)<<8 | uint32(slots)}
-}
 
 // MarshalBinary returns the 264-byte struct user_hwdebug_state. It fails if
 // dbg_info claims more than 16 slots.

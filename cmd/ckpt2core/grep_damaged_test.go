@@ -70,4 +70,3 @@ func TestGrepDamaged(t *testing.T) {
 		})
 	}
 }
-

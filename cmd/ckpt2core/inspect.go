@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/inspect"
 )
 
@@ -66,7 +67,10 @@ func runInspect(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	defer closeSrc()
-	ck, err := inspect.Open(src) // criuimg.Open, but a damaged files.img is reported on
+	// criuimg.Open, but a damaged files.img does not stop the report: the
+	// files of its entries before the damaged one are known, and Inspect
+	// says what lacks a path because of it.
+	ck, err := criuimg.SalvageOpen(src)
 	if err != nil {
 		complain(stderr, "", "%v", err)
 		return exitFailed
