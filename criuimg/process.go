@@ -130,7 +130,7 @@ type Process struct {
 	Arch     Arch
 	Comm     string
 	State    uint32 // task_core.task_state
-	ExitCode uint32
+	ExitCode uint32 // task_core.exit_code: a zombie's wait status (see WaitStatus)
 	// Threads holds the live threads, main thread first. A zombie has none.
 	// Salvage: only those whose core-<tid>.img was read (the main thread
 	// may be missing).
@@ -487,3 +487,16 @@ func (p *Process) FindVMA(addr uint64) (*VMA, bool) {
 	}
 	return nil, false
 }
+
+// WaitStatus is a wait(2) status, as CRIU records a zombie's exit code
+// (task_core.exit_code): WaitStatus(p.ExitCode).
+type WaitStatus uint32
+
+// Signaled reports whether the process was killed by a signal.
+func (w WaitStatus) Signaled() bool { return w&0x7f != 0 }
+
+// Signal is the signal that killed the process (0 if it exited).
+func (w WaitStatus) Signal() uint32 { return uint32(w & 0x7f) }
+
+// ExitStatus is the status the process exited with (when not Signaled).
+func (w WaitStatus) ExitStatus() uint32 { return uint32(w>>8) & 0xff }

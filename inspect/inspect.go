@@ -200,12 +200,11 @@ func inspectProcess(ck *criuimg.Checkpoint, info criuimg.ProcInfo, files fileTab
 	pr.Warnings = append(pr.Warnings, p.Warnings...)
 	pr.Comm, pr.State = p.Comm, stateName(p.State)
 	if p.Zombie() {
-		// task_core.exit_code is the wait status.
-		ec := p.ExitCode
-		if sig := ec & 0x7f; sig != 0 {
+		if ws := criuimg.WaitStatus(p.ExitCode); ws.Signaled() {
+			sig := ws.Signal()
 			pr.ExitSignal = &sig
 		} else {
-			code := ec >> 8 & 0xff
+			code := ws.ExitStatus()
 			pr.ExitCode = &code
 		}
 		if opts.Env {

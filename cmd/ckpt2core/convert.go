@@ -280,10 +280,11 @@ func convertOne(ck *criuimg.Checkpoint, pid uint32, dir string, force bool, opts
 // waitStatus describes a wait(2) status as CRIU records a zombie's exit
 // code.
 func waitStatus(st uint32) string {
-	if sig := st & 0x7f; sig != 0 {
-		return "killed by " + signalName(syscall.Signal(sig))
+	ws := criuimg.WaitStatus(st)
+	if ws.Signaled() {
+		return "killed by " + signalName(syscall.Signal(ws.Signal()))
 	}
-	return fmt.Sprintf("exited with status %d", (st>>8)&0xff)
+	return fmt.Sprintf("exited with status %d", ws.ExitStatus())
 }
 
 // pagesBytes is the size of the checkpoint's pages files: about the bytes a
