@@ -70,24 +70,27 @@ func runConvert(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	// --json, as a JSON error object on stdout (a program reading it
 	// gets valid JSON whatever happens).
 	fail := func(code int, format string, a ...any) int {
-		if code == exitUsage {
-			usageError(stderr, "convert", code, format, a...)
-		} else {
-			complain(stderr, "", format, a...)
-		}
+		complain(stderr, "", format, a...)
 		if *asJSON {
 			writeJSONError(stdout, code, fmt.Sprintf(format, a...))
 		}
 		return code
+	}
+	badUsage := func(format string, a ...any) int {
+		usageError(stderr, "convert", exitUsage, format, a...)
+		if *asJSON {
+			writeJSONError(stdout, exitUsage, fmt.Sprintf(format, a...))
+		}
+		return exitUsage
 	}
 	switch {
 	case len(args) == 0:
 		fmt.Fprint(stderr, usage) // plain 'ckpt2core': the overview
 		return exitUsage
 	case fs.NArg() != 1:
-		return fail(exitUsage, "want one CHECKPOINT, got %s", count(fs.NArg(), "argument"))
+		return badUsage("want one CHECKPOINT, got %s", count(fs.NArg(), "argument"))
 	case *out == "":
-		return fail(exitUsage, "-o OUT_DIR is required")
+		return badUsage("-o OUT_DIR is required")
 	case *jobs < 1:
 		return fail(exitUsage, "--jobs must be at least 1")
 	}
