@@ -164,7 +164,7 @@ func fallbackErr(err error) bool {
 
 // ErrExists is returned by WriteFile when the destination exists and
 // overwriting was not asked for.
-var ErrExists = errors.New("file exists (use --force to replace it)")
+var ErrExists = errors.New("file exists")
 
 // ErrIsDir is returned by WriteFile when the destination is a directory:
 // it is never replaced, not even with force.

@@ -272,6 +272,9 @@ func convertOne(ck *criuimg.Checkpoint, pid uint32, dir string, force bool, opts
 	res.notes = append(res.notes, plan.Warnings...)
 	name := fmt.Sprintf("core.%d", pid)
 	if err := elfcore.WriteFile(dir, name, plan, force, progress); err != nil {
+		if errors.Is(err, elfcore.ErrExists) {
+			err = fmt.Errorf("%w (use --force to replace it)", err)
+		}
 		res.err = err
 		return res
 	}
