@@ -32,6 +32,7 @@ Usage:
   ckpt2core gdb [flags] CHECKPOINT [-- GDB_ARGS]   convert one process and open it in gdb
   ckpt2core dlv [flags] CHECKPOINT [-- DLV_ARGS]   convert one process and open it in Delve
   ckpt2core verify --exe EXE CORE [--json]         load a core with Delve's core reader
+                 [--checkpoint CHECKPOINT]         (and check EXE's build-id against it)
   ckpt2core help | --help | --version
 
 Examples:
@@ -97,7 +98,7 @@ func runWith(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
 		switch args[0] {
 		case "verify":
-			return runVerify(args[1:], stdout, stderr)
+			return runVerify(stop, args[1:], stdout, stderr)
 		case "gdb", "dlv":
 			return runDebugger(stop, args[0], args[1:], stdout, stderr)
 		case "convert":
