@@ -41,8 +41,11 @@ const (
 	ProtExec  = 4
 )
 
-// MAP_SHARED in vma_entry.flags.
-const mapShared = 0x01
+// MAP_* bits of vma_entry.flags.
+const (
+	MapShared    = 0x01
+	MapGrowsdown = 0x100
+)
 
 // Task states of task_core_entry.task_state (compel's task-state.h).
 const (
@@ -93,6 +96,10 @@ type VMA struct {
 // FileBacked reports whether the mapping has a file behind it (including
 // shared anonymous memory, which the kernel backs by a shmem file).
 func (v *VMA) FileBacked() bool { return v.Path != "" }
+
+// Shared reports whether the mapping is shared (MAP_SHARED, or shared
+// anonymous memory and memfds).
+func (v *VMA) Shared() bool { return v.Flags&MapShared != 0 || v.Shmem != 0 }
 
 // Anon reports whether the mapping is private anonymous memory (heap,
 // stack, anonymous mmap, vDSO), whose uncaptured pages are zero.

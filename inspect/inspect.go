@@ -343,9 +343,6 @@ func splitNUL(b []byte) []string {
 	return out
 }
 
-// mapGrowsdown is MAP_GROWSDOWN in vma_entry.flags (the main stack).
-const mapGrowsdown = 0x100
-
 // memoryKind classifies a mapping for MemorySummary. stack says whether
 // the mapping holds a thread's stack pointer or the initial stack.
 func memoryKind(v *criuimg.VMA, stack bool) string {
@@ -354,7 +351,7 @@ func memoryKind(v *criuimg.VMA, stack bool) string {
 		return KindSpecial
 	case v.Status&criuimg.VMAAreaHeap != 0:
 		return KindHeap
-	case v.Status&criuimg.VMAAreaStack != 0 || v.Flags&mapGrowsdown != 0 || stack:
+	case v.Status&criuimg.VMAAreaStack != 0 || v.Flags&criuimg.MapGrowsdown != 0 || stack:
 		return KindStack
 	case v.Shmem != 0 || v.Status&(criuimg.VMAAnonShared|criuimg.VMAAreaSysVIPC|criuimg.VMAAreaMemfd) != 0:
 		return KindShared
@@ -363,9 +360,6 @@ func memoryKind(v *criuimg.VMA, stack bool) string {
 	}
 	return KindAnon
 }
-
-// mapShared is MAP_SHARED in vma_entry.flags.
-const mapShared = 0x01
 
 // memorySummary sums p's mappings by kind. sps are the threads' stack
 // pointers: the anonymous mappings holding them are stacks. Without a
@@ -391,7 +385,7 @@ func memorySummary(p *criuimg.Process, sps []uint64) (*MemorySummary, error) {
 		k.VMAs++
 		k.Bytes += size
 		m.MappedBytes += size
-		if v.Flags&mapShared != 0 || v.Shmem != 0 {
+		if v.Shared() {
 			m.SharedBytes += size
 		}
 		if p.Mem == nil {
