@@ -119,38 +119,14 @@ func runGrep(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		return usageErr("%v", err)
 	}
 
-	out := bufio.NewWriterSize(stdout, 64<<10)
-	var emit func(memsearch.Hit) error
-	hits := 0
-	if *asJSON {
-		out.WriteString("[")
-		emit = func(h memsearch.Hit) error {
-			b, err := json.Marshal(newJSONHit(h))
-			if err != nil {
-				return err
-			}
-			if hits > 0 {
-				out.WriteString(",")
-			}
-			out.WriteString("\n")
-			_, err = out.Write(b)
-			return err
-		}
-	} else {
-		emit = func(h memsearch.Hit) error {
-			_, err := fmt.Fprintf(out, "%d %s %#x %s+%#x  %s\n", h.Pid, safe(h.Comm), h.Addr, safe(h.Mapping), h.Offset, grepContext(h))
-			return err
-		}
-	}
-
+	out := newHitWriter(stdout, *asJSON)
 	searcher := memsearch.Searcher{Context: *context}
 	failed := false
 	for _, pid := range want {
 		err := grepProcess(ck, pid, searcher, m, *maxCount, len(*pids) > 0, stderr, func(h memsearch.Hit) error {
-			if err := emit(h); err != nil {
+			if err := out.write(h); err != nil {
 				return &writeError{err}
 			}
-			hits++
 			return nil
 		})
 		var we *writeError
@@ -165,23 +141,65 @@ func runGrep(stop *stopper, args []string, stdout, stderr io.Writer) int {
 			failed = true
 		}
 	}
-	if *asJSON {
-		if hits > 0 {
-			out.WriteString("\n")
-		}
-		out.WriteString("]\n")
-	}
-	if err := out.Flush(); err != nil {
+	if err := out.finish(); err != nil {
 		complain(stderr, "grep", "writing output: %v", err)
 		return grepTrouble
 	}
 	switch {
 	case failed:
 		return grepTrouble
-	case hits > 0:
+	case out.hits > 0:
 		return grepFound
 	}
 	return grepNone
+}
+
+// hitWriter prints grep's hits: a line each, or (asJSON) one JSON array.
+type hitWriter struct {
+	out    *bufio.Writer
+	asJSON bool
+	hits   int
+}
+
+func newHitWriter(stdout io.Writer, asJSON bool) *hitWriter {
+	w := &hitWriter{out: bufio.NewWriterSize(stdout, 64<<10), asJSON: asJSON}
+	if asJSON {
+		w.out.WriteString("[")
+	}
+	return w
+}
+
+// write prints one hit.
+func (w *hitWriter) write(h memsearch.Hit) error {
+	var err error
+	if w.asJSON {
+		var b []byte
+		if b, err = json.Marshal(newJSONHit(h)); err != nil {
+			return err
+		}
+		if w.hits > 0 {
+			w.out.WriteString(",")
+		}
+		w.out.WriteString("\n")
+		_, err = w.out.Write(b)
+	} else {
+		_, err = fmt.Fprintf(w.out, "%d %s %#x %s+%#x  %s\n", h.Pid, safe(h.Comm), h.Addr, safe(h.Mapping), h.Offset, grepContext(h))
+	}
+	if err == nil {
+		w.hits++
+	}
+	return err
+}
+
+// finish ends the output (the JSON array's end) and flushes it.
+func (w *hitWriter) finish() error {
+	if w.asJSON {
+		if w.hits > 0 {
+			w.out.WriteString("\n")
+		}
+		w.out.WriteString("]\n")
+	}
+	return w.out.Flush()
 }
 
 // writeError marks a failure to write the output, which ends the search.
