@@ -488,8 +488,15 @@ func TestExtractDirRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	ck.Close()
-	if _, err := os.Stat(filepath.Join(empty, "checkpoint", "pstree.img")); err != nil {
-		t.Errorf("extracted files not kept: %v", err)
+	// Every member of the real archive, not only those Open reads: the
+	// list tar -t gives of it.
+	for _, name := range []string{"checkpoint/pstree.img", "devshm-checkpoint.tar", "artifacts", "ctr.log", "rootfs-diff.tar", "checkpoint/descriptors.json", "checkpoint/tmpfs-dev-44.tar.gz.img"} {
+		if _, err := os.Stat(filepath.Join(empty, name)); err != nil {
+			t.Errorf("member %s not extracted: %v", name, err)
+		}
+	}
+	if st, err := os.Stat(filepath.Join(empty, "devshm-checkpoint.tar")); err != nil || st.Size() != 1536 || st.Mode().Perm() != 0o600 {
+		t.Errorf("devshm-checkpoint.tar: %v %v (the archive has 1536 bytes; want mode 0600)", st, err)
 	}
 }
 
