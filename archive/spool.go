@@ -33,9 +33,14 @@ func openSpooled(path string, f *os.File, comp compression, opts Options) (c *Ch
 	if err != nil {
 		return nil, err
 	}
-	defer closeDecomp()
 	cr := &countReader{r: r, limit: opts.MaxBytes}
 	tr := tar.NewReader(cr)
+	if opts.Stream && opts.ExtractDir == "" && comp != compNone {
+		c := openStream(path, cr, tr, opts, kind, closeDecomp)
+		c.f = f // read by the stream until it ends; closed by Close
+		return c, nil
+	}
+	defer closeDecomp()
 	if opts.ExtractDir != "" {
 		c, err = extract(path, cr, tr, opts)
 	} else {

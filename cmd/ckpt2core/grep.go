@@ -73,6 +73,7 @@ func runGrep(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print one JSON array of hits")
 	maxCount := fs.IntP("max-count", "m", 0, "stop after N hits in each process (0: no limit)")
 	aopts := archiveFlags(fs)
+	verbose := fs.BoolP("verbose", "v", false, "say what a compressed archive could not stream (pages spooled whole)")
 	help := func(w io.Writer) { fmt.Fprintf(w, grepUsage, fs.FlagUsages()) }
 	if status, ok := parseFlags(fs, "grep", args, help, stdout, stderr, grepTrouble); !ok {
 		return status
@@ -97,13 +98,16 @@ func runGrep(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		return usageErr("%v", err)
 	}
 
+	// A compressed archive streams: each process's pages are searched as
+	// they are decompressed, and freed.
+	aopts.Stream = true
 	src, closeSrc, err := openCheckpoint(stop, fs.Arg(1), aopts)
 	if err != nil {
 		fmt.Fprintf(stderr, "ckpt2core grep: %s\n", safe(err.Error()))
 		return grepTrouble
 	}
 	defer closeSrc()
-	ck, err := criuimg.Open(src)
+	ck, provisional, err := openStreamTree(src)
 	if err != nil {
 		fmt.Fprintf(stderr, "ckpt2core grep: %s\n", safe(err.Error()))
 		return grepTrouble
@@ -140,7 +144,7 @@ func runGrep(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	searcher := memsearch.Searcher{Context: *context}
 	failed := false
 	for _, pid := range want {
-		err := grepProcess(ck, pid, searcher, m, *maxCount, len(*pids) > 0, stderr, func(h memsearch.Hit) error {
+		err := grepProcess(ck, src, pid, searcher, m, *maxCount, len(*pids) > 0, stderr, func(h memsearch.Hit) error {
 			if err := emit(h); err != nil {
 				return &writeError{err}
 			}
@@ -156,6 +160,10 @@ func runGrep(stop *stopper, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "ckpt2core grep: %s\n", safe(err.Error()))
 			failed = true
 		}
+	}
+	if err := checkStreamTree(src, ck, provisional, *verbose, stderr, "grep"); err != nil {
+		fmt.Fprintf(stderr, "ckpt2core grep: %s\n", safe(err.Error()))
+		failed = true
 	}
 	if *asJSON {
 		if hits > 0 {
@@ -220,7 +228,7 @@ func parseHexPattern(s string) ([]byte, error) {
 
 // grepProcess searches one process. A zombie is skipped, with a notice
 // when it was asked for by --pid.
-func grepProcess(ck *criuimg.Checkpoint, pid uint32, s memsearch.Searcher, m memsearch.Matcher, maxCount int, asked bool, stderr io.Writer, emit func(memsearch.Hit) error) error {
+func grepProcess(ck *criuimg.Checkpoint, src criuimg.Source, pid uint32, s memsearch.Searcher, m memsearch.Matcher, maxCount int, asked bool, stderr io.Writer, emit func(memsearch.Hit) error) error {
 	p, err := ck.LoadProcess(pid)
 	if p != nil {
 		defer p.Close()
@@ -234,6 +242,7 @@ func grepProcess(ck *criuimg.Checkpoint, pid uint32, s memsearch.Searcher, m mem
 	if err != nil {
 		return err
 	}
+	consumeOnce(src, p)
 	n := 0
 	return s.Search(p, m, func(h memsearch.Hit) error {
 		if err := emit(h); err != nil {

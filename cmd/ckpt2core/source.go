@@ -90,7 +90,6 @@ func openCheckpoint(stop *stopper, path string, opts *archive.Options) (criuimg.
 		o = *opts
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	o.Context = ctx
 	opened := make(chan struct{})
 	release := stop.onStop(func() {
@@ -102,11 +101,16 @@ func openCheckpoint(stop *stopper, path string, opts *archive.Options) (criuimg.
 	})
 	ck, err := archive.Open(path, o)
 	close(opened)
-	release()
+	if err != nil || !o.Stream {
+		release()
+		cancel()
+	}
 	if err != nil {
 		return nil, nil, err
 	}
-	return &checkpointSource{Source: ck.Images, ck: ck}, func() { ck.Close() }, nil
+	// A stream is read until Close: a stop cancels it (what it holds is
+	// anonymous: nothing to remove).
+	return &checkpointSource{Source: ck.Images, ck: ck}, func() { ck.Close(); release(); cancel() }, nil
 }
 
 // conversion is a checkpoint opened for conversion: its images, their

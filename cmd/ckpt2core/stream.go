@@ -1,0 +1,115 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/ckpt2core/ckpt2core/archive"
+	"github.com/ckpt2core/ckpt2core/criuimg"
+)
+
+// streamedArchive returns the archive of src when it is read as a stream
+// (archive.Options.Stream on a compressed archive), else nil.
+func streamedArchive(src criuimg.Source) *archive.Checkpoint {
+	cs, ok := src.(*checkpointSource)
+	if !ok || cs.ck.Kind() == archive.KindDirectory || cs.ck.Kind() == archive.KindTar {
+		return nil
+	}
+	return cs.ck
+}
+
+// openStreamTree opens the process tree of src for a command that reads
+// each process once, in pid order, while a compressed archive streams
+// (grep). When pstree.img is read before the first pages file, it is
+// criuimg.Open. Otherwise (Podman's writer sorts the names: pstree.img
+// comes after pages-*.img) the processes are those with an mm-<pid>.img
+// among the images read by then (a zombie has none and no memory), each
+// with its main thread only; checkStreamTree compares them with
+// pstree.img once the stream has ended.
+func openStreamTree(src criuimg.Source) (ck *criuimg.Checkpoint, provisional bool, err error) {
+	a := streamedArchive(src)
+	if a == nil {
+		ck, err = criuimg.Open(src)
+		return ck, false, err
+	}
+	ahead, err := a.Ahead()
+	if err != nil {
+		return nil, false, err
+	}
+	if slices.Contains(ahead, "pstree.img") {
+		ck, err = criuimg.Open(src)
+		return ck, false, err
+	}
+	var procs []criuimg.ProcInfo
+	for _, n := range ahead {
+		if s, ok := strings.CutPrefix(n, "mm-"); ok {
+			if s, ok = strings.CutSuffix(s, ".img"); ok {
+				if pid, err := strconv.ParseUint(s, 10, 32); err == nil && pid > 0 {
+					procs = append(procs, criuimg.ProcInfo{Pid: uint32(pid), Threads: []uint32{uint32(pid)}})
+				}
+			}
+		}
+	}
+	slices.SortFunc(procs, func(a, b criuimg.ProcInfo) int { return int(a.Pid) - int(b.Pid) })
+	ck, err = criuimg.OpenWithTree(src, procs)
+	return ck, true, err
+}
+
+// consumeOnce tells a streamed archive that p's private pages are read
+// once, in order (they are freed as they are read).
+func consumeOnce(src criuimg.Source, p *criuimg.Process) {
+	a := streamedArchive(src)
+	if a == nil || p == nil || p.Mem == nil || p.Mem.Private() == nil || p.Mem.Private().Pages == nil {
+		return
+	}
+	a.Consume(p.Mem.Private().Pages.Name())
+}
+
+// checkStreamTree waits for the end of a streamed archive (a truncated
+// one fails here) and, for a provisional tree, checks it against
+// pstree.img: every process searched is listed, and every listed one not
+// searched is a zombie. verbose prints what the stream spooled whole.
+func checkStreamTree(src criuimg.Source, ck *criuimg.Checkpoint, provisional, verbose bool, stderr io.Writer, cmd string) error {
+	a := streamedArchive(src)
+	if a == nil {
+		return nil
+	}
+	err := a.Wait()
+	if verbose {
+		for _, n := range a.Notes() {
+			fmt.Fprintf(stderr, "ckpt2core %s: %s\n", cmd, safe(n))
+		}
+	}
+	if err != nil || !provisional {
+		return err
+	}
+	full, err := criuimg.Open(src)
+	if err != nil {
+		return err
+	}
+	var missing []string
+	for _, p := range full.Procs {
+		if _, ok := ck.Proc(p.Pid); ok {
+			continue
+		}
+		if _, err := src.Open(fmt.Sprintf("mm-%d.img", p.Pid)); err == nil {
+			missing = append(missing, strconv.FormatUint(uint64(p.Pid), 10))
+		}
+	}
+	var extra []string
+	for _, p := range ck.Procs {
+		if _, ok := full.Proc(p.Pid); !ok {
+			extra = append(extra, strconv.FormatUint(uint64(p.Pid), 10))
+		}
+	}
+	switch {
+	case len(missing) > 0:
+		return fmt.Errorf("%s: pstree.img lists pids %s, whose images came after their pages in the archive: not searched", src, strings.Join(missing, ", "))
+	case len(extra) > 0:
+		return fmt.Errorf("%s: pids %s have images but are not in pstree.img", src, strings.Join(extra, ", "))
+	}
+	return nil
+}
