@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/ckpt2core/ckpt2core/archive"
 	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/memsearch"
 )
@@ -22,7 +23,7 @@ const (
 	grepTrouble = 2 // usage error or an error while searching
 )
 
-const grepUsage = `Usage: ckpt2core grep [flags] PATTERN CHECKPOINT
+const grepUsage = `Usage: ckpt2core grep [flags] PATTERN CHECKPOINT [CHECKPOINT...]
 
 Searches the captured memory of every process of CHECKPOINT (private pages
 and shared memory) for PATTERN, and prints one line per hit:
@@ -73,6 +74,7 @@ func runGrep(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print one JSON array of hits")
 	maxCount := fs.IntP("max-count", "m", 0, "stop after N hits in each process (0: no limit)")
 	aopts := archiveFlags(fs)
+	jobs := fs.IntP("jobs", "j", 1, "checkpoints searched in parallel (with several CHECKPOINTs)")
 	verbose := fs.BoolP("verbose", "v", false, "say what a compressed archive could not stream (pages spooled whole)")
 	help := func(w io.Writer) { fmt.Fprintf(w, grepUsage, fs.FlagUsages()) }
 	if status, ok := parseFlags(fs, "grep", args, help, stdout, stderr, grepTrouble); !ok {
@@ -81,8 +83,11 @@ func runGrep(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	usageErr := func(format string, a ...any) int {
 		return usageError(stderr, "grep", grepTrouble, format, a...)
 	}
-	if fs.NArg() != 2 {
+	if fs.NArg() < 2 {
 		return usageErr("want PATTERN and CHECKPOINT, got %d arguments", fs.NArg())
+	}
+	if *jobs < 1 {
+		return usageErr("--jobs must be at least 1")
 	}
 	if *hexPat && *regex {
 		return usageErr("--hex and --regex exclude each other")
@@ -101,7 +106,49 @@ func runGrep(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	// A compressed archive streams: each process's pages are searched as
 	// they are decompressed, and freed.
 	aopts.Stream = true
-	src, closeSrc, err := openCheckpoint(stop, fs.Arg(1), aopts)
+	g := grepRun{m: m, pids: *pids, context: *context, asJSON: *asJSON, maxCount: *maxCount, aopts: aopts, verbose: *verbose}
+	if fs.NArg() == 2 {
+		return g.one(stop, fs.Arg(1), stdout, stderr)
+	}
+	if aopts.ExtractDir != "" {
+		return usageErr("--extract takes one CHECKPOINT")
+	}
+	// Many checkpoints: grouped per checkpoint, in argument order; 2 if
+	// any failed, else 0 if any matched.
+	statuses := runEach(fs.Args()[1:], *jobs, *asJSON, stdout, stderr, func(path string, out, errw io.Writer) int {
+		return g.one(stop, path, out, errw)
+	})
+	code := grepNone
+	for _, st := range statuses {
+		switch {
+		case st == grepTrouble:
+			code = grepTrouble
+		case st == grepFound && code == grepNone:
+			code = grepFound
+		}
+	}
+	return code
+}
+
+// grepRun is a grep command line, run on one checkpoint at a time.
+type grepRun struct {
+	m        memsearch.Matcher
+	pids     []uint
+	context  int
+	asJSON   bool
+	maxCount int
+	aopts    *archive.Options
+	verbose  bool
+}
+
+// one searches one checkpoint and returns grep's exit status.
+func (g grepRun) one(stop *stopper, path string, stdout, stderr io.Writer) int {
+	usageErr := func(format string, a ...any) int {
+		return usageError(stderr, "grep", grepTrouble, format, a...)
+	}
+	aopts := *g.aopts
+	m, pids, context, asJSON, maxCount, verbose := g.m, &g.pids, &g.context, &g.asJSON, &g.maxCount, &g.verbose
+	src, closeSrc, err := openCheckpoint(stop, path, &aopts)
 	if err != nil {
 		fmt.Fprintf(stderr, "ckpt2core grep: %s\n", safe(err.Error()))
 		return grepTrouble
