@@ -18,6 +18,7 @@ import (
 	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/pgzip"
 	"golang.org/x/sys/unix"
 )
 
@@ -80,10 +81,34 @@ func decompress(path string, f *os.File, comp compression, opts Options) (io.Rea
 	return r, KindTar, func() {}, nil
 }
 
-func newGzipReader(r io.Reader) (io.ReadCloser, error) { return gzip.NewReader(r) }
+// Decoder settings, chosen by BenchmarkDecoders (2 shared cores, 256 MiB):
+// gzip 542 MB/s serial vs 508 MB/s through pgzip (inflating stays serial;
+// its read-ahead goroutine buys nothing when the stream is already read in
+// a goroutine of its own, as Options.Stream does); zstd 4.6 GB/s with
+// one decoding goroutine, 3.5 and 3.9 GB/s with 2 and 4.
+const (
+	pgzipBlock      = 1 << 20
+	pgzipBlocks     = 4
+	zstdConcurrency = 1
+)
+
+func newGzipReader(r io.Reader) (io.ReadCloser, error) {
+	return newGzipReaderWith(r, false)
+}
+
+func newGzipReaderWith(r io.Reader, parallel bool) (io.ReadCloser, error) {
+	if parallel {
+		return pgzip.NewReaderN(r, pgzipBlock, pgzipBlocks)
+	}
+	return gzip.NewReader(r)
+}
 
 func newZstdReader(r io.Reader) (*zstd.Decoder, error) {
-	return zstd.NewReader(r, zstd.WithDecoderMaxWindow(ZstdMaxWindow), zstd.WithDecoderMaxMemory(ZstdMaxWindow))
+	return newZstdReaderWith(r, zstdConcurrency)
+}
+
+func newZstdReaderWith(r io.Reader, concurrency int) (*zstd.Decoder, error) {
+	return zstd.NewReader(r, zstd.WithDecoderMaxWindow(ZstdMaxWindow), zstd.WithDecoderMaxMemory(ZstdMaxWindow), zstd.WithDecoderConcurrency(concurrency))
 }
 
 // keepAnon keeps the needed members of the tar stream read by tr: small
