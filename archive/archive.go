@@ -134,6 +134,10 @@ type Options struct {
 	// Checkpoint.Ahead, Consume, Wait and Notes. Errors of the archive
 	// then come from the Source's methods (and Wait), not from Open.
 	Stream bool
+	// OnRead, if set, is called with the number of bytes of the archive
+	// file read, as a compressed archive is read (for a progress display;
+	// from the goroutine that reads, with Stream).
+	OnRead func(n int64)
 	// Context, if set, stops the extraction or spooling of an archive
 	// when it is canceled: Open then fails with the context's error and
 	// removes what it wrote, as on any other error.

@@ -62,7 +62,10 @@ func openSpooled(path string, f *os.File, comp compression, opts Options) (c *Ch
 func decompress(path string, f *os.File, comp compression, opts Options) (io.Reader, string, func(), error) {
 	var r io.Reader = f
 	if opts.Context != nil {
-		r = &ctxReader{ctx: opts.Context, r: f}
+		r = &ctxReader{ctx: opts.Context, r: r}
+	}
+	if opts.OnRead != nil {
+		r = &onReadReader{r: r, fn: opts.OnRead}
 	}
 	switch comp {
 	case compGzip:
@@ -267,6 +270,20 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+// onReadReader reports the bytes read through it.
+type onReadReader struct {
+	r  io.Reader
+	fn func(int64)
+}
+
+func (o *onReadReader) Read(p []byte) (int, error) {
+	n, err := o.r.Read(p)
+	if n > 0 {
+		o.fn(int64(n))
+	}
+	return n, err
 }
 
 // decompReader says which decompressor an error comes from.

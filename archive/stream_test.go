@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -160,5 +161,29 @@ func TestStreamTruncated(t *testing.T) {
 	ck.Close()
 	if left := listTree(t, tmp); len(left) != 0 {
 		t.Errorf("left in TempDir: %v", left)
+	}
+}
+
+// TestOnRead: OnRead is told every byte of the compressed file, as it is
+// read (what the progress bar of an unpacking shows), with and without
+// Stream.
+func TestOnRead(t *testing.T) {
+	data, _ := streamTar(t, 4<<20, false)
+	z := compress(t, KindTarGzip, data)
+	p := filepath.Join(t.TempDir(), "x.tar.gz")
+	os.WriteFile(p, z, 0o600)
+	for _, stream := range []bool{false, true} {
+		var n atomic.Int64
+		ck, err := Open(p, Options{Stream: stream, OnRead: func(k int64) { n.Add(k) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ck.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		if n.Load() != int64(len(z)) {
+			t.Errorf("stream %v: OnRead told %d bytes, the file has %d", stream, n.Load(), len(z))
+		}
+		ck.Close()
 	}
 }

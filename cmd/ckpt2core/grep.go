@@ -147,6 +147,8 @@ func (g grepRun) one(stop *stopper, path string, stdout, stderr io.Writer) int {
 		return usageError(stderr, "grep", grepTrouble, format, a...)
 	}
 	aopts := *g.aopts
+	endBar := readProgress(&aopts, path, stderr, "searching")
+	defer endBar()
 	m, pids, context, asJSON, maxCount, verbose := g.m, &g.pids, &g.context, &g.asJSON, &g.maxCount, &g.verbose
 	src, closeSrc, err := openCheckpoint(stop, path, &aopts)
 	if err != nil {
@@ -208,7 +210,9 @@ func (g grepRun) one(stop *stopper, path string, stdout, stderr io.Writer) int {
 			failed = true
 		}
 	}
-	if err := checkStreamTree(src, ck, provisional, *verbose, stderr, "grep"); err != nil {
+	err = checkStreamTree(src, ck, provisional, *verbose, stderr, "grep")
+	endBar()
+	if err != nil {
 		fmt.Fprintf(stderr, "ckpt2core grep: %s\n", safe(err.Error()))
 		failed = true
 	}

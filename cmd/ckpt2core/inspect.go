@@ -84,7 +84,10 @@ func runInspect(stop *stopper, args []string, stdout, stderr io.Writer) int {
 
 // inspectOne reports on one checkpoint and returns the exit status.
 func inspectOne(stop *stopper, path string, aopts *archive.Options, asJSON, env bool, pids []uint, sysroot string, stdout, stderr io.Writer) int {
-	src, closeSrc, err := openCheckpoint(stop, inspectPath(path), aopts)
+	o := *aopts
+	endBar := readProgress(&o, path, stderr, "unpacking")
+	src, closeSrc, err := openCheckpoint(stop, inspectPath(path), &o)
+	endBar()
 	if err != nil {
 		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
 		return exitFailed

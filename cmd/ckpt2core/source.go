@@ -125,7 +125,13 @@ type conversion struct {
 // openConversion opens the checkpoint at path and, if root is set, the
 // root filesystem. On error it returns the exit status to use.
 func openConversion(stop *stopper, path string, aopts *archive.Options, root string, stderr io.Writer) (*conversion, int, error) {
-	src, closeSrc, err := openCheckpoint(stop, path, aopts)
+	o := archive.Options{}
+	if aopts != nil {
+		o = *aopts
+	}
+	endBar := readProgress(&o, path, stderr, "unpacking")
+	src, closeSrc, err := openCheckpoint(stop, path, &o)
+	endBar()
 	if err != nil {
 		return nil, exitFailed, err
 	}

@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
+	"sync"
 	"slices"
 	"strconv"
 	"strings"
@@ -112,4 +114,20 @@ func checkStreamTree(src criuimg.Source, ck *criuimg.Checkpoint, provisional, ve
 		return fmt.Errorf("%s: pids %s have images but are not in pstree.img", src, strings.Join(extra, ", "))
 	}
 	return nil
+}
+
+// readProgress shows, on stderr if it is a terminal, a progress bar of
+// the archive file at path being read (decompressed and unpacked; for
+// grep also searched, in the same pass), through opts.OnRead. The
+// returned function ends it. Nothing is shown for a directory, or when
+// stderr is no terminal (many checkpoints: their stderr is a buffer).
+func readProgress(opts *archive.Options, path string, stderr io.Writer, desc string) func() {
+	st, err := os.Stat(path)
+	if err != nil || !st.Mode().IsRegular() {
+		return func() {}
+	}
+	bar := startProgressAs(stderr, st.Size(), true, desc)
+	opts.OnRead = func(n int64) { bar.add(uint64(n)) }
+	var once sync.Once
+	return func() { once.Do(bar.finish) }
 }
