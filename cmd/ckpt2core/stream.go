@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/ckpt2core/ckpt2core/archive"
 	"github.com/ckpt2core/ckpt2core/criuimg"
