@@ -103,7 +103,7 @@ const (
 )
 
 // The names of the files of a container checkpoint that Meta gives.
-var metaNames = []string{"config.dump", "spec.dump", "stats-dump", "stats-restore", "network.status", "dump.log", "bind.mounts", "ctr.log"}
+var metaNames = []string{"config.dump", "spec.dump", "stats-dump", "stats-restore", "network.status", "dump.log", "bind.mounts", "ctr.log", "deleted.files"}
 
 // rootfsDiff is the name of the container's changed-files tar.
 const rootfsDiff = "rootfs-diff.tar"
@@ -176,7 +176,7 @@ func (c *Checkpoint) Dir() string { return c.dir }
 
 // Meta returns the content of one of the container's metadata files
 // (config.dump, spec.dump, stats-dump, stats-restore, network.status,
-// dump.log, bind.mounts, ctr.log; see MetaNames), at most MaxMetaSize
+// dump.log, bind.mounts, ctr.log, deleted.files; see MetaNames), at most MaxMetaSize
 // bytes. dump.log and the stats files are also looked for among the CRIU
 // images, where CRIU writes them. A file the checkpoint lacks is reported with an error
 // wrapping fs.ErrNotExist.
