@@ -104,7 +104,7 @@ const (
 
 // The names of the files of a container checkpoint that Meta gives (with
 // rootfsDiff): the one list.
-var metaNames = []string{"config.dump", "spec.dump", "stats-dump", "stats-restore", "network.status", "dump.log", "bind.mounts", "ctr.log"}
+var metaNames = []string{"config.dump", "spec.dump", "stats-dump", "stats-restore", "network.status", "dump.log", "bind.mounts", "ctr.log", "deleted.files"}
 
 // rootfsDiff is the name of the container's changed-files tar.
 const rootfsDiff = "rootfs-diff.tar"

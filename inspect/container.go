@@ -1,15 +1,11 @@
 package inspect
 
 import (
-	"archive/tar"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
-	"path"
 	"sort"
-	"strings"
 	"time"
 )
 
@@ -201,32 +197,12 @@ const MaxDiffEntries = 100000
 // MaxDiffEntries are returned; the second result says if more were left
 // out.
 func ParseRootfsDiff(r io.Reader) ([]DiffFile, bool, error) {
-	tr := tar.NewReader(r)
 	var out []DiffFile
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return out, false, nil
-		}
-		if err != nil {
-			return out, false, fmt.Errorf("%s: %w", RootfsDiffFile, err)
-		}
-		if len(out) >= MaxDiffEntries {
-			return out, true, nil
-		}
-		d := DiffFile{Path: strings.TrimPrefix(path.Clean("/"+h.Name), "/"), Size: h.Size}
-		switch h.Typeflag {
-		case tar.TypeReg:
-			d.Type = "file"
-		case tar.TypeDir:
-			d.Type, d.Size = "dir", 0
-		case tar.TypeSymlink:
-			d.Type = "symlink"
-		default:
-			d.Type = "other"
-		}
-		out = append(out, d)
-	}
+	more, err := WalkRootfsDiff(r, func(d DiffEntry) error {
+		out = append(out, d.DiffFile)
+		return nil
+	})
+	return out, more, err
 }
 
 func firstNonEmpty(s ...string) string {
