@@ -2,11 +2,13 @@ package archive
 
 import (
 	"archive/tar"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -34,7 +36,10 @@ const (
 	punchStep   = 8 << 20
 )
 
-var errStreamed = errors.New("already streamed past: a consumed pages file is read once, in order")
+var (
+	errStreamed    = errors.New("already streamed past: a consumed pages file is read once, in order")
+	errNotRetained = errors.New("not kept while the archive streamed (Retain)")
+)
 
 // stream is the state shared by the reading goroutine and the callers.
 type stream struct {
@@ -50,7 +55,38 @@ type stream struct {
 	done       bool
 	err        error // why the stream failed (set with done)
 	consume    map[string]bool
+	retain     map[string][]byteRange // Retain, by pages image name
 	notes      []string
+}
+
+// byteRange is [off, end) of a file.
+type byteRange struct{ off, end int64 }
+
+// covered reports whether [off, end) lies in the union of rs.
+func covered(rs []byteRange, off, end int64) bool {
+	for off < end {
+		found := false
+		for _, r := range rs {
+			if r.off <= off && off < r.end {
+				off, found = r.end, true
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// overlaps returns the parts of [off, end) that rs holds.
+func overlaps(rs []byteRange, off, end int64) []byteRange {
+	var out []byteRange
+	for _, r := range rs {
+		if s, e := max(r.off, off), min(r.end, end); s < e {
+			out = append(out, byteRange{s, e})
+		}
+	}
+	return out
 }
 
 // growing is one pages member of a stream.
@@ -66,6 +102,9 @@ type growing struct {
 	opened   bool  // ever opened
 	closed   bool  // consumed and closed: the rest is dropped
 	complete bool
+	// retain, if set, are the only ranges kept (Retain).
+	retain    []byteRange
+	retaining bool
 }
 
 func isPagesImage(key string) bool {
@@ -77,7 +116,7 @@ func isPagesImage(key string) bool {
 // when the stream ends.
 func openStream(path string, cr *countReader, tr *tar.Reader, opts Options, kind string, closeDecomp func()) *Checkpoint {
 	b := &blobs{dir: opts.TempDir, members: map[string]*blob{}}
-	st := &stream{path: path, b: b, grow: map[string]*growing{}, consume: map[string]bool{}}
+	st := &stream{path: path, b: b, grow: map[string]*growing{}, consume: map[string]bool{}, retain: map[string][]byteRange{}}
 	st.cond = sync.NewCond(&st.mu)
 	go func() {
 		defer closeDecomp()
@@ -136,6 +175,9 @@ func (st *stream) readPages(path string, m *member, r io.Reader, lw *limitWriter
 	}
 	g := &growing{name: m.key, f: f, size: size, mtime: m.hdr.ModTime}
 	st.mu.Lock()
+	if rs, ok := st.retain[m.key]; ok {
+		g.retain, g.retaining = rs, true
+	}
 	st.b.files = append(st.b.files, f)
 	st.grow[m.key] = g
 	st.pagesStart = true
@@ -151,14 +193,20 @@ func (st *stream) readPages(path string, m *member, r io.Reader, lw *limitWriter
 			st.cond.Wait()
 		}
 		drop := g.closed
+		keep := []byteRange{{0, size}}
+		if g.retaining {
+			keep = g.retain
+		}
 		st.mu.Unlock()
 		chunk := buf[:min(int64(len(buf)), size-n)]
 		k, err := io.ReadFull(r, chunk)
 		if k > 0 && !drop {
-			if _, werr := f.WriteAt(chunk[:k], n); werr != nil {
-				return memberError(path, m.hdr.Name, "%v", werr)
+			for _, w := range overlaps(keep, n, n+int64(k)) {
+				if _, werr := f.WriteAt(chunk[w.off-n:w.end-n], w.off); werr != nil {
+					return memberError(path, m.hdr.Name, "%v", werr)
+				}
+				lw.n += w.end - w.off
 			}
-			lw.n += int64(k)
 		}
 		n += int64(k)
 		if err != nil {
@@ -171,7 +219,7 @@ func (st *stream) readPages(path string, m *member, r io.Reader, lw *limitWriter
 	}
 	st.mu.Lock()
 	g.complete = true
-	if !g.opened && size > streamAhead {
+	if !g.opened && !g.retaining && size > streamAhead {
 		st.notes = append(st.notes, fmt.Sprintf("%s: spooled whole (%d bytes, in an anonymous file): nobody read it while it streamed (the images describing it come later in the archive, or its process is read later)", m.hdr.Name, size))
 	}
 	st.cond.Broadcast()
@@ -326,6 +374,10 @@ func (f *growingFile) ReadAt(p []byte, off int64) (int, error) {
 		st.mu.Unlock()
 		return 0, fmt.Errorf("%s: offset %d: %w", g.name, off, errStreamed)
 	}
+	if g.retaining && !covered(g.retain, off, end) {
+		st.mu.Unlock()
+		return 0, fmt.Errorf("%s: [%d, %d): %w", g.name, off, end, errNotRetained)
+	}
 	counted := false
 	for g.written < end && !g.complete && !st.done {
 		if !counted {
@@ -401,6 +453,59 @@ func (c *Checkpoint) Consume(name string) {
 	c.stream.mu.Lock()
 	c.stream.consume[name] = true
 	c.stream.mu.Unlock()
+}
+
+// Retain tells a streamed checkpoint to keep, of the pages image name,
+// only the byte ranges given (in calls so far: they add up); the rest is
+// dropped as it streams (what was written before is freed), and reading
+// it fails. A caller that needs a few pages of a large file (inspect: the
+// argument areas and the code at each thread's PC) calls it before, or as
+// soon as, the member starts streaming. Without Options.Stream it does
+// nothing.
+func (c *Checkpoint) Retain(name string, ranges [][2]int64) {
+	st := c.stream
+	if st == nil {
+		return
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	rs := st.retain[name]
+	for _, r := range ranges {
+		if r[0] < r[1] {
+			rs = append(rs, byteRange{r[0], r[1]})
+		}
+	}
+	st.retain[name] = rs
+	g, ok := st.grow[name]
+	if !ok {
+		return
+	}
+	g.retain = rs
+	if !g.retaining {
+		// Free what was written outside the ranges.
+		g.retaining = true
+		var at int64
+		for _, r := range sortedRanges(rs) {
+			if r.off > at {
+				punch(g.f, at, r.off-at)
+			}
+			at = max(at, r.end)
+		}
+		if at < g.size {
+			punch(g.f, at, g.size-at)
+		}
+	}
+	st.cond.Broadcast()
+}
+
+func sortedRanges(rs []byteRange) []byteRange {
+	out := append([]byteRange(nil), rs...)
+	slices.SortFunc(out, func(a, b byteRange) int { return cmp.Compare(a.off, b.off) })
+	return out
+}
+
+func punch(f *os.File, off, n int64) {
+	unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, n)
 }
 
 // Ahead waits, for a streamed checkpoint, until the stream reaches its

@@ -85,14 +85,27 @@ func runInspect(stop *stopper, args []string, stdout, stderr io.Writer) int {
 // inspectOne reports on one checkpoint and returns the exit status.
 func inspectOne(stop *stopper, path string, aopts *archive.Options, asJSON, env bool, pids []uint, sysroot string, stdout, stderr io.Writer) int {
 	o := *aopts
+	// A compressed archive streams: only the pages inspect reads are kept
+	// (argument areas, code at each PC).
+	o.Stream = o.ExtractDir == ""
 	endBar := readProgress(&o, path, stderr, "unpacking")
 	src, closeSrc, err := openCheckpoint(stop, inspectPath(path), &o)
-	endBar()
 	if err != nil {
+		endBar()
 		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
 		return exitFailed
 	}
 	defer closeSrc()
+	if a := streamedArchive(src); a != nil {
+		retainForInspect(src)
+		err := a.Wait()
+		endBar()
+		if err != nil {
+			fmt.Fprintf(stderr, "ckpt2core: %s\n", safe(err.Error()))
+			return exitFailed
+		}
+	}
+	endBar()
 	ck, err := inspect.Open(src) // criuimg.Open, but a damaged files.img is reported on
 	if err != nil {
 		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
