@@ -30,6 +30,7 @@ Usage:
                                                    ('convert' may be left out)
   ckpt2core inspect [flags] CHECKPOINT             container, processes, threads, syscalls, files
   ckpt2core grep [flags] PATTERN CHECKPOINT        search the processes' memory
+  ckpt2core extract CHECKPOINT -o DIR [KIND...]    recover ghost files, memfds, queues... ('cat CHECKPOINT PATH': one rw-layer file)
   ckpt2core gdb [flags] CHECKPOINT [-- GDB_ARGS]   convert one process and open it in gdb
   ckpt2core dlv [flags] CHECKPOINT [-- DLV_ARGS]   convert one process and open it in Delve
   ckpt2core verify --exe EXE CORE [--json]         load a core with Delve's core reader
@@ -112,6 +113,8 @@ func runWith(stop *stopper, args []string, stdout, stderr io.Writer) int {
 			return runInspect(stop, args[1:], stdout, stderr)
 		case "grep":
 			return runGrep(stop, args[1:], stdout, stderr)
+		case "extract", "cat":
+			return runCarve(stop, args[0], args[1:], stdout, stderr)
 		case "help", "-h", "--help":
 			fmt.Fprint(stdout, usage)
 			return exitOK
