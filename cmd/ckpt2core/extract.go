@@ -189,7 +189,6 @@ func runExtract(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-
 // openOutputDir opens (creating it 0700 if missing) the directory dir, as
 // an os.Root: no name below it can leave it. dir itself must be a real
 // directory, not a symlink.
