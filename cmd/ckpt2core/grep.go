@@ -55,6 +55,7 @@ Examples:
   ckpt2core grep --regex 'RANDOM_[0-9]+_KEY' -C 32 dump/
   ckpt2core grep --json --max-count 1 SECRET dump/ | jq '.[].address'
   ckpt2core grep -- -pattern-with-a-dash dump/
+  ckpt2core grep -f indicators.txt --json checkpoint.tar.zst | jq '.counts'
 
 Exit status: 0 something was found; 1 nothing was found; 2 usage error or
 an error while reading the checkpoint (hits found are still printed).
@@ -72,6 +73,7 @@ func runGrep(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	pids := fs.UintSlice("pid", nil, "search only this process (repeatable)")
 	asJSON := fs.Bool("json", false, "print one JSON array of hits")
 	maxCount := fs.IntP("max-count", "m", 0, "stop after N hits in each process (0: no limit)")
+	patFile := fs.StringP("file", "f", "", "search for every pattern of FILE (one per line, '-': stdin) in one pass, and count each")
 	aopts := archiveFlags(fs)
 	help := func(w io.Writer) { fmt.Fprintf(w, grepUsage, fs.FlagUsages()) }
 	if status, ok := parseFlags(fs, "grep", args, help, stdout, stderr, grepTrouble); !ok {
@@ -80,8 +82,15 @@ func runGrep(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	usageErr := func(format string, a ...any) int {
 		return usageError(stderr, "grep", grepTrouble, format, a...)
 	}
-	if fs.NArg() != 2 {
-		return usageErr("want PATTERN and CHECKPOINT, got %d arguments", fs.NArg())
+	ckArg := 1
+	if *patFile != "" {
+		ckArg = 0
+		if *regex {
+			return usageErr("-f takes literal patterns: --regex excludes it")
+		}
+	}
+	if fs.NArg() != ckArg+1 {
+		return usageErr("want PATTERN and CHECKPOINT (or -f FILE and CHECKPOINT), got %d arguments", fs.NArg())
 	}
 	if *hexPat && *regex {
 		return usageErr("--hex and --regex exclude each other")
@@ -92,12 +101,24 @@ func runGrep(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	if *maxCount < 0 {
 		return usageErr("--max-count must not be negative")
 	}
-	m, err := grepMatcher(fs.Arg(0), *hexPat, *regex, *fold)
-	if err != nil {
+	var m memsearch.Matcher
+	var counts *patternCounts
+	var err error
+	if *patFile != "" {
+		pats, lines, err := readPatternFile(*patFile, *hexPat)
+		if err != nil {
+			return usageErr("%s", safe(err.Error()))
+		}
+		set, err := memsearch.NewSet(pats, *fold)
+		if err != nil {
+			return usageErr("-f %s: %s", safe(*patFile), safe(err.Error()))
+		}
+		m, counts = set, &patternCounts{set: set, lines: lines, n: make([]int, len(pats))}
+	} else if m, err = grepMatcher(fs.Arg(0), *hexPat, *regex, *fold); err != nil {
 		return usageErr("%v", err)
 	}
 
-	src, closeSrc, err := openCheckpoint(stop, fs.Arg(1), aopts)
+	src, closeSrc, err := openCheckpoint(stop, fs.Arg(ckArg), aopts)
 	if err != nil {
 		fmt.Fprintf(stderr, "ckpt2core grep: %s\n", safe(err.Error()))
 		return grepTrouble
@@ -117,6 +138,9 @@ func runGrep(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	var emit func(memsearch.Hit) error
 	hits := 0
 	if *asJSON {
+		if counts != nil {
+			out.WriteString(`{"hits": `)
+		}
 		out.WriteString("[")
 		emit = func(h memsearch.Hit) error {
 			b, err := json.Marshal(newJSONHit(h))
@@ -144,6 +168,9 @@ func runGrep(stop *stopper, args []string, stdout, stderr io.Writer) int {
 			if err := emit(h); err != nil {
 				return &writeError{err}
 			}
+			if counts != nil {
+				counts.add(h)
+			}
 			hits++
 			return nil
 		})
@@ -161,7 +188,14 @@ func runGrep(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		if hits > 0 {
 			out.WriteString("\n")
 		}
-		out.WriteString("]\n")
+		if counts != nil {
+			out.WriteString("]")
+			counts.writeJSON(out)
+		} else {
+			out.WriteString("]\n")
+		}
+	} else if counts != nil {
+		counts.writeText(out)
 	}
 	if err := out.Flush(); err != nil {
 		fmt.Fprintf(stderr, "ckpt2core grep: writing output: %v\n", err)
