@@ -131,7 +131,7 @@ func runExtract(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	}
 	opts := carve.Options{Pid: *pid, Kinds: kinds}
 	if cs, ok := src.(*checkpointSource); ok {
-		if f, err := cs.RootfsDiff(); err == nil {
+		if f, err := cs.ck.RootfsDiff(); err == nil {
 			defer f.Close()
 			opts.RootfsDiff = f
 		} else if !criuimg.IsNotExist(err) {
@@ -353,7 +353,7 @@ func runCat(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return fail(fmt.Errorf("%s: no rw layer", fs.Arg(0)))
 	}
-	diff, err := cs.RootfsDiff()
+	diff, err := cs.ck.RootfsDiff()
 	if err != nil {
 		return fail(err)
 	}

@@ -30,6 +30,8 @@ Usage:
                                                    ('convert' may be left out)
   ckpt2core inspect [flags] CHECKPOINT             container, processes, threads, syscalls, files
   ckpt2core grep [flags] PATTERN CHECKPOINT        search the processes' memory
+  ckpt2core report [flags] CHECKPOINT -o FILE      one HTML file: tree, memory maps, threads, files
+  ckpt2core diff [flags] A B                       what changed between two checkpoints
   ckpt2core extract CHECKPOINT -o DIR [KIND...]    recover ghost files, memfds, queues... ('cat CHECKPOINT PATH': one rw-layer file)
   ckpt2core gdb [flags] CHECKPOINT [-- GDB_ARGS]   convert one process and open it in gdb
   ckpt2core dlv [flags] CHECKPOINT [-- DLV_ARGS]   convert one process and open it in Delve
@@ -111,8 +113,12 @@ func runWith(stop *stopper, args []string, stdout, stderr io.Writer) int {
 			return runConvert(stop, args[1:], stdout, stderr)
 		case "inspect":
 			return runInspect(stop, args[1:], stdout, stderr)
+		case "diff":
+			return runDiff(stop, args[1:], stdout, stderr)
 		case "grep":
 			return runGrep(stop, args[1:], stdout, stderr)
+		case "report":
+			return runReport(stop, args[1:], stdout, stderr)
 		case "extract", "cat":
 			return runCarve(stop, args[0], args[1:], stdout, stderr)
 		case "help", "-h", "--help":
