@@ -10,7 +10,6 @@
 package carve
 
 import (
-	"archive/tar"
 	"errors"
 	"fmt"
 	"io"
@@ -424,36 +423,27 @@ type diffMember struct {
 	index     int
 }
 
-// MaxDiffMembers bounds the members of rootfs-diff.tar walked.
-const MaxDiffMembers = 1 << 18
-
-// eachDiff walks the regular files of rootfs-diff.tar.
+// eachDiff walks the regular files of rootfs-diff.tar (through
+// inspect.WalkRootfsDiff, counting the bytes its tar reader consumed to
+// know where each file's bytes lie in the archive).
 func (c *carver) eachDiff(fn func(diffMember) error) error {
 	f := c.opts.RootfsDiff
 	cr := &countReader{r: io.NewSectionReader(f, 0, f.Size())}
-	tr := tar.NewReader(cr)
-	for i := 0; ; i++ {
-		if i >= MaxDiffMembers {
-			return fmt.Errorf("rootfs-diff.tar: more than %d members", MaxDiffMembers)
-		}
-		h, err := tr.Next()
-		if err == io.EOF {
+	i := -1
+	more, err := inspect.WalkRootfsDiff(cr, func(d inspect.DiffEntry) error {
+		i++
+		if d.Type != "file" {
 			return nil
 		}
-		if err != nil {
-			return fmt.Errorf("rootfs-diff.tar: member %d: %w", i, err)
+		if d.Size < 0 || d.Size > f.Size()-cr.n {
+			return fmt.Errorf("%s: member %d %q: size %d beyond the archive", inspect.RootfsDiffFile, i, d.Path, d.Size)
 		}
-		if h.Typeflag != tar.TypeReg {
-			continue
-		}
-		if h.Size < 0 || h.Size > f.Size()-cr.n {
-			return fmt.Errorf("rootfs-diff.tar: member %d %q: size %d beyond the archive", i, h.Name, h.Size)
-		}
-		m := diffMember{path: path.Clean("/" + h.Name), off: cr.n, size: h.Size, mode: h.Mode, index: i}
-		if err := fn(m); err != nil {
-			return err
-		}
+		return fn(diffMember{path: "/" + d.Path, off: cr.n, size: d.Size, mode: d.Mode, index: i})
+	})
+	if err == nil && more {
+		err = fmt.Errorf("%s: more than %d members: the others are left out", inspect.RootfsDiffFile, inspect.MaxDiffEntries)
 	}
+	return err
 }
 
 type countReader struct {
