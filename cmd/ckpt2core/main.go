@@ -31,6 +31,7 @@ Usage:
   ckpt2core grep [flags] PATTERN CHECKPOINT        search the processes' memory
   ckpt2core report [flags] CHECKPOINT -o FILE      one HTML file: tree, memory maps, threads, files
   ckpt2core diff [flags] A B                       what changed between two checkpoints
+  ckpt2core extract CHECKPOINT -o DIR [KIND...]    recover ghost files, memfds, queues... ('cat CHECKPOINT PATH': one rw-layer file)
   ckpt2core gdb [flags] CHECKPOINT [-- GDB_ARGS]   convert one process and open it in gdb
   ckpt2core dlv [flags] CHECKPOINT [-- DLV_ARGS]   convert one process and open it in Delve
   ckpt2core verify --exe EXE CORE [--json]         load a core with Delve's core reader
@@ -112,6 +113,8 @@ func runWith(stop *stopper, args []string, stdout, stderr io.Writer) int {
 			return runGrep(stop, args[1:], stdout, stderr)
 		case "report":
 			return runReport(stop, args[1:], stdout, stderr)
+		case "extract", "cat":
+			return runCarve(stop, args[0], args[1:], stdout, stderr)
 		case "help", "-h", "--help":
 			fmt.Fprint(stdout, usage)
 			return exitOK
