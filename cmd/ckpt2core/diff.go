@@ -124,7 +124,7 @@ func openDiffSide(stop *stopper, path string, aopts *archive.Options) (*ckptdiff
 	opts := inspect.Options{Env: true, Name: path}
 	c := &ckptdiff.Checkpoint{Images: ck}
 	if cs, ok := src.(*checkpointSource); ok {
-		opts.Meta = inspect.MetaFS(cs.ck)
+		opts.Meta = cs.ck.Meta()
 		if _, err := cs.ck.RootfsDiff(); err == nil || !errors.Is(err, fs.ErrNotExist) {
 			c.RootfsDiff = func() (io.ReadCloser, error) {
 				f, err := cs.ck.RootfsDiff()
@@ -137,7 +137,7 @@ func openDiffSide(stop *stopper, path string, aopts *archive.Options) (*ckptdiff
 				}{io.NewSectionReader(f, 0, f.Size()), f}, nil
 			}
 		}
-		if b, err := cs.ck.Meta("deleted.files"); err == nil {
+		if b, err := fs.ReadFile(cs.ck.Meta(), "deleted.files"); err == nil {
 			if c.DeletedFiles, err = ckptdiff.ParseDeletedFiles(b); err != nil {
 				closeSrc()
 				return nil, nil, fmt.Errorf("%s: %w", path, err)
