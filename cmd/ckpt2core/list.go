@@ -62,7 +62,7 @@ func summarize(stop *stopper, path string, aopts *archive.Options) (checkpointRo
 	}
 	if cs, ok := src.(*checkpointSource); ok {
 		row.Kind = cs.ck.Kind()
-		opts.Meta = inspect.MetaFS(cs.ck)
+		opts.Meta = cs.ck.Meta()
 		if f, err := cs.ck.RootfsDiff(); err == nil {
 			row.RootfsDiffSize = f.Size()
 			f.Close()
