@@ -161,6 +161,10 @@ func jsonDiff(r *ckptdiff.Result) any {
 	p.Mounts = orEmpty(p.Mounts)
 	p.Rootfs = orEmpty(p.Rootfs)
 	p.Memfds = orEmpty(p.Memfds)
+	p.Ghosts = orEmpty(p.Ghosts)
+	for i := range p.Ghosts {
+		p.Ghosts[i].Where = orEmpty(p.Ghosts[i].Where)
+	}
 	p.Warnings = orEmpty(p.Warnings)
 	for i := range p.Processes {
 		d := &p.Processes[i]
@@ -248,6 +252,12 @@ func writeDiffText(w io.Writer, r *ckptdiff.Result) error {
 	}
 	for _, m := range r.Memfds {
 		p("%s %s: %s", diffMarker(m.Change), safe(m.Name), safe(strings.Join(m.Where, ", ")))
+	}
+	if len(r.Ghosts) > 0 {
+		p("\nDeleted files the checkpoint holds (ghost files):")
+	}
+	for _, g := range r.Ghosts {
+		p("%s %s (%s, mode %s, %d bytes, sha256 %s): %s", diffMarker(g.Change), safe(g.Path), g.Image, g.Mode, g.Size, short(g.SHA256), safe(strings.Join(g.Where, ", ")))
 	}
 	for _, wn := range r.Warnings {
 		p("warning: %s", safe(wn))
@@ -439,6 +449,9 @@ func diffSummary(s ckptdiff.Summary) string {
 	parts = append(parts, fmt.Sprintf("rw layer: %d", s.RootfsChanged))
 	if s.MemfdsAdded > 0 {
 		parts = append(parts, fmt.Sprintf("new memfds: %d", s.MemfdsAdded))
+	}
+	if s.GhostsAdded > 0 {
+		parts = append(parts, fmt.Sprintf("new ghost files: %d", s.GhostsAdded))
 	}
 	parts = append(parts, fmt.Sprintf("memory: %d mappings, %d pages changed (%d bytes), %d newly captured, %d new strings",
 		s.MappingsChanged, s.PagesChanged, s.BytesChanged, s.PagesNew, s.NewStrings))

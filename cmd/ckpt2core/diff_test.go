@@ -34,6 +34,13 @@ type intrusionManifest struct {
 				Path      string `json:"path"`
 				MemfdName string `json:"memfd_name"`
 			} `json:"after_special"`
+			GhostImagesAfter []struct {
+				Image  string `json:"image"`
+				Path   string `json:"path"`
+				Mode   string `json:"mode"`
+				Size   int64  `json:"size"`
+				SHA256 string `json:"sha256"`
+			} `json:"ghost_images_after"`
 			MemfdInodesAfter []struct {
 				Name string `json:"name"`
 			} `json:"memfd_inodes_after"`
@@ -173,6 +180,20 @@ func TestDiffIntrusion(t *testing.T) {
 			if p.Exe == "memfd:"+mi.Name && !slices.Contains(res.Memfds[i].Where, "executable of pid "+itoa(p.Pid)) {
 				t.Errorf("memfd %s: %v lacks the executable of pid %d", mi.Name, res.Memfds[i].Where, p.Pid)
 			}
+		}
+	}
+	if len(res.Ghosts) != len(bva.Files.GhostImagesAfter) {
+		t.Errorf("%d new ghost files, manifest %d", len(res.Ghosts), len(bva.Files.GhostImagesAfter))
+	}
+	for _, want := range bva.Files.GhostImagesAfter {
+		i := slices.IndexFunc(res.Ghosts, func(g ckptdiff.GhostChange) bool { return g.Path == want.Path })
+		if i < 0 {
+			t.Errorf("ghost file %s not in the diff", want.Path)
+			continue
+		}
+		g := res.Ghosts[i]
+		if g.Change != ckptdiff.Added || g.Image != want.Image || g.Size != want.Size || g.SHA256 != want.SHA256 || "0o"+strings.TrimPrefix(g.Mode, "0") != want.Mode || len(g.Where) == 0 {
+			t.Errorf("ghost file %s: %+v, manifest %+v", want.Path, g, want)
 		}
 	}
 	rw := map[string]string{}
