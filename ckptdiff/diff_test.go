@@ -2,12 +2,14 @@ package ckptdiff
 
 import (
 	"bytes"
+	"fmt"
 	"slices"
 	"testing"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/criuimg/imgtest"
 	"github.com/ckpt2core/ckpt2core/inspect"
+	"github.com/ckpt2core/ckpt2core/internal/synth"
 )
 
 // shape describes one synthetic checkpoint of a process; edits change it.
@@ -213,5 +215,54 @@ func TestTopStrings(t *testing.T) {
 	top = &topStrings{n: 5}
 	if n := top.scan(0, page, old, 6, ""); n != 2 {
 		t.Errorf("found %d new strings, want 2 (one was in the old page)", n)
+	}
+}
+
+// TestDiffSynthetic: synth's Large against LargeChanged: exactly the
+// marked pages changed, and their marker strings are new.
+func TestDiffSynthetic(t *testing.T) {
+	const size, every = 64 * synth.PageSize, 5
+	load := func(s *synth.Shape) *Checkpoint {
+		dir := s.WriteTemp(t)
+		ck, err := inspect.Open(imgtest.DirSource(t, dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := inspect.Inspect(ck, inspect.Options{Env: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &Checkpoint{Report: rep, Images: ck}
+	}
+	a, b := load(synth.Large(size)), load(synth.LargeChanged(size, every))
+	var marked uint64
+	p := imgtest.LoadProcess(t, synth.LargeChanged(size, every).WriteTemp(t), synth.Pid)
+	for i := range p.VMAs {
+		if err := p.Mem.VMAExtents(&p.VMAs[i], func(e criuimg.Extent) error {
+			for addr := e.Start; e.Kind == criuimg.Captured && addr < e.End; addr += synth.PageSize {
+				if addr/synth.PageSize%every == 0 {
+					marked++
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := Diff(a, b, Options{Strings: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Processes) != 1 || res.Processes[0].Memory == nil {
+		t.Fatalf("processes %+v", res.Processes)
+	}
+	m := res.Processes[0].Memory
+	if marked == 0 || m.PagesChanged != marked || m.PagesNewlyCaptured != 0 || int(marked) != m.NewStringsTotal {
+		t.Errorf("%d marked pages; diff: %d changed, %d newly captured, %d new strings", marked, m.PagesChanged, m.PagesNewlyCaptured, m.NewStringsTotal)
+	}
+	for _, s := range m.NewStrings {
+		if s.Text != fmt.Sprintf("CHANGED_PAGE_%x", uint64(s.Addr)-65) {
+			t.Errorf("new string %q at %s", s.Text, s.Addr)
+		}
 	}
 }
