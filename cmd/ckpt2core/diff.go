@@ -394,7 +394,7 @@ func writeProcessDiff(p func(string, ...any), d *ckptdiff.ProcessDiff) {
 	if m.NewStringsTotal > 0 {
 		shown := ""
 		if len(m.NewStrings) < m.NewStringsTotal {
-			shown = fmt.Sprintf(", the %d longest", len(m.NewStrings))
+			shown = fmt.Sprintf(" (the %d longest distinct shown)", len(m.NewStrings))
 		}
 		p("    new strings in changed pages: %d%s", m.NewStringsTotal, shown)
 		for _, s := range m.NewStrings {
