@@ -351,14 +351,16 @@ func matchProcesses(as, bs []inspect.Process) []pair {
 		}
 	}
 	key := func(p *inspect.Process) string { return p.Exe + "\x00" + strings.Join(p.Argv, "\x00") }
+	byKey := map[string][]*inspect.Process{} // B's unmatched, in pid order
+	for i := range bs {
+		if pb := &bs[i]; !used[pb] && pb.Exe != "" {
+			byKey[key(pb)] = append(byKey[key(pb)], pb)
+		}
+	}
 	for _, pa := range restA {
 		var match *inspect.Process
-		for i := range bs {
-			pb := &bs[i]
-			if !used[pb] && pb.Exe != "" && key(pb) == key(pa) {
-				match = pb
-				break
-			}
+		if c := byKey[key(pa)]; len(c) > 0 && pa.Exe != "" {
+			match, byKey[key(pa)] = c[0], c[1:]
 		}
 		if match != nil {
 			used[match] = true

@@ -69,6 +69,9 @@ func runDiff(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() != 2 {
 		return usageError(stderr, "diff", diffTrouble, "want two checkpoints A and B, got %d arguments", fs.NArg())
 	}
+	if aopts.ExtractDir != "" {
+		return usageError(stderr, "diff", diffTrouble, "--extract takes one archive: extract A and B one at a time with 'ckpt2core inspect --extract'")
+	}
 	if *nStrings < 0 || *minString < 1 {
 		return usageError(stderr, "diff", diffTrouble, "-n must be >= 0 and --min-string >= 1")
 	}

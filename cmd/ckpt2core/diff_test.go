@@ -261,6 +261,7 @@ func TestDiffCLI(t *testing.T) {
 		{name: "unknown pid", args: []string{before, after, "--pid", "4242"}, code: diffTrouble, err: "pid 4242 is in neither checkpoint"},
 		{name: "one argument", args: []string{before}, code: diffTrouble, err: "want two checkpoints"},
 		{name: "missing file", args: []string{before, "/nonexistent/ck.tar"}, code: diffTrouble, err: "/nonexistent/ck.tar"},
+		{name: "extract", args: []string{before, after, "--extract", "/tmp/nonexistent-h20-x"}, code: diffTrouble, err: "--extract takes one archive"},
 		{name: "bad -n", args: []string{before, after, "-n", "-1"}, code: diffTrouble, err: "-n must be"},
 	}
 	for _, tt := range tests {

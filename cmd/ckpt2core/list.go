@@ -129,6 +129,9 @@ func runList(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	if status, ok := parseFlags(fs, "list", args, help, stdout, stderr, exitUsage); !ok {
 		return status
 	}
+	if aopts.ExtractDir != "" {
+		return usageError(stderr, "list", exitUsage, "--extract takes one archive, not a list")
+	}
 	dirs := fs.Args()
 	if len(dirs) == 0 {
 		dirs = []string{kubeletCheckpoints}
@@ -249,6 +252,9 @@ func writeTable(w io.Writer, header []string, rows []checkpointRow, cells func(c
 // columns of checkpointctl's show (plus the memory pages). A checkpoint
 // that cannot be read is named on stderr; the others are shown.
 func runSummary(stop *stopper, paths []string, asJSON bool, aopts *archive.Options, stdout, stderr io.Writer) int {
+	if aopts.ExtractDir != "" && len(paths) > 1 {
+		return usageError(stderr, "inspect", exitUsage, "--extract takes one archive, not %d", len(paths))
+	}
 	status := exitOK
 	var rows []checkpointRow
 	for _, p := range paths {

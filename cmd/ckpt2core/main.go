@@ -50,7 +50,7 @@ Run 'ckpt2core COMMAND --help' for a command's flags.
 
 Exit status: 0 all converted; 1 nothing converted (or a fatal error);
 2 usage error; 3 some processes converted and others failed.
-(grep: 0 found, 1 not found, 2 error.)
+(grep: 0 found, 1 not found, 2 error; diff: 0 same, 1 different, 2 trouble.)
 `
 
 func main() {
