@@ -3,6 +3,9 @@ package ckptdiff
 import (
 	"bytes"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"slices"
 	"testing"
 
@@ -264,5 +267,46 @@ func TestDiffSynthetic(t *testing.T) {
 		if s.Text != fmt.Sprintf("CHANGED_PAGE_%x", uint64(s.Addr)-65) {
 			t.Errorf("new string %q at %s", s.Text, s.Addr)
 		}
+	}
+}
+
+// TestDiffDamaged: B's pages file cut short: the diff still compares
+// what it can, and says what it could not read (no panic, no error).
+func TestDiffDamaged(t *testing.T) {
+	a := build(t, base())
+	c := imgtest.New(imgtest.X86_64)
+	s := base()
+	p := c.AddProcess(s.pid, 0)
+	p.Comm = "server"
+	p.SetExe(s.exe)
+	p.AddVMA(heapStart, s.heapEnd, s.heapProt, 0, criuimg.VMAAreaRegular|criuimg.VMAAnonPrivate|criuimg.VMAAreaHeap, "")
+	p.AddPages(heapStart, s.heapPage, criuimg.PEPresent)
+	p.SetArgsEnv(s.argv, s.env)
+	dir := c.WriteTemp(t)
+	names, _ := filepath.Glob(filepath.Join(dir, "pages-*.img"))
+	if len(names) != 1 {
+		t.Fatalf("pages files %v", names)
+	}
+	if err := os.Truncate(names[0], 100); err != nil {
+		t.Fatal(err)
+	}
+	ck, err := inspect.Open(imgtest.DirSource(t, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := inspect.Inspect(ck, inspect.Options{Env: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Diff(a, &Checkpoint{Report: rep, Images: ck}, Options{Strings: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Processes) != 1 || len(res.Processes[0].Warnings) == 0 {
+		t.Fatalf("want one process with warnings naming the damage, got %+v", res.Processes)
+	}
+	t.Logf("warnings: %q", res.Processes[0].Warnings)
+	if !strings.Contains(strings.Join(res.Processes[0].Warnings, "\n"), "pages-") {
+		t.Errorf("warnings do not name the pages file: %q", res.Processes[0].Warnings)
 	}
 }
