@@ -254,13 +254,13 @@ func writeDiffText(w io.Writer, r *ckptdiff.Result) error {
 		p("\nMemfds:")
 	}
 	for _, m := range r.Memfds {
-		p("%s %s: %s", diffMarker(m.Change), safe(m.Name), safe(strings.Join(m.Where, ", ")))
+		p("%s %s: %s", diffMarker(m.Change), safe(m.Name), safe(whereText(m.Where)))
 	}
 	if len(r.Ghosts) > 0 {
 		p("\nDeleted files the checkpoint holds (ghost files):")
 	}
 	for _, g := range r.Ghosts {
-		p("%s %s (%s, mode %s, %d bytes, sha256 %s): %s", diffMarker(g.Change), safe(g.Path), g.Image, g.Mode, g.Size, short(g.SHA256), safe(strings.Join(g.Where, ", ")))
+		p("%s %s (%s, mode %s, %d bytes, sha256 %s): %s", diffMarker(g.Change), safe(g.Path), g.Image, g.Mode, g.Size, short(g.SHA256), safe(whereText(g.Where)))
 	}
 	for _, wn := range r.Warnings {
 		p("warning: %s", safe(wn))
@@ -474,4 +474,37 @@ func (d *diffWriter) Write(b []byte) (int, error) {
 	n, err := d.w.Write(b)
 	d.err = err
 	return n, err
+}
+
+// whereText joins the uses of a file, the mappings of one process in one
+// phrase ("5 mappings of pid 42, 0x1000-0x6000").
+func whereText(where []string) string {
+	type span struct {
+		n          int
+		start, end string
+	}
+	var out []string
+	maps := map[string]*span{}
+	for _, w := range where {
+		var rng, prot, pid string
+		if n, _ := fmt.Sscanf(w, "mapping %s %s of pid %s", &rng, &prot, &pid); n == 3 {
+			start, end, _ := strings.Cut(rng, "-")
+			if sp := maps[pid]; sp != nil {
+				sp.n++
+				sp.end = end
+				continue
+			}
+			maps[pid] = &span{1, start, end}
+			out = append(out, "\x00"+pid)
+			continue
+		}
+		out = append(out, w)
+	}
+	for i, w := range out {
+		if pid, ok := strings.CutPrefix(w, "\x00"); ok {
+			sp := maps[pid]
+			out[i] = fmt.Sprintf("%s of pid %s, %s-%s", count(sp.n, "mapping"), pid, sp.start, sp.end)
+		}
+	}
+	return strings.Join(out, ", ")
 }
