@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ckpt2core/ckpt2core/archive"
+	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/inspect"
 )
 
@@ -79,6 +80,9 @@ func summarize(stop *stopper, path string, aopts *archive.Options) (checkpointRo
 			row.Created = t.UTC().Format(time.RFC3339) // as checkpointctl shows it
 		}
 	}
+	if row.Checkpointed == "" {
+		row.Checkpointed = imageTime(src)
+	}
 	names, err := src.Names()
 	if err != nil {
 		return row, err
@@ -99,6 +103,28 @@ func summarize(stop *stopper, path string, aopts *archive.Options) (checkpointRo
 		row.Size = st.Size()
 	}
 	return row, nil
+}
+
+// imageTime dates a checkpoint without container metadata (a bare image
+// directory) by the modification time of stats-dump, which CRIU writes as
+// the dump ends, or else of inventory.img; "" if neither is a file on disk.
+func imageTime(src criuimg.Source) string {
+	for _, name := range []string{inspect.StatsDumpFile, "inventory.img"} {
+		f, err := src.Open(name)
+		if err != nil {
+			continue
+		}
+		osf, ok := f.(criuimg.OSFile)
+		if ok {
+			of, _ := osf.OSFile()
+			if st, err := of.Stat(); err == nil {
+				f.Close()
+				return st.ModTime().UTC().Format(time.RFC3339)
+			}
+		}
+		f.Close()
+	}
+	return ""
 }
 
 const listExamples = `

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ckpt2core/ckpt2core/criuimg/imgtest"
 )
@@ -38,6 +39,14 @@ func TestList(t *testing.T) {
 	imgDir := filepath.Join(dir, "images")
 	if err := imgtest.CopyImages(imgDir, grepCounter); err != nil {
 		t.Fatal(err)
+	}
+	// A bare image directory is dated by stats-dump's (or inventory.img's)
+	// mtime: set it to a time before every archive's.
+	old := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, n := range []string{"stats-dump", "inventory.img"} {
+		if err := os.Chtimes(filepath.Join(imgDir, n), old, old); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
 	}
 	if err := os.WriteFile(filepath.Join(dir, "junk.txt"), []byte("not a checkpoint\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -97,7 +106,7 @@ func TestList(t *testing.T) {
 	if index["a.bin"] > index["b.bin"] || index["gzip"] > index["zstd"] {
 		t.Errorf("order %v", index)
 	}
-	if r := byFile["images"]; r.Kind != "directory" || r.Size != imgSize || r.Processes == 0 {
+	if r := byFile["images"]; r.Kind != "directory" || r.Size != imgSize || r.Processes == 0 || r.Checkpointed != old.Format(time.RFC3339) || index["images"] != 0 {
 		t.Errorf("image directory: %+v, want %d bytes", r, imgSize)
 	}
 	if st, _ := os.Stat(filepath.Join(dir, "a.bin")); byFile["a.bin"].Size != st.Size() {
