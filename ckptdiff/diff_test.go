@@ -310,3 +310,38 @@ func TestDiffDamaged(t *testing.T) {
 		t.Errorf("warnings do not name the pages file: %q", res.Processes[0].Warnings)
 	}
 }
+
+// TestDiffSameDamaged: a damaged checkpoint against itself differs in
+// nothing, though its memory cannot all be compared.
+func TestDiffSameDamaged(t *testing.T) {
+	c := imgtest.New(imgtest.X86_64)
+	s := base()
+	p := c.AddProcess(s.pid, 0)
+	p.SetExe(s.exe)
+	p.AddVMA(heapStart, s.heapEnd, s.heapProt, 0, criuimg.VMAAreaRegular|criuimg.VMAAnonPrivate|criuimg.VMAAreaHeap, "")
+	p.AddPages(heapStart, s.heapPage, criuimg.PEPresent)
+	p.SetArgsEnv(s.argv, s.env)
+	p.Auxv = nil // no AT_PAGESZ: no memory view
+	dir := c.WriteTemp(t)
+	load := func() *Checkpoint {
+		ck, err := inspect.Open(imgtest.DirSource(t, dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := inspect.Inspect(ck, inspect.Options{Env: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &Checkpoint{Report: rep, Images: ck}
+	}
+	res, err := Diff(load(), load(), Options{ShowUnchanged: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Differs() || len(res.Processes) != 1 || res.Processes[0].Change != Unchanged {
+		t.Fatalf("damaged checkpoint against itself: %+v", res.Processes)
+	}
+	if m := res.Processes[0].Memory; m == nil || m.NotCompared == "" {
+		t.Errorf("memory %+v: want the reason it was not compared", m)
+	}
+}
