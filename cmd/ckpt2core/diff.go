@@ -366,7 +366,7 @@ func writeProcessDiff(p func(string, ...any), d *ckptdiff.ProcessDiff) {
 		return
 	}
 	if m.NotCompared != "" {
-		p("    ~ memory not compared: %s", m.NotCompared)
+		p("    %s memory not compared: %s", diffMarker(d.Change), m.NotCompared)
 	} else if m.PagesChanged > 0 || m.PagesNewlyCaptured > 0 || m.PagesNoLongerCaptured > 0 {
 		p("    ~ memory: %d of %d compared pages changed (%d bytes), %d newly captured, %d no longer captured",
 			m.PagesChanged, m.PagesCompared, m.BytesChanged, m.PagesNewlyCaptured, m.PagesNoLongerCaptured)
