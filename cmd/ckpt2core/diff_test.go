@@ -282,3 +282,30 @@ func TestDiffCLI(t *testing.T) {
 		})
 	}
 }
+
+// TestDiffEscapes: strings from a checkpoint (comm, command line,
+// environment, paths) reach the terminal escaped.
+func TestDiffEscapes(t *testing.T) {
+	write := func(comm string, env []string) string {
+		c := imgtest.New(imgtest.X86_64)
+		p := c.AddProcess(10, 0)
+		p.Comm = comm
+		p.SetExe("/bin/x\x1b[2J")
+		p.SetArgsEnv([]string{"x\x1b[31m", "arg"}, env)
+		return c.WriteTemp(t)
+	}
+	a := write("plain", []string{"A=1"})
+	b := write("evil\x1b]0;owned\x07", []string{"A=\x1b[1mbold", "NEW=\u009bx\x9by"})
+	var out, errOut bytes.Buffer
+	if code := run([]string{"diff", a, b}, &out, &errOut); code != diffDiffer {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	if strings.ContainsAny(out.String(), "\x1b\x07\u009b") {
+		t.Errorf("raw control characters on stdout:\n%q", out.String())
+	}
+	for _, want := range []string{`evil\x1b]0;owned\x07`, `~ env A: 1 -> \x1b[1mbold`, `+ env NEW=\x9bx`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("stdout lacks %q:\n%s", want, out.String())
+		}
+	}
+}
