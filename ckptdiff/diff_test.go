@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/checkpoint-restore/go-criu/v8/crit/images/creds"
+	"google.golang.org/protobuf/proto"
+
 	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/criuimg/imgtest"
 	"github.com/ckpt2core/ckpt2core/inspect"
@@ -24,6 +27,7 @@ type shape struct {
 	heapProt   uint32
 	heapPage   []byte // content of the heap's first page
 	extraPages bool   // a second captured heap page
+	setuid     bool   // euid 0 (else 1000, as all the other ids)
 }
 
 const heapStart = 0x10000000
@@ -52,6 +56,15 @@ func build(t *testing.T, s shape) *Checkpoint {
 		p.AddPages(heapStart+4096, []byte("NEWLY_CAPTURED_SECRET_42"), criuimg.PEPresent)
 	}
 	p.SetArgsEnv(s.argv, s.env)
+	euid := uint32(1000)
+	if s.setuid {
+		euid = 0
+	}
+	p.Threads[0].Core.ThreadCore.Creds = &creds.CredsEntry{
+		Uid: proto.Uint32(1000), Gid: proto.Uint32(1000), Euid: proto.Uint32(euid), Egid: proto.Uint32(1000),
+		Suid: proto.Uint32(1000), Sgid: proto.Uint32(1000), Fsuid: proto.Uint32(1000), Fsgid: proto.Uint32(1000),
+		CapInh: []uint32{0, 0}, CapPrm: []uint32{0, 0}, CapEff: []uint32{0, 0}, CapBnd: []uint32{0xffffffff, 0x1ff}, Secbits: proto.Uint32(0),
+	}
 	dir := c.WriteTemp(t)
 	ck, err := inspect.Open(imgtest.DirSource(t, dir))
 	if err != nil {
@@ -115,6 +128,12 @@ func TestDiffEdgeCases(t *testing.T) {
 			want := []EnvChange{{Change: Changed, Name: "MODE", Before: "prod", After: "debug"}, {Change: Added, Name: "API_TOKEN", After: "t0k3n"}}
 			if !slices.Equal(d.Env, want) {
 				t.Errorf("env %+v, want %+v", d.Env, want)
+			}
+		}},
+		{name: "credentials", edit: func(s *shape) { s.setuid = true }, check: func(t *testing.T, d ProcessDiff) {
+			want := []Field{{Name: "euid", Before: "1000", After: "0"}}
+			if !slices.Equal(d.Fields, want) {
+				t.Errorf("fields %+v, want %+v", d.Fields, want)
 			}
 		}},
 		{name: "same pid, another exe", edit: func(s *shape) {
