@@ -28,6 +28,7 @@ type shape struct {
 	heapPage   []byte // content of the heap's first page
 	extraPages bool   // a second captured heap page
 	setuid     bool   // euid 0 (else 1000, as all the other ids)
+	thread     bool   // a second thread, tid pid+1
 }
 
 const heapStart = 0x10000000
@@ -56,6 +57,9 @@ func build(t *testing.T, s shape) *Checkpoint {
 		p.AddPages(heapStart+4096, []byte("NEWLY_CAPTURED_SECRET_42"), criuimg.PEPresent)
 	}
 	p.SetArgsEnv(s.argv, s.env)
+	if s.thread {
+		p.AddThread(s.pid + 1)
+	}
 	euid := uint32(1000)
 	if s.setuid {
 		euid = 0
@@ -128,6 +132,14 @@ func TestDiffEdgeCases(t *testing.T) {
 			want := []EnvChange{{Change: Changed, Name: "MODE", Before: "prod", After: "debug"}, {Change: Added, Name: "API_TOKEN", After: "t0k3n"}}
 			if !slices.Equal(d.Env, want) {
 				t.Errorf("env %+v, want %+v", d.Env, want)
+			}
+		}},
+		{name: "thread added", edit: func(s *shape) { s.thread = true }, check: func(t *testing.T, d ProcessDiff) {
+			if len(d.Threads) != 1 || d.Threads[0].Change != Added || d.Threads[0].Tid != 11 {
+				t.Errorf("threads %+v, want thread 11 added", d.Threads)
+			}
+			if !slices.Contains(d.Fields, Field{Name: "thread_count", Before: "1", After: "2"}) {
+				t.Errorf("fields %+v lack thread_count 1 -> 2", d.Fields)
 			}
 		}},
 		{name: "credentials", edit: func(s *shape) { s.setuid = true }, check: func(t *testing.T, d ProcessDiff) {
