@@ -59,6 +59,8 @@ const (
 	densityStep = 8 // levels of captured density
 	// minBytesPerPixel is the finest scale.
 	minBytesPerPixel = 256
+	// minJITWidth is the least width of executable anonymous memory.
+	minJITWidth = 3
 )
 
 // Shape is one element of a drawn map.
@@ -189,6 +191,13 @@ func Layout(regions []Region, points []Point) *Map {
 		size := r.End - r.Start
 		w := float64(size) / fb
 		anchors = append(anchors, anchor{r.Start, r.End, u, u + w})
+		if w < 1 && r.Kind == RegionJIT {
+			flush()
+			m.Shapes = append(m.Shapes, m.split(u+w/2-minJITWidth/2, u+w/2+minJITWidth/2, bandTop-2, bandHeight+4, "k-jit jit", regionTitle(r), "")...)
+			m.density(r, u, w, bpp)
+			u += w
+			continue
+		}
 		if w < 1 {
 			if agg == nil {
 				agg = &aggregate{u0: u, start: r.Start, kinds: map[string]uint64{}}
@@ -206,6 +215,12 @@ func Layout(regions []Region, points []Point) *Map {
 			label = fit(r.Name, int(w/6.2))
 		}
 		m.emit(u, u+w, bandTop, bandHeight, "k-"+r.Kind+" r b", regionTitle(r), label, false)
+		if r.Kind == RegionJIT && w < minJITWidth {
+			// Executable anonymous memory is what an investigator looks
+			// for: never thinner than minJITWidth (drawn over its
+			// neighbours; the scale is kept).
+			m.Shapes = append(m.Shapes, m.split(u+w/2-minJITWidth/2, u+w/2+minJITWidth/2, bandTop-2, bandHeight+4, "k-jit jit", regionTitle(r), "")...)
+		}
 		m.density(r, u, w, bpp)
 		u += w
 	}
