@@ -78,8 +78,8 @@ func TestHostileStringsEscaped(t *testing.T) {
 		}
 	}
 	for _, esc := range []string{
-		"&lt;script&gt;x()&lt;/script&gt;",           // comm
-		`&lt;/svg&gt;&lt;img src=x onerror=alert(1)&gt;\x01\x1b[31m\xff`, // argv: markup escaped, control bytes visible
+		"&lt;script&gt;x()&lt;/script&gt;",                                   // comm
+		`&lt;/svg&gt;&lt;img src=x onerror=alert(1)&gt;\x01\x1b[31m\xff`,     // argv: markup escaped, control bytes visible
 		"&lt;/title&gt;&lt;/svg&gt;&lt;script&gt;alert(2)&lt;/script&gt;.so", // path
 		"child&#34;&#39;&amp;",
 		"SECRET&lt;b&gt; at 0x601003", // the mark's hover text
