@@ -49,9 +49,9 @@ type Point struct {
 const (
 	mapWidth    = 1000 // width of the drawn address space per row
 	labelWidth  = 118  // left margin with the row's first address
-	rowHeight   = 40
+	rowHeight   = 46
 	bandTop     = 10 // marks above the band
-	bandHeight  = 22
+	bandHeight  = 28
 	maxRows     = 12
 	gapMarker   = 10 // width of a compressed gap
 	gapMaxPx    = 24 // gaps wider than this (at scale) are compressed
@@ -142,16 +142,17 @@ func Layout(regions []Region, points []Point) *Map {
 	budget := float64(mapWidth * maxRows)
 	// A small address space fills at most one row, at a page per unit or
 	// finer; a larger one takes up to maxRows rows, at the finest scale
-	// (a power of two) that fits.
+	// that fits. Scales are 2^k and 1.5*2^k bytes per unit, so that the
+	// drawing fills two thirds of its rows at least.
 	bpp := uint64(minBytesPerPixel)
 	for bpp < 4096 && length(regions, bpp, budget) > mapWidth {
-		bpp *= 2
+		bpp = nextScale(bpp)
 	}
-	for range 64 {
+	for range 128 {
 		if length(regions, bpp, budget) <= budget || bpp > math.MaxUint64/4 {
 			break
 		}
-		bpp *= 2
+		bpp = nextScale(bpp)
 	}
 	m.BytesPerPixel = bpp
 	mw := markerWidth(regions, bpp, budget)
@@ -251,6 +252,14 @@ func Layout(regions []Region, points []Point) *Map {
 		m.Marks = append(m.Marks, Shape{X: pu - row*mapWidth, Y: row * rowHeight, H: bandTop + 2, Class: p.Class, Title: p.Title, Mark: true})
 	}
 	return m
+}
+
+// nextScale is the scale after b in 256, 384, 512, 768, 1024, ...
+func nextScale(b uint64) uint64 {
+	if b&(b-1) == 0 {
+		return b + b/2
+	}
+	return b / 3 * 4
 }
 
 // length is the strip's length in pixels at bpp.

@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"html"
+	"math"
 	"regexp"
 	"strings"
 	"testing"
@@ -187,19 +188,21 @@ func TestLayoutToScale(t *testing.T) {
 		t.Fatalf("%d regions, %d gaps compressed; want 3, 1", len(rs), m.CompressedGaps)
 	}
 	w := float64(mib) / float64(m.BytesPerPixel)
-	if rs[0].W != w || rs[1].W != 2*w || rs[2].W != w || rs[1].X != rs[0].X+w {
+	if !near(rs[0].W, w) || !near(rs[1].W, 2*w) || !near(rs[2].W, w) || !near(rs[1].X, rs[0].X+w) {
 		t.Errorf("widths %v %v %v at %v per unit, want %v, %v, %v", rs[0].W, rs[1].W, rs[2].W, m.BytesPerPixel, w, 2*w, w)
 	}
-	if rs[2].X != rs[1].X+rs[1].W+gapMarker {
+	if !near(rs[2].X, rs[1].X+rs[1].W+gapMarker) {
 		t.Errorf("lib at %v, want after a %d-unit gap marker", rs[2].X, gapMarker)
 	}
 	if len(m.Bars) != 2 || m.Bars[0].H != bandHeight/2 || m.Bars[1].H != bandHeight {
 		t.Errorf("density bars %+v, want half and full height", m.Bars)
 	}
-	if len(m.Marks) != 1 || m.Marks[0].X != rs[1].X+w {
+	if len(m.Marks) != 1 || !near(m.Marks[0].X, rs[1].X+w) {
 		t.Errorf("marks %+v, want one in the middle of the heap", m.Marks)
 	}
 }
+
+func near(a, b float64) bool { return math.Abs(a-b) < 1e-6 }
 
 // TestManyMappings: a process of 60,000 mappings (internal/synth) draws
 // in a bounded number of elements, every mapping accounted for.
