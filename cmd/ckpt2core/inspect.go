@@ -85,13 +85,8 @@ func runInspect(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		opts.Files = r
 	}
 	// config.dump, ..., rootfs-diff.tar, with the archive's member times
-	// (archive.Checkpoint is an inspect.MetaModTimer: a Podman checkpoint
-	// is dated by stats-dump's mtime).
-	if cs, ok := src.(*checkpointSource); ok {
-		opts.Meta = inspect.MetaFS(cs.ck)
-	} else if m, ok := src.(inspect.MetaSource); ok {
-		opts.Meta = inspect.MetaFS(m)
-	}
+	// (a Podman checkpoint is dated by stats-dump's).
+	opts.Meta = checkpointMeta(src)
 	for _, p := range *pids {
 		opts.Pids = append(opts.Pids, uint32(p))
 	}

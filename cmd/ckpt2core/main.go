@@ -31,6 +31,7 @@ Usage:
   ckpt2core inspect [flags] CHECKPOINT             container, processes, threads, syscalls, files
   ckpt2core grep [flags] PATTERN CHECKPOINT        search the processes' memory
   ckpt2core report [flags] CHECKPOINT -o FILE      one HTML file: tree, memory maps, threads, files
+  ckpt2core diff [flags] A B                       what changed between two checkpoints
   ckpt2core gdb [flags] CHECKPOINT [-- GDB_ARGS]   convert one process and open it in gdb
   ckpt2core dlv [flags] CHECKPOINT [-- DLV_ARGS]   convert one process and open it in Delve
   ckpt2core verify --exe EXE CORE [--json]         load a core with Delve's core reader
@@ -111,6 +112,8 @@ func runWith(stop *stopper, args []string, stdout, stderr io.Writer) int {
 			return runConvert(stop, args[1:], stdout, stderr)
 		case "inspect":
 			return runInspect(stop, args[1:], stdout, stderr)
+		case "diff":
+			return runDiff(stop, args[1:], stdout, stderr)
 		case "grep":
 			return runGrep(stop, args[1:], stdout, stderr)
 		case "report":

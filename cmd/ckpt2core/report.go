@@ -93,11 +93,7 @@ func runReport(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	iopts := inspect.Options{Env: *env, Name: path}
-	if cs, ok := src.(*checkpointSource); ok {
-		iopts.Meta = inspect.MetaFS(cs.ck)
-	} else if m, ok := src.(inspect.MetaSource); ok {
-		iopts.Meta = inspect.MetaFS(m)
-	}
+	iopts.Meta = checkpointMeta(src)
 	rep, err := inspect.Inspect(ck, iopts)
 	if err != nil {
 		fmt.Fprintf(stderr, "ckpt2core report: %s\n", safe(err.Error()))
