@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ckpt2core/ckpt2core/ckptdiff"
 	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/criuimg/imgtest"
 	"github.com/ckpt2core/ckpt2core/inspect"
@@ -233,4 +234,33 @@ func TestManyMappings(t *testing.T) {
 		t.Errorf("document of %d bytes", len(out))
 	}
 	t.Logf("60,000 mappings: %d shapes, %d bars, %d bytes, %v", len(m.Shapes), len(m.Bars), len(out), time.Since(start))
+}
+
+// TestDiffEscaped: the strings of a comparison (from both checkpoints)
+// stay text.
+func TestDiffEscaped(t *testing.T) {
+	r := &ckptdiff.Result{A: hostilePath, B: hostileComm,
+		Container: &ckptdiff.ContainerDiff{Changed: []ckptdiff.Field{{Name: "hostname", Before: hostileArg, After: hostileComm}}},
+		Processes: []ckptdiff.ProcessDiff{{Change: ckptdiff.Added, Pid: 7, Comm: hostileComm, Exe: hostilePath, Argv: []string{hostileArg},
+			Env:    []ckptdiff.EnvChange{{Change: ckptdiff.Added, Name: "X", After: hostileArg}},
+			Memory: &ckptdiff.MemoryDiff{NewStrings: []ckptdiff.NewString{{Text: "<script>alert(5)</script>", Mapping: hostilePath}}}}},
+		Rootfs: []ckptdiff.RootfsChange{{Change: ckptdiff.Deleted, Path: hostilePath}},
+		Memfds: []ckptdiff.MemfdChange{{Change: ckptdiff.Added, Name: hostileComm, Where: []string{hostileArg}}},
+	}
+	var b bytes.Buffer
+	if err := WriteDiff(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if n := strings.Count(out, "<script"); n != 1 {
+		t.Errorf("%d <script elements, want only the report's own", n)
+	}
+	for _, raw := range []string{"<img", "</svg><", "\x01", "\xff", "alert(5)</script>"} {
+		if strings.Contains(out, raw) {
+			t.Errorf("raw %q reached the document", raw)
+		}
+	}
+	if !strings.Contains(out, `id="d7-added"`) || !strings.Contains(out, `href="#d7-added"`) {
+		t.Error("no linked section for the added process")
+	}
 }

@@ -70,7 +70,7 @@ const factsJS = `(() => {
     ready: document.documentElement.getAttribute('data-ready') || '',
     title: document.title,
     scripts: document.scripts.length,
-    Links: [...document.querySelectorAll('#tree a')].map(a => a.getAttribute('href')),
+    Links: [...document.querySelectorAll('#tree a, #processes ul.tree a')].map(a => a.getAttribute('href')),
     sections: secs.map(d => {
       const svg = d.querySelector('svg.map');
       const r = svg ? svg.getBoundingClientRect() : {width: 0, height: 0};
@@ -218,6 +218,12 @@ func TestReportInBrowser(t *testing.T) {
 				Before []struct {
 					Pid uint32 `json:"pid"`
 				} `json:"before"`
+				AfterOnly []struct {
+					Pid uint32 `json:"pid"`
+				} `json:"after_only"`
+				Gone []struct {
+					Pid uint32 `json:"pid"`
+				} `json:"gone"`
 			} `json:"processes"`
 		} `json:"before_vs_after"`
 		Hits map[string][]struct {
@@ -283,6 +289,42 @@ func TestReportInBrowser(t *testing.T) {
 			pids = append(pids, p.Pid)
 		}
 		checkPage(t, f, pids)
+	})
+
+	t.Run("diff", func(t *testing.T) {
+		out := filepath.Join(dir, "diff.html")
+		runReportCLI(t, "report", "../../testdata/x86_64/intrusion/before.tar", "../../testdata/x86_64/intrusion/after.tar.zst", "-o", out)
+		f := openReport(t, browser, out, filepath.Join(dir, "diff.png"))
+		if f.Ready != "1" || len(f.Requests) > 0 || len(f.Errors) > 0 || len(f.Dialogs) > 0 || f.Scripts != 1 {
+			t.Errorf("ready %q, requests %q, errors %q, dialogs %q, %d scripts", f.Ready, f.Requests, f.Errors, f.Dialogs, f.Scripts)
+		}
+		// The manifest's processes: those of before.tar still there
+		// (changed or not), those only in after.tar.zst added, none gone.
+		var want []string
+		for _, p := range man.BeforeAfter.Processes.Before {
+			if !slices.ContainsFunc(man.BeforeAfter.Processes.Gone, func(g struct {
+				Pid uint32 `json:"pid"`
+			}) bool {
+				return g.Pid == p.Pid
+			}) {
+				want = append(want, fmt.Sprintf("d%d-changed", p.Pid))
+			}
+		}
+		for _, p := range man.BeforeAfter.Processes.AfterOnly {
+			want = append(want, fmt.Sprintf("d%d-added", p.Pid))
+		}
+		var got []string
+		for _, s := range f.Sections {
+			got = append(got, s.ID)
+			if !slices.Contains(f.Links, "#"+s.ID) {
+				t.Errorf("section %s not linked", s.ID)
+			}
+		}
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("sections %v, want %v", got, want)
+		}
 	})
 
 	t.Run("hostile", func(t *testing.T) {
