@@ -1,11 +1,14 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ckpt2core/ckpt2core/criuimg/imgtest"
 )
 
 // TestReportOutput: the report is a 0600 file under the name asked for,
@@ -71,10 +74,34 @@ func TestReportOutput(t *testing.T) {
 		t.Errorf("directory holds %v", names)
 	}
 
-	for _, args := range [][]string{{"report", fx}, {"report", "-o", out}, {"report", fx, fx, "-o", out}, {"report", fx, "-o", out, "--mark", ""}, {"report", fx, "-o", out, "--mark-hex", "zz"}} {
+	for _, args := range [][]string{{"report", fx}, {"report", "-o", out}, {"report", fx, fx, fx, "-o", out}, {"report", fx, fx, "-o", out, "--mark", "x"}, {"report", fx, "-o", out, "--mark", ""}, {"report", fx, "-o", out, "--mark-hex", "zz"}} {
 		stderr.Reset()
 		if code := run(args, &stdout, &stderr); code != exitUsage {
 			t.Errorf("%q: exit %d, want %d", args, code, exitUsage)
+		}
+	}
+}
+
+// TestReportDeletedFiles: the engine's deleted.files is listed.
+func TestReportDeletedFiles(t *testing.T) {
+	f, err := os.Open("../../testdata/x86_64/intrusion/before.tar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	dir := imgtest.Untar(t, tar.NewReader(f))
+	if err := os.WriteFile(filepath.Join(dir, "deleted.files"), []byte(`["/etc/gone.conf","/tmp/<b>x"]`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "r.html")
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"report", dir, "-o", out}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	b, _ := os.ReadFile(out)
+	for _, want := range []string{`<li class="mono wrap">/etc/gone.conf</li>`, `<li class="mono wrap">/tmp/&lt;b&gt;x</li>`} {
+		if !bytes.Contains(b, []byte(want)) {
+			t.Errorf("report lacks %s", want)
 		}
 	}
 }
