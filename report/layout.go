@@ -59,6 +59,8 @@ const (
 	densityStep = 8 // levels of captured density
 	// minBytesPerPixel is the finest scale.
 	minBytesPerPixel = 256
+	// shortenedWidth is the width of a long untouched PROT_NONE mapping.
+	shortenedWidth = 90
 	// minJITWidth is the least width of executable anonymous memory.
 	minJITWidth = 3
 )
@@ -123,11 +125,14 @@ type Map struct {
 	Regions        int // mappings drawn
 	Aggregated     int // mappings drawn within aggregates (below a pixel)
 	CompressedGaps int
-	Shapes         []Shape
-	Bars           []Shape // captured density
-	Marks          []Shape
-	Rows           []RowLabel
-	MarksDropped   int
+	// ShortenedRegions counts untouched PROT_NONE mappings drawn
+	// shorter than to scale.
+	ShortenedRegions int
+	Shapes           []Shape
+	Bars             []Shape // captured density
+	Marks            []Shape
+	Rows             []RowLabel
+	MarksDropped     int
 }
 
 // anchor places a mapping on the strip: u0..u1 in pixels.
@@ -190,8 +195,16 @@ func Layout(regions []Region, points []Point) *Map {
 			}
 		}
 		size := r.End - r.Start
-		w := float64(size) / fb
+		w, shortened := regionWidth(r, fb)
 		anchors = append(anchors, anchor{r.Start, r.End, u, u + w})
+		if shortened {
+			flush()
+			m.ShortenedRegions++
+			m.emit(u, u+w, bandTop, bandHeight, "k-"+r.Kind+" r b", regionTitle(r)+"\nnever touched: drawn shortened, not to scale", fit(Size(size)+" PROT_NONE", int((w-12)/6.2)), false)
+			m.emitGap(u+w-gapMarker, u+w, "")
+			u += w
+			continue
+		}
 		if w < 1 && r.Kind == RegionJIT {
 			flush()
 			m.Shapes = append(m.Shapes, m.split(u+w/2-minJITWidth/2, u+w/2+minJITWidth/2, bandTop-2, bandHeight+4, "k-jit jit", regionTitle(r), "")...)
@@ -275,9 +288,21 @@ func length(regions []Region, bpp uint64, budget float64) float64 {
 			}
 			u += g
 		}
-		u += float64(regions[i].End-regions[i].Start) / fb
+		w, _ := regionWidth(&regions[i], fb)
+		u += w
 	}
 	return u
+}
+
+// regionWidth is the width of r at fb bytes per unit: to scale, but for
+// a PROT_NONE mapping with nothing captured (a reservation, a guard)
+// wider than shortenedWidth, which is cut to that width (shortened).
+func regionWidth(r *Region, fb float64) (w float64, shortened bool) {
+	w = float64(r.End-r.Start) / fb
+	if r.Kind == RegionReserved && r.Captured == 0 && w > shortenedWidth {
+		return shortenedWidth, true
+	}
+	return w, false
 }
 
 // markerWidth is the width of a compressed gap: gapMarker, less when the

@@ -264,3 +264,28 @@ func TestDiffEscaped(t *testing.T) {
 		t.Error("no linked section for the added process")
 	}
 }
+
+// TestLayoutShortensReservations: an untouched PROT_NONE reservation is
+// cut to shortenedWidth and said to be; a PROT_NONE mapping with captured
+// bytes is not.
+func TestLayoutShortensReservations(t *testing.T) {
+	regions := []Region{
+		{Start: 0x400000, End: 0x500000, Kind: RegionExe},
+		{Start: 0x500000, End: 0x500000 + 1<<30, Kind: RegionReserved},
+		{Start: 0x500000 + 1<<30, End: 0x600000 + 1<<30, Kind: RegionReserved, Captured: 4096},
+	}
+	m := Layout(regions, nil)
+	if m.ShortenedRegions != 1 {
+		t.Fatalf("%d shortened", m.ShortenedRegions)
+	}
+	w := float64(1<<20) / float64(m.BytesPerPixel)
+	var widths []float64
+	for _, s := range m.Shapes {
+		if strings.Contains(s.Class, " r b") {
+			widths = append(widths, s.W)
+		}
+	}
+	if len(widths) != 3 || !near(widths[0], w) || widths[1] != shortenedWidth || !near(widths[2], w) {
+		t.Errorf("widths %v at %d bytes per unit, want %v, %v, %v", widths, m.BytesPerPixel, w, shortenedWidth, w)
+	}
+}
