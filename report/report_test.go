@@ -90,6 +90,13 @@ func TestHostileStringsEscaped(t *testing.T) {
 			t.Errorf("escaped %q missing", esc)
 		}
 	}
+	// The finding is in the findings table and on pid 1's map at its
+	// address; the artifact is listed with its hash.
+	for _, want := range []string{`<path class="finding"`, "&lt;i&gt;rule: ", `<a href="#p1">1</a>`, "<td class=\"mono\">00</td>"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q", want)
+		}
+	}
 	// One </svg> per map: no string closed one early.
 	if a, b := strings.Count(out, "<svg class=\"map\""), strings.Count(out, "</svg>"); a != 2 || b != a+1 { // +1: the legend's
 		t.Errorf("%d maps, %d </svg>: want 2 and 3", a, b)
