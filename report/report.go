@@ -111,14 +111,55 @@ func Build(ck *criuimg.Checkpoint, rep *inspect.Report, opts Options) *Document 
 		d.Views = append(d.Views, v)
 		byPid[v.Pid] = v
 	}
+	d.tree(byPid)
+	return d
+}
+
+// MaxTreeDepth bounds the nesting of the process tree: the descendants of
+// a process this deep are listed under it, one level down, whatever their
+// depth (a chain of a million processes nests no further).
+const MaxTreeDepth = 32
+
+// tree sets Roots and each view's Children.
+func (d *Document) tree(byPid map[uint32]*ProcessView) {
+	kids := map[uint32][]uint32{}
 	for _, v := range d.Views {
-		if parent, ok := byPid[v.PPid]; ok && v.PPid != v.Pid {
-			parent.Children = append(parent.Children, v.Pid)
+		if _, ok := byPid[v.PPid]; ok && v.PPid != v.Pid {
+			kids[v.PPid] = append(kids[v.PPid], v.Pid)
 		} else {
 			d.Roots = append(d.Roots, v.Pid)
 		}
 	}
-	return d
+	type item struct {
+		pid    uint32
+		depth  int
+		attach *ProcessView // the view whose Children list pid
+	}
+	seen := map[uint32]bool{}
+	var stack []item
+	for i := len(d.Roots) - 1; i >= 0; i-- {
+		stack = append(stack, item{pid: d.Roots[i]})
+	}
+	for len(stack) > 0 {
+		it := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if seen[it.pid] {
+			continue
+		}
+		seen[it.pid] = true
+		v := byPid[it.pid]
+		if it.attach != nil {
+			it.attach.Children = append(it.attach.Children, it.pid)
+		}
+		next, depth := v, it.depth+1
+		if it.depth > MaxTreeDepth {
+			next, depth = it.attach, it.depth
+		}
+		c := kids[it.pid]
+		for i := len(c) - 1; i >= 0; i-- {
+			stack = append(stack, item{pid: c[i], depth: depth, attach: next})
+		}
+	}
 }
 
 // View returns the view of pid.

@@ -296,3 +296,34 @@ func TestLayoutShortensReservations(t *testing.T) {
 		t.Errorf("widths %v at %d bytes per unit, want %v, %v, %v", widths, m.BytesPerPixel, w, shortenedWidth, w)
 	}
 }
+
+// TestDeepTree: a chain of processes deeper than MaxTreeDepth nests no
+// deeper, and every process is linked from the tree once.
+func TestDeepTree(t *testing.T) {
+	c := imgtest.New(imgtest.X86_64)
+	const n = 200
+	for pid := uint32(1); pid <= n; pid++ {
+		p := c.AddProcess(pid, pid-1)
+		p.SetArgs([]string{"sh"})
+	}
+	_, out := build(t, c, Options{})
+	tree := out[strings.Index(out, `<section id="tree">`):strings.Index(out, `<section id="processes">`)]
+	depth, most := 0, 0
+	for i := 0; i < len(tree); i++ {
+		switch {
+		case strings.HasPrefix(tree[i:], "<ul"):
+			depth++
+			most = max(most, depth)
+		case strings.HasPrefix(tree[i:], "</ul>"):
+			depth--
+		}
+	}
+	if most != MaxTreeDepth+2 { // the top list, MaxTreeDepth levels, the flattened rest
+		t.Errorf("tree nests %d lists, want %d", most, MaxTreeDepth+2)
+	}
+	for pid := uint32(1); pid <= n; pid++ {
+		if k := strings.Count(tree, `<a href="#p`+fmtUint(pid)+`">`); k != 1 {
+			t.Errorf("pid %d linked %d times", pid, k)
+		}
+	}
+}
