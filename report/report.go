@@ -58,6 +58,16 @@ type Options struct {
 	// DeletedFiles are the paths the container deleted (the engine's
 	// deleted.files), when the caller has them.
 	DeletedFiles []string
+	// Notes are more addresses to place on the maps (a comparison's
+	// changed mappings).
+	Notes []Note
+}
+
+// Note is an address of a process to mark on its map, with hover text.
+type Note struct {
+	Pid   uint32
+	Addr  uint64
+	Title string
 }
 
 // Hit is one hit of a mark.
@@ -107,7 +117,13 @@ func Build(ck *criuimg.Checkpoint, rep *inspect.Report, opts Options) *Document 
 				v.Findings = append(v.Findings, f)
 			}
 		}
-		buildProcess(ck, v, opts.Marks)
+		var notes []Point
+		for _, n := range opts.Notes {
+			if n.Pid == v.Pid {
+				notes = append(notes, Point{Addr: n.Addr, Class: "note", Title: n.Title})
+			}
+		}
+		buildProcess(ck, v, opts.Marks, notes)
 		d.Views = append(d.Views, v)
 		byPid[v.Pid] = v
 	}
@@ -172,7 +188,7 @@ func (d *Document) View(pid uint32) *ProcessView {
 	return nil
 }
 
-func buildProcess(ck *criuimg.Checkpoint, v *ProcessView, marks []Mark) {
+func buildProcess(ck *criuimg.Checkpoint, v *ProcessView, marks []Mark, notes []Point) {
 	if v.State == "zombie" {
 		return
 	}
@@ -207,7 +223,7 @@ func buildProcess(ck *criuimg.Checkpoint, v *ProcessView, marks []Mark) {
 		}
 		regions = append(regions, r)
 	}
-	var points []Point
+	points := notes
 	if p.Mem != nil {
 		for _, mk := range marks {
 			n := 0

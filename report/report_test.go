@@ -255,7 +255,7 @@ func TestDiffEscaped(t *testing.T) {
 		Memfds: []ckptdiff.MemfdChange{{Change: ckptdiff.Added, Name: hostileComm, Where: []string{hostileArg}}},
 	}
 	var b bytes.Buffer
-	if err := WriteDiff(&b, r); err != nil {
+	if err := WriteDiff(&b, r, nil); err != nil {
 		t.Fatal(err)
 	}
 	out := b.String()

@@ -147,7 +147,8 @@ func reportDiff(stop *stopper, a, b string, aopts *archive.Options, out string, 
 		fmt.Fprintf(stderr, "ckpt2core report: %s\n", safe(err.Error()))
 		return exitFailed
 	}
-	return writeReport(out, func(w io.Writer) error { return report.WriteDiff(w, res) }, fmt.Sprintf("%d differences", res.Summary.Total()), stderr)
+	docB := report.Build(sides[1].Images, sides[1].Report, report.Options{Notes: report.DiffNotes(res)})
+	return writeReport(out, func(w io.Writer) error { return report.WriteDiff(w, res, docB) }, fmt.Sprintf("%d differences", res.Summary.Total()), stderr)
 }
 
 // writeReport writes a page to out (report.WriteFile) and says so.

@@ -316,6 +316,9 @@ func TestReportInBrowser(t *testing.T) {
 		var got []string
 		for _, s := range f.Sections {
 			got = append(got, s.ID)
+			if s.Maps != 1 || s.Rects == 0 {
+				t.Errorf("section %s: %d maps of B, %d rects", s.ID, s.Maps, s.Rects)
+			}
 			if !slices.Contains(f.Links, "#"+s.ID) {
 				t.Errorf("section %s not linked", s.ID)
 			}
