@@ -104,13 +104,25 @@ func runConvert(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(exitUsage, "%s", err)
 	}
-	created, err := makeOutDir(*out)
+	// A run stopped before it wrote a core leaves no OUT_DIR of its own
+	// making behind (cores are anonymous files until complete). The
+	// cleanup is registered before the directory is made, and waits for
+	// the making: a signal in between must not leave it.
+	var (
+		madeMu  sync.Mutex
+		created []string
+	)
+	defer stop.onStop(func() {
+		madeMu.Lock()
+		defer madeMu.Unlock()
+		removeEmpty(created)
+	})()
+	madeMu.Lock()
+	created, err = makeOutDir(*out)
+	madeMu.Unlock()
 	if err != nil {
 		return fail(exitFailed, "%s", err)
 	}
-	// A run stopped before it wrote a core leaves no OUT_DIR of its own
-	// making behind (cores are anonymous files until complete).
-	defer stop.onStop(func() { removeEmpty(created) })()
 
 	prog := startProgress(stderr, pagesBytes(cv.src), !*quiet)
 	results := convertAll(ck, want, *jobs, *out, *force, cv.opts, prog.add)
