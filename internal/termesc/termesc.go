@@ -4,22 +4,41 @@
 package termesc
 
 import (
-	"strconv"
+	"fmt"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 )
 
-// String returns s with every character that is not printable (control
-// characters, terminal escape sequences' ESC, bidirectional overrides and
-// other format characters) and every invalid UTF-8 byte as a Go escape
-// (\x1b, \n, \u202e, \xff). A string that needs none is returned as is.
+// String returns s with every character that is not printable escaped:
+// control characters (C0, DEL, C1: ESC, BEL, CSI...) as \xNN, other
+// non-printable characters (bidirectional overrides and other format
+// characters) as \uNNNN, and every byte of invalid UTF-8 as \xNN. A string
+// that needs none is returned as is.
 func String(s string) string {
 	if strings.IndexFunc(s, notPrintable) < 0 && utf8.ValidString(s) {
 		return s
 	}
-	q := strconv.Quote(s)
-	return q[1 : len(q)-1]
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case isControl(r):
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case notPrintable(r) && r <= 0xffff:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		case notPrintable(r):
+			fmt.Fprintf(&b, `\U%08x`, r)
+		default:
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
 }
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) }
 
 func notPrintable(r rune) bool { return !unicode.IsPrint(r) && r != ' ' }
