@@ -227,7 +227,7 @@ func buildProcess(ck *criuimg.Checkpoint, v *ProcessView, marks []Mark, notes []
 	if p.Mem != nil {
 		for _, mk := range marks {
 			n := 0
-			err := memsearch.Search(p, mk.Matcher, func(h memsearch.Hit) error {
+			err := (memsearch.Searcher{Context: memsearch.DefaultContext}).Search(p, mk.Matcher, func(h memsearch.Hit) error {
 				if n >= MaxHits {
 					v.HitsMore++
 					return nil

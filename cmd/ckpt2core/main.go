@@ -36,6 +36,7 @@ Usage:
   ckpt2core gdb [flags] CHECKPOINT [-- GDB_ARGS]   convert one process and open it in gdb
   ckpt2core dlv [flags] CHECKPOINT [-- DLV_ARGS]   convert one process and open it in Delve
   ckpt2core verify --exe EXE CORE [--json]         load a core with Delve's core reader
+                 [--checkpoint CHECKPOINT]         (and check EXE's build-id against it)
   ckpt2core help | --help | --version
 
 Examples:
@@ -101,7 +102,7 @@ func runWith(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
 		switch args[0] {
 		case "verify":
-			return runVerify(args[1:], stdout, stderr)
+			return runVerify(stop, args[1:], stdout, stderr)
 		case "gdb", "dlv":
 			return runDebugger(stop, args[0], args[1:], stdout, stderr)
 		case "convert":
@@ -124,6 +125,11 @@ func runWith(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		case "version", "--version":
 			fmt.Fprintf(stdout, "ckpt2core %s\n", version)
 			return exitOK
+		}
+	}
+	if len(args) > 0 {
+		if status, unknown := unknownCommand(args[0], stderr); unknown {
+			return status
 		}
 	}
 	return runConvert(stop, args, stdout, stderr)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ckpt2core/ckpt2core/archive"
 	"github.com/ckpt2core/ckpt2core/ckptdiff"
+	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/inspect"
 	"github.com/ckpt2core/ckpt2core/memsearch"
 	"github.com/ckpt2core/ckpt2core/report"
@@ -105,7 +106,7 @@ func runReport(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	defer closeSrc()
-	ck, err := inspect.Open(src)
+	ck, err := criuimg.SalvageOpen(src)
 	if err != nil {
 		fmt.Fprintf(stderr, "ckpt2core report: %s\n", safe(err.Error()))
 		return exitFailed
