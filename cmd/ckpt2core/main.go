@@ -30,6 +30,7 @@ Usage:
                                                    ('convert' may be left out)
   ckpt2core inspect [flags] CHECKPOINT             container, processes, threads, syscalls, files
   ckpt2core grep [flags] PATTERN CHECKPOINT        search the processes' memory
+  ckpt2core triage [flags] CHECKPOINT              findings: what is suspicious, with evidence
   ckpt2core report [flags] CHECKPOINT -o FILE      one HTML file: tree, memory maps, threads, files
   ckpt2core diff [flags] A B                       what changed between two checkpoints
   ckpt2core gdb [flags] CHECKPOINT [-- GDB_ARGS]   convert one process and open it in gdb
@@ -114,6 +115,8 @@ func runWith(stop *stopper, args []string, stdout, stderr io.Writer) int {
 			return runInspect(stop, args[1:], stdout, stderr)
 		case "diff":
 			return runDiff(stop, args[1:], stdout, stderr)
+		case "triage":
+			return runTriage(stop, args[1:], stdout, stderr)
 		case "grep":
 			return runGrep(stop, args[1:], stdout, stderr)
 		case "report":
