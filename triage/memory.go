@@ -195,7 +195,7 @@ func (t *run) modifiedCode(p *criuimg.Process, v *criuimg.VMA, pr Process, injec
 func injectionPage(p *criuimg.Process) uint64 {
 	for i := range p.VMAs {
 		v := &p.VMAs[i]
-		if v.Prot&criuimg.ProtExec != 0 && v.Start < 1<<47 && v.End-v.Start >= p.PageSize && !v.Special() {
+		if v.Prot&criuimg.ProtExec != 0 && v.Start < 1<<56 && v.End-v.Start >= p.PageSize && !v.Special() {
 			return v.Start
 		}
 	}

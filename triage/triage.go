@@ -171,7 +171,9 @@ type run struct {
 	warnings []string
 }
 
-func (t *run) warn(format string, a ...any) { t.warnings = append(t.warnings, fmt.Sprintf(format, a...)) }
+func (t *run) warn(format string, a ...any) {
+	t.warnings = append(t.warnings, fmt.Sprintf(format, a...))
+}
 
 func (t *run) add(f Finding) { t.out = append(t.out, f) }
 
