@@ -115,7 +115,7 @@ type Options struct {
 }
 
 // ExcerptLen is how many bytes an evidence excerpt shows.
-const ExcerptLen = 64
+const ExcerptLen = 128
 
 // Run applies every rule to the processes of ck. rep is inspect's report
 // of ck made with Options.Env (environments, files, sockets, tree).
