@@ -14,7 +14,6 @@ import (
 	"testing"
 
 	"github.com/ckpt2core/ckpt2core/archive"
-	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/criuimg/imgtest"
 	"github.com/ckpt2core/ckpt2core/inspect"
 	"github.com/ckpt2core/ckpt2core/rootfs"
@@ -379,11 +378,11 @@ func TestIntrusionModifiedCodeWithRoot(t *testing.T) {
 // above info.
 func TestCleanFixtures(t *testing.T) {
 	paths := []string{filepath.Join(intrusion, "before.tar")}
-	for _, pat := range []string{"x86_64/*/images", "arm64/*/images", "x86_64/podman-counter/*.tar.gz", "x86_64/servers/*"} {
+	for _, pat := range []string{"x86_64/*/images", "arm64/*/images", "x86_64/podman-counter/*.tar.gz", "x86_64/servers/*/images"} {
 		m, _ := filepath.Glob(filepath.Join("..", "testdata", pat))
 		paths = append(paths, m...)
 	}
-	if len(paths) < 10 {
+	if len(paths) < 15 {
 		t.Fatalf("only %d fixtures found: %v", len(paths), paths)
 	}
 	for _, p := range paths {
@@ -398,4 +397,22 @@ func TestCleanFixtures(t *testing.T) {
 	}
 }
 
-var _ = criuimg.ProtExec
+// The JIT code caches of the JVM and node are recognised: reported as
+// info with the runtime named, never high.
+func TestServersJIT(t *testing.T) {
+	for _, tt := range []struct{ dir, runtime string }{{"jvm", "JVM"}, {"node", "V8 (node)"}} {
+		got := triageArchive(t, filepath.Join("..", "testdata", "x86_64", "servers", tt.dir, "images"), "")
+		n := 0
+		for _, f := range got {
+			if f.Rule == triage.RuleWXMemory || f.Rule == triage.RuleAnonExec {
+				if f.Severity != triage.Info || f.Runtime != tt.runtime {
+					t.Errorf("%s: %s %s runtime %q", tt.dir, f.Severity, f.Rule, f.Runtime)
+				}
+				n++
+			}
+		}
+		if n == 0 {
+			t.Errorf("%s: no JIT mapping reported", tt.dir)
+		}
+	}
+}
