@@ -96,13 +96,17 @@ func (t *run) nameRule(p *criuimg.Process, ip *inspect.Process, pr Process) {
 	t.add(Finding{Process: pr, Rule: RuleNameSpoof, Severity: Medium, Reason: "mismatch", Subject: comm, Evidence: ev})
 }
 
-// consistentName reports whether comm is explained by the executable or
-// the command line: comm is the executable's or argv[0]'s base name
-// (truncated to 15 bytes; a symlink such as /bin/sh -> busybox shows in
-// argv[0]), a script's name under an interpreter, a thread name set by
-// the program (any name while argv[0] still names the executable), or
-// argv[0] was rewritten by setproctitle ("postgres: writer", "nginx:
-// worker process") starting with the program's name.
+// consistentName reports whether comm and argv[0] are explained by the
+// executable. The kernel sets comm from the file name execve was given
+// (a symlink's name: /bin/sh -> busybox, python3 -> python3.11), a
+// script's name for an interpreter, or what the program set with prctl;
+// argv[0] is what the caller chose. They are consistent when argv[0]
+// names the program (its base is comm's or the executable's name, a
+// prefix of it, an interpreter, a login shell's "-bash") or was rewritten
+// by setproctitle ("nginx: worker process", "postgres: checkpointer",
+// "redis-server 127.0.0.1:6379": its first word names the program), and
+// comm is the executable's or argv[0]'s name, a script's name under an
+// interpreter, or any thread name while argv[0] names the program.
 func consistentName(comm, argv0 string, ip *inspect.Process) bool {
 	trunc := func(s string) string {
 		if len(s) > 15 {
@@ -110,15 +114,20 @@ func consistentName(comm, argv0 string, ip *inspect.Process) bool {
 		}
 		return s
 	}
-	exe := base(ip.Exe)
-	a0 := base(strings.Fields(argv0 + " ")[0])
-	if strings.HasPrefix(exe, "memfd:") {
-		exe = strings.TrimPrefix(exe, "memfd:")
+	exe := strings.TrimPrefix(base(ip.Exe), "memfd:")
+	words := strings.Fields(argv0)
+	a0 := ""
+	if len(words) > 0 {
+		a0 = strings.TrimSuffix(base(strings.TrimPrefix(words[0], "-")), ":")
 	}
-	for _, n := range []string{exe, a0, "memfd:" + exe} {
-		if n != "" && comm == trunc(n) {
-			return true
-		}
+	names := func(n string) bool {
+		return n != "" && (n == exe || trunc(n) == comm || strings.HasPrefix(exe, n) || strings.HasPrefix(n, exe))
+	}
+	if argv0 != "" && !names(a0) && !interpreters.MatchString(a0) {
+		return false
+	}
+	if comm == trunc(exe) || (a0 != "" && comm == trunc(a0)) || strings.HasPrefix(comm, "memfd:") {
+		return true
 	}
 	if interpreters.MatchString(exe) || interpreters.MatchString(a0) {
 		for _, a := range ip.Argv[min(1, len(ip.Argv)):] {
@@ -127,19 +136,8 @@ func consistentName(comm, argv0 string, ip *inspect.Process) bool {
 			}
 		}
 	}
-	// The program renamed its thread (prctl, pthread_setname_np) but its
-	// argv[0] names its executable.
-	if a0 == exe || (a0 != "" && strings.HasPrefix(exe, a0)) {
-		return true
-	}
-	// setproctitle: "name: what" with the comm's or executable's name.
-	if i := strings.Index(argv0, ":"); i > 0 {
-		n := argv0[:i]
-		if n == exe || trunc(n) == comm {
-			return true
-		}
-	}
-	return false
+	// A thread name the program set while argv[0] names it.
+	return a0 != "" && (a0 == exe || strings.HasPrefix(exe, a0))
 }
 
 // preloadRule: LD_PRELOAD, LD_AUDIT, LD_LIBRARY_PATH in the environment.
