@@ -63,7 +63,8 @@ describe_and_dump() {
 	} >"$d/info/versions.txt"
 	rm -rf "$d/images"
 	mkdir -p "$d/images"
-	"$CRIU" dump -D "$d/images" -t "$pid" --leave-stopped -v4 -o dump.log ${DUMP_OPTS:-}
+	[ -z "${DUMP_USER:-}" ] || chown "$DUMP_USER" "$d/images"
+	${DUMP_AS:-} "$CRIU" dump -D "$d/images" -t "$pid" --leave-stopped -v4 -o dump.log ${DUMP_OPTS:-}
 	kill -9 $(tree "$pid") 2>/dev/null || true
 	echo "run.sh: $name (pid $pid) dumped into $d/images"
 }
@@ -132,12 +133,18 @@ for name in "${names[@]}"; do
 		setsid unshare --ipc -- setpriv --reuid postgres --regid postgres --init-groups \
 			"$pg/postgres" -D "$work/pg/data" -p 18084 -k "$work/pg/sock" \
 			-c listen_addresses=127.0.0.1 </dev/null >"$log" 2>&1 &
-		pid=$!
 		waitfor "$log" "ready to accept"
+		pid=$(head -1 "$work/pg/data/postmaster.pid")
 		setpriv --reuid postgres --regid postgres --init-groups psql -h 127.0.0.1 -p 18084 -d postgres \
 			-c 'CREATE TABLE t(k int, v text)' -c "INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 1000) g" \
 			-c 'SELECT count(*) FROM t' >/dev/null
-		IPCNS_PID=$pid describe_and_dump postgres "$pid" "$("$pg/postgres" --version)"
+		# CRIU reads each task's rlimits (prlimit), which needs the
+		# task's uid or CAP_SYS_RESOURCE; where CRIU lacks the latter,
+		# it runs as postgres with every other capability (ambient).
+		caps=$(capsh --decode="$(awk '/^CapEff/ {print $2}' /proc/self/status)" | cut -d= -f2 | sed 's/cap_//g; s/^/+/; s/,/,+/g')
+		IPCNS_PID=$pid DUMP_OPTS=--unprivileged DUMP_USER=postgres \
+			DUMP_AS="setpriv --reuid postgres --regid postgres --init-groups --inh-caps=$caps --ambient-caps=$caps" \
+			describe_and_dump postgres "$pid" "$("$pg/postgres" --version)"
 		;;
 	*)
 		echo "run.sh: unknown server $name" >&2

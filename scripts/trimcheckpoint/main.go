@@ -81,7 +81,10 @@ type Proc struct {
 	// AnonExec lists the anonymous executable mappings of /proc/PID/maps
 	// (the vDSO and vsyscall pages left out).
 	AnonExec []Mapping `json:"anon_exec_mappings"`
-	Maps     string    `json:"maps"` // the info/ file of /proc/PID/maps
+	// SysV lists the SysV shared memory attachments of /proc/PID/maps
+	// (path /SYSV<key>), if any.
+	SysV []Mapping `json:"sysv_shm_mappings,omitempty"`
+	Maps string    `json:"maps"` // the info/ file of /proc/PID/maps
 }
 
 // Manifest is manifest.json.
@@ -93,9 +96,12 @@ type Manifest struct {
 	Procs   []Proc            `json:"processes"`
 	// JIT says what the anonymous executable mappings are, when they are
 	// a JIT's code cache.
-	JIT     string `json:"jit_code_cache,omitempty"`
-	Trimmed string `json:"trimmed"`
-	Trims   []Trim `json:"trims"`
+	JIT string `json:"jit_code_cache,omitempty"`
+	// IpcsM is what `ipcs -m` showed in the processes' IPC namespace
+	// (info/ipcs-m.txt), when they had one of their own.
+	IpcsM   []string `json:"ipcs_m,omitempty"`
+	Trimmed string   `json:"trimmed"`
+	Trims   []Trim   `json:"trims"`
 }
 
 func (t *trimmer) run(in, out, jit string) error {
@@ -378,8 +384,14 @@ func manifest(in, out string) (*Manifest, error) {
 			if strings.Contains(f[3], "x") && (path == "" || strings.HasPrefix(path, "[anon")) {
 				pr.AnonExec = append(pr.AnonExec, Mapping{Start: "0x" + f[1], End: "0x" + f[2], Perms: f[3], Path: path})
 			}
+			if strings.HasPrefix(path, "/SYSV") {
+				pr.SysV = append(pr.SysV, Mapping{Start: "0x" + f[1], End: "0x" + f[2], Perms: f[3], Path: path})
+			}
 		}
 		m.Procs = append(m.Procs, pr)
+	}
+	if b, err := os.ReadFile(filepath.Join(infoIn, "ipcs-m.txt")); err == nil {
+		m.IpcsM = strings.Split(strings.Trim(string(b), "\n"), "\n")
 	}
 	if len(m.Procs) == 0 {
 		return nil, errors.New("info/ has no maps-<pid>.txt")
