@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-var intrusionDir = filepath.Join("..", "..", "testdata", "x86_64", "intrusion")
+var triageFixture = filepath.Join("..", "..", "testdata", "x86_64", "intrusion")
 
 func TestTriageExitAndJSON(t *testing.T) {
 	hexAddr := regexp.MustCompile(`^0x[0-9a-f]+$`)
@@ -17,15 +17,15 @@ func TestTriageExitAndJSON(t *testing.T) {
 		args   []string
 		status int
 	}{
-		{[]string{"triage", filepath.Join(intrusionDir, "after.tar.zst")}, exitFindings},
-		{[]string{"triage", "--json", filepath.Join(intrusionDir, "after.tar.zst")}, exitFindings},
-		{[]string{"triage", "--json", "--pid", "8", filepath.Join(intrusionDir, "after.tar.zst")}, exitOK},
-		{[]string{"triage", filepath.Join(intrusionDir, "before.tar")}, exitOK},
-		{[]string{"triage", "--json", filepath.Join(intrusionDir, "before.tar")}, exitOK},
+		{[]string{"triage", filepath.Join(triageFixture, "after.tar.zst")}, exitFindings},
+		{[]string{"triage", "--json", filepath.Join(triageFixture, "after.tar.zst")}, exitFindings},
+		{[]string{"triage", "--json", "--pid", "8", filepath.Join(triageFixture, "after.tar.zst")}, exitOK},
+		{[]string{"triage", filepath.Join(triageFixture, "before.tar")}, exitOK},
+		{[]string{"triage", "--json", filepath.Join(triageFixture, "before.tar")}, exitOK},
 		{[]string{"triage"}, exitUsage},
-		{[]string{"triage", "--bogus", filepath.Join(intrusionDir, "before.tar")}, exitUsage},
-		{[]string{"triage", "--pid", "12345", filepath.Join(intrusionDir, "before.tar")}, exitUsage},
-		{[]string{"triage", filepath.Join(intrusionDir, "no-such.tar")}, exitFailed},
+		{[]string{"triage", "--bogus", filepath.Join(triageFixture, "before.tar")}, exitUsage},
+		{[]string{"triage", "--pid", "12345", filepath.Join(triageFixture, "before.tar")}, exitUsage},
+		{[]string{"triage", filepath.Join(triageFixture, "no-such.tar")}, exitFailed},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args[1:], " "), func(t *testing.T) {
