@@ -200,7 +200,11 @@ func writeFindings(w io.Writer, findings []triage.Finding) error {
 	for _, f := range findings {
 		who := "container"
 		if f.Pid != 0 {
-			argv := inspect.ShellQuote(f.Argv)
+			args := f.Argv
+			for len(args) > 1 && args[len(args)-1] == "" {
+				args = args[:len(args)-1] // a zeroed argument area
+			}
+			argv := inspect.ShellQuote(args)
 			who = fmt.Sprintf("pid %d (%s) exe %s: %s", f.Pid, safe(f.Comm), safe(f.Exe), safe(oneLineCut(argv, 100)))
 		}
 		fmt.Fprintf(ew, "%-6s %s  %s\n       %s\n", strings.ToUpper(f.Severity.String()), f.Rule, who, explain(f))
