@@ -365,6 +365,16 @@ func TestIntrusionModifiedCodeWithRoot(t *testing.T) {
 	if len(diffs) != 1 || diffs[0].Start != in.Patched || diffs[0].Hex != in.Captured || diffs[0].Original != in.Orig {
 		t.Errorf("differences %+v, want one at %s: %s (file %s)", diffs, in.Patched, in.Captured, in.Orig)
 	}
+	// Only libc is in this root: every other executable mapping is one
+	// the root does not hold, libc's are not reported.
+	for _, f := range got {
+		if f.Rule == triage.RuleDeletedExe && f.Reason == "not-in-root" && f.Subject == in.File {
+			t.Errorf("pid %d: the root's libc reported missing: %v", f.Pid, f.Evidence)
+		}
+	}
+	if len(find(got, 1, triage.RuleDeletedExe, triage.Medium, func(f triage.Finding) bool { return f.Reason == "not-in-root" && f.Subject == "/bin/busybox" })) == 0 {
+		t.Error("busybox, not in the root, is not reported")
+	}
 	// The implant's first code page (compel's) is not
 	// in the root: it stays info; no other libc page differs.
 	for _, f := range got {
@@ -413,6 +423,54 @@ func TestServersJIT(t *testing.T) {
 		}
 		if n == 0 {
 			t.Errorf("%s: no JIT mapping reported", tt.dir)
+		}
+	}
+}
+
+// imageRoot extracts the image's one layer (image-docker.tar) into a
+// directory: the container's root as the image has it.
+func imageRoot(t *testing.T) string {
+	f, err := os.Open(filepath.Join(intrusion, "image-docker.tar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	outer := tar.NewReader(f)
+	for {
+		h, err := outer.Next()
+		if err != nil {
+			t.Fatalf("image-docker.tar: no layer: %v", err)
+		}
+		if strings.HasSuffix(h.Name, ".tar") && h.Typeflag == tar.TypeReg {
+			return imgtest.Untar(t, tar.NewReader(outer))
+		}
+	}
+}
+
+// With the whole image as root: compel's pages equal the files (info),
+// every mapped file is found, and the only code that differs is I03's.
+func TestIntrusionImageRoot(t *testing.T) {
+	ind, _ := loadIndicators(t)
+	root := imageRoot(t)
+	for _, name := range []string{"before.tar", "after.tar.zst"} {
+		got := triageArchive(t, filepath.Join(intrusion, name), root)
+		identical := 0
+		for _, f := range got {
+			switch {
+			case f.Rule == triage.RuleModifiedCode && f.Reason == "captured-identical":
+				identical++
+			case f.Rule == triage.RuleModifiedCode && f.Severity > triage.Info:
+				if name == "before.tar" || f.Pid != ind["I03"].Pid || f.Subject != ind["I03"].File || f.Reason != "differs" {
+					t.Errorf("%s: pid %d %s %s %s", name, f.Pid, f.Severity, f.Reason, f.Subject)
+				}
+			case f.Reason == "not-in-root":
+				t.Errorf("%s: pid %d: %s not found in the image: %v", name, f.Pid, f.Subject, f.Evidence[0].Value)
+			case name == "before.tar" && f.Severity > triage.Info:
+				t.Errorf("%s: pid %d %s %s %s", name, f.Pid, f.Severity, f.Rule, f.Reason)
+			}
+		}
+		if identical == 0 {
+			t.Errorf("%s: no captured code page compared equal to the image's file", name)
 		}
 	}
 }

@@ -64,6 +64,7 @@ func (t *run) memoryRules(p *criuimg.Process, pr Process, rt string) {
 		return High, ""
 	}
 	inject := injectionPage(p)
+	checked := map[uint32]bool{}
 	for i := range p.VMAs {
 		v := &p.VMAs[i]
 		if v.Prot&criuimg.ProtExec == 0 || v.Special() || v.Status&criuimg.VMAAreaVDSO != 0 {
@@ -81,6 +82,15 @@ func (t *run) memoryRules(p *criuimg.Process, pr Process, rt string) {
 			if r, ok := t.deleted(v.FileID); ok {
 				ev := append([]Evidence{vmaEvidence(p.Pid, v)}, t.ghostEvidence(r)...)
 				t.add(Finding{Process: pr, Rule: RuleDeletedExe, Severity: High, Reason: "mapping", Subject: r.Path, Evidence: ev})
+			} else if t.opts.Files != nil && !checked[v.FileID] {
+				// With a root: code the image does not contain (or
+				// another file than the one mapped).
+				checked[v.FileID] = true
+				if _, _, err := t.opts.Files.OpenMapped(v); err != nil {
+					ev := vmaEvidence(p.Pid, v)
+					ev.Value = err.Error()
+					t.add(Finding{Process: pr, Rule: RuleDeletedExe, Severity: Medium, Reason: "not-in-root", Subject: v.Path, Evidence: []Evidence{ev}})
+				}
 			}
 			if v.Flags&0x01 == 0 { // MAP_PRIVATE
 				t.modifiedCode(p, v, pr, inject)
@@ -141,10 +151,8 @@ func (t *run) modifiedCode(p *criuimg.Process, v *criuimg.VMA, pr Process, injec
 	var fileSize int64
 	var fileErr error
 	if t.opts.Files != nil {
+		// (the Root keeps its files open until it is closed)
 		file, fileSize, fileErr = t.opts.Files.OpenMapped(v)
-		if c, ok := file.(io.Closer); ok && fileErr == nil {
-			defer c.Close()
-		}
 	}
 	for _, r := range runs {
 		ev := []Evidence{vmaEvidence(p.Pid, v)}

@@ -139,6 +139,8 @@ func explain(f triage.Finding) string {
 		return "captured pages of " + s + " are identical to the file"
 	case "deleted-exe/exe":
 		return "the executable " + s + " was deleted after it was started"
+	case "deleted-exe/not-in-root":
+		return "executable mapping of " + s + ", which the root does not hold as the checkpoint recorded it (missing, other size or build-id)"
 	case "deleted-exe/mapping":
 		return "executable mapping of the deleted file " + s
 	case "memfd-exe/exe":
