@@ -433,12 +433,12 @@ func (t *run) credRules(p *criuimg.Process, pr Process, rt string) {
 
 // historyRule: bash's history recovered from its heap.
 func (t *run) historyRule(p *criuimg.Process, ip *inspect.Process, pr Process) {
-	if base(ip.Exe) != "bash" && ip.Comm != "bash" {
-		return
+	if (base(ip.Exe) != "bash" && ip.Comm != "bash") || p.Arch == criuimg.ArchUnknown {
+		return // (an unknown architecture: its core images are damaged, said)
 	}
 	entries, err := bashhist.Recover(p)
 	if err != nil {
-		t.warn("pid %d: bash history: %v", p.Pid, err)
+		t.warn("pid %d: %v", p.Pid, err)
 	}
 	if len(entries) == 0 {
 		return
