@@ -71,30 +71,31 @@ type manifest struct {
 }
 
 type indicator struct {
-	ID       string                              `json:"id"`
-	Pid      uint32                              `json:"pid"`
-	Comm     string                              `json:"comm"`
-	Exe      string                              `json:"exe"`
-	Argv     []string                            `json:"argv"`
-	File     string                              `json:"file"`
-	Mapping  struct{ Start, End, Prot string }   `json:"mapping"`
-	Markers  json.RawMessage                     `json:"markers"`
-	First    string                              `json:"first_bytes"`
-	Patched  string                              `json:"patched_at"`
-	Orig     string                              `json:"original_bytes"`
-	Captured string                              `json:"captured_bytes"`
-	Ghost    string                              `json:"ghost_image"`
-	GhostSHA string                              `json:"ghost_sha256"`
-	GhostSz  int64                               `json:"ghost_size"`
-	ArgvArea struct{ Start, End string }         `json:"argv_area"`
-	Memfd    string                              `json:"memfd_name"`
-	Env      []string                            `json:"env"`
-	Hook     []struct{ Start, End, Prot string } `json:"hook_mapped"`
-	FD       int                                 `json:"fd"`
-	Path     string                              `json:"path"`
-	Size     int64                               `json:"size"`
-	SHA256   string                              `json:"sha256"`
-	Client   struct {
+	ID          string                              `json:"id"`
+	Pid         uint32                              `json:"pid"`
+	Comm        string                              `json:"comm"`
+	Exe         string                              `json:"exe"`
+	Argv        []string                            `json:"argv"`
+	File        string                              `json:"file"`
+	Mapping     struct{ Start, End, Prot string }   `json:"mapping"`
+	Markers     json.RawMessage                     `json:"markers"`
+	First       string                              `json:"first_bytes"`
+	Patched     string                              `json:"patched_at"`
+	Orig        string                              `json:"original_bytes"`
+	Captured    string                              `json:"captured_bytes"`
+	Ghost       string                              `json:"ghost_image"`
+	GhostSHA    string                              `json:"ghost_sha256"`
+	GhostSz     int64                               `json:"ghost_size"`
+	ArgvArea    struct{ Start, End string }         `json:"argv_area"`
+	Memfd       string                              `json:"memfd_name"`
+	ContentsSHA string                              `json:"contents_sha256"`
+	Env         []string                            `json:"env"`
+	Hook        []struct{ Start, End, Prot string } `json:"hook_mapped"`
+	FD          int                                 `json:"fd"`
+	Path        string                              `json:"path"`
+	Size        int64                               `json:"size"`
+	SHA256      string                              `json:"sha256"`
+	Client      struct {
 		Pid           uint32
 		Local, Remote string
 	} `json:"client"`
@@ -231,7 +232,10 @@ func TestIntrusionIndicators(t *testing.T) {
 	})
 	// I06: the memfd executable.
 	one("I06", triage.RuleMemfdExe, triage.High, func(f triage.Finding) bool {
-		return f.Reason == "exe" && strings.Contains(f.Subject, ind["I06"].Memfd)
+		in := ind["I06"]
+		return f.Reason == "exe" && strings.Contains(f.Subject, in.Memfd) && hasEvidence(f, func(e triage.Evidence) bool {
+			return e.SHA256 == in.ContentsSHA && e.Size != nil && *e.Size == in.Size
+		})
 	})
 	// I07: LD_PRELOAD and the deleted hook mapped, its ghost's sha256.
 	for _, id := range []string{"I07", "I08"} {

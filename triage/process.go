@@ -1,7 +1,10 @@
 package triage
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"regexp"
 	"slices"
 	"strings"
@@ -23,9 +26,47 @@ func (t *run) exeRules(p *criuimg.Process, ip *inspect.Process, pr Process) {
 		t.add(Finding{Process: pr, Rule: RuleDeletedExe, Severity: High, Reason: "exe", Subject: r.Path, Evidence: ev})
 	}
 	if name, err := t.ck.MemfdName(id); err == nil {
-		t.add(Finding{Process: pr, Rule: RuleMemfdExe, Severity: High, Reason: "exe", Subject: name,
-			Evidence: []Evidence{mmEv, {Image: "files.img", Entry: fmt.Sprintf("MEMFD %d", id), Mapping: name}}})
+		ev := []Evidence{mmEv, {Image: "files.img", Entry: fmt.Sprintf("MEMFD %d", id), Mapping: name}}
+		if e, ok := t.memfdEvidence(id, p.PageSize); ok {
+			ev = append(ev, e)
+		}
+		t.add(Finding{Process: pr, Rule: RuleMemfdExe, Severity: High, Reason: "exe", Subject: name, Evidence: ev})
 	}
+}
+
+// memfdEvidence is the evidence of a memfd's contents: memfd.img's
+// entry and the size and sha256 of the bytes its shmem pagemap holds.
+func (t *run) memfdEvidence(fileID uint32, pageSize uint64) (Evidence, bool) {
+	inode, ok := t.ck.MemfdInodeOf(fileID)
+	if !ok || pageSize == 0 {
+		return Evidence{}, false
+	}
+	inodes, err := t.ck.ReadMemfdInodes()
+	if err != nil {
+		t.warn("%v", err)
+		return Evidence{}, false
+	}
+	for _, in := range inodes {
+		if in.InodeID != inode {
+			continue
+		}
+		e := Evidence{Image: fmt.Sprintf("memfd.img + pagemap-shmem-%d.img", in.Shmid), Entry: fmt.Sprintf("entry %d: inode %d %q seals %#x", in.Entry, in.InodeID, in.Name, in.Seals)}
+		m, err := t.ck.OpenMemfd(in, pageSize)
+		if err != nil {
+			t.warn("%v", err)
+			return e, true
+		}
+		defer m.Close()
+		h := sha256.New()
+		n, err := io.Copy(h, m)
+		if err != nil {
+			t.warn("memfd %q: %v", in.Name, err)
+			return e, true
+		}
+		e.Size, e.SHA256 = &n, hex.EncodeToString(h.Sum(nil))
+		return e, true
+	}
+	return Evidence{}, false
 }
 
 // kthreadName matches the names of kernel threads.
