@@ -236,7 +236,8 @@ func (t *run) openFileRules(ip *inspect.Process, pr Process) {
 // services are the processes of the container's service: those listening
 // on a socket, those with an accepted connection (local port one the
 // checkpoint listens on), and their descendants of the same executable
-// (pre-forked workers).
+// and program (pre-forked workers). (networkRules also exempts the root
+// of the tree.)
 func (t *run) services() map[uint32]bool {
 	ports := map[string]bool{}
 	svc := map[uint32]bool{}
@@ -317,7 +318,7 @@ func (t *run) networkRules(ip *inspect.Process, pr Process) {
 	if len(stdSock) > 0 && isShell(ip) {
 		t.add(Finding{Process: pr, Rule: RuleNetwork, Severity: High, Reason: "reverse-shell", Subject: ip.Comm, Evidence: stdSock})
 	}
-	if len(conns) > 0 && !t.service[ip.Pid] && ip.Pid != 1 {
+	if len(conns) > 0 && !t.service[ip.Pid] && ip.Pid != t.ck.Procs[0].Pid {
 		t.add(Finding{Process: pr, Rule: RuleNetwork, Severity: Medium, Reason: "not-service", Subject: fmt.Sprint(len(conns)), Evidence: conns})
 	}
 	if len(raw) > 0 {
