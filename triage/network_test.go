@@ -98,3 +98,28 @@ func TestNetworkAndTree(t *testing.T) {
 		})
 	}
 }
+
+// /etc/ld.so.preload written in the rw layer is a container finding
+// (pid 0); another file there is not.
+func TestLdSoPreload(t *testing.T) {
+	for _, tt := range []struct {
+		path string
+		want int
+	}{{"etc/ld.so.preload", 1}, {"/etc/ld.so.preload", 1}, {"etc/ld.so.conf", 0}} {
+		c := imgtest.New(imgtest.X86_64)
+		proc1(c, "/usr/bin/app", []string{"/usr/bin/app"}, nil, "app")
+		ck, err := criuimg.Open(imgtest.DirSource(t, c.WriteTemp(t)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := inspect.Inspect(ck, inspect.Options{Env: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep.RootfsDiff = []inspect.DiffFile{{Path: tt.path, Size: 20, Type: "file"}}
+		got, _ := triage.Run(ck, rep, triage.Options{})
+		if n := len(find(got, 0, triage.RulePreload, triage.High, nil)); n != tt.want {
+			t.Errorf("%s: %d findings, want %d", tt.path, n, tt.want)
+		}
+	}
+}
