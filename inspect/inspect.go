@@ -22,9 +22,12 @@ type Options struct {
 	Env bool
 	// Pids limits the processes reported (all if empty).
 	Pids []uint32
-	// Meta holds the files a container engine writes around the images
-	// (config.dump, spec.dump, network.status, stats-dump,
-	// rootfs-diff.tar), or is nil.
+	// Meta holds the checkpoint's metadata files: those a container
+	// engine writes around the images (config.dump, spec.dump,
+	// network.status, rootfs-diff.tar) and CRIU's statistics
+	// (stats-dump, stats-restore), with their modification times; nil if
+	// there are none. archive.Checkpoint.Meta gives it, bounding each
+	// file's size.
 	Meta fs.FS
 	// Files, if set, supplies the bytes of mapped files (a *rootfs.Root:
 	// a sysroot or the container's root file system, each file checked
@@ -52,14 +55,14 @@ func Inspect(ck *criuimg.Checkpoint, opts Options) (*Report, error) {
 	}
 
 	// Container metadata and statistics.
-	readMeta := func(name string) []byte {
-		b, err := readOptional(ck.Src, opts.Meta, name)
+	meta := func(name string) []byte {
+		b, err := readMeta(opts.Meta, name)
 		if err != nil {
 			warn("%v", err)
 		}
 		return b
 	}
-	config, spec, network := readMeta(ConfigDumpFile), readMeta(SpecDumpFile), readMeta(NetworkStatusFile)
+	config, spec, network := meta(ConfigDumpFile), meta(SpecDumpFile), meta(NetworkStatusFile)
 	if config != nil || spec != nil {
 		c, err := ParseContainer(config, spec, network)
 		if err != nil {
@@ -75,14 +78,14 @@ func Inspect(ck *criuimg.Checkpoint, opts Options) (*Report, error) {
 			}
 		}
 	}
-	if b := readMeta(StatsDumpFile); b != nil {
+	if b := meta(StatsDumpFile); b != nil {
 		ds, _, err := ParseStats(StatsDumpFile, b)
 		if err != nil {
 			warn("%v", err)
 		}
 		rep.DumpStats = ds
 	}
-	if b := readMeta(StatsRestoreFile); b != nil {
+	if b := meta(StatsRestoreFile); b != nil {
 		_, rs, err := ParseStats(StatsRestoreFile, b)
 		if err != nil {
 			warn("%v", err)
@@ -131,43 +134,31 @@ func Inspect(ck *criuimg.Checkpoint, opts Options) (*Report, error) {
 	return rep, nil
 }
 
-// readOptional returns the named file from the image source or, failing
-// that, from meta; nil with no error if neither has it.
-func readOptional(src criuimg.Source, meta fs.FS, name string) ([]byte, error) {
-	if f, err := src.Open(name); err == nil {
-		defer f.Close()
-		if f.Size() > MaxMetaSize {
-			return nil, fmt.Errorf("%s: %d bytes, more than the %d allowed", name, f.Size(), MaxMetaSize)
-		}
-		b := make([]byte, f.Size())
-		if _, err := f.ReadAt(b, 0); err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
-		}
-		return b, nil
-	}
+// readMeta returns the named file of meta; nil with no error if there is
+// no such file (or no meta).
+func readMeta(meta fs.FS, name string) ([]byte, error) {
 	if meta == nil {
 		return nil, nil
 	}
-	st, err := fs.Stat(meta, name)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	if st.Size() > MaxMetaSize {
-		return nil, fmt.Errorf("%s: %d bytes, more than the %d allowed", name, st.Size(), MaxMetaSize)
-	}
 	b, err := fs.ReadFile(meta, name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, fmt.Errorf("%s: %w", name, unwrapPath(err))
 	}
 	return b, nil
 }
 
-// MaxMetaSize bounds a metadata file (config.dump, spec.dump,
-// network.status, stats).
-const MaxMetaSize = 16 << 20
+// unwrapPath drops the "open NAME: " of a *fs.PathError (the caller names
+// the file).
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
 
 func stateName(s uint32) string {
 	switch s {
