@@ -2,7 +2,9 @@ package criuimg_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/criuimg/imgtest"
+	"github.com/ckpt2core/ckpt2core/internal/coredump"
 )
 
 // The real servers of testdata/x86_64/servers (scripts/servers/run.sh,
@@ -279,4 +282,155 @@ func TestServerJVMCodeHeaps(t *testing.T) {
 			t.Errorf("code heap [%#x, %#x): VMA %+v", low, high, v)
 		}
 	}
+}
+
+// TestServerPostgresOracle compares the postgres checkpointer with the
+// kernel's core of the same frozen process (core.<pid>.gz: SIGABRT, which
+// postgres does not catch, after the dump): every byte the trimmed
+// checkpoint holds, private and shared (the SysV segment included), equals
+// the oracle's, but the thread's struct rseq (the kernel rewrites its cpu
+// fields when the thread resumes).
+func TestServerPostgresOracle(t *testing.T) {
+	base := filepath.Join("..", "testdata", "x86_64", "servers", "postgres")
+	var m struct {
+		Oracles []struct {
+			Pid  uint32
+			File string
+		}
+		Processes []struct {
+			Pid  uint32
+			SysV []procMapping `json:"sysv_shm_mappings"`
+		}
+	}
+	imgtest.ReadJSON(t, filepath.Join(base, "manifest.json"), &m)
+	if len(m.Oracles) != 1 {
+		t.Fatalf("manifest: %d oracles, want 1", len(m.Oracles))
+	}
+	o := m.Oracles[0]
+	in, err := os.Open(filepath.Join(base, o.File))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	zr, err := gzip.NewReader(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "core")
+	out, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, zr); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+	oracle, err := coredump.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer oracle.Close()
+
+	p := imgtest.LoadProcess(t, filepath.Join(base, "images"), o.Pid)
+	r := p.Threads[0].Core.GetThreadCore().GetRseqEntry()
+	rseqStart := r.GetRseqAbiPointer()
+	rseqEnd := rseqStart + uint64(r.GetRseqAbiSize())
+	var compared, sysv uint64
+	for i := range p.VMAs {
+		v := &p.VMAs[i]
+		err := p.Mem.VMAExtents(v, func(e criuimg.Extent) error {
+			if e.Kind != criuimg.Captured {
+				return nil
+			}
+			got := make([]byte, e.End-e.Start)
+			if _, err := p.Mem.ReadAt(got, int64(e.Start)); err != nil {
+				return err
+			}
+			want, err := oracle.ReadAt(e.Start, len(got))
+			if err != nil {
+				return fmt.Errorf("oracle: %w", err)
+			}
+			for a := max(e.Start, rseqStart); a < min(e.End, rseqEnd); a++ {
+				got[a-e.Start], want[a-e.Start] = 0, 0
+			}
+			if j := firstDiff(got, want); j >= 0 {
+				return fmt.Errorf("byte %#x: %#x, oracle %#x", e.Start+uint64(j), got[j], want[j])
+			}
+			compared += e.End - e.Start
+			if v.Status&criuimg.VMAAreaSysVIPC != 0 {
+				sysv += e.End - e.Start
+			}
+			return nil
+		})
+		if err != nil {
+			t.Errorf("VMA %x-%x %s: %v", v.Start, v.End, v.Path, err)
+		}
+	}
+	// The SysV segment: criuimg's memory view does not read SysV shared
+	// memory yet, so its pages are read from the shmem pagemap of the
+	// segment's shmid (from ipcs -m, by the key of /SYSV<key>).
+	ipcs, err := os.ReadFile(filepath.Join(base, "info", "ipcs-m.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := imgtest.DirSource(t, filepath.Join(base, "images"))
+	for _, mp := range m.Processes {
+		if mp.Pid != o.Pid {
+			continue
+		}
+		if len(mp.SysV) != 1 {
+			t.Fatalf("pid %d: %d SysV mappings in the manifest, want 1", mp.Pid, len(mp.SysV))
+		}
+		sm := mp.SysV[0]
+		start, _ := strconv.ParseUint(sm.Start, 0, 64)
+		if v, ok := p.FindVMA(start); !ok || v.Status&criuimg.VMAAreaSysVIPC == 0 {
+			t.Fatalf("SysV mapping %+v: VMA %+v", sm, v)
+		}
+		key, ok := strings.CutPrefix(strings.TrimSuffix(sm.Path, " (deleted)"), "/SYSV")
+		if !ok {
+			t.Fatalf("SysV mapping %+v: no key", sm)
+		}
+		shmid := ""
+		for _, l := range strings.Split(string(ipcs), "\n") {
+			if f := strings.Fields(l); len(f) > 1 && f[0] == "0x"+key {
+				shmid = f[1]
+			}
+		}
+		idx, err := criuimg.ReadPageIndex(src, "pagemap-shmem-"+shmid+".img", p.PageSize)
+		if err != nil {
+			t.Fatalf("SysV key 0x%s shmid %q: %v", key, shmid, err)
+		}
+		defer idx.Close()
+		for _, r := range idx.Runs {
+			got := make([]byte, r.Len)
+			if _, err := idx.Pages.ReadAt(got, r.Offset); err != nil {
+				t.Fatal(err)
+			}
+			want, err := oracle.ReadAt(start+r.Addr, len(got))
+			if err != nil {
+				t.Fatalf("oracle: %v", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("SysV segment at %#x differs from the oracle", start+r.Addr)
+			}
+			if bytes.Count(got, []byte{0}) == len(got) {
+				t.Errorf("SysV segment at %#x is all zeros", start+r.Addr)
+			}
+			sysv += r.Len
+		}
+	}
+	if compared < 256<<10 || sysv == 0 {
+		t.Errorf("compared %d captured bytes, %d of them SysV shared memory", compared, sysv)
+	}
+}
+
+func firstDiff(a, b []byte) int {
+	for i := range a {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return -1
 }

@@ -20,6 +20,32 @@ out=$(cd "$out" && pwd)
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=(jvm node nginx redis postgres python)
 
+# pg_oracle DIR PID: the kernel's core of the checkpointer, frozen where
+# CRIU left it: a core-dumping signal it does not catch, then SIGCONT
+# (core_pattern "core": the kernel writes DATADIR/core).
+pg_oracle() {
+	local d=$1 c sig
+	for c in $(cat /proc/"$2"/task/*/children); do
+		grep -q '^postgres: checkpointer' /proc/"$c"/cmdline || continue
+		for sig in ABRT SEGV BUS TRAP; do
+			# SigCgt bit of the signal: caught signals run a handler.
+			local n=$(kill -l "$sig")
+			(( (0x$(awk '/^SigCgt/ {print $2}' /proc/"$c"/status) >> (n - 1)) & 1 )) || break
+		done
+		echo "signal=SIG$sig" >"$d/info/oracle-$c.txt"
+		grep -E '^Sig(Cgt|Ign|Blk)' /proc/"$c"/status >>"$d/info/oracle-$c.txt"
+		kill -"$sig" "$c"
+		kill -CONT "$c"
+		waitfor /proc/"$c"/status zombie || sleep 2
+		sleep 2
+		gzip -9 <"$work/pg/data/core" >"$d/core.$c.gz"
+		rm -f "$work/pg/data/core"
+		return 0
+	done
+	echo "run.sh: no checkpointer under $2" >&2
+	return 1
+}
+
 # tree PID: PID and its descendants, parents first.
 tree() {
 	local p=$1 c
@@ -65,6 +91,7 @@ describe_and_dump() {
 	mkdir -p "$d/images"
 	[ -z "${DUMP_USER:-}" ] || chown "$DUMP_USER" "$d/images"
 	${DUMP_AS:-} "$CRIU" dump -D "$d/images" -t "$pid" --leave-stopped -v4 -o dump.log ${DUMP_OPTS:-}
+	[ -z "${AFTER_DUMP:-}" ] || "$AFTER_DUMP" "$d" "$pid"
 	kill -9 $(tree "$pid") 2>/dev/null || true
 	echo "run.sh: $name (pid $pid) dumped into $d/images"
 }
@@ -130,6 +157,7 @@ for name in "${names[@]}"; do
 		chown -R postgres:postgres "$work/pg"
 		chmod 755 "$work"
 		setpriv --reuid postgres --regid postgres --init-groups "$pg/initdb" -D "$work/pg/data" >"$work/initdb.log" 2>&1
+		[ -z "${PG_ORACLE:-}" ] || ulimit -c unlimited
 		setsid unshare --ipc -- setpriv --reuid postgres --regid postgres --init-groups \
 			"$pg/postgres" -D "$work/pg/data" -p 18084 -k "$work/pg/sock" \
 			-c listen_addresses=127.0.0.1 </dev/null >"$log" 2>&1 &
@@ -142,7 +170,9 @@ for name in "${names[@]}"; do
 		# task's uid or CAP_SYS_RESOURCE; where CRIU lacks the latter,
 		# it runs as postgres with every other capability (ambient).
 		caps=$(capsh --decode="$(awk '/^CapEff/ {print $2}' /proc/self/status)" | cut -d= -f2 | sed 's/cap_//g; s/^/+/; s/,/,+/g')
-		IPCNS_PID=$pid DUMP_OPTS=--unprivileged DUMP_USER=postgres \
+		oracle=
+		[ -z "${PG_ORACLE:-}" ] || oracle=pg_oracle
+		AFTER_DUMP=$oracle IPCNS_PID=$pid DUMP_OPTS=--unprivileged DUMP_USER=postgres \
 			DUMP_AS="setpriv --reuid postgres --regid postgres --init-groups --inh-caps=$caps --ambient-caps=$caps" \
 			describe_and_dump postgres "$pid" "$("$pg/postgres" --version)"
 		;;

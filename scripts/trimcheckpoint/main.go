@@ -63,6 +63,14 @@ type Trim struct {
 	Dropped      []string `json:"dropped_mappings,omitempty"` // start-end perms path of each mapping whose pages went
 }
 
+// Oracle is a kernel core of one process, made from the state CRIU left
+// stopped by a core-dumping signal the process does not catch.
+type Oracle struct {
+	Pid    uint32 `json:"pid"`
+	File   string `json:"file"`
+	Signal string `json:"signal"`
+}
+
 // Mapping is one line of /proc/PID/maps.
 type Mapping struct {
 	Start string `json:"start"`
@@ -99,7 +107,10 @@ type Manifest struct {
 	JIT string `json:"jit_code_cache,omitempty"`
 	// IpcsM is what `ipcs -m` showed in the processes' IPC namespace
 	// (info/ipcs-m.txt), when they had one of their own.
-	IpcsM   []string `json:"ipcs_m,omitempty"`
+	IpcsM []string `json:"ipcs_m,omitempty"`
+	// Oracles lists the kernel's cores of frozen processes (core.<pid>.gz,
+	// copied as they are).
+	Oracles []Oracle `json:"oracles,omitempty"`
 	Trimmed string   `json:"trimmed"`
 	Trims   []Trim   `json:"trims"`
 }
@@ -159,6 +170,9 @@ func (t *trimmer) run(in, out, jit string) error {
 		return err
 	}
 	m.JIT = jit
+	if err := oracles(in, out, m); err != nil {
+		return err
+	}
 	m.Trims = t.trims
 	m.Trimmed = fmt.Sprintf("pagemap-*.img and pages-*.img rewritten by scripts/trimcheckpoint: kept the captured pages of executable mappings, "+
 		"of the stack, and of mappings with at most %d captured bytes; of each shared memory object the first %d captured bytes; "+
@@ -398,6 +412,37 @@ func manifest(in, out string) (*Manifest, error) {
 	}
 	sort.Slice(m.Procs, func(i, j int) bool { return m.Procs[i].Pid < m.Procs[j].Pid })
 	return m, nil
+}
+
+// oracles copies IN/core.<pid>.gz and records it with the signal that
+// made it (info/oracle-<pid>.txt).
+func oracles(in, out string, m *Manifest) error {
+	cores, err := filepath.Glob(filepath.Join(in, "core.*.gz"))
+	if err != nil {
+		return err
+	}
+	for _, c := range cores {
+		name := filepath.Base(c)
+		pid, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(name, "core."), ".gz"), 10, 32)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		o := Oracle{Pid: uint32(pid), File: name}
+		b, err := os.ReadFile(filepath.Join(in, "info", fmt.Sprintf("oracle-%d.txt", pid)))
+		if err != nil {
+			return err
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "signal="); ok {
+				o.Signal = v
+			}
+		}
+		if err := copyFile(filepath.Join(out, name), c); err != nil {
+			return err
+		}
+		m.Oracles = append(m.Oracles, o)
+	}
+	return nil
 }
 
 func copyFile(dst, src string) error {
