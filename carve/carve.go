@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ckpt2core/ckpt2core/bashhist"
 	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/inspect"
 )
@@ -37,10 +38,11 @@ const (
 	KindSkQueue  Kind = "sk-queue"  // a packet queued on a socket (sk-queues.img)
 	KindTCPQueue Kind = "tcp-queue" // a TCP socket's receive or send queue (tcp-stream-N.img)
 	KindEnv      Kind = "env"       // a process's environment area (NUL-separated)
+	KindHistory  Kind = "history"   // a bash's command history recovered from its heap (HISTFILE format)
 )
 
 // Kinds lists every kind, in the order Carve produces them.
-var kinds = []Kind{KindGhost, KindMemfd, KindExe, KindRootfs, KindTmpfs, KindPipe, KindFifo, KindTTY, KindSkQueue, KindTCPQueue, KindEnv}
+var kinds = []Kind{KindGhost, KindMemfd, KindExe, KindRootfs, KindTmpfs, KindPipe, KindFifo, KindTTY, KindSkQueue, KindTCPQueue, KindEnv, KindHistory}
 
 // Kinds returns every kind, in the order Carve produces them.
 func Kinds() []Kind { return append([]Kind(nil), kinds...) }
@@ -133,6 +135,7 @@ func Carve(ck *criuimg.Checkpoint, opts Options, emit func(Artifact) error, prob
 		{KindGhost, c.ghosts}, {KindMemfd, c.memfds}, {KindExe, c.exes}, {KindRootfs, c.rootfs},
 		{KindTmpfs, c.tmpfs}, {KindPipe, func() error { return c.pipes(false) }}, {KindFifo, func() error { return c.pipes(true) }},
 		{KindTTY, c.ttys}, {KindSkQueue, c.skQueues}, {KindTCPQueue, c.tcpQueues}, {KindEnv, c.envs},
+		{KindHistory, c.histories},
 	}
 	for _, s := range steps {
 		if len(want) > 0 && !want[s.k] {
@@ -687,4 +690,42 @@ func (c *carver) close() {
 			p.Close()
 		}
 	}
+}
+
+// histories: the history of each bash process (comm or executable named
+// bash), recovered from its heap by bashhist, written as a HISTFILE with
+// timestamps ("#SECONDS" lines before each command), oldest first.
+func (c *carver) histories() error {
+	for _, pid := range c.ck.Pids() {
+		if c.opts.Pid != 0 && pid != c.opts.Pid {
+			continue
+		}
+		p := c.process(pid)
+		if p == nil || (p.Comm != "bash" && path.Base(p.ExePath) != "bash") {
+			continue
+		}
+		ents, err := bashhist.Recover(p)
+		if err != nil {
+			c.problem(fmt.Errorf("pid %d: %w", pid, err))
+			continue
+		}
+		if len(ents) == 0 {
+			continue
+		}
+		var b strings.Builder
+		for _, e := range ents {
+			if e.Time != 0 {
+				fmt.Fprintf(&b, "#%d\n", e.Time)
+			}
+			b.WriteString(e.Line)
+			b.WriteByte('\n')
+		}
+		text := b.String()
+		err = c.send(Artifact{Kind: KindHistory, Label: "bash_history", Image: fmt.Sprintf("pagemap-%d.img + pages ([heap])", pid), Size: int64(len(text)),
+			Open: func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(text)), nil }}, []Ref{{Pid: pid, FD: -1, Use: "heap"}})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

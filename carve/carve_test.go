@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	ghostfile "github.com/checkpoint-restore/go-criu/v8/crit/images/ghost-file"
@@ -99,6 +101,9 @@ func TestIntrusion(t *testing.T) {
 		} `json:"before_vs_after"`
 		Indicators []struct {
 			ID    string `json:"id"`
+			Lines []struct {
+				Line string `json:"line"`
+			} `json:"lines"`
 			Files []struct {
 				Path   string  `json:"path"`
 				Type   string  `json:"type"`
@@ -202,6 +207,33 @@ func TestIntrusion(t *testing.T) {
 	}
 	if !env {
 		t.Error("pid 57: no environment with LD_PRELOAD (manifest I07)")
+	}
+	// The shell's history (manifest I12: its seven lines, in order).
+	var hist []string
+	for _, ind := range m.Indicators {
+		if ind.ID == "I12" {
+			for _, l := range ind.Lines {
+				hist = append(hist, l.Line)
+			}
+		}
+	}
+	var hs []carved
+	for _, c := range got {
+		if c.a.Kind == carve.KindHistory {
+			hs = append(hs, c)
+		}
+	}
+	if len(hist) != 7 || len(hs) != 1 || hs[0].a.Pid != 68 {
+		t.Fatalf("manifest: %d history lines; %d history artifacts", len(hist), len(hs))
+	}
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSuffix(string(hs[0].data), "\n"), "\n") {
+		if !strings.HasPrefix(l, "#") {
+			lines = append(lines, l)
+		}
+	}
+	if !slices.Equal(lines, hist) {
+		t.Errorf("history %q, want %q", lines, hist)
 	}
 
 	// --pid 42: only its objects; the hook .so (pid 57's) is left out.

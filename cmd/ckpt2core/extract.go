@@ -41,6 +41,8 @@ Kinds (all when none is given):
   sk-queue   packets queued on unix and packet sockets (sk-queues.img)
   tcp-queue  TCP receive and send queues (tcp-stream-N.img)
   env        each process's environment area (NUL-separated)
+  history    each bash's command history, recovered from its heap
+             (HISTFILE format: "#SECONDS" before each line)
 
 Flags:
 %s
