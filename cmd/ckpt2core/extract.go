@@ -208,7 +208,16 @@ func openOutputDir(dir string) (*os.Root, error) {
 	if !st.IsDir() {
 		return nil, fmt.Errorf("%s: not a directory", dir)
 	}
-	return os.OpenRoot(dir)
+	r, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	// dir could have been swapped for a symlink since the Lstat.
+	if rst, err := r.Stat("."); err != nil || !os.SameFile(st, rst) {
+		r.Close()
+		return nil, fmt.Errorf("%s: %w", dir, errOutputSymlink)
+	}
+	return r, nil
 }
 
 var errOutputSymlink = errors.New("the output directory is a symbolic link")
