@@ -18,7 +18,6 @@ import (
 	"github.com/ckpt2core/ckpt2core/criuimg/imgtest"
 )
 
-const intrusionAfter = "../../testdata/x86_64/intrusion/after.tar.zst"
 
 func readExtractManifest(t *testing.T, dir string) []manifestEntry {
 	t.Helper()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/ckpt2core/ckpt2core/archive"
 	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/memsearch"
 )
@@ -22,7 +23,7 @@ const (
 	grepTrouble = 2 // usage error or an error while searching
 )
 
-const grepUsage = `Usage: ckpt2core grep [flags] PATTERN CHECKPOINT
+const grepUsage = `Usage: ckpt2core grep [flags] PATTERN CHECKPOINT [CHECKPOINT...]
 
 Searches the captured memory of every process of CHECKPOINT (private pages
 and shared memory) for PATTERN, and prints one line per hit:
@@ -75,6 +76,8 @@ func runGrep(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	maxCount := fs.IntP("max-count", "m", 0, "stop after N hits in each process (0: no limit)")
 	patFile := fs.StringP("file", "f", "", "search for every pattern of FILE (one per line, '-': stdin) in one pass, and count each")
 	aopts := archiveFlags(fs)
+	jobs := fs.IntP("jobs", "j", 1, "checkpoints searched in parallel (with several CHECKPOINTs)")
+	verbose := fs.BoolP("verbose", "v", false, "say what a compressed archive could not stream (pages spooled whole)")
 	help := func(w io.Writer) { fmt.Fprintf(w, grepUsage, fs.FlagUsages()) }
 	if status, ok := parseFlags(fs, "grep", args, help, stdout, stderr, grepTrouble); !ok {
 		return status
@@ -89,8 +92,11 @@ func runGrep(stop *stopper, args []string, stdout, stderr io.Writer) int {
 			return usageErr("-f takes literal patterns: --regex excludes it")
 		}
 	}
-	if fs.NArg() != ckArg+1 {
+	if fs.NArg() < ckArg+1 {
 		return usageErr("want PATTERN and CHECKPOINT (or -f FILE and CHECKPOINT), got %d arguments", fs.NArg())
+	}
+	if *jobs < 1 {
+		return usageErr("--jobs must be at least 1")
 	}
 	if *hexPat && *regex {
 		return usageErr("--hex and --regex exclude each other")
@@ -118,13 +124,65 @@ func runGrep(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		return usageErr("%v", err)
 	}
 
-	src, closeSrc, err := openCheckpoint(stop, fs.Arg(ckArg), aopts)
+	// A compressed archive streams: each process's pages are searched as
+	// they are decompressed, and freed.
+	aopts.Stream = true
+	g := grepRun{m: m, counts: counts, pids: *pids, context: *context, asJSON: *asJSON, maxCount: *maxCount, aopts: aopts, verbose: *verbose}
+	if fs.NArg() == ckArg+1 {
+		return g.one(stop, fs.Arg(ckArg), stdout, stderr)
+	}
+	if aopts.ExtractDir != "" {
+		return usageErr("--extract takes one CHECKPOINT")
+	}
+	// Many checkpoints: grouped per checkpoint, in argument order; 2 if
+	// any failed, else 0 if any matched.
+	statuses := runEach(fs.Args()[ckArg:], *jobs, *asJSON, stdout, stderr, func(path string, out, errw io.Writer) int {
+		return g.one(stop, path, out, errw)
+	})
+	code := grepNone
+	for _, st := range statuses {
+		switch {
+		case st == grepTrouble:
+			code = grepTrouble
+		case st == grepFound && code == grepNone:
+			code = grepFound
+		}
+	}
+	return code
+}
+
+// grepRun is a grep command line, run on one checkpoint at a time.
+type grepRun struct {
+	m        memsearch.Matcher
+	counts   *patternCounts // with -f: the patterns to count (each run counts afresh)
+	pids     []uint
+	context  int
+	asJSON   bool
+	maxCount int
+	aopts    *archive.Options
+	verbose  bool
+}
+
+// one searches one checkpoint and returns grep's exit status.
+func (g grepRun) one(stop *stopper, path string, stdout, stderr io.Writer) int {
+	usageErr := func(format string, a ...any) int {
+		return usageError(stderr, "grep", grepTrouble, format, a...)
+	}
+	aopts := *g.aopts
+	endBar := readProgress(&aopts, path, stderr, "searching")
+	defer endBar()
+	m, pids, context, asJSON, maxCount, verbose := g.m, &g.pids, &g.context, &g.asJSON, &g.maxCount, &g.verbose
+	var counts *patternCounts
+	if g.counts != nil {
+		counts = &patternCounts{set: g.counts.set, lines: g.counts.lines, n: make([]int, len(g.counts.n))}
+	}
+	src, closeSrc, err := openCheckpoint(stop, path, &aopts)
 	if err != nil {
 		fmt.Fprintf(stderr, "ckpt2core grep: %s\n", safe(err.Error()))
 		return grepTrouble
 	}
 	defer closeSrc()
-	ck, err := criuimg.Open(src)
+	ck, provisional, err := openStreamTree(src)
 	if err != nil {
 		fmt.Fprintf(stderr, "ckpt2core grep: %s\n", safe(err.Error()))
 		return grepTrouble
@@ -164,7 +222,7 @@ func runGrep(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	searcher := memsearch.Searcher{Context: *context}
 	failed := false
 	for _, pid := range want {
-		err := grepProcess(ck, pid, searcher, m, *maxCount, len(*pids) > 0, stderr, func(h memsearch.Hit) error {
+		err := grepProcess(ck, src, pid, searcher, m, *maxCount, len(*pids) > 0, stderr, func(h memsearch.Hit) error {
 			if err := emit(h); err != nil {
 				return &writeError{err}
 			}
@@ -183,6 +241,12 @@ func runGrep(stop *stopper, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "ckpt2core grep: %s\n", safe(err.Error()))
 			failed = true
 		}
+	}
+	err = checkStreamTree(src, ck, provisional, *verbose, stderr, "grep")
+	endBar()
+	if err != nil {
+		fmt.Fprintf(stderr, "ckpt2core grep: %s\n", safe(err.Error()))
+		failed = true
 	}
 	if *asJSON {
 		if hits > 0 {
@@ -254,7 +318,7 @@ func parseHexPattern(s string) ([]byte, error) {
 
 // grepProcess searches one process. A zombie is skipped, with a notice
 // when it was asked for by --pid.
-func grepProcess(ck *criuimg.Checkpoint, pid uint32, s memsearch.Searcher, m memsearch.Matcher, maxCount int, asked bool, stderr io.Writer, emit func(memsearch.Hit) error) error {
+func grepProcess(ck *criuimg.Checkpoint, src criuimg.Source, pid uint32, s memsearch.Searcher, m memsearch.Matcher, maxCount int, asked bool, stderr io.Writer, emit func(memsearch.Hit) error) error {
 	p, err := ck.LoadProcess(pid)
 	if p != nil {
 		defer p.Close()
@@ -268,6 +332,7 @@ func grepProcess(ck *criuimg.Checkpoint, pid uint32, s memsearch.Searcher, m mem
 	if err != nil {
 		return err
 	}
+	consumeOnce(src, p)
 	n := 0
 	return s.Search(p, m, func(h memsearch.Hit) error {
 		if err := emit(h); err != nil {
