@@ -1,6 +1,7 @@
 package carve_test
 
 import (
+	"archive/tar"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -396,5 +397,34 @@ func TestFileName(t *testing.T) {
 	}
 	if n2 := carve.FileName(carve.Artifact{Kind: carve.KindRootfs, FD: -1, Path: string(long) + "b"}); n2 == n {
 		t.Error("two long names collide")
+	}
+}
+
+// TestExeFromRWLayer: a process whose executable the container added
+// (it is in rootfs-diff.tar) gets an exe artifact with the member's
+// bytes; one whose executable is not there gets none.
+func TestExeFromRWLayer(t *testing.T) {
+	c := imgtest.New(imgtest.X86_64)
+	c.AddProcess(1, 0).SetExe("/usr/local/bin/dropper")
+	c.AddProcess(2, 1).SetExe("/bin/sh")
+	dir := c.WriteTemp(t)
+	var tb bytes.Buffer
+	tw := tar.NewWriter(&tb)
+	for _, f := range []struct{ name, data string }{{"etc/motd", "hi"}, {"usr/local/bin/dropper", "\x7fELF dropper"}} {
+		tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o755, Size: int64(len(f.data)), Typeflag: tar.TypeReg})
+		tw.Write([]byte(f.data))
+	}
+	tw.Close()
+	os.WriteFile(filepath.Join(dir, "rootfs-diff.tar"), tb.Bytes(), 0o600)
+	src := imgtest.DirSource(t, dir)
+	diff, err := src.Open("rootfs-diff.tar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer diff.Close()
+	ck := imgtest.OpenDir(t, dir)
+	got, probs := carveAll(t, ck, carve.Options{RootfsDiff: diff, Kinds: []carve.Kind{carve.KindExe}})
+	if len(probs) != 0 || len(got) != 1 || got[0].a.Pid != 1 || string(got[0].data) != "\x7fELF dropper" || got[0].a.Image != "rootfs-diff.tar" {
+		t.Errorf("exes %+v %v", got, probs)
 	}
 }
