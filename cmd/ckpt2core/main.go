@@ -32,6 +32,7 @@ Usage:
   ckpt2core report [flags] CHECKPOINT -o FILE      one HTML file: tree, memory maps, threads, files
   ckpt2core diff [flags] A B                       what changed between two checkpoints
   ckpt2core extract CHECKPOINT -o DIR [KIND...]    recover ghost files, memfds, queues... ('cat CHECKPOINT PATH': one rw-layer file)
+  ckpt2core list [flags] [DIR...]                  the checkpoints in DIR, oldest first
   ckpt2core gdb [flags] CHECKPOINT [-- GDB_ARGS]   convert one process and open it in gdb
   ckpt2core dlv [flags] CHECKPOINT [-- DLV_ARGS]   convert one process and open it in Delve
   ckpt2core verify --exe EXE CORE [--json]         load a core with Delve's core reader
@@ -49,7 +50,7 @@ Run 'ckpt2core COMMAND --help' for a command's flags.
 
 Exit status: 0 all converted; 1 nothing converted (or a fatal error);
 2 usage error; 3 some processes converted and others failed.
-(grep: 0 found, 1 not found, 2 error.)
+(grep: 0 found, 1 not found, 2 error; diff: 0 same, 1 different, 2 trouble.)
 `
 
 func main() {
@@ -109,6 +110,8 @@ func runWith(stop *stopper, args []string, stdout, stderr io.Writer) int {
 			return runInspect(stop, args[1:], stdout, stderr)
 		case "diff":
 			return runDiff(stop, args[1:], stdout, stderr)
+		case "list":
+			return runList(stop, args[1:], stdout, stderr)
 		case "grep":
 			return runGrep(stop, args[1:], stdout, stderr)
 		case "report":
