@@ -18,7 +18,6 @@ import (
 	"github.com/ckpt2core/ckpt2core/criuimg/imgtest"
 )
 
-
 func readExtractManifest(t *testing.T, dir string) []manifestEntry {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
