@@ -169,8 +169,8 @@ func TestIntrusion(t *testing.T) {
 		for _, c := range got {
 			if c.a.Kind == carve.KindTCPQueue && c.a.Pid == s.Pid && c.a.FD == s.FD && c.a.Image == s.Image {
 				found = true
-				if string(c.data) != s.Inq {
-					t.Errorf("pid %d fd %d: queue %q, want %q", s.Pid, s.FD, c.data, s.Inq)
+				if string(c.data) != s.Inq || !strings.HasSuffix(c.a.Label, "-inq") {
+					t.Errorf("pid %d fd %d: queue %s %q, want the inq %q", s.Pid, s.FD, c.a.Label, c.data, s.Inq)
 				}
 			}
 		}

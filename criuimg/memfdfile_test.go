@@ -45,7 +45,7 @@ func TestMemfdContents(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer m.Close()
-			got, err := io.ReadAll(m)
+			got, err := readDirty(m)
 			if err != nil {
 				t.Fatal(err)
 			}
