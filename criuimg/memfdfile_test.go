@@ -3,7 +3,6 @@ package criuimg_test
 import (
 	"bytes"
 	"errors"
-	"io"
 	"testing"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
