@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ckpt2core/ckpt2core/bashhist"
 	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/inspect"
 )
@@ -37,10 +38,11 @@ const (
 	KindSkQueue  Kind = "sk-queue"  // a packet queued on a socket (sk-queues.img)
 	KindTCPQueue Kind = "tcp-queue" // a TCP socket's receive or send queue (tcp-stream-N.img)
 	KindEnv      Kind = "env"       // a process's environment area (NUL-separated)
+	KindHistory  Kind = "history"   // a bash's command history recovered from its heap (HISTFILE format)
 )
 
 // Kinds lists every kind, in the order Carve produces them.
-var kinds = []Kind{KindGhost, KindMemfd, KindExe, KindRootfs, KindTmpfs, KindPipe, KindFifo, KindTTY, KindSkQueue, KindTCPQueue, KindEnv}
+var kinds = []Kind{KindGhost, KindMemfd, KindExe, KindRootfs, KindTmpfs, KindPipe, KindFifo, KindTTY, KindSkQueue, KindTCPQueue, KindEnv, KindHistory}
 
 // Kinds returns every kind, in the order Carve produces them.
 func Kinds() []Kind { return append([]Kind(nil), kinds...) }
@@ -108,7 +110,6 @@ func Carve(ck *criuimg.Checkpoint, opts Options, emit func(Artifact) error, prob
 		problem = func(error) {}
 	}
 	c := &carver{ck: ck, opts: opts, emit: emit, problem: problem}
-	defer c.close()
 	if opts.PageSize == 0 {
 		c.opts.PageSize = 4096
 	}
@@ -133,6 +134,7 @@ func Carve(ck *criuimg.Checkpoint, opts Options, emit func(Artifact) error, prob
 		{KindGhost, c.ghosts}, {KindMemfd, c.memfds}, {KindExe, c.exes}, {KindRootfs, c.rootfs},
 		{KindTmpfs, c.tmpfs}, {KindPipe, func() error { return c.pipes(false) }}, {KindFifo, func() error { return c.pipes(true) }},
 		{KindTTY, c.ttys}, {KindSkQueue, c.skQueues}, {KindTCPQueue, c.tcpQueues}, {KindEnv, c.envs},
+		{KindHistory, c.histories},
 	}
 	for _, s := range steps {
 		if len(want) > 0 && !want[s.k] {
@@ -149,16 +151,16 @@ func Carve(ck *criuimg.Checkpoint, opts Options, emit func(Artifact) error, prob
 var ErrNoPid = errors.New("no such process in the checkpoint")
 
 type carver struct {
-	ck      *criuimg.Checkpoint
-	opts    Options
-	emit    func(Artifact) error
-	problem func(error)
-	procs   []inspect.Process
-	byFile  map[uint32][]Ref // files.img id -> fds
-	byPipe  map[uint32][]Ref // pipe id -> fds
-	sockIno map[uint32][]Ref // socket inode -> fds
-	remaps  *criuimg.RemapTable
-	loaded  map[uint32]*criuimg.Process
+	ck        *criuimg.Checkpoint
+	opts      Options
+	emit      func(Artifact) error
+	problem   func(error)
+	procs     []inspect.Process
+	byFile    map[uint32][]Ref // files.img id -> fds
+	byPipe    map[uint32][]Ref // pipe id -> fds
+	sockIno   map[uint32][]Ref // socket inode -> fds
+	remaps    *criuimg.RemapTable
+	procFacts []procFacts
 }
 
 func (c *carver) indexRefs(rep *inspect.Report) {
@@ -202,39 +204,71 @@ func (c *carver) send(a Artifact, refs []Ref) error {
 	return c.emit(a)
 }
 
-// process loads pid once (for its exe, mappings and environment).
-func (c *carver) process(pid uint32) *criuimg.Process {
-	if c.loaded == nil {
-		c.loaded = map[uint32]*criuimg.Process{}
+// procFacts is what the file kinds need of a process: its executable and
+// the files it maps (read once; the process is closed at once, so that
+// open pages files do not grow with the processes).
+type procFacts struct {
+	pid     uint32
+	exeID   uint32
+	exePath string
+	mapped  map[uint32]bool // files.img ids of file mappings
+}
+
+// facts loads each process once for its procFacts; a process that
+// cannot be loaded is a problem and has none.
+func (c *carver) facts() []procFacts {
+	if c.procFacts != nil {
+		return c.procFacts
 	}
-	if p, ok := c.loaded[pid]; ok {
-		return p
+	c.procFacts = []procFacts{}
+	for _, pid := range c.ck.Pids() {
+		p, err := c.ck.LoadProcess(pid)
+		if err != nil {
+			if p != nil {
+				p.Close()
+			}
+			if !errors.Is(err, criuimg.ErrZombie) {
+				c.problem(err)
+			}
+			continue
+		}
+		f := procFacts{pid: pid, exePath: p.ExePath, mapped: map[uint32]bool{}}
+		if p.MM != nil {
+			f.exeID = p.MM.GetExeFileId()
+		}
+		for _, v := range p.VMAs {
+			if v.FileID != 0 && !v.Anon() {
+				f.mapped[v.FileID] = true
+			}
+		}
+		p.Close()
+		c.procFacts = append(c.procFacts, f)
 	}
+	return c.procFacts
+}
+
+// withProcess loads pid, calls fn with it and closes it; a process that
+// cannot be loaded (a zombie has no memory) is skipped.
+func (c *carver) withProcess(pid uint32, fn func(p *criuimg.Process) error) error {
 	p, err := c.ck.LoadProcess(pid)
-	if err != nil {
-		c.problem(err)
-		p = nil
+	if p != nil {
+		defer p.Close()
 	}
-	c.loaded[pid] = p
-	return p
+	if err != nil {
+		return nil // already a problem of facts()
+	}
+	return fn(p)
 }
 
 // fileRefs are the fds, exes and mappings of files.img id.
 func (c *carver) fileRefs(id uint32) []Ref {
 	refs := append([]Ref(nil), c.byFile[id]...)
-	for _, pid := range c.ck.Pids() {
-		p := c.process(pid)
-		if p == nil || p.MM == nil {
-			continue
+	for _, f := range c.facts() {
+		if f.exeID == id {
+			refs = append(refs, Ref{Pid: f.pid, FD: -1, Use: "exe"})
 		}
-		if p.MM.GetExeFileId() == id {
-			refs = append(refs, Ref{Pid: pid, FD: -1, Use: "exe"})
-		}
-		for _, v := range p.VMAs {
-			if v.FileID == id && !v.Anon() {
-				refs = append(refs, Ref{Pid: pid, FD: -1, Use: "map"})
-				break
-			}
+		if f.mapped[id] {
+			refs = append(refs, Ref{Pid: f.pid, FD: -1, Use: "map"})
 		}
 	}
 	return refs
@@ -317,13 +351,9 @@ func (c *carver) memfdRefs(in criuimg.MemfdInode) []Ref {
 			refs = append(refs, c.fileRefs(fid)...)
 		}
 	}
-	for _, pid := range c.ck.Pids() { // mappings and exes by memfd files no fd holds
-		p := c.process(pid)
-		if p == nil || p.MM == nil {
-			continue
-		}
-		if ino, ok := c.ck.MemfdInodeOf(p.MM.GetExeFileId()); ok && ino == in.InodeID && len(c.byFile[p.MM.GetExeFileId()]) == 0 {
-			refs = append(refs, Ref{Pid: pid, FD: -1, Use: "exe"})
+	for _, f := range c.facts() { // exes by memfd files no fd holds
+		if ino, ok := c.ck.MemfdInodeOf(f.exeID); ok && ino == in.InodeID && len(c.byFile[f.exeID]) == 0 {
+			refs = append(refs, Ref{Pid: f.pid, FD: -1, Use: "exe"})
 		}
 	}
 	sort.SliceStable(refs, func(i, j int) bool { return refs[i].Use == "fd" && refs[j].Use != "fd" })
@@ -365,15 +395,12 @@ func (c *carver) memfds() error {
 func (c *carver) exes() error {
 	var ins []criuimg.MemfdInode
 	var diff map[string]diffMember
-	for _, pid := range c.ck.Pids() {
-		if c.opts.Pid != 0 && pid != c.opts.Pid {
+	for _, f := range c.facts() {
+		pid := f.pid
+		if c.opts.Pid != 0 && pid != c.opts.Pid || f.exeID == 0 {
 			continue
 		}
-		p := c.process(pid)
-		if p == nil || p.MM == nil {
-			continue
-		}
-		id := p.MM.GetExeFileId()
+		id := f.exeID
 		refs := []Ref{{Pid: pid, FD: -1, Use: "exe"}}
 		if r, ok := c.ghostTable().Lookup(id); ok && r.Kind == criuimg.RemapGhost {
 			if err := c.ghostArtifact(KindExe, r, refs); err != nil {
@@ -405,7 +432,7 @@ func (c *carver) exes() error {
 				c.problem(err)
 			}
 		}
-		exe := p.ExePath
+		exe := f.exePath
 		if m, ok := diff[path.Clean("/"+exe)]; ok && exe != "" {
 			if err := c.send(c.diffArtifact(KindExe, m), refs); err != nil {
 				return err
@@ -652,27 +679,29 @@ func (c *carver) tcpQueues() error {
 const MaxEnvArea = 64 << 20
 
 func (c *carver) envs() error {
-	for _, pid := range c.ck.Pids() {
+	for _, f := range c.facts() {
+		pid := f.pid
 		if c.opts.Pid != 0 && pid != c.opts.Pid {
 			continue
 		}
-		p := c.process(pid)
-		if p == nil || p.MM == nil || p.Mem == nil {
-			continue
-		}
-		start, end := p.MM.GetMmEnvStart(), p.MM.GetMmEnvEnd()
-		if end <= start {
-			continue
-		}
-		if end-start > MaxEnvArea {
-			c.problem(fmt.Errorf("mm-%d.img: environment area %#x-%#x of %d bytes, more than %d", pid, start, end, end-start, MaxEnvArea))
-			continue
-		}
-		mem := p.Mem
-		err := c.send(Artifact{Kind: KindEnv, Label: "environ", Image: fmt.Sprintf("mm-%d.img + pagemap-%d.img", pid, pid), Size: int64(end - start),
-			Open: func() (io.ReadCloser, error) {
-				return io.NopCloser(io.NewSectionReader(mem, int64(start), int64(end-start))), nil
-			}}, []Ref{{Pid: pid, FD: -1, Use: "env"}})
+		err := c.withProcess(pid, func(p *criuimg.Process) error {
+			if p.MM == nil || p.Mem == nil {
+				return nil
+			}
+			start, end := p.MM.GetMmEnvStart(), p.MM.GetMmEnvEnd()
+			if end <= start {
+				return nil
+			}
+			if end-start > MaxEnvArea {
+				c.problem(fmt.Errorf("mm-%d.img: environment area %#x-%#x of %d bytes, more than %d", pid, start, end, end-start, MaxEnvArea))
+				return nil
+			}
+			mem := p.Mem
+			return c.send(Artifact{Kind: KindEnv, Label: "environ", Image: fmt.Sprintf("mm-%d.img + pagemap-%d.img", pid, pid), Size: int64(end - start),
+				Open: func() (io.ReadCloser, error) {
+					return io.NopCloser(io.NewSectionReader(mem, int64(start), int64(end-start))), nil
+				}}, []Ref{{Pid: pid, FD: -1, Use: "env"}})
+		})
 		if err != nil {
 			return err
 		}
@@ -680,11 +709,42 @@ func (c *carver) envs() error {
 	return nil
 }
 
-// close releases the processes Carve loaded.
-func (c *carver) close() {
-	for _, p := range c.loaded {
-		if p != nil {
-			p.Close()
+// histories: the history of each bash process (comm or executable named
+// bash), recovered from its heap by bashhist, written as a HISTFILE with
+// timestamps ("#SECONDS" lines before each command), oldest first.
+func (c *carver) histories() error {
+	for _, f := range c.facts() {
+		pid := f.pid
+		if c.opts.Pid != 0 && pid != c.opts.Pid {
+			continue
+		}
+		err := c.withProcess(pid, func(p *criuimg.Process) error {
+			if p.Comm != "bash" && path.Base(p.ExePath) != "bash" {
+				return nil
+			}
+			ents, err := bashhist.Recover(p)
+			if err != nil {
+				c.problem(fmt.Errorf("pid %d: %w", pid, err))
+				return nil
+			}
+			if len(ents) == 0 {
+				return nil
+			}
+			var b strings.Builder
+			for _, e := range ents {
+				if e.Time != 0 {
+					fmt.Fprintf(&b, "#%d\n", e.Time)
+				}
+				b.WriteString(e.Line)
+				b.WriteByte('\n')
+			}
+			text := b.String()
+			return c.send(Artifact{Kind: KindHistory, Label: "bash_history", Image: fmt.Sprintf("pagemap-%d.img + pages ([heap])", pid), Size: int64(len(text)),
+				Open: func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(text)), nil }}, []Ref{{Pid: pid, FD: -1, Use: "heap"}})
+		})
+		if err != nil {
+			return err
 		}
 	}
+	return nil
 }
