@@ -93,14 +93,26 @@ func runConvert(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
 		return exitUsage
 	}
-	created, err := makeOutDir(*out)
+	// A run stopped before it wrote a core leaves no OUT_DIR of its own
+	// making behind (cores are anonymous files until complete). The
+	// cleanup is registered before the directory is made, and waits for
+	// the making: a signal in between must not leave it.
+	var (
+		madeMu  sync.Mutex
+		created []string
+	)
+	defer stop.onStop(func() {
+		madeMu.Lock()
+		defer madeMu.Unlock()
+		removeEmpty(created)
+	})()
+	madeMu.Lock()
+	created, err = makeOutDir(*out)
+	madeMu.Unlock()
 	if err != nil {
 		fmt.Fprintf(stderr, "ckpt2core: %s\n", safe(err.Error()))
 		return exitFailed
 	}
-	// A run stopped before it wrote a core leaves no OUT_DIR of its own
-	// making behind (cores are anonymous files until complete).
-	defer stop.onStop(func() { removeEmpty(created) })()
 
 	prog := startProgress(stderr, pagesBytes(cv.src), !*quiet)
 	results := make([]convertResult, len(want))

@@ -11,7 +11,6 @@ import (
 	"testing"
 )
 
-
 func readExtractManifest(t *testing.T, dir string) []manifestEntry {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))

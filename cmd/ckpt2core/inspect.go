@@ -51,8 +51,8 @@ func runInspect(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	aopts := archiveFlags(fs)
 	pids := fs.UintSlice("pid", nil, "report only this process (repeatable)")
 	sysroot := fs.String("root", "", "directory with the checkpointed system's files, to decode code the checkpoint did not capture")
-	summary := fs.Bool("summary", false, "one row per CHECKPOINT (several allowed), like checkpointctl show")
 	jobs := fs.IntP("jobs", "j", 1, "checkpoints inspected in parallel (with several CHECKPOINTs)")
+	summary := fs.Bool("summary", false, "one row per CHECKPOINT (several allowed), like checkpointctl show")
 	help := func(w io.Writer) {
 		fmt.Fprintf(w, "Usage: ckpt2core inspect CHECKPOINT [CHECKPOINT...] [--json] [--env] [--pid N] [--root DIR] [-j N]\n       ckpt2core inspect --summary CHECKPOINT... [--json]\n\nFlags:\n%s%s", fs.FlagUsages(), inspectExamples)
 	}

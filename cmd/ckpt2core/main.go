@@ -31,8 +31,8 @@ Usage:
   ckpt2core grep [flags] PATTERN CHECKPOINT        search the processes' memory
   ckpt2core report [flags] CHECKPOINT -o FILE      one HTML file: tree, memory maps, threads, files
   ckpt2core diff [flags] A B                       what changed between two checkpoints
-  ckpt2core list [flags] [DIR...]                  the checkpoints in DIR, oldest first
   ckpt2core extract CHECKPOINT -o DIR [KIND...]    recover ghost files, memfds, queues... ('cat CHECKPOINT PATH': one rw-layer file)
+  ckpt2core list [flags] [DIR...]                  the checkpoints in DIR, oldest first
   ckpt2core gdb [flags] CHECKPOINT [-- GDB_ARGS]   convert one process and open it in gdb
   ckpt2core dlv [flags] CHECKPOINT [-- DLV_ARGS]   convert one process and open it in Delve
   ckpt2core verify --exe EXE CORE [--json]         load a core with Delve's core reader
