@@ -21,6 +21,7 @@ bench:
 # in BENCH_DIR (default /tmp).
 bench-scale:
 	scripts/bench.sh
+	scripts/bench-archive.sh
 
 # Each fuzz target in turn, FUZZTIME each. A package whose tests do not
 # build fails the run instead of being skipped. FUZZMINTIME bounds the

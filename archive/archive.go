@@ -129,6 +129,15 @@ type Options struct {
 	// MaxBytes bounds the length of an archive's uncompressed tar stream,
 	// headers and data of all members included (0 = DefaultMaxBytes).
 	MaxBytes int64
+	// Stream, for a compressed archive without ExtractDir, makes Open
+	// return at once and read the archive while the caller works: see
+	// Checkpoint.Ahead, Consume, Wait and Notes. Errors of the archive
+	// then come from the Source's methods (and Wait), not from Open.
+	Stream bool
+	// OnRead, if set, is called with the number of bytes of the archive
+	// file read, as a compressed archive is read (for a progress display;
+	// from the goroutine that reads, with Stream).
+	OnRead func(n int64)
 	// Context, if set, stops the extraction or spooling of an archive
 	// when it is canceled: Open then fails with the context's error and
 	// removes what it wrote, as on any other error.
@@ -157,6 +166,7 @@ type Checkpoint struct {
 	top    criuimg.Source // the top-level files (metadata, rootfs-diff.tar)
 	f      *os.File       // the archive, when read in place
 	blobs  *blobs         // the members kept from a compressed archive
+	stream *stream        // Options.Stream: the stream being read
 	closed bool
 }
 
@@ -195,7 +205,16 @@ func (c *Checkpoint) Close() error {
 	if c.f != nil {
 		errs = append(errs, c.f.Close())
 	}
-	if c.blobs != nil {
+	if c.stream != nil {
+		// The reading goroutine may still write: stop it first (the
+		// descriptors are freed when the process ends anyway).
+		c.stream.mu.Lock()
+		for _, g := range c.stream.grow {
+			g.closed = true
+		}
+		errs = append(errs, c.blobs.close())
+		c.stream.mu.Unlock()
+	} else if c.blobs != nil {
 		errs = append(errs, c.blobs.close())
 	}
 	return errors.Join(errs...)

@@ -93,6 +93,8 @@ func modTime(src criuimg.Source, name string) (time.Time, error) {
 		return s.modTime(name)
 	case *anonSource:
 		return s.modTime(name)
+	case *streamSource:
+		return s.modTime(name)
 	case *criuimg.DirSource:
 	default:
 		return time.Time{}, fmt.Errorf("%s: %s: no modification time", src, name)

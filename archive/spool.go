@@ -18,6 +18,7 @@ import (
 	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/pgzip"
 	"golang.org/x/sys/unix"
 )
 
@@ -33,9 +34,14 @@ func openSpooled(path string, f *os.File, comp compression, opts Options) (c *Ch
 	if err != nil {
 		return nil, err
 	}
-	defer closeDecomp()
 	cr := &countReader{r: r, limit: opts.MaxBytes}
 	tr := tar.NewReader(cr)
+	if opts.Stream && opts.ExtractDir == "" && comp != compNone {
+		c := openStream(path, cr, tr, opts, kind, closeDecomp)
+		c.f = f // read by the stream until it ends; closed by Close
+		return c, nil
+	}
+	defer closeDecomp()
 	if opts.ExtractDir != "" {
 		c, err = extract(path, cr, tr, opts)
 	} else {
@@ -56,7 +62,10 @@ func openSpooled(path string, f *os.File, comp compression, opts Options) (c *Ch
 func decompress(path string, f *os.File, comp compression, opts Options) (io.Reader, string, func(), error) {
 	var r io.Reader = f
 	if opts.Context != nil {
-		r = &ctxReader{ctx: opts.Context, r: f}
+		r = &ctxReader{ctx: opts.Context, r: r}
+	}
+	if opts.OnRead != nil {
+		r = &onReadReader{r: r, fn: opts.OnRead}
 	}
 	switch comp {
 	case compGzip:
@@ -75,10 +84,34 @@ func decompress(path string, f *os.File, comp compression, opts Options) (io.Rea
 	return r, KindTar, func() {}, nil
 }
 
-func newGzipReader(r io.Reader) (io.ReadCloser, error) { return gzip.NewReader(r) }
+// Decoder settings, chosen by BenchmarkDecoders (2 shared cores, 256 MiB):
+// gzip 542 MB/s serial vs 508 MB/s through pgzip (inflating stays serial;
+// its read-ahead goroutine buys nothing when the stream is already read in
+// a goroutine of its own, as Options.Stream does); zstd 4.6 GB/s with
+// one decoding goroutine, 3.5 and 3.9 GB/s with 2 and 4.
+const (
+	pgzipBlock      = 1 << 20
+	pgzipBlocks     = 4
+	zstdConcurrency = 1
+)
+
+func newGzipReader(r io.Reader) (io.ReadCloser, error) {
+	return newGzipReaderWith(r, false)
+}
+
+func newGzipReaderWith(r io.Reader, parallel bool) (io.ReadCloser, error) {
+	if parallel {
+		return pgzip.NewReaderN(r, pgzipBlock, pgzipBlocks)
+	}
+	return gzip.NewReader(r)
+}
 
 func newZstdReader(r io.Reader) (*zstd.Decoder, error) {
-	return zstd.NewReader(r, zstd.WithDecoderMaxWindow(ZstdMaxWindow), zstd.WithDecoderMaxMemory(ZstdMaxWindow))
+	return newZstdReaderWith(r, zstdConcurrency)
+}
+
+func newZstdReaderWith(r io.Reader, concurrency int) (*zstd.Decoder, error) {
+	return zstd.NewReader(r, zstd.WithDecoderMaxWindow(ZstdMaxWindow), zstd.WithDecoderMaxMemory(ZstdMaxWindow), zstd.WithDecoderConcurrency(concurrency))
 }
 
 // keepAnon keeps the needed members of the tar stream read by tr: small
@@ -237,6 +270,20 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+// onReadReader reports the bytes read through it.
+type onReadReader struct {
+	r  io.Reader
+	fn func(int64)
+}
+
+func (o *onReadReader) Read(p []byte) (int, error) {
+	n, err := o.r.Read(p)
+	if n > 0 {
+		o.fn(int64(n))
+	}
+	return n, err
 }
 
 // decompReader says which decompressor an error comes from.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/ckpt2core/ckpt2core/archive"
 	"github.com/ckpt2core/ckpt2core/inspect"
 )
 
@@ -50,33 +51,76 @@ func runInspect(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	aopts := archiveFlags(fs)
 	pids := fs.UintSlice("pid", nil, "report only this process (repeatable)")
 	sysroot := fs.String("root", "", "directory with the checkpointed system's files, to decode code the checkpoint did not capture")
+	jobs := fs.IntP("jobs", "j", 1, "checkpoints inspected in parallel (with several CHECKPOINTs)")
+	summary := fs.Bool("summary", false, "one row per CHECKPOINT (several allowed), like checkpointctl show")
 	help := func(w io.Writer) {
-		fmt.Fprintf(w, "Usage: ckpt2core inspect CHECKPOINT [--json] [--env] [--pid N] [--root DIR]\n\nFlags:\n%s%s", fs.FlagUsages(), inspectExamples)
+		fmt.Fprintf(w, "Usage: ckpt2core inspect CHECKPOINT [CHECKPOINT...] [--json] [--env] [--pid N] [--root DIR] [-j N]\n       ckpt2core inspect --summary CHECKPOINT... [--json]\n\nFlags:\n%s%s", fs.FlagUsages(), inspectExamples)
 	}
 	if status, ok := parseFlags(fs, "inspect", args, help, stdout, stderr, exitUsage); !ok {
 		return status
 	}
-	if fs.NArg() != 1 {
-		return usageError(stderr, "inspect", exitUsage, "want one CHECKPOINT, got %d arguments", fs.NArg())
+	if *summary && fs.NArg() > 0 {
+		return runSummary(stop, fs.Args(), *asJSON, aopts, stdout, stderr)
 	}
-	path := fs.Arg(0)
-	src, closeSrc, err := openCheckpoint(stop, inspectPath(path), aopts)
+	if fs.NArg() < 1 {
+		return usageError(stderr, "inspect", exitUsage, "want a CHECKPOINT, got none")
+	}
+	if *jobs < 1 {
+		return usageError(stderr, "inspect", exitUsage, "--jobs must be at least 1")
+	}
+	one := func(path string, stdout, stderr io.Writer) int {
+		return inspectOne(stop, path, aopts, *asJSON, *env, *pids, *sysroot, stdout, stderr)
+	}
+	if fs.NArg() == 1 {
+		return one(fs.Arg(0), stdout, stderr)
+	}
+	if aopts.ExtractDir != "" {
+		return usageError(stderr, "inspect", exitUsage, "--extract takes one CHECKPOINT")
+	}
+	// Many checkpoints: reports grouped per checkpoint, in argument order;
+	// the worst status.
+	code := exitOK
+	for _, st := range runEach(fs.Args(), *jobs, *asJSON, stdout, stderr, one) {
+		code = max(code, st)
+	}
+	return code
+}
+
+// inspectOne reports on one checkpoint and returns the exit status.
+func inspectOne(stop *stopper, path string, aopts *archive.Options, asJSON, env bool, pids []uint, sysroot string, stdout, stderr io.Writer) int {
+	o := *aopts
+	// A compressed archive streams: only the pages inspect reads are kept
+	// (argument areas, code at each PC).
+	o.Stream = o.ExtractDir == ""
+	endBar := readProgress(&o, path, stderr, "unpacking")
+	src, closeSrc, err := openCheckpoint(stop, inspectPath(path), &o)
 	if err != nil {
+		endBar()
 		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
 		return exitFailed
 	}
 	defer closeSrc()
+	if a := streamedArchive(src); a != nil {
+		retainForInspect(src)
+		err := a.Wait()
+		endBar()
+		if err != nil {
+			fmt.Fprintf(stderr, "ckpt2core: %s\n", safe(err.Error()))
+			return exitFailed
+		}
+	}
+	endBar()
 	ck, err := inspect.Open(src) // criuimg.Open, but a damaged files.img is reported on
 	if err != nil {
 		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
 		return exitFailed
 	}
-	opts := inspect.Options{Env: *env, Name: path}
-	if *sysroot != "" {
+	opts := inspect.Options{Env: env, Name: path}
+	if sysroot != "" {
 		// As convert and gdb open --root (overlaid by rootfs-diff.tar,
 		// files checked against what CRIU recorded); one that cannot be
 		// opened is a usage error, said at once.
-		r, err := openRoot(*sysroot, src, ck, stderr)
+		r, err := openRoot(sysroot, src, ck, stderr)
 		if err != nil {
 			fmt.Fprintf(stderr, "ckpt2core: %s\n", safe(err.Error()))
 			return exitUsage
@@ -87,7 +131,7 @@ func runInspect(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	// config.dump, ..., rootfs-diff.tar, with the archive's member times
 	// (a Podman checkpoint is dated by stats-dump's).
 	opts.Meta = checkpointMeta(src)
-	for _, p := range *pids {
+	for _, p := range pids {
 		opts.Pids = append(opts.Pids, uint32(p))
 	}
 	rep, err := inspect.Inspect(ck, opts)
@@ -95,7 +139,7 @@ func runInspect(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
 		return exitUsage // only an unknown --pid fails the whole report
 	}
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		err = enc.Encode(rep)

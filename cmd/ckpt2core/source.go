@@ -90,7 +90,6 @@ func openCheckpoint(stop *stopper, path string, opts *archive.Options) (criuimg.
 		o = *opts
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	o.Context = ctx
 	opened := make(chan struct{})
 	release := stop.onStop(func() {
@@ -102,11 +101,16 @@ func openCheckpoint(stop *stopper, path string, opts *archive.Options) (criuimg.
 	})
 	ck, err := archive.Open(path, o)
 	close(opened)
-	release()
+	if err != nil || !o.Stream {
+		release()
+		cancel()
+	}
 	if err != nil {
 		return nil, nil, err
 	}
-	return &checkpointSource{Source: ck.Images, ck: ck}, func() { ck.Close() }, nil
+	// A stream is read until Close: a stop cancels it (what it holds is
+	// anonymous: nothing to remove).
+	return &checkpointSource{Source: ck.Images, ck: ck}, func() { ck.Close(); release(); cancel() }, nil
 }
 
 // conversion is a checkpoint opened for conversion: its images, their
@@ -121,7 +125,13 @@ type conversion struct {
 // openConversion opens the checkpoint at path and, if root is set, the
 // root filesystem. On error it returns the exit status to use.
 func openConversion(stop *stopper, path string, aopts *archive.Options, root string, stderr io.Writer) (*conversion, int, error) {
-	src, closeSrc, err := openCheckpoint(stop, path, aopts)
+	o := archive.Options{}
+	if aopts != nil {
+		o = *aopts
+	}
+	endBar := readProgress(&o, path, stderr, "unpacking")
+	src, closeSrc, err := openCheckpoint(stop, path, &o)
+	endBar()
 	if err != nil {
 		return nil, exitFailed, err
 	}
