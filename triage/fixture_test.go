@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/ckpt2core/ckpt2core/archive"
+	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/criuimg/imgtest"
 	"github.com/ckpt2core/ckpt2core/inspect"
 	"github.com/ckpt2core/ckpt2core/rootfs"
@@ -32,7 +33,7 @@ func triageArchive(t *testing.T, path, root string) []triage.Finding {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Close() })
-	ck, err := inspect.Open(a.Images)
+	ck, err := criuimg.SalvageOpen(a.Images)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/inspect"
 	"github.com/ckpt2core/ckpt2core/triage"
 )
@@ -59,7 +60,7 @@ func runTriage(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	defer closeSrc()
-	ck, err := inspect.Open(src)
+	ck, err := criuimg.SalvageOpen(src)
 	if err != nil {
 		fmt.Fprintf(stderr, "ckpt2core: %s\n", safe(err.Error()))
 		return exitFailed
