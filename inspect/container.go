@@ -36,6 +36,7 @@ type configDump struct {
 	RootfsImage      string    `json:"rootfsImage"`
 	RootfsImageName  string    `json:"rootfsImageName"`
 	RootfsImageID    string    `json:"rootfsImageID"`
+	RootfsImageRef   string    `json:"rootfsImageRef"`
 	RawImageName     string    `json:"RawImageName"`
 	Runtime          string    `json:"runtime"`
 	OCIRuntime       string    `json:"ociRuntime"`
@@ -82,6 +83,7 @@ func ParseContainer(config, spec, network []byte) (*Container, error) {
 		Runtime:  firstNonEmpty(cfg.OCIRuntime, cfg.Runtime),
 		Hostname: sp.Hostname,
 		Command:  cfg.Command,
+		ImageRef: cfg.RootfsImageRef,
 	}
 	if len(c.Command) == 0 && sp.Process != nil {
 		c.Command = sp.Process.Args
@@ -134,10 +136,9 @@ func ParseContainer(config, spec, network []byte) (*Container, error) {
 		c.Namespace = a["io.kubernetes.pod.namespace"]
 	}
 	if len(network) > 0 {
-		ips, err := ParseNetworkStatus(network)
-		if err != nil {
-			return nil, err
-		}
+		// An unreadable network.status costs only the addresses (Inspect
+		// warns about it, naming the file).
+		ips, _ := ParseNetworkStatus(network)
 		for _, ip := range ips {
 			if !containsString(c.IPs, ip) {
 				c.IPs = append(c.IPs, ip)
@@ -204,7 +205,17 @@ const MaxDiffEntries = 100000
 // container changed in its root file system) with their sizes. At most
 // MaxDiffEntries are returned; the second result says if more were left
 // out.
+//
+// containerd stores the container's rw layer there as its diff service
+// wrote it: gzip-compressed (recognised by content, never by name), with
+// OCI whiteouts: an entry ".wh.NAME" says NAME was deleted (listed as
+// type "deleted", never as a file), ".wh..wh..opq" in a directory says the
+// image's contents of that directory are hidden (type "opaque").
 func ParseRootfsDiff(r io.Reader) ([]DiffFile, bool, error) {
+	r, err := Decompressed(r)
+	if err != nil {
+		return nil, false, fmt.Errorf("%s: %w", RootfsDiffFile, err)
+	}
 	tr := tar.NewReader(r)
 	var out []DiffFile
 	for {
@@ -219,12 +230,17 @@ func ParseRootfsDiff(r io.Reader) ([]DiffFile, bool, error) {
 			return out, true, nil
 		}
 		d := DiffFile{Path: strings.TrimPrefix(path.Clean("/"+h.Name), "/"), Size: h.Size}
-		switch h.Typeflag {
-		case tar.TypeReg:
+		dir, base := path.Split(d.Path)
+		switch {
+		case base == WhiteoutOpaque:
+			d.Path, d.Type, d.Size = strings.TrimSuffix(dir, "/"), "opaque", 0
+		case strings.HasPrefix(base, WhiteoutPrefix):
+			d.Path, d.Type, d.Size = dir+strings.TrimPrefix(base, WhiteoutPrefix), "deleted", 0
+		case h.Typeflag == tar.TypeReg:
 			d.Type = "file"
-		case tar.TypeDir:
+		case h.Typeflag == tar.TypeDir:
 			d.Type, d.Size = "dir", 0
-		case tar.TypeSymlink:
+		case h.Typeflag == tar.TypeSymlink:
 			d.Type = "symlink"
 		default:
 			d.Type = "other"

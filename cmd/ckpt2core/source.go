@@ -17,6 +17,7 @@ import (
 	"github.com/ckpt2core/ckpt2core/archive"
 	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/elfcore"
+	"github.com/ckpt2core/ckpt2core/inspect"
 	"github.com/ckpt2core/ckpt2core/rootfs"
 )
 
@@ -149,6 +150,13 @@ func openRoot(dir string, src criuimg.Source, ck *criuimg.Checkpoint, stderr io.
 	cs, ok := src.(*checkpointSource)
 	if !ok {
 		return r, nil
+	}
+	if b, err := cs.ck.Meta(inspect.DeletedFilesFile); err == nil {
+		del, err := inspect.ParseDeletedFiles(b)
+		if err != nil {
+			fmt.Fprintf(stderr, "ckpt2core: %v: the files it names are not hidden\n", err)
+		}
+		r.Hide(del, "deleted in the container ("+inspect.DeletedFilesFile+")")
 	}
 	diff, err := cs.RootfsDiff()
 	if errors.Is(err, fs.ErrNotExist) {
