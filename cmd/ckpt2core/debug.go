@@ -59,6 +59,7 @@ func runDebugger(stop *stopper, tool string, args []string, stdout, stderr io.Wr
 		rootHelp = "root filesystem: clean file pages"
 	}
 	root := fs.String("root", "", rootHelp)
+	image := imageFlag(fs)
 	exe := fs.String("exe", "", "the executable (default: the process's executable, under --root if given)")
 	prog := fs.String(tool, tool, "the debugger to run")
 	aopts := archiveFlags(fs)
@@ -82,12 +83,13 @@ func runDebugger(stop *stopper, tool string, args []string, stdout, stderr io.Wr
 			return usageError(stderr, tool, exitUsage, "--exe %s: not a file here", safe(*exe))
 		}
 	}
-	cv, code, err := openConversion(stop, fs.Arg(0), aopts, *root, stderr)
+	cv, code, err := openConversion(stop, fs.Arg(0), aopts, *root, *image, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "ckpt2core: %s\n", safe(err.Error()))
 		return code
 	}
 	defer cv.Close()
+	*root = cv.root // --image: the files unpacked from it
 	ck := cv.ck
 	target := ck.Procs[0].Pid
 	if *pid != 0 {

@@ -50,6 +50,7 @@ func runInspect(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	aopts := archiveFlags(fs)
 	pids := fs.UintSlice("pid", nil, "report only this process (repeatable)")
 	sysroot := fs.String("root", "", "directory with the checkpointed system's files, to decode code the checkpoint did not capture")
+	image := imageFlag(fs)
 	help := func(w io.Writer) {
 		fmt.Fprintf(w, "Usage: ckpt2core inspect CHECKPOINT [--json] [--env] [--pid N] [--root DIR]\n\nFlags:\n%s%s", fs.FlagUsages(), inspectExamples)
 	}
@@ -72,6 +73,18 @@ func runInspect(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	opts := inspect.Options{Env: *env, Name: path}
+	if *image != "" {
+		if *sysroot != "" {
+			return usageError(stderr, "inspect", exitUsage, "--root and --image exclude each other")
+		}
+		dir, cleanup, err := imageRoot(*image, src, ck, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "ckpt2core: %s\n", safe(err.Error()))
+			return exitUsage
+		}
+		defer cleanup()
+		*sysroot = dir
+	}
 	if *sysroot != "" {
 		// As convert and gdb open --root (overlaid by rootfs-diff.tar,
 		// files checked against what CRIU recorded); one that cannot be

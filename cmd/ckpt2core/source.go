@@ -107,11 +107,16 @@ type conversion struct {
 	ck    *criuimg.Checkpoint
 	opts  elfcore.Options
 	close []func()
+	root  string // the root filesystem (--root, or the one unpacked from --image)
 }
 
 // openConversion opens the checkpoint at path and, if root is set, the
 // root filesystem. On error it returns the exit status to use.
-func openConversion(stop *stopper, path string, aopts *archive.Options, root string, stderr io.Writer) (*conversion, int, error) {
+//
+// With image (--image) instead, the files the checkpoint maps are unpacked
+// from that container image into the private temporary directory, which
+// then serves as the root (c.root names it).
+func openConversion(stop *stopper, path string, aopts *archive.Options, root, image string, stderr io.Writer) (*conversion, int, error) {
 	src, closeSrc, err := openCheckpoint(stop, path, aopts)
 	if err != nil {
 		return nil, exitFailed, err
@@ -121,6 +126,20 @@ func openConversion(stop *stopper, path string, aopts *archive.Options, root str
 		c.Close()
 		return nil, exitFailed, err
 	}
+	if root != "" && image != "" {
+		c.Close()
+		return nil, exitUsage, errors.New("--root and --image exclude each other")
+	}
+	if image != "" {
+		dir, cleanup, err := imageRoot(image, src, c.ck, stderr)
+		if err != nil {
+			c.Close()
+			return nil, exitUsage, err
+		}
+		c.close = append(c.close, cleanup)
+		root = dir
+	}
+	c.root = root
 	if root != "" {
 		rfs, err := openRoot(root, src, c.ck, stderr)
 		if err != nil {
