@@ -31,6 +31,16 @@ type checkpointSource struct {
 // Meta returns a container metadata file (implements inspect.MetaSource).
 func (c *checkpointSource) Meta(name string) ([]byte, error) { return c.ck.Meta(name) }
 
+// Parent returns the parent checkpoint's images of an incremental
+// checkpoint (implements criuimg.ParentSource; only image directories
+// have one).
+func (c *checkpointSource) Parent() (criuimg.Source, error) {
+	if ps, ok := c.Source.(criuimg.ParentSource); ok {
+		return ps.Parent()
+	}
+	return nil, fmt.Errorf("%s: %s: %w", c.Source, criuimg.ParentLink, fs.ErrNotExist)
+}
+
 // RootfsDiff opens rootfs-diff.tar (implements inspect.MetaSource).
 func (c *checkpointSource) RootfsDiff() (criuimg.File, error) { return c.ck.RootfsDiff() }
 
