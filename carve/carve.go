@@ -455,6 +455,12 @@ type diffMember struct {
 // know where each file's bytes lie in the archive).
 func (c *carver) eachDiff(fn func(diffMember) error) error {
 	f := c.opts.RootfsDiff
+	// A gzip-compressed rw layer (containerd writes one) has no member
+	// offsets to read the files at: refused by name, not misread.
+	var magic [2]byte
+	if n, _ := f.ReadAt(magic[:], 0); n == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		return fmt.Errorf("%s: gzip-compressed (containerd's rw layer): its files are not extracted", inspect.RootfsDiffFile)
+	}
 	cr := &countReader{r: io.NewSectionReader(f, 0, f.Size())}
 	i := -1
 	more, err := inspect.WalkRootfsDiff(cr, func(d inspect.DiffEntry) error {
