@@ -31,7 +31,7 @@ const (
 	KindMemfd    Kind = "memfd"     // a memfd's contents (memfd.img, pagemap-shmem-N.img)
 	KindExe      Kind = "exe"       // a process's executable, when the checkpoint holds it
 	KindRootfs   Kind = "rootfs"    // a file the container added or changed (rootfs-diff.tar)
-	KindTmpfs    Kind = "tmpfs"     // CRIU's archive of a tmpfs mount (tmpfs-dev-N.tar.gz.img)
+	KindTmpfs    Kind = "tmpfs"     // CRIU's archive of a tmpfs mount (tmpfs-dev-N.tar.gz.img), and each file in it
 	KindPipe     Kind = "pipe"      // a pipe's buffer (pipes-data.img)
 	KindFifo     Kind = "fifo"      // a FIFO's buffer (fifo-data.img)
 	KindTTY      Kind = "tty"       // a pty's buffered input (tty-data.img)
@@ -161,10 +161,15 @@ type carver struct {
 	sockIno   map[uint32][]Ref // socket inode -> fds
 	remaps    *criuimg.RemapTable
 	procFacts []procFacts
+	mounts    map[uint32]string // mount id -> mountpoint (mountpoints-N.img)
 }
 
 func (c *carver) indexRefs(rep *inspect.Report) {
 	c.procs = rep.Processes
+	c.mounts = map[uint32]string{}
+	for _, m := range rep.Mounts {
+		c.mounts[m.MountID] = m.Mountpoint
+	}
 	c.byFile, c.byPipe, c.sockIno = map[uint32][]Ref{}, map[uint32][]Ref{}, map[uint32][]Ref{}
 	for _, p := range rep.Processes {
 		for _, f := range p.Files {
@@ -566,6 +571,15 @@ func (c *carver) tmpfs() error {
 				return readCloser{io.NewSectionReader(f, 0, f.Size()), f}, nil
 			}}, nil)
 		if err != nil {
+			return err
+		}
+		var id uint32
+		fmt.Sscanf(strings.TrimPrefix(n, "tmpfs-dev-"), "%d", &id)
+		mount, ok := c.mounts[id]
+		if !ok {
+			mount = fmt.Sprintf("/(mount %d)", id)
+		}
+		if err := c.tmpfsFiles(src, n, mount); err != nil {
 			return err
 		}
 	}
