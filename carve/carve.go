@@ -98,7 +98,8 @@ type Options struct {
 	Kinds []Kind
 	// RootfsDiff is rootfs-diff.tar, or nil.
 	RootfsDiff criuimg.File
-	// PageSize is the page size of shmem pagemaps (memfds); 0: 4096.
+	// PageSize is the page size of shmem pagemaps (memfds); 0: the first
+	// process's (AT_PAGESZ), or 4096.
 	PageSize uint64
 }
 
@@ -110,9 +111,6 @@ func Carve(ck *criuimg.Checkpoint, opts Options, emit func(Artifact) error, prob
 		problem = func(error) {}
 	}
 	c := &carver{ck: ck, opts: opts, emit: emit, problem: problem}
-	if opts.PageSize == 0 {
-		c.opts.PageSize = 4096
-	}
 	want := map[Kind]bool{}
 	for _, k := range opts.Kinds {
 		want[k] = true
@@ -127,6 +125,15 @@ func Carve(ck *criuimg.Checkpoint, opts Options, emit func(Artifact) error, prob
 		return err
 	}
 	c.indexRefs(rep)
+	if c.opts.PageSize == 0 {
+		c.opts.PageSize = 4096
+		for _, f := range c.facts() {
+			if f.pageSize != 0 {
+				c.opts.PageSize = f.pageSize
+				break
+			}
+		}
+	}
 	steps := []struct {
 		k  Kind
 		fn func() error
@@ -213,10 +220,11 @@ func (c *carver) send(a Artifact, refs []Ref) error {
 // the files it maps (read once; the process is closed at once, so that
 // open pages files do not grow with the processes).
 type procFacts struct {
-	pid     uint32
-	exeID   uint32
-	exePath string
-	mapped  map[uint32]bool // files.img ids of file mappings
+	pid      uint32
+	exeID    uint32
+	exePath  string
+	mapped   map[uint32]bool // files.img ids of file mappings
+	pageSize uint64
 }
 
 // facts loads each process once for its procFacts; a process that
@@ -237,7 +245,7 @@ func (c *carver) facts() []procFacts {
 			}
 			continue
 		}
-		f := procFacts{pid: pid, exePath: p.ExePath, mapped: map[uint32]bool{}}
+		f := procFacts{pid: pid, exePath: p.ExePath, mapped: map[uint32]bool{}, pageSize: p.PageSize}
 		if p.MM != nil {
 			f.exeID = p.MM.GetExeFileId()
 		}
