@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
@@ -50,7 +52,7 @@ func Inspect(ck *criuimg.Checkpoint, opts Options) (*Report, error) {
 	warn := func(format string, a ...any) { rep.Warnings = append(rep.Warnings, fmt.Sprintf(format, a...)) }
 	for _, p := range opts.Pids {
 		if _, ok := ck.Proc(p); !ok {
-			return nil, fmt.Errorf("pid %d is not in the checkpoint (it has %v)", p, ck.Pids())
+			return nil, &UnknownPidError{Pid: p, Have: ck.Pids()}
 		}
 	}
 
@@ -189,12 +191,11 @@ func inspectProcess(ck *criuimg.Checkpoint, info criuimg.ProcInfo, files fileTab
 	pr.Warnings = append(pr.Warnings, p.Warnings...)
 	pr.Comm, pr.State = p.Comm, stateName(p.State)
 	if p.Zombie() {
-		// task_core.exit_code is the wait status.
-		ec := p.ExitCode
-		if sig := ec & 0x7f; sig != 0 {
+		if ws := criuimg.WaitStatus(p.ExitCode); ws.Signaled() {
+			sig := ws.Signal()
 			pr.ExitSignal = &sig
 		} else {
-			code := ec >> 8 & 0xff
+			code := ws.ExitStatus()
 			pr.ExitCode = &code
 		}
 		if opts.Env {
@@ -333,9 +334,6 @@ func splitNUL(b []byte) []string {
 	return out
 }
 
-// mapGrowsdown is MAP_GROWSDOWN in vma_entry.flags (the main stack).
-const mapGrowsdown = 0x100
-
 // memoryKind classifies a mapping for MemorySummary. stack says whether
 // the mapping holds a thread's stack pointer or the initial stack.
 func memoryKind(v *criuimg.VMA, stack bool) string {
@@ -344,7 +342,7 @@ func memoryKind(v *criuimg.VMA, stack bool) string {
 		return KindSpecial
 	case v.Status&criuimg.VMAAreaHeap != 0:
 		return KindHeap
-	case v.Status&criuimg.VMAAreaStack != 0 || v.Flags&mapGrowsdown != 0 || stack:
+	case v.Status&criuimg.VMAAreaStack != 0 || v.Flags&criuimg.MapGrowsdown != 0 || stack:
 		return KindStack
 	case v.Shmem != 0 || v.Status&(criuimg.VMAAnonShared|criuimg.VMAAreaSysVIPC|criuimg.VMAAreaMemfd) != 0:
 		return KindShared
@@ -353,9 +351,6 @@ func memoryKind(v *criuimg.VMA, stack bool) string {
 	}
 	return KindAnon
 }
-
-// mapShared is MAP_SHARED in vma_entry.flags.
-const mapShared = 0x01
 
 // memorySummary sums p's mappings by kind. sps are the threads' stack
 // pointers: the anonymous mappings holding them are stacks. Without a
@@ -381,7 +376,7 @@ func memorySummary(p *criuimg.Process, sps []uint64) (*MemorySummary, error) {
 		k.VMAs++
 		k.Bytes += size
 		m.MappedBytes += size
-		if v.Flags&mapShared != 0 || v.Shmem != 0 {
+		if v.Shared() {
 			m.SharedBytes += size
 		}
 		if p.Mem == nil {
@@ -419,4 +414,19 @@ func vmaBytes(m *criuimg.Memory, v *criuimg.VMA) (captured, unreadable uint64, e
 		return nil
 	})
 	return captured, unreadable, err
+}
+
+// UnknownPidError is returned by Inspect for an Options.Pids entry the
+// checkpoint does not have.
+type UnknownPidError struct {
+	Pid  uint32
+	Have []uint32 // the checkpoint's pids
+}
+
+func (e *UnknownPidError) Error() string {
+	have := make([]string, len(e.Have))
+	for i, p := range e.Have {
+		have[i] = strconv.FormatUint(uint64(p), 10)
+	}
+	return fmt.Sprintf("pid %d is not in the checkpoint (it has %s)", e.Pid, strings.Join(have, ", "))
 }

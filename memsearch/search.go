@@ -82,14 +82,6 @@ type Searcher struct {
 }
 
 // Search calls fn for each match of m in the captured memory of p, private
-// and shared, in address order, with DefaultContext bytes of context. It
-// stops at the first error of fn and returns it (nil for ErrStop).
-func Search(p *criuimg.Process, m Matcher, fn func(Hit) error) error {
-	s := Searcher{Context: DefaultContext}
-	return s.Search(p, m, fn)
-}
-
-// Search calls fn for each match of m in the captured memory of p, private
 // and shared, in address order. It stops at the first error of fn and
 // returns it (nil for ErrStop).
 func (s Searcher) Search(p *criuimg.Process, m Matcher, fn func(Hit) error) error {

@@ -45,6 +45,7 @@ type Finding struct {
 type Artifact struct {
 	Name   string
 	Kind   string
+	Pid    uint32 // the first process holding it; 0 if none
 	Size   int64
 	SHA256 string
 	Source string // the image entry it was carved from
@@ -227,7 +228,7 @@ func buildProcess(ck *criuimg.Checkpoint, v *ProcessView, marks []Mark, notes []
 	if p.Mem != nil {
 		for _, mk := range marks {
 			n := 0
-			err := memsearch.Search(p, mk.Matcher, func(h memsearch.Hit) error {
+			err := (memsearch.Searcher{Context: memsearch.DefaultContext}).Search(p, mk.Matcher, func(h memsearch.Hit) error {
 				if n >= MaxHits {
 					v.HitsMore++
 					return nil

@@ -39,6 +39,6 @@ func usageError(stderr io.Writer, name string, status int, format string, a ...a
 	if name != "" {
 		cmd += " " + name
 	}
-	fmt.Fprintf(stderr, "%s: %s\nRun '%s --help' for usage.\n", cmd, fmt.Sprintf(format, a...), cmd)
+	fmt.Fprintf(stderr, "%s: %s\nRun '%s --help' for usage.\n", cmd, safe(fmt.Sprintf(format, a...)), cmd)
 	return status
 }

@@ -58,8 +58,14 @@ Examples:
   ckpt2core grep -- -pattern-with-a-dash dump/
   ckpt2core grep -f indicators.txt --json checkpoint.tar.zst | jq '.counts'
 
+A damaged process (a truncated or corrupt core, mm, pagemap or pages
+image) is searched for what its images still hold, as inspect reads it:
+a warning names the file, the entry and what is wrong, and then how many
+bytes of its memory could not be read; matching restarts after them.
+
 Exit status: 0 something was found; 1 nothing was found; 2 usage error or
-an error while reading the checkpoint (hits found are still printed).
+an error while reading the checkpoint, a damaged process included (hits
+found, in it and in the other processes, are still printed).
 `
 
 // maxContext bounds -C.
@@ -93,7 +99,7 @@ func runGrep(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if fs.NArg() < ckArg+1 {
-		return usageErr("want PATTERN and CHECKPOINT (or -f FILE and CHECKPOINT), got %d arguments", fs.NArg())
+		return usageErr("want PATTERN and CHECKPOINT (or -f FILE and CHECKPOINT), got %s", count(fs.NArg(), "argument"))
 	}
 	if *jobs < 1 {
 		return usageErr("--jobs must be at least 1")
@@ -178,13 +184,13 @@ func (g grepRun) one(stop *stopper, path string, stdout, stderr io.Writer) int {
 	}
 	src, closeSrc, err := openCheckpoint(stop, path, &aopts)
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core grep: %s\n", safe(err.Error()))
+		complain(stderr, "grep", "%s", err)
 		return grepTrouble
 	}
 	defer closeSrc()
 	ck, provisional, err := openStreamTree(src)
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core grep: %s\n", safe(err.Error()))
+		complain(stderr, "grep", "%s", err)
 		return grepTrouble
 	}
 	want, err := selectPids(ck, *pids)
@@ -234,11 +240,13 @@ func (g grepRun) one(stop *stopper, path string, stdout, stderr io.Writer) int {
 		})
 		var we *writeError
 		if errors.As(err, &we) {
-			fmt.Fprintf(stderr, "ckpt2core grep: writing output: %v\n", we.err)
+			complain(stderr, "grep", "writing output: %v", we.err)
 			return grepTrouble
 		}
 		if err != nil {
-			fmt.Fprintf(stderr, "ckpt2core grep: %s\n", safe(err.Error()))
+			if !errors.Is(err, errDamaged) {
+				complain(stderr, "grep", "%s", err)
+			}
 			failed = true
 		}
 	}
@@ -262,7 +270,7 @@ func (g grepRun) one(stop *stopper, path string, stdout, stderr io.Writer) int {
 		counts.writeText(out)
 	}
 	if err := out.Flush(); err != nil {
-		fmt.Fprintf(stderr, "ckpt2core grep: writing output: %v\n", err)
+		complain(stderr, "grep", "writing output: %v", err)
 		return grepTrouble
 	}
 	switch {
@@ -317,24 +325,41 @@ func parseHexPattern(s string) ([]byte, error) {
 }
 
 // grepProcess searches one process. A zombie is skipped, with a notice
-// when it was asked for by --pid.
+// when it was asked for by --pid. A damaged process is searched for what
+// its images still hold (criuimg.SalvageProcess, as inspect reads it):
+// each problem is said on stderr (file, entry, what is wrong), then how
+// many bytes of its memory could not be searched; the search goes on and
+// the returned error (errDamaged) makes the exit status 2.
 func grepProcess(ck *criuimg.Checkpoint, src criuimg.Source, pid uint32, s memsearch.Searcher, m memsearch.Matcher, maxCount int, asked bool, stderr io.Writer, emit func(memsearch.Hit) error) error {
-	p, err := ck.LoadProcess(pid)
-	if p != nil {
-		defer p.Close()
+	p, problems := ck.SalvageProcess(pid)
+	if p == nil {
+		return errors.Join(problems...)
 	}
-	if errors.Is(err, criuimg.ErrZombie) {
+	defer p.Close()
+	who := fmt.Sprintf("pid %d (%s)", pid, p.Comm)
+	if p.Zombie() && len(problems) == 0 {
 		if asked {
-			fmt.Fprintf(stderr, "ckpt2core grep: pid %d (%s): zombie: no memory to search\n", pid, safe(p.Comm))
+			complain(stderr, "grep", "%s: zombie: no memory to search", who)
 		}
 		return nil
 	}
-	if err != nil {
-		return err
+	for _, pr := range problems {
+		complain(stderr, "grep", "%s: %v", who, pr)
+	}
+	var damaged error
+	if len(problems) > 0 {
+		damaged = errDamaged
+		if p.Mem == nil {
+			complain(stderr, "grep", "%s: damaged images: no memory left to search", who)
+			return damaged
+		}
+		if n := unreadableBytes(p); n > 0 {
+			complain(stderr, "grep", "%s: damaged images: %d bytes of memory unreadable, not searched", who, n)
+		}
 	}
 	consumeOnce(src, p)
 	n := 0
-	return s.Search(p, m, func(h memsearch.Hit) error {
+	err := s.Search(p, m, func(h memsearch.Hit) error {
 		if err := emit(h); err != nil {
 			return err
 		}
@@ -343,6 +368,29 @@ func grepProcess(ck *criuimg.Checkpoint, src criuimg.Source, pid uint32, s memse
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	return damaged
+}
+
+// errDamaged is grepProcess's error for a process searched in part: its
+// problems are said already.
+var errDamaged = errors.New("damaged images")
+
+// unreadableBytes counts the bytes of p's mappings that its damaged images
+// hide (Unreadable extents).
+func unreadableBytes(p *criuimg.Process) uint64 {
+	var n uint64
+	for i := range p.VMAs {
+		p.Mem.VMAExtents(&p.VMAs[i], func(e criuimg.Extent) error {
+			if e.Kind == criuimg.Unreadable {
+				n += e.End - e.Start
+			}
+			return nil
+		})
+	}
+	return n
 }
 
 // grepContext renders a hit with its context, non-printable bytes as '.'.

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ckpt2core/ckpt2core/archive"
+	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/inspect"
 )
 
@@ -96,7 +97,7 @@ func inspectOne(stop *stopper, path string, aopts *archive.Options, asJSON, env 
 	src, closeSrc, err := openCheckpoint(stop, inspectPath(path), &o)
 	if err != nil {
 		endBar()
-		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
+		complain(stderr, "", "%v", err)
 		return exitFailed
 	}
 	defer closeSrc()
@@ -105,14 +106,17 @@ func inspectOne(stop *stopper, path string, aopts *archive.Options, asJSON, env 
 		err := a.Wait()
 		endBar()
 		if err != nil {
-			fmt.Fprintf(stderr, "ckpt2core: %s\n", safe(err.Error()))
+			complain(stderr, "", "%s", err)
 			return exitFailed
 		}
 	}
 	endBar()
-	ck, err := inspect.Open(src) // criuimg.Open, but a damaged files.img is reported on
+	// criuimg.Open, but a damaged files.img does not stop the report: the
+	// files of its entries before the damaged one are known, and Inspect
+	// says what lacks a path because of it.
+	ck, err := criuimg.SalvageOpen(src)
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
+		complain(stderr, "", "%v", err)
 		return exitFailed
 	}
 	opts := inspect.Options{Env: env, Name: path}
@@ -122,7 +126,7 @@ func inspectOne(stop *stopper, path string, aopts *archive.Options, asJSON, env 
 		// opened is a usage error, said at once.
 		r, err := openRoot(sysroot, src, ck, stderr)
 		if err != nil {
-			fmt.Fprintf(stderr, "ckpt2core: %s\n", safe(err.Error()))
+			complain(stderr, "", "%s", err)
 			return exitUsage
 		}
 		defer r.Close()
@@ -131,12 +135,14 @@ func inspectOne(stop *stopper, path string, aopts *archive.Options, asJSON, env 
 	// config.dump, ..., rootfs-diff.tar, with the archive's member times
 	// (a Podman checkpoint is dated by stats-dump's).
 	opts.Meta = checkpointMeta(src)
-	for _, p := range pids {
-		opts.Pids = append(opts.Pids, uint32(p))
+	if len(pids) > 0 {
+		if opts.Pids, err = selectPids(ck, pids); err != nil {
+			return usageError(stderr, "inspect", exitUsage, "%v", err)
+		}
 	}
 	rep, err := inspect.Inspect(ck, opts)
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
+		complain(stderr, "", "%v", err)
 		return exitUsage // only an unknown --pid fails the whole report
 	}
 	if asJSON {
@@ -147,7 +153,7 @@ func inspectOne(stop *stopper, path string, aopts *archive.Options, asJSON, env 
 		err = inspect.WriteText(stdout, rep)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
+		complain(stderr, "", "%v", err)
 		return exitFailed
 	}
 	return exitOK

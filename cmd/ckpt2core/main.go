@@ -29,6 +29,7 @@ Usage:
                                                    ('convert' may be left out)
   ckpt2core inspect [flags] CHECKPOINT             container, processes, threads, syscalls, files
   ckpt2core grep [flags] PATTERN CHECKPOINT        search the processes' memory
+  ckpt2core triage [flags] CHECKPOINT              findings: what is suspicious, with evidence
   ckpt2core report [flags] CHECKPOINT -o FILE      one HTML file: tree, memory maps, threads, files
   ckpt2core diff [flags] A B                       what changed between two checkpoints
   ckpt2core extract CHECKPOINT -o DIR [KIND...]    recover ghost files, memfds, queues... ('cat CHECKPOINT PATH': one rw-layer file)
@@ -36,6 +37,7 @@ Usage:
   ckpt2core gdb [flags] CHECKPOINT [-- GDB_ARGS]   convert one process and open it in gdb
   ckpt2core dlv [flags] CHECKPOINT [-- DLV_ARGS]   convert one process and open it in Delve
   ckpt2core verify --exe EXE CORE [--json]         load a core with Delve's core reader
+                 [--checkpoint CHECKPOINT]         (and check EXE's build-id against it)
   ckpt2core help | --help | --version
 
 Examples:
@@ -101,7 +103,7 @@ func runWith(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
 		switch args[0] {
 		case "verify":
-			return runVerify(args[1:], stdout, stderr)
+			return runVerify(stop, args[1:], stdout, stderr)
 		case "gdb", "dlv":
 			return runDebugger(stop, args[0], args[1:], stdout, stderr)
 		case "convert":
@@ -110,6 +112,8 @@ func runWith(stop *stopper, args []string, stdout, stderr io.Writer) int {
 			return runInspect(stop, args[1:], stdout, stderr)
 		case "diff":
 			return runDiff(stop, args[1:], stdout, stderr)
+		case "triage":
+			return runTriage(stop, args[1:], stdout, stderr)
 		case "list":
 			return runList(stop, args[1:], stdout, stderr)
 		case "grep":
@@ -124,6 +128,11 @@ func runWith(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		case "version", "--version":
 			fmt.Fprintf(stdout, "ckpt2core %s\n", version)
 			return exitOK
+		}
+	}
+	if len(args) > 0 {
+		if status, unknown := unknownCommand(args[0], stderr); unknown {
+			return status
 		}
 	}
 	return runConvert(stop, args, stdout, stderr)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"syscall"
@@ -55,4 +56,19 @@ func signalName(sig syscall.Signal) string {
 		return n
 	}
 	return "signal " + strconv.Itoa(int(sig))
+}
+
+// quote says a word from the command line or the checkpoint in double
+// quotes, control characters escaped.
+func quote(s string) string { return `"` + safe(strings.ReplaceAll(s, `"`, `\"`)) + `"` }
+
+// complain writes a diagnostic of 'ckpt2core NAME' (NAME "" for none) on
+// stderr: one line, everything in it escaped (errors quote the
+// checkpoint's paths and names).
+func complain(stderr io.Writer, name, format string, a ...any) {
+	cmd := "ckpt2core"
+	if name != "" {
+		cmd += " " + name
+	}
+	fmt.Fprintf(stderr, "%s: %s\n", cmd, safe(fmt.Sprintf(format, a...)))
 }

@@ -178,7 +178,7 @@ func openRoot(dir string, src criuimg.Source, ck *criuimg.Checkpoint, stderr io.
 		err = r.Overlay(diff, diff.Size())
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core: rootfs-diff.tar not used: %v\n", err)
+		complain(stderr, "", "rootfs-diff.tar not used: %v", err)
 	}
 	return r, nil
 }
