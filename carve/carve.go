@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ckpt2core/ckpt2core/bashhist"
 	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/inspect"
 )
@@ -30,17 +31,18 @@ const (
 	KindMemfd    Kind = "memfd"     // a memfd's contents (memfd.img, pagemap-shmem-N.img)
 	KindExe      Kind = "exe"       // a process's executable, when the checkpoint holds it
 	KindRootfs   Kind = "rootfs"    // a file the container added or changed (rootfs-diff.tar)
-	KindTmpfs    Kind = "tmpfs"     // CRIU's archive of a tmpfs mount (tmpfs-dev-N.tar.gz.img)
+	KindTmpfs    Kind = "tmpfs"     // CRIU's archive of a tmpfs mount (tmpfs-dev-N.tar.gz.img), and each file in it
 	KindPipe     Kind = "pipe"      // a pipe's buffer (pipes-data.img)
 	KindFifo     Kind = "fifo"      // a FIFO's buffer (fifo-data.img)
 	KindTTY      Kind = "tty"       // a pty's buffered input (tty-data.img)
 	KindSkQueue  Kind = "sk-queue"  // a packet queued on a socket (sk-queues.img)
 	KindTCPQueue Kind = "tcp-queue" // a TCP socket's receive or send queue (tcp-stream-N.img)
 	KindEnv      Kind = "env"       // a process's environment area (NUL-separated)
+	KindHistory  Kind = "history"   // a bash's command history recovered from its heap (HISTFILE format)
 )
 
 // Kinds lists every kind, in the order Carve produces them.
-var kinds = []Kind{KindGhost, KindMemfd, KindExe, KindRootfs, KindTmpfs, KindPipe, KindFifo, KindTTY, KindSkQueue, KindTCPQueue, KindEnv}
+var kinds = []Kind{KindGhost, KindMemfd, KindExe, KindRootfs, KindTmpfs, KindPipe, KindFifo, KindTTY, KindSkQueue, KindTCPQueue, KindEnv, KindHistory}
 
 // Kinds returns every kind, in the order Carve produces them.
 func Kinds() []Kind { return append([]Kind(nil), kinds...) }
@@ -96,7 +98,8 @@ type Options struct {
 	Kinds []Kind
 	// RootfsDiff is rootfs-diff.tar, or nil.
 	RootfsDiff criuimg.File
-	// PageSize is the page size of shmem pagemaps (memfds); 0: 4096.
+	// PageSize is the page size of shmem pagemaps (memfds); 0: the first
+	// process's (AT_PAGESZ), or 4096.
 	PageSize uint64
 }
 
@@ -108,10 +111,6 @@ func Carve(ck *criuimg.Checkpoint, opts Options, emit func(Artifact) error, prob
 		problem = func(error) {}
 	}
 	c := &carver{ck: ck, opts: opts, emit: emit, problem: problem}
-	defer c.close()
-	if opts.PageSize == 0 {
-		c.opts.PageSize = 4096
-	}
 	want := map[Kind]bool{}
 	for _, k := range opts.Kinds {
 		want[k] = true
@@ -126,6 +125,15 @@ func Carve(ck *criuimg.Checkpoint, opts Options, emit func(Artifact) error, prob
 		return err
 	}
 	c.indexRefs(rep)
+	if c.opts.PageSize == 0 {
+		c.opts.PageSize = 4096
+		for _, f := range c.facts() {
+			if f.pageSize != 0 {
+				c.opts.PageSize = f.pageSize
+				break
+			}
+		}
+	}
 	steps := []struct {
 		k  Kind
 		fn func() error
@@ -133,6 +141,7 @@ func Carve(ck *criuimg.Checkpoint, opts Options, emit func(Artifact) error, prob
 		{KindGhost, c.ghosts}, {KindMemfd, c.memfds}, {KindExe, c.exes}, {KindRootfs, c.rootfs},
 		{KindTmpfs, c.tmpfs}, {KindPipe, func() error { return c.pipes(false) }}, {KindFifo, func() error { return c.pipes(true) }},
 		{KindTTY, c.ttys}, {KindSkQueue, c.skQueues}, {KindTCPQueue, c.tcpQueues}, {KindEnv, c.envs},
+		{KindHistory, c.histories},
 	}
 	for _, s := range steps {
 		if len(want) > 0 && !want[s.k] {
@@ -149,20 +158,25 @@ func Carve(ck *criuimg.Checkpoint, opts Options, emit func(Artifact) error, prob
 var ErrNoPid = errors.New("no such process in the checkpoint")
 
 type carver struct {
-	ck      *criuimg.Checkpoint
-	opts    Options
-	emit    func(Artifact) error
-	problem func(error)
-	procs   []inspect.Process
-	byFile  map[uint32][]Ref // files.img id -> fds
-	byPipe  map[uint32][]Ref // pipe id -> fds
-	sockIno map[uint32][]Ref // socket inode -> fds
-	remaps  *criuimg.RemapTable
-	loaded  map[uint32]*criuimg.Process
+	ck        *criuimg.Checkpoint
+	opts      Options
+	emit      func(Artifact) error
+	problem   func(error)
+	procs     []inspect.Process
+	byFile    map[uint32][]Ref // files.img id -> fds
+	byPipe    map[uint32][]Ref // pipe id -> fds
+	sockIno   map[uint32][]Ref // socket inode -> fds
+	remaps    *criuimg.RemapTable
+	procFacts []procFacts
+	mounts    map[uint32]string // mount id -> mountpoint (mountpoints-N.img)
 }
 
 func (c *carver) indexRefs(rep *inspect.Report) {
 	c.procs = rep.Processes
+	c.mounts = map[uint32]string{}
+	for _, m := range rep.Mounts {
+		c.mounts[m.MountID] = m.Mountpoint
+	}
 	c.byFile, c.byPipe, c.sockIno = map[uint32][]Ref{}, map[uint32][]Ref{}, map[uint32][]Ref{}
 	for _, p := range rep.Processes {
 		for _, f := range p.Files {
@@ -202,39 +216,72 @@ func (c *carver) send(a Artifact, refs []Ref) error {
 	return c.emit(a)
 }
 
-// process loads pid once (for its exe, mappings and environment).
-func (c *carver) process(pid uint32) *criuimg.Process {
-	if c.loaded == nil {
-		c.loaded = map[uint32]*criuimg.Process{}
+// procFacts is what the file kinds need of a process: its executable and
+// the files it maps (read once; the process is closed at once, so that
+// open pages files do not grow with the processes).
+type procFacts struct {
+	pid      uint32
+	exeID    uint32
+	exePath  string
+	mapped   map[uint32]bool // files.img ids of file mappings
+	pageSize uint64
+}
+
+// facts loads each process once for its procFacts; a process that
+// cannot be loaded is a problem and has none.
+func (c *carver) facts() []procFacts {
+	if c.procFacts != nil {
+		return c.procFacts
 	}
-	if p, ok := c.loaded[pid]; ok {
-		return p
+	c.procFacts = []procFacts{}
+	for _, pid := range c.ck.Pids() {
+		p, err := c.ck.LoadProcess(pid)
+		if err != nil {
+			if p != nil {
+				p.Close()
+			}
+			if !errors.Is(err, criuimg.ErrZombie) {
+				c.problem(err)
+			}
+			continue
+		}
+		f := procFacts{pid: pid, exePath: p.ExePath, mapped: map[uint32]bool{}, pageSize: p.PageSize}
+		if p.MM != nil {
+			f.exeID = p.MM.GetExeFileId()
+		}
+		for _, v := range p.VMAs {
+			if v.FileID != 0 && !v.Anon() {
+				f.mapped[v.FileID] = true
+			}
+		}
+		p.Close()
+		c.procFacts = append(c.procFacts, f)
 	}
+	return c.procFacts
+}
+
+// withProcess loads pid, calls fn with it and closes it; a process that
+// cannot be loaded (a zombie has no memory) is skipped.
+func (c *carver) withProcess(pid uint32, fn func(p *criuimg.Process) error) error {
 	p, err := c.ck.LoadProcess(pid)
-	if err != nil {
-		c.problem(err)
-		p = nil
+	if p != nil {
+		defer p.Close()
 	}
-	c.loaded[pid] = p
-	return p
+	if err != nil {
+		return nil // already a problem of facts()
+	}
+	return fn(p)
 }
 
 // fileRefs are the fds, exes and mappings of files.img id.
 func (c *carver) fileRefs(id uint32) []Ref {
 	refs := append([]Ref(nil), c.byFile[id]...)
-	for _, pid := range c.ck.Pids() {
-		p := c.process(pid)
-		if p == nil || p.MM == nil {
-			continue
+	for _, f := range c.facts() {
+		if f.exeID == id {
+			refs = append(refs, Ref{Pid: f.pid, FD: -1, Use: "exe"})
 		}
-		if p.MM.GetExeFileId() == id {
-			refs = append(refs, Ref{Pid: pid, FD: -1, Use: "exe"})
-		}
-		for _, v := range p.VMAs {
-			if v.FileID == id && !v.Anon() {
-				refs = append(refs, Ref{Pid: pid, FD: -1, Use: "map"})
-				break
-			}
+		if f.mapped[id] {
+			refs = append(refs, Ref{Pid: f.pid, FD: -1, Use: "map"})
 		}
 	}
 	return refs
@@ -317,13 +364,9 @@ func (c *carver) memfdRefs(in criuimg.MemfdInode) []Ref {
 			refs = append(refs, c.fileRefs(fid)...)
 		}
 	}
-	for _, pid := range c.ck.Pids() { // mappings and exes by memfd files no fd holds
-		p := c.process(pid)
-		if p == nil || p.MM == nil {
-			continue
-		}
-		if ino, ok := c.ck.MemfdInodeOf(p.MM.GetExeFileId()); ok && ino == in.InodeID && len(c.byFile[p.MM.GetExeFileId()]) == 0 {
-			refs = append(refs, Ref{Pid: pid, FD: -1, Use: "exe"})
+	for _, f := range c.facts() { // exes by memfd files no fd holds
+		if ino, ok := c.ck.MemfdInodeOf(f.exeID); ok && ino == in.InodeID && len(c.byFile[f.exeID]) == 0 {
+			refs = append(refs, Ref{Pid: f.pid, FD: -1, Use: "exe"})
 		}
 	}
 	sort.SliceStable(refs, func(i, j int) bool { return refs[i].Use == "fd" && refs[j].Use != "fd" })
@@ -365,15 +408,12 @@ func (c *carver) memfds() error {
 func (c *carver) exes() error {
 	var ins []criuimg.MemfdInode
 	var diff map[string]diffMember
-	for _, pid := range c.ck.Pids() {
-		if c.opts.Pid != 0 && pid != c.opts.Pid {
+	for _, f := range c.facts() {
+		pid := f.pid
+		if c.opts.Pid != 0 && pid != c.opts.Pid || f.exeID == 0 {
 			continue
 		}
-		p := c.process(pid)
-		if p == nil || p.MM == nil {
-			continue
-		}
-		id := p.MM.GetExeFileId()
+		id := f.exeID
 		refs := []Ref{{Pid: pid, FD: -1, Use: "exe"}}
 		if r, ok := c.ghostTable().Lookup(id); ok && r.Kind == criuimg.RemapGhost {
 			if err := c.ghostArtifact(KindExe, r, refs); err != nil {
@@ -405,7 +445,7 @@ func (c *carver) exes() error {
 				c.problem(err)
 			}
 		}
-		exe := p.ExePath
+		exe := f.exePath
 		if m, ok := diff[path.Clean("/"+exe)]; ok && exe != "" {
 			if err := c.send(c.diffArtifact(KindExe, m), refs); err != nil {
 				return err
@@ -428,6 +468,12 @@ type diffMember struct {
 // know where each file's bytes lie in the archive).
 func (c *carver) eachDiff(fn func(diffMember) error) error {
 	f := c.opts.RootfsDiff
+	// A gzip-compressed rw layer (containerd writes one) has no member
+	// offsets to read the files at: refused by name, not misread.
+	var magic [2]byte
+	if n, _ := f.ReadAt(magic[:], 0); n == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		return fmt.Errorf("%s: gzip-compressed (containerd's rw layer): its files are not extracted", inspect.RootfsDiffFile)
+	}
 	cr := &countReader{r: io.NewSectionReader(f, 0, f.Size())}
 	i := -1
 	more, err := inspect.WalkRootfsDiff(cr, func(d inspect.DiffEntry) error {
@@ -541,6 +587,15 @@ func (c *carver) tmpfs() error {
 		if err != nil {
 			return err
 		}
+		var id uint32
+		fmt.Sscanf(strings.TrimPrefix(n, "tmpfs-dev-"), "%d", &id)
+		mount, ok := c.mounts[id]
+		if !ok {
+			mount = fmt.Sprintf("/(mount %d)", id)
+		}
+		if err := c.tmpfsFiles(src, n, mount); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -652,27 +707,29 @@ func (c *carver) tcpQueues() error {
 const MaxEnvArea = 64 << 20
 
 func (c *carver) envs() error {
-	for _, pid := range c.ck.Pids() {
+	for _, f := range c.facts() {
+		pid := f.pid
 		if c.opts.Pid != 0 && pid != c.opts.Pid {
 			continue
 		}
-		p := c.process(pid)
-		if p == nil || p.MM == nil || p.Mem == nil {
-			continue
-		}
-		start, end := p.MM.GetMmEnvStart(), p.MM.GetMmEnvEnd()
-		if end <= start {
-			continue
-		}
-		if end-start > MaxEnvArea {
-			c.problem(fmt.Errorf("mm-%d.img: environment area %#x-%#x of %d bytes, more than %d", pid, start, end, end-start, MaxEnvArea))
-			continue
-		}
-		mem := p.Mem
-		err := c.send(Artifact{Kind: KindEnv, Label: "environ", Image: fmt.Sprintf("mm-%d.img + pagemap-%d.img", pid, pid), Size: int64(end - start),
-			Open: func() (io.ReadCloser, error) {
-				return io.NopCloser(io.NewSectionReader(mem, int64(start), int64(end-start))), nil
-			}}, []Ref{{Pid: pid, FD: -1, Use: "env"}})
+		err := c.withProcess(pid, func(p *criuimg.Process) error {
+			if p.MM == nil || p.Mem == nil {
+				return nil
+			}
+			start, end := p.MM.GetMmEnvStart(), p.MM.GetMmEnvEnd()
+			if end <= start {
+				return nil
+			}
+			if end-start > MaxEnvArea {
+				c.problem(fmt.Errorf("mm-%d.img: environment area %#x-%#x of %d bytes, more than %d", pid, start, end, end-start, MaxEnvArea))
+				return nil
+			}
+			mem := p.Mem
+			return c.send(Artifact{Kind: KindEnv, Label: "environ", Image: fmt.Sprintf("mm-%d.img + pagemap-%d.img", pid, pid), Size: int64(end - start),
+				Open: func() (io.ReadCloser, error) {
+					return io.NopCloser(io.NewSectionReader(mem, int64(start), int64(end-start))), nil
+				}}, []Ref{{Pid: pid, FD: -1, Use: "env"}})
+		})
 		if err != nil {
 			return err
 		}
@@ -680,11 +737,42 @@ func (c *carver) envs() error {
 	return nil
 }
 
-// close releases the processes Carve loaded.
-func (c *carver) close() {
-	for _, p := range c.loaded {
-		if p != nil {
-			p.Close()
+// histories: the history of each bash process (comm or executable named
+// bash), recovered from its heap by bashhist, written as a HISTFILE with
+// timestamps ("#SECONDS" lines before each command), oldest first.
+func (c *carver) histories() error {
+	for _, f := range c.facts() {
+		pid := f.pid
+		if c.opts.Pid != 0 && pid != c.opts.Pid {
+			continue
+		}
+		err := c.withProcess(pid, func(p *criuimg.Process) error {
+			if p.Comm != "bash" && path.Base(p.ExePath) != "bash" {
+				return nil
+			}
+			ents, err := bashhist.Recover(p)
+			if err != nil {
+				c.problem(fmt.Errorf("pid %d: %w", pid, err))
+				return nil
+			}
+			if len(ents) == 0 {
+				return nil
+			}
+			var b strings.Builder
+			for _, e := range ents {
+				if e.Time != 0 {
+					fmt.Fprintf(&b, "#%d\n", e.Time)
+				}
+				b.WriteString(e.Line)
+				b.WriteByte('\n')
+			}
+			text := b.String()
+			return c.send(Artifact{Kind: KindHistory, Label: "bash_history", Image: fmt.Sprintf("pagemap-%d.img + pages ([heap])", pid), Size: int64(len(text)),
+				Open: func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(text)), nil }}, []Ref{{Pid: pid, FD: -1, Use: "heap"}})
+		})
+		if err != nil {
+			return err
 		}
 	}
+	return nil
 }

@@ -1,13 +1,17 @@
 package carve_test
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	ghostfile "github.com/checkpoint-restore/go-criu/v8/crit/images/ghost-file"
@@ -99,6 +103,9 @@ func TestIntrusion(t *testing.T) {
 		} `json:"before_vs_after"`
 		Indicators []struct {
 			ID    string `json:"id"`
+			Lines []struct {
+				Line string `json:"line"`
+			} `json:"lines"`
 			Files []struct {
 				Path   string  `json:"path"`
 				Type   string  `json:"type"`
@@ -163,8 +170,8 @@ func TestIntrusion(t *testing.T) {
 		for _, c := range got {
 			if c.a.Kind == carve.KindTCPQueue && c.a.Pid == s.Pid && c.a.FD == s.FD && c.a.Image == s.Image {
 				found = true
-				if string(c.data) != s.Inq {
-					t.Errorf("pid %d fd %d: queue %q, want %q", s.Pid, s.FD, c.data, s.Inq)
+				if string(c.data) != s.Inq || !strings.HasSuffix(c.a.Label, "-inq") {
+					t.Errorf("pid %d fd %d: queue %s %q, want the inq %q", s.Pid, s.FD, c.a.Label, c.data, s.Inq)
 				}
 			}
 		}
@@ -202,6 +209,33 @@ func TestIntrusion(t *testing.T) {
 	}
 	if !env {
 		t.Error("pid 57: no environment with LD_PRELOAD (manifest I07)")
+	}
+	// The shell's history (manifest I12: its seven lines, in order).
+	var hist []string
+	for _, ind := range m.Indicators {
+		if ind.ID == "I12" {
+			for _, l := range ind.Lines {
+				hist = append(hist, l.Line)
+			}
+		}
+	}
+	var hs []carved
+	for _, c := range got {
+		if c.a.Kind == carve.KindHistory {
+			hs = append(hs, c)
+		}
+	}
+	if len(hist) != 7 || len(hs) != 1 || hs[0].a.Pid != 68 {
+		t.Fatalf("manifest: %d history lines; %d history artifacts", len(hist), len(hs))
+	}
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSuffix(string(hs[0].data), "\n"), "\n") {
+		if !strings.HasPrefix(l, "#") {
+			lines = append(lines, l)
+		}
+	}
+	if !slices.Equal(lines, hist) {
+		t.Errorf("history %q, want %q", lines, hist)
 	}
 
 	// --pid 42: only its objects; the hook .so (pid 57's) is left out.
@@ -364,5 +398,93 @@ func TestFileName(t *testing.T) {
 	}
 	if n2 := carve.FileName(carve.Artifact{Kind: carve.KindRootfs, FD: -1, Path: string(long) + "b"}); n2 == n {
 		t.Error("two long names collide")
+	}
+}
+
+// TestExeFromRWLayer: a process whose executable the container added
+// (it is in rootfs-diff.tar) gets an exe artifact with the member's
+// bytes; one whose executable is not there gets none.
+func TestExeFromRWLayer(t *testing.T) {
+	c := imgtest.New(imgtest.X86_64)
+	c.AddProcess(1, 0).SetExe("/usr/local/bin/dropper")
+	c.AddProcess(2, 1).SetExe("/bin/sh")
+	dir := c.WriteTemp(t)
+	var tb bytes.Buffer
+	tw := tar.NewWriter(&tb)
+	for _, f := range []struct{ name, data string }{{"etc/motd", "hi"}, {"usr/local/bin/dropper", "\x7fELF dropper"}} {
+		tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o755, Size: int64(len(f.data)), Typeflag: tar.TypeReg})
+		tw.Write([]byte(f.data))
+	}
+	tw.Close()
+	os.WriteFile(filepath.Join(dir, "rootfs-diff.tar"), tb.Bytes(), 0o600)
+	src := imgtest.DirSource(t, dir)
+	diff, err := src.Open("rootfs-diff.tar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer diff.Close()
+	ck := imgtest.OpenDir(t, dir)
+	got, probs := carveAll(t, ck, carve.Options{RootfsDiff: diff, Kinds: []carve.Kind{carve.KindExe}})
+	if len(probs) != 0 || len(got) != 1 || got[0].a.Pid != 1 || string(got[0].data) != "\x7fELF dropper" || got[0].a.Image != "rootfs-diff.tar" {
+		t.Errorf("exes %+v %v", got, probs)
+	}
+}
+
+// TestTmpfsFiles: each regular file of a tmpfs archive image is an
+// artifact (the archive itself one more); a member claiming more than
+// MaxTmpfsBytes is refused with ErrTmpfsLimit naming the image, after the
+// members before it.
+func TestTmpfsFiles(t *testing.T) {
+	c := imgtest.New(imgtest.X86_64)
+	c.AddProcess(1, 0)
+	dir := c.WriteTemp(t)
+	var tb bytes.Buffer
+	tw := tar.NewWriter(&tb)
+	tw.WriteHeader(&tar.Header{Name: "./", Typeflag: tar.TypeDir, Mode: 0o1777})
+	for _, f := range []struct{ name, data string }{{"./pulse-shm-1", "shared secret"}, {"./../../x", "up"}} {
+		tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o600, Size: int64(len(f.data)), Typeflag: tar.TypeReg})
+		tw.Write([]byte(f.data))
+	}
+	tw.Flush()
+	tw.WriteHeader(&tar.Header{Name: "./bomb", Mode: 0o600, Size: carve.MaxTmpfsBytes + 1, Typeflag: tar.TypeReg})
+	tw.Flush() // the header only: its bytes are never there
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(tb.Bytes())
+	zw.Close()
+	os.WriteFile(filepath.Join(dir, "tmpfs-dev-7.tar.gz.img"), gz.Bytes(), 0o600)
+	got, probs := carveAll(t, imgtest.OpenDir(t, dir), carve.Options{Kinds: []carve.Kind{carve.KindTmpfs}})
+	var files []string
+	for _, g := range got {
+		if g.a.Path != "" {
+			files = append(files, g.a.Path+"="+string(g.data))
+		}
+	}
+	if len(got) != 3 || !slices.Equal(files, []string{"/(mount 7)/pulse-shm-1=shared secret", "/(mount 7)/x=up"}) {
+		t.Errorf("tmpfs artifacts %q (%d)", files, len(got))
+	}
+	if len(probs) != 1 || !errors.Is(probs[0], carve.ErrTmpfsLimit) || !strings.Contains(probs[0].Error(), "tmpfs-dev-7.tar.gz.img") {
+		t.Errorf("problems %v", probs)
+	}
+	// A second Open of a member decompresses the archive again.
+	err := carve.Carve(imgtest.OpenDir(t, dir), carve.Options{Kinds: []carve.Kind{carve.KindTmpfs}}, func(a carve.Artifact) error {
+		if a.Path == "" {
+			return nil
+		}
+		for range 2 {
+			r, err := a.Open()
+			if err != nil {
+				return err
+			}
+			b, _ := io.ReadAll(r)
+			r.Close()
+			if int64(len(b)) != a.Size || (a.Path == "/(mount 7)/x" && string(b) != "up") {
+				t.Errorf("%s: %q", a.Path, b)
+			}
+		}
+		return nil
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -2,47 +2,43 @@ package ckptdiff
 
 import (
 	"fmt"
-	"strings"
-
-	"github.com/checkpoint-restore/go-criu/v8/crit/images/creds"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
 )
 
-// credsOf returns the credentials of p's main thread (thread_core.creds of
-// core-<pid>.img), nil if unknown.
-func credsOf(p *criuimg.Process) *creds.CredsEntry {
-	if p == nil || p.Task == nil {
-		return nil
+// credsOf returns the credentials of p's main thread (criuimg.ThreadCreds
+// of core-<pid>.img), nil if unknown; the error says why.
+func credsOf(p *criuimg.Process) (*criuimg.Creds, error) {
+	if p == nil || len(p.Threads) == 0 || p.Threads[0].Tid != p.Pid {
+		return nil, nil
 	}
-	return p.Task.GetThreadCore().GetCreds()
+	c, err := criuimg.ThreadCreds(&p.Threads[0])
+	if err != nil {
+		return nil, err
+	}
+	return &c, nil
 }
 
 // credFields are the credentials compared, as Field names.
 var credFields = []struct {
 	name string
-	get  func(*creds.CredsEntry) string
+	get  func(*criuimg.Creds) string
 }{
-	{"uid", func(c *creds.CredsEntry) string { return fmt.Sprint(c.GetUid()) }},
-	{"gid", func(c *creds.CredsEntry) string { return fmt.Sprint(c.GetGid()) }},
-	{"euid", func(c *creds.CredsEntry) string { return fmt.Sprint(c.GetEuid()) }},
-	{"egid", func(c *creds.CredsEntry) string { return fmt.Sprint(c.GetEgid()) }},
-	{"suid", func(c *creds.CredsEntry) string { return fmt.Sprint(c.GetSuid()) }},
-	{"sgid", func(c *creds.CredsEntry) string { return fmt.Sprint(c.GetSgid()) }},
-	{"fsuid", func(c *creds.CredsEntry) string { return fmt.Sprint(c.GetFsuid()) }},
-	{"fsgid", func(c *creds.CredsEntry) string { return fmt.Sprint(c.GetFsgid()) }},
-	{"groups", func(c *creds.CredsEntry) string { return words(c.GetGroups(), "%d") }},
-	{"cap_eff", func(c *creds.CredsEntry) string { return words(c.GetCapEff(), "%#x") }},
-	{"cap_prm", func(c *creds.CredsEntry) string { return words(c.GetCapPrm(), "%#x") }},
-	{"cap_bnd", func(c *creds.CredsEntry) string { return words(c.GetCapBnd(), "%#x") }},
-	{"no_new_privs", func(c *creds.CredsEntry) string { return fmt.Sprint(c.GetNoNewPrivs()) }},
-	{"lsm_profile", func(c *creds.CredsEntry) string { return c.GetLsmProfile() }},
-}
-
-func words(v []uint32, format string) string {
-	s := make([]string, len(v))
-	for i, x := range v {
-		s[i] = fmt.Sprintf(format, x)
-	}
-	return strings.Join(s, " ")
+	{"uid", func(c *criuimg.Creds) string { return fmt.Sprint(c.UID) }},
+	{"gid", func(c *criuimg.Creds) string { return fmt.Sprint(c.GID) }},
+	{"euid", func(c *criuimg.Creds) string { return fmt.Sprint(c.EUID) }},
+	{"egid", func(c *criuimg.Creds) string { return fmt.Sprint(c.EGID) }},
+	{"suid", func(c *criuimg.Creds) string { return fmt.Sprint(c.SUID) }},
+	{"sgid", func(c *criuimg.Creds) string { return fmt.Sprint(c.SGID) }},
+	{"fsuid", func(c *criuimg.Creds) string { return fmt.Sprint(c.FSUID) }},
+	{"fsgid", func(c *criuimg.Creds) string { return fmt.Sprint(c.FSGID) }},
+	{"cap_eff", func(c *criuimg.Creds) string { return fmt.Sprintf("%#x", c.Effective) }},
+	{"cap_prm", func(c *criuimg.Creds) string { return fmt.Sprintf("%#x", c.Permitted) }},
+	{"cap_inh", func(c *criuimg.Creds) string { return fmt.Sprintf("%#x", c.Inheritable) }},
+	{"cap_bnd", func(c *criuimg.Creds) string { return fmt.Sprintf("%#x", c.Bounding) }},
+	{"cap_amb", func(c *criuimg.Creds) string { return fmt.Sprintf("%#x", c.Ambient) }},
+	{"secbits", func(c *criuimg.Creds) string { return fmt.Sprintf("%#x", c.Secbits) }},
+	{"no_new_privs", func(c *criuimg.Creds) string { return fmt.Sprint(c.NoNewPrivs) }},
+	{"lsm_profile", func(c *criuimg.Creds) string { return c.LSMProfile }},
+	{"seccomp", func(c *criuimg.Creds) string { return fmt.Sprint(c.Seccomp) }},
 }

@@ -493,7 +493,14 @@ func (r *Result) diffProcess(a, b *Checkpoint, pr pair, mc *memComparer) Process
 	if procB != nil {
 		defer procB.Close()
 	}
-	ca, cb := credsOf(procA), credsOf(procB)
+	ca, errA := credsOf(procA)
+	cb, errB := credsOf(procB)
+	if errA != nil {
+		d.Warnings = append(d.Warnings, fmt.Sprintf("A: credentials: %v", errA))
+	}
+	if errB != nil {
+		d.Warnings = append(d.Warnings, fmt.Sprintf("B: credentials: %v", errB))
+	}
 	for _, f := range credFields {
 		if ca != nil && cb != nil {
 			add(f.name, f.get(ca), f.get(cb))

@@ -70,7 +70,7 @@ func build(t *testing.T, s shape) *Checkpoint {
 		CapInh: []uint32{0, 0}, CapPrm: []uint32{0, 0}, CapEff: []uint32{0, 0}, CapBnd: []uint32{0xffffffff, 0x1ff}, Secbits: proto.Uint32(0),
 	}
 	dir := c.WriteTemp(t)
-	ck, err := inspect.Open(imgtest.DirSource(t, dir))
+	ck, err := criuimg.SalvageOpen(imgtest.DirSource(t, dir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +258,7 @@ func TestDiffSynthetic(t *testing.T) {
 	const size, every = 64 * synth.PageSize, 5
 	load := func(s *synth.Shape) *Checkpoint {
 		dir := s.WriteTemp(t)
-		ck, err := inspect.Open(imgtest.DirSource(t, dir))
+		ck, err := criuimg.SalvageOpen(imgtest.DirSource(t, dir))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -321,7 +321,7 @@ func TestDiffDamaged(t *testing.T) {
 	if err := os.Truncate(names[0], 100); err != nil {
 		t.Fatal(err)
 	}
-	ck, err := inspect.Open(imgtest.DirSource(t, dir))
+	ck, err := criuimg.SalvageOpen(imgtest.DirSource(t, dir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -355,7 +355,7 @@ func TestDiffSameDamaged(t *testing.T) {
 	p.Auxv = nil // no AT_PAGESZ: no memory view
 	dir := c.WriteTemp(t)
 	load := func() *Checkpoint {
-		ck, err := inspect.Open(imgtest.DirSource(t, dir))
+		ck, err := criuimg.SalvageOpen(imgtest.DirSource(t, dir))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -80,6 +80,16 @@ func Inspect(ck *criuimg.Checkpoint, opts Options) (*Report, error) {
 			}
 		}
 	}
+	readFile := func(name string) ([]byte, bool, error) {
+		b, err := readMeta(opts.Meta, name)
+		return b, b != nil, err
+	}
+	if rep.Container == nil && opts.Meta != nil {
+		// containerd's status.dump alone names the container.
+		if _, err := fs.Stat(opts.Meta, StatusDumpFile); err == nil {
+			rep.Container = &Container{Engine: "containerd"}
+		}
+	}
 	if b := meta(StatsDumpFile); b != nil {
 		ds, _, err := ParseStats(StatsDumpFile, b)
 		if err != nil {
@@ -108,6 +118,24 @@ func Inspect(ck *criuimg.Checkpoint, opts Options) (*Report, error) {
 		} else if !errors.Is(err, fs.ErrNotExist) {
 			warn("%s: %v", RootfsDiffFile, err)
 		}
+	}
+
+	addEngineFiles(rep, rep.Container, opts.Meta, readFile, warn)
+	uts, err := loadUTS(ck.Src)
+	if err != nil {
+		warn("UTS namespace: %v", err)
+	}
+	rep.UTS = uts
+	diffSize := int64(-1)
+	if opts.Meta != nil {
+		if st, err := fs.Stat(opts.Meta, RootfsDiffFile); err == nil {
+			diffSize = st.Size()
+		}
+	}
+	if sz, err := checkpointSizes(ck.Src, diffSize); err != nil {
+		warn("sizes: %v", err)
+	} else {
+		rep.Sizes = sz
 	}
 
 	files, err := loadFiles(ck.Src)

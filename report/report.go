@@ -45,6 +45,7 @@ type Finding struct {
 type Artifact struct {
 	Name   string
 	Kind   string
+	Pid    uint32 // the first process holding it; 0 if none
 	Size   int64
 	SHA256 string
 	Source string // the image entry it was carved from

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ckpt2core/ckpt2core/archive"
 	"github.com/ckpt2core/ckpt2core/ckptdiff"
+	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/inspect"
 )
 
@@ -119,7 +120,7 @@ func openDiffSide(stop *stopper, path string, aopts *archive.Options) (*ckptdiff
 	if err != nil {
 		return nil, nil, err
 	}
-	ck, err := inspect.Open(src)
+	ck, err := criuimg.SalvageOpen(src)
 	if err != nil {
 		closeSrc()
 		return nil, nil, err

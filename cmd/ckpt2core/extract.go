@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
 
 	"github.com/ckpt2core/ckpt2core/carve"
 	"github.com/ckpt2core/ckpt2core/criuimg"
@@ -36,11 +37,14 @@ Kinds (all when none is given):
              or a file of the container's rw layer
   rootfs     the files the container added (rootfs-diff.tar)
   tmpfs      CRIU's archives of tmpfs mounts (tmpfs-dev-N.tar.gz.img, as is)
+             and each regular file in them
   pipe fifo  pipe and FIFO buffers (pipes-data.img, fifo-data.img)
   tty        unread pty input (tty-data.img)
   sk-queue   packets queued on unix and packet sockets (sk-queues.img)
   tcp-queue  TCP receive and send queues (tcp-stream-N.img)
   env        each process's environment area (NUL-separated)
+  history    each bash's command history, recovered from its heap
+             (HISTFILE format: "#SECONDS" before each line)
 
 Flags:
 %s
@@ -138,12 +142,13 @@ func runExtract(stop *stopper, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "ckpt2core extract: %s\n", safe(err.Error()))
 		}
 	}
-	dir, err := openOutputDir(*out)
+	dir, dirf, err := openOutputDir(*out)
 	if err != nil {
 		return fail(err)
 	}
 	defer dir.Close()
-	w := &extractWriter{root: dir, taken: map[string]bool{}, stop: stop}
+	defer dirf.Close()
+	w := &extractWriter{root: dir, dir: dirf, taken: map[string]bool{}, stop: stop}
 	problems := 0
 	var manifest []manifestEntry
 	err = carve.Carve(ck, opts, func(a carve.Artifact) error {
@@ -190,23 +195,41 @@ func runExtract(stop *stopper, args []string, stdout, stderr io.Writer) int {
 }
 
 // openOutputDir opens (creating it 0700 if missing) the directory dir, as
-// an os.Root: no name below it can leave it. dir itself must be a real
-// directory, not a symlink.
-func openOutputDir(dir string) (*os.Root, error) {
+// an os.Root (no name below it can leave it) and as a directory file (for
+// anonymous files, O_TMPFILE). dir itself must be a real directory, not a
+// symlink.
+func openOutputDir(dir string) (*os.Root, *os.File, error) {
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-		return nil, err
+		return nil, nil, err
 	}
 	st, err := os.Lstat(dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if st.Mode()&fs.ModeSymlink != 0 {
-		return nil, fmt.Errorf("%s: %w", dir, errOutputSymlink)
+		return nil, nil, fmt.Errorf("%s: %w", dir, errOutputSymlink)
 	}
 	if !st.IsDir() {
-		return nil, fmt.Errorf("%s: not a directory", dir)
+		return nil, nil, fmt.Errorf("%s: not a directory", dir)
 	}
-	return os.OpenRoot(dir)
+	r, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	d, err := os.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		r.Close()
+		return nil, nil, err
+	}
+	// dir could have been swapped for a symlink since the Lstat.
+	rst, err1 := r.Stat(".")
+	dst, err2 := d.Stat()
+	if err1 != nil || err2 != nil || !os.SameFile(st, rst) || !os.SameFile(st, dst) {
+		r.Close()
+		d.Close()
+		return nil, nil, fmt.Errorf("%s: %w", dir, errOutputSymlink)
+	}
+	return r, d, nil
 }
 
 var errOutputSymlink = errors.New("the output directory is a symbolic link")
@@ -214,16 +237,18 @@ var errOutputSymlink = errors.New("the output directory is a symbolic link")
 // extractWriter writes artifacts into an output directory.
 type extractWriter struct {
 	root  *os.Root
+	dir   *os.File // the same directory, for O_TMPFILE and linkat
 	taken map[string]bool
 	stop  *stopper
 	seq   int
 }
 
 // write writes a into a new file of the directory and returns its
-// manifest entry. The file is written under a temporary name (created
-// O_EXCL: never through an existing file or link), then hard-linked to its
-// final name (which fails rather than replaces when the name exists) and
-// the temporary name removed; a stop signal removes the temporary file.
+// manifest entry. The file is written as an anonymous file (O_TMPFILE:
+// nothing is left even after SIGKILL) or, where the filesystem has none,
+// under a temporary name (created O_EXCL: never through an existing file
+// or link, removed on a stop signal); it is then hard-linked to its final
+// name, which fails rather than replaces when the name exists.
 func (w *extractWriter) write(a carve.Artifact) (manifestEntry, error) {
 	e := manifestEntry{Kind: a.Kind, Pid: a.Pid, FD: a.FD, Refs: a.Refs, Original: a.Path, Label: a.Label, Image: a.Image, Entry: a.Entry, Size: a.Size}
 	if e.Refs == nil {
@@ -237,35 +262,79 @@ func (w *extractWriter) write(a carve.Artifact) (manifestEntry, error) {
 		return e, err
 	}
 	defer r.Close()
-	tmp, f, err := w.tempFile()
+	f, tmp, err := w.create()
 	if err != nil {
 		return e, &writeError{err}
 	}
-	release := w.stop.onStop(func() { w.root.Remove(tmp) })
-	defer release()
-	defer w.root.Remove(tmp)
+	if tmp != "" {
+		release := w.stop.onStop(func() { w.root.Remove(tmp) })
+		defer release()
+		defer w.root.Remove(tmp)
+	}
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(r, a.Size+1))
+	n, err := io.Copy(io.MultiWriter(&fileWriter{f}, h), io.LimitReader(r, a.Size+1))
+	if err == nil && n != a.Size {
+		err = fmt.Errorf("%d bytes read, %d expected", n, a.Size)
+	}
+	var name string
+	if err == nil && tmp == "" {
+		if name, err = w.linkAnon(f, carve.FileName(a)); err != nil {
+			err = &writeError{err}
+		}
+	}
 	if cerr := f.Close(); err == nil && cerr != nil {
 		err = &writeError{cerr}
 	}
-	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) && pe.Path == tmp {
+	if err == nil && tmp != "" {
+		if name, err = w.link(tmp, carve.FileName(a)); err != nil {
 			err = &writeError{err}
 		}
+	}
+	if err != nil {
 		return e, err
 	}
-	if n != a.Size {
-		return e, fmt.Errorf("%d bytes read, %d expected", n, a.Size)
-	}
 	e.SHA256 = hex.EncodeToString(h.Sum(nil))
-	name, err := w.link(tmp, carve.FileName(a))
-	if err != nil {
-		return e, &writeError{err}
-	}
 	e.Path = name
 	return e, nil
+}
+
+// fileWriter marks the errors of writing the output as writeErrors (the
+// checkpoint's read errors stay problems of one artifact).
+type fileWriter struct{ f *os.File }
+
+func (w *fileWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	if err != nil {
+		err = &writeError{err}
+	}
+	return n, err
+}
+
+// create returns a new anonymous file in the directory (tmp "") or, where
+// O_TMPFILE is not supported, a new file with a temporary name.
+func (w *extractWriter) create() (f *os.File, tmp string, err error) {
+	fd, err := unix.Openat(int(w.dir.Fd()), ".", unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
+	if err == nil {
+		return os.NewFile(uintptr(fd), "(anonymous output file)"), "", nil
+	}
+	tmp, f, err = w.tempFile()
+	return f, tmp, err
+}
+
+// linkAnon gives the anonymous file f the name base, or base-2, base-3...
+// when taken (linkat never replaces a name, nor follows a symlink there).
+func (w *extractWriter) linkAnon(f *os.File, base string) (string, error) {
+	return w.freeName(base, func(name string) error {
+		err := unix.Linkat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", f.Fd()), int(w.dir.Fd()), name, unix.AT_SYMLINK_FOLLOW)
+		if errors.Is(err, syscall.ENOENT) {
+			// No /proc: AT_EMPTY_PATH (needs CAP_DAC_READ_SEARCH).
+			err = unix.Linkat(int(f.Fd()), "", int(w.dir.Fd()), name, unix.AT_EMPTY_PATH)
+		}
+		if errors.Is(err, syscall.EEXIST) {
+			return fs.ErrExist
+		}
+		return err
+	})
 }
 
 func (w *extractWriter) tempFile() (string, *os.File, error) {
@@ -283,6 +352,15 @@ func (w *extractWriter) tempFile() (string, *os.File, error) {
 
 // link gives tmp the name base, or base-2, base-3... when taken.
 func (w *extractWriter) link(tmp, base string) (string, error) {
+	return w.freeName(base, func(name string) error { return w.root.Link(tmp, name) })
+}
+
+// freeName calls link with base, then base-2, base-3... until it does not
+// fail with fs.ErrExist, and returns the name linked.
+func (w *extractWriter) freeName(base string, link func(name string) error) (string, error) {
+	if strings.ContainsAny(base, "/\x00") || base == "." || base == ".." {
+		return "", fmt.Errorf("%q: not a file name", base)
+	}
 	for i := 1; i < 10000; i++ {
 		name := base
 		if i > 1 {
@@ -291,7 +369,7 @@ func (w *extractWriter) link(tmp, base string) (string, error) {
 		if w.taken[name] || name == "manifest.json" || strings.HasPrefix(name, ".ckpt2core-tmp-") {
 			continue
 		}
-		err := w.root.Link(tmp, name)
+		err := link(name)
 		if errors.Is(err, fs.ErrExist) {
 			w.taken[name] = true
 			continue

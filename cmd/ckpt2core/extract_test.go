@@ -9,6 +9,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	ghostfile "github.com/checkpoint-restore/go-criu/v8/crit/images/ghost-file"
+	remapfile "github.com/checkpoint-restore/go-criu/v8/crit/images/remap-file-path"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/ckpt2core/ckpt2core/criuimg"
+	"github.com/ckpt2core/ckpt2core/criuimg/imgtest"
 )
 
 func readExtractManifest(t *testing.T, dir string) []manifestEntry {
@@ -123,5 +130,36 @@ func TestCat(t *testing.T) {
 	stdout.Reset()
 	if st := run([]string{"cat", intrusionAfter, "/etc/nope"}, &stdout, &stderr); st != exitFailed || stdout.Len() != 0 {
 		t.Errorf("missing file: status %d, %d bytes", st, stdout.Len())
+	}
+}
+
+// TestExtractHostileGhost: a ghost file claiming 1 PiB (three bytes
+// stored) is refused, named on stderr with its image, and the rest is
+// still extracted: exit status 3.
+func TestExtractHostileGhost(t *testing.T) {
+	c := imgtest.New(imgtest.X86_64)
+	p := c.AddProcess(1, 0)
+	p.SetArgsEnv([]string{"sh"}, []string{"A=1"})
+	id := c.AddFile("/tmp/x")
+	dir := c.WriteTemp(t)
+	if err := imgtest.WriteImage(filepath.Join(dir, "remap-fpath.img"), criuimg.MagicRemapFpath,
+		&remapfile.RemapFilePathEntry{OrigId: proto.Uint32(id), RemapId: proto.Uint32(1), RemapType: remapfile.RemapType_GHOST.Enum()}); err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	b.Write(imgtest.Header(criuimg.MagicGhostFile))
+	imgtest.AppendEntry(&b, &ghostfile.GhostFileEntry{Uid: proto.Uint32(0), Gid: proto.Uint32(0), Mode: proto.Uint32(0o100644), Chunks: proto.Bool(true), Size: proto.Uint64(1 << 50)})
+	imgtest.AppendEntry(&b, &ghostfile.GhostChunkEntry{Off: proto.Uint64(0), Len: proto.Uint64(3)})
+	b.WriteString("abc")
+	os.WriteFile(filepath.Join(dir, "ghost-file-1.img"), b.Bytes(), 0o600)
+	out := filepath.Join(t.TempDir(), "o")
+	var stdout, stderr bytes.Buffer
+	st := run([]string{"extract", dir, "-o", out}, &stdout, &stderr)
+	if st != exitPartial || !strings.Contains(stderr.String(), "ghost-file-1.img") {
+		t.Errorf("status %d: %s", st, stderr.String())
+	}
+	m := readExtractManifest(t, out)
+	if len(m) != 1 || m[0].Kind != "env" {
+		t.Errorf("manifest %+v, want the environment only", m)
 	}
 }

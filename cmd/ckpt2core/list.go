@@ -52,7 +52,7 @@ func summarize(stop *stopper, path string, aopts *archive.Options) (checkpointRo
 		return row, err
 	}
 	defer closeSrc()
-	ck, err := inspect.Open(src) // inventory.img and pstree.img: a checkpoint
+	ck, err := criuimg.SalvageOpen(src) // inventory.img and pstree.img: a checkpoint
 	if err != nil {
 		return row, err
 	}

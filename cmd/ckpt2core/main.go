@@ -29,6 +29,7 @@ Usage:
                                                    ('convert' may be left out)
   ckpt2core inspect [flags] CHECKPOINT             container, processes, threads, syscalls, files
   ckpt2core grep [flags] PATTERN CHECKPOINT        search the processes' memory
+  ckpt2core triage [flags] CHECKPOINT              findings: what is suspicious, with evidence
   ckpt2core report [flags] CHECKPOINT -o FILE      one HTML file: tree, memory maps, threads, files
   ckpt2core diff [flags] A B                       what changed between two checkpoints
   ckpt2core extract CHECKPOINT -o DIR [KIND...]    recover ghost files, memfds, queues... ('cat CHECKPOINT PATH': one rw-layer file)
@@ -111,6 +112,8 @@ func runWith(stop *stopper, args []string, stdout, stderr io.Writer) int {
 			return runInspect(stop, args[1:], stdout, stderr)
 		case "diff":
 			return runDiff(stop, args[1:], stdout, stderr)
+		case "triage":
+			return runTriage(stop, args[1:], stdout, stderr)
 		case "list":
 			return runList(stop, args[1:], stdout, stderr)
 		case "grep":

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -11,7 +13,9 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ckpt2core/ckpt2core/archive"
+	"github.com/ckpt2core/ckpt2core/carve"
 	"github.com/ckpt2core/ckpt2core/ckptdiff"
+	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/inspect"
 	"github.com/ckpt2core/ckpt2core/memsearch"
 	"github.com/ckpt2core/ckpt2core/report"
@@ -62,6 +66,7 @@ func runReport(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	marks := fs.StringArray("mark", nil, "place the hits of this literal PATTERN on the memory maps (repeatable)")
 	hexMarks := fs.StringArray("mark-hex", nil, "place the hits of these hex bytes on the memory maps (repeatable)")
 	env := fs.Bool("env", false, "include each process's environment")
+	artifacts := fs.Bool("artifacts", true, "list what 'extract' recovers (ghost files, memfds, rw layer, buffers, queues) with its SHA-256")
 	aopts := archiveFlags(fs)
 	help := func(w io.Writer) { fmt.Fprintf(w, reportUsage, fs.FlagUsages()) }
 	if status, ok := parseFlags(fs, "report", args, help, stdout, stderr, exitUsage); !ok {
@@ -105,7 +110,7 @@ func runReport(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	defer closeSrc()
-	ck, err := inspect.Open(src)
+	ck, err := criuimg.SalvageOpen(src)
 	if err != nil {
 		fmt.Fprintf(stderr, "ckpt2core report: %s\n", safe(err.Error()))
 		return exitFailed
@@ -125,6 +130,9 @@ func runReport(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		} else if !errors.Is(err, iofs.ErrNotExist) {
 			rep.Warnings = append(rep.Warnings, fmt.Sprintf("deleted.files: %v", err))
 		}
+	}
+	if *artifacts {
+		opts.Artifacts = reportArtifacts(src, ck, stderr)
 	}
 	doc := report.Build(ck, rep, opts)
 	return writeReport(*out, doc.Write, processes(len(doc.Views)), stderr)
@@ -175,4 +183,44 @@ func processes(n int) string {
 		return "1 process"
 	}
 	return fmt.Sprintf("%d processes", n)
+}
+
+// reportArtifacts lists what carve recovers from ck, each hashed as it
+// streams by (nothing is written). A problem is said on stderr and the
+// other artifacts are still listed.
+func reportArtifacts(src criuimg.Source, ck *criuimg.Checkpoint, stderr io.Writer) []report.Artifact {
+	var opts carve.Options
+	if cs, ok := src.(*checkpointSource); ok {
+		if f, err := cs.ck.RootfsDiff(); err == nil {
+			defer f.Close()
+			opts.RootfsDiff = f
+		}
+	}
+	var out []report.Artifact
+	problem := func(err error) { fmt.Fprintf(stderr, "ckpt2core report: artifacts: %s\n", safe(err.Error())) }
+	err := carve.Carve(ck, opts, func(a carve.Artifact) error {
+		rc, err := a.Open()
+		if err != nil {
+			problem(fmt.Errorf("%s %s entry %d: %w", a.Kind, a.Image, a.Entry, err))
+			return nil
+		}
+		defer rc.Close()
+		h := sha256.New()
+		n, err := io.Copy(h, rc)
+		if err != nil {
+			problem(fmt.Errorf("%s %s entry %d: %w", a.Kind, a.Image, a.Entry, err))
+			return nil
+		}
+		name := a.Path
+		if name == "" {
+			name = a.Label
+		}
+		out = append(out, report.Artifact{Name: name, Kind: string(a.Kind), Pid: a.Pid, Size: n,
+			SHA256: hex.EncodeToString(h.Sum(nil)), Source: fmt.Sprintf("%s entry %d", a.Image, a.Entry)})
+		return nil
+	}, problem)
+	if err != nil {
+		problem(err)
+	}
+	return out
 }

@@ -44,11 +44,12 @@ func chromium(t *testing.T) string {
 
 // pageFacts is what the browser saw of a report.
 type pageFacts struct {
-	Ready    string `json:"ready"`
-	Title    string `json:"title"`
-	Scripts  int    `json:"scripts"`
-	Links    []string
-	Sections []struct {
+	Ready     string `json:"ready"`
+	Title     string `json:"title"`
+	Scripts   int    `json:"scripts"`
+	Links     []string
+	Artifacts []string
+	Sections  []struct {
 		ID      string   `json:"id"`
 		Maps    int      `json:"maps"`
 		Rects   int      `json:"rects"`
@@ -70,6 +71,7 @@ const factsJS = `(() => {
     ready: document.documentElement.getAttribute('data-ready') || '',
     title: document.title,
     scripts: document.scripts.length,
+    Artifacts: [...document.querySelectorAll('#findings tr')].map(tr => tr.textContent),
     Links: [...document.querySelectorAll('#tree a, #processes ul.tree a')].map(a => a.getAttribute('href')),
     sections: secs.map(d => {
       const svg = d.querySelector('svg.map');
@@ -226,6 +228,10 @@ func TestReportInBrowser(t *testing.T) {
 				} `json:"gone"`
 			} `json:"processes"`
 		} `json:"before_vs_after"`
+		Delivered map[string]struct {
+			Path   string `json:"path_in_container"`
+			SHA256 string `json:"sha256"`
+		} `json:"delivered_files"`
 		Hits map[string][]struct {
 			Where string `json:"where"`
 			Pid   uint32 `json:"pid"`
@@ -276,6 +282,15 @@ func TestReportInBrowser(t *testing.T) {
 		}
 		if n < 10 {
 			t.Errorf("only %d hits in the manifest", n)
+		}
+		// Every file the attacker delivered is listed with its hash.
+		for name, d := range man.Delivered {
+			if !slices.ContainsFunc(f.Artifacts, func(row string) bool { return strings.Contains(row, d.SHA256) }) {
+				t.Errorf("delivered %s (%s, sha256 %s) not among the artifacts", name, d.Path, d.SHA256)
+			}
+		}
+		if len(man.Delivered) < 4 {
+			t.Errorf("%d delivered files in the manifest", len(man.Delivered))
 		}
 		t.Logf("after: %d sections, loaded in %v, screenshot %s", len(f.Sections), f.Elapsed, filepath.Join(dir, "after.png"))
 	})
