@@ -425,6 +425,23 @@ func (l *loader) vma(p *Process, v *vmaimg.VmaEntry, mmName string) (VMA, error)
 			return vma, err
 		}
 		vma.Path, vma.Shmem = name, uint64(shmid)
+	case st&VMAAreaSysVIPC != 0:
+		// A SysV shared memory attachment: CRIU records the segment id
+		// (the inode of its shm file) as shmid, the pages in the shmem
+		// pagemap of that id; the kernel names it by the segment's key.
+		segs, err := l.c.SysVSegments()
+		seg, ok := segs[uint32(v.GetShmid())]
+		switch {
+		case ok:
+			vma.Path = SysVPath(seg.Key)
+		case err != nil:
+			p.Warnings = append(p.Warnings, fmt.Sprintf("%s: vma [%#x-%#x): SysV segment %d: %v; its key is unknown", mmName, vma.Start, vma.End, v.GetShmid(), err))
+			vma.Path = SysVPath(0)
+		default:
+			p.Warnings = append(p.Warnings, fmt.Sprintf("%s: vma [%#x-%#x): SysV segment %d is not in any ipcns-shm image; its key is unknown", mmName, vma.Start, vma.End, v.GetShmid()))
+			vma.Path = SysVPath(0)
+		}
+		vma.Shmem = v.GetShmid()
 	case st&VMAAnonShared != 0:
 		vma.Path, vma.Shmem = "/dev/zero (deleted)", v.GetShmid()
 	case st&(VMAFilePrivate|VMAFileShared) != 0:

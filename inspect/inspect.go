@@ -383,7 +383,9 @@ func memoryKind(v *criuimg.VMA, stack bool) string {
 		return KindHeap
 	case v.Status&criuimg.VMAAreaStack != 0 || v.Flags&mapGrowsdown != 0 || stack:
 		return KindStack
-	case v.Shmem != 0 || v.Status&(criuimg.VMAAnonShared|criuimg.VMAAreaSysVIPC|criuimg.VMAAreaMemfd) != 0:
+	case v.Status&criuimg.VMAAreaSysVIPC != 0:
+		return KindSysV
+	case v.Shmem != 0 || v.Status&(criuimg.VMAAnonShared|criuimg.VMAAreaMemfd) != 0:
 		return KindShared
 	case v.Path != "":
 		return KindFile
@@ -399,7 +401,7 @@ const mapShared = 0x01
 // memory view (no page size) every byte of the mappings but the kernel's
 // special ones is counted unreadable.
 func memorySummary(p *criuimg.Process, sps []uint64) (*MemorySummary, error) {
-	order := []string{KindFile, KindAnon, KindHeap, KindStack, KindShared, KindSpecial}
+	order := []string{KindFile, KindAnon, KindHeap, KindStack, KindShared, KindSysV, KindSpecial}
 	kinds := map[string]*MemKind{}
 	for _, k := range order {
 		kinds[k] = &MemKind{Kind: k}
