@@ -385,7 +385,7 @@ func memoryKind(v *criuimg.VMA, stack bool) string {
 		return KindStack
 	case v.Status&criuimg.VMAAreaSysVIPC != 0:
 		return KindSysV
-	case v.Shmem != 0 || v.Status&(criuimg.VMAAnonShared|criuimg.VMAAreaMemfd) != 0:
+	case v.HasShmem || v.Status&(criuimg.VMAAnonShared|criuimg.VMAAreaMemfd) != 0:
 		return KindShared
 	case v.Path != "":
 		return KindFile
@@ -415,12 +415,12 @@ func memorySummary(p *criuimg.Process, sps []uint64) (*MemorySummary, error) {
 		for _, sp := range sps {
 			stack = stack || (v.Start <= sp && sp < v.End)
 		}
-		k := kinds[memoryKind(v, stack && v.Path == "" && v.Shmem == 0)]
+		k := kinds[memoryKind(v, stack && v.Path == "" && !v.HasShmem)]
 		size := v.End - v.Start
 		k.VMAs++
 		k.Bytes += size
 		m.MappedBytes += size
-		if v.Flags&mapShared != 0 || v.Shmem != 0 {
+		if v.Flags&mapShared != 0 || v.HasShmem {
 			m.SharedBytes += size
 		}
 		if p.Mem == nil {
