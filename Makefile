@@ -7,8 +7,12 @@ FUZZMINTIME ?= 100x
 build:
 	$(GO) build -o bin/ckpt2core ./cmd/ckpt2core
 
-test:
+vet:
 	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt -l:"; echo "$$out"; exit 1; fi
+
+test: vet
 	$(GO) test -count=1 -timeout 15m ./...
 
 # Go benchmarks: the real fixtures (elfcore BenchmarkConvert) and small
@@ -21,6 +25,7 @@ bench:
 # in BENCH_DIR (default /tmp).
 bench-scale:
 	scripts/bench.sh
+	scripts/bench-archive.sh
 
 # Each fuzz target in turn, FUZZTIME each. A package whose tests do not
 # build fails the run instead of being skipped. FUZZMINTIME bounds the

@@ -74,7 +74,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"time"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
 )
@@ -85,9 +84,10 @@ const (
 	DefaultMaxBytes   = 64 << 30 // 64 GiB
 )
 
-// MaxMetaSize bounds what Meta reads into memory. Larger metadata files are
-// left in the archive (and not spooled); Meta reports them as too large.
-const MaxMetaSize = 64 << 20
+// MaxMetaSize bounds a metadata file (config.dump, spec.dump, stats-dump,
+// ...; not rootfs-diff.tar) that Meta opens: its readers take it whole
+// into memory. Meta refuses a larger one.
+const MaxMetaSize = 16 << 20
 
 // ZstdMaxWindow bounds the window of a zstd frame, hence the decoder's
 // memory. Every standard compression level fits (level 22 and --long use
@@ -109,9 +109,6 @@ var metaNames = []string{"config.dump", "spec.dump", "stats-dump", "stats-restor
 // rootfsDiff is the name of the container's changed-files tar.
 const rootfsDiff = "rootfs-diff.tar"
 
-// MetaNames returns the names Meta accepts.
-func MetaNames() []string { return slices.Clone(metaNames) }
-
 func isMetaName(name string) bool { return slices.Contains(metaNames, name) }
 
 // Options tune Open. The zero value is fine.
@@ -132,6 +129,15 @@ type Options struct {
 	// MaxBytes bounds the length of an archive's uncompressed tar stream,
 	// headers and data of all members included (0 = DefaultMaxBytes).
 	MaxBytes int64
+	// Stream, for a compressed archive without ExtractDir, makes Open
+	// return at once and read the archive while the caller works: see
+	// Checkpoint.Ahead, Consume, Wait and Notes. Errors of the archive
+	// then come from the Source's methods (and Wait), not from Open.
+	Stream bool
+	// OnRead, if set, is called with the number of bytes of the archive
+	// file read, as a compressed archive is read (for a progress display;
+	// from the goroutine that reads, with Stream).
+	OnRead func(n int64)
 	// Context, if set, stops the extraction or spooling of an archive
 	// when it is canceled: Open then fails with the context's error and
 	// removes what it wrote, as on any other error.
@@ -159,7 +165,8 @@ type Checkpoint struct {
 	dir    string         // where the files are (extracted), "" if in place
 	top    criuimg.Source // the top-level files (metadata, rootfs-diff.tar)
 	f      *os.File       // the archive, when read in place
-	tmp    string         // spool directory removed by Close
+	blobs  *blobs         // the members kept from a compressed archive
+	stream *stream        // Options.Stream: the stream being read
 	closed bool
 }
 
@@ -171,91 +178,9 @@ func (c *Checkpoint) Kind() string { return c.kind }
 func (c *Checkpoint) Path() string { return c.path }
 
 // Dir is the directory holding the checkpoint's files: the directory given
-// to Open, the spool directory (valid until Close), or ExtractDir; "" for a
-// plain tar read in place.
+// to Open, or ExtractDir; "" for an archive read in place or kept in
+// memory and anonymous files.
 func (c *Checkpoint) Dir() string { return c.dir }
-
-// Meta returns the content of one of the container's metadata files
-// (config.dump, spec.dump, stats-dump, stats-restore, network.status,
-// dump.log, bind.mounts, ctr.log; see MetaNames), at most MaxMetaSize
-// bytes. dump.log and the stats files are also looked for among the CRIU
-// images, where CRIU writes them. A file the checkpoint lacks is reported with an error
-// wrapping fs.ErrNotExist.
-func (c *Checkpoint) Meta(name string) ([]byte, error) {
-	if !isMetaName(name) {
-		return nil, fmt.Errorf("%s: %q is not a checkpoint metadata file (one of %v)", c.path, name, metaNames)
-	}
-	f, err := c.top.Open(name)
-	if err != nil && criuimg.IsNotExist(err) && (name == "dump.log" || name == "stats-dump" || name == "stats-restore") && c.top != c.Images {
-		f, err = c.Images.Open(name)
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	if f.Size() > MaxMetaSize {
-		return nil, fmt.Errorf("%s: %s: %d bytes, more than %d", c.path, name, f.Size(), MaxMetaSize)
-	}
-	b := make([]byte, f.Size())
-	n, err := f.ReadAt(b, 0)
-	if n == len(b) {
-		return b, nil
-	}
-	if err == nil || err == io.EOF {
-		err = io.ErrUnexpectedEOF
-	}
-	return nil, fmt.Errorf("%s: %s: %w", c.path, name, err)
-}
-
-// MetaModTime returns the modification time of a metadata file (a name
-// Meta accepts) or of rootfs-diff.tar: for an archive, the time in the
-// member's tar header; for a directory, the file's mtime. It looks where
-// Meta and RootfsDiff look. A file the checkpoint lacks gives an error
-// wrapping fs.ErrNotExist.
-func (c *Checkpoint) MetaModTime(name string) (time.Time, error) {
-	if !isMetaName(name) && name != rootfsDiff {
-		return time.Time{}, fmt.Errorf("%s: %q is not a checkpoint metadata file (one of %v or %s)", c.path, name, metaNames, rootfsDiff)
-	}
-	if name == rootfsDiff && c.top == c.Images {
-		return time.Time{}, fmt.Errorf("%s: %s: %w", c.path, rootfsDiff, fs.ErrNotExist)
-	}
-	t, err := modTime(c.top, name)
-	if err != nil && criuimg.IsNotExist(err) && (name == "dump.log" || name == "stats-dump" || name == "stats-restore") && c.top != c.Images {
-		t, err = modTime(c.Images, name)
-	}
-	return t, err
-}
-
-// modTime returns the modification time of name in one of the sources
-// Open makes.
-func modTime(src criuimg.Source, name string) (time.Time, error) {
-	switch s := src.(type) {
-	case *tarSource:
-		return s.modTime(name)
-	case *spoolSource:
-		return s.modTime(name)
-	case *criuimg.DirSource:
-	default:
-		return time.Time{}, fmt.Errorf("%s: %s: no modification time", src, name)
-	}
-	// A directory: the file as DirSource opens it (a regular file, no
-	// symlink followed).
-	f, err := src.Open(name)
-	if err != nil {
-		return time.Time{}, err
-	}
-	defer f.Close()
-	osf, ok := f.(criuimg.OSFile)
-	if !ok {
-		return time.Time{}, fmt.Errorf("%s: %s: no modification time", src, name)
-	}
-	of, _ := osf.OSFile()
-	st, err := of.Stat()
-	if err != nil {
-		return time.Time{}, err
-	}
-	return st.ModTime(), nil
-}
 
 // RootfsDiff opens rootfs-diff.tar, the files the container changed, as a
 // File (an archive member read in place implements criuimg.OSFile). Close
@@ -280,8 +205,17 @@ func (c *Checkpoint) Close() error {
 	if c.f != nil {
 		errs = append(errs, c.f.Close())
 	}
-	if c.tmp != "" {
-		errs = append(errs, os.RemoveAll(c.tmp))
+	if c.stream != nil {
+		// The reading goroutine may still write: stop it first (the
+		// descriptors are freed when the process ends anyway).
+		c.stream.mu.Lock()
+		for _, g := range c.stream.grow {
+			g.closed = true
+		}
+		errs = append(errs, c.blobs.close())
+		c.stream.mu.Unlock()
+	} else if c.blobs != nil {
+		errs = append(errs, c.blobs.close())
 	}
 	return errors.Join(errs...)
 }

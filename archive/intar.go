@@ -30,7 +30,7 @@ func openInPlace(path string, f *os.File, size int64, opts Options) (*Checkpoint
 	tr := tar.NewReader(cr)
 	images := map[string]span{}
 	top := map[string]span{}
-	_, err := scan(path, &cr.countReader, tr, opts, size, func(m *member) error {
+	_, err := scan(path, &cr.countReader, tr, opts, size, false, func(m *member) error {
 		sp := span{off: m.off, size: m.hdr.Size, mtime: m.hdr.ModTime}
 		if m.role == roleImage {
 			images[m.key] = sp

@@ -268,8 +268,13 @@ func TestLongNames(t *testing.T) {
 	})
 	t.Run("4096-ok", func(t *testing.T) {
 		var raw [][]byte
+		// Components of at most 200 bytes: --extract writes them too.
 		for i := range 200 {
-			raw = append(raw, long(fmt.Sprintf("artifacts/%d/", i), 4096))
+			name := fmt.Sprintf("artifacts/%d/", i)
+			for len(name) < 4096-201 {
+				name += strings.Repeat("a", 200) + "/"
+			}
+			raw = append(raw, long(name, 4096))
 		}
 		opens(t, "", limitsTar(t, raw...))
 	})
@@ -296,7 +301,7 @@ func TestLongNames(t *testing.T) {
 		runtime.GC()
 		runtime.ReadMemStats(&before)
 		cr := &countReader{r: pr, limit: DefaultMaxBytes}
-		_, err := scan("x.tar", cr, tar.NewReader(cr), Options{MaxMembers: 2 * n, MaxBytes: DefaultMaxBytes}, -1, func(m *member) error {
+		_, err := scan("x.tar", cr, tar.NewReader(cr), Options{MaxMembers: 2 * n, MaxBytes: DefaultMaxBytes}, -1, false, func(m *member) error {
 			runtime.GC()
 			runtime.ReadMemStats(&at)
 			return nil

@@ -154,10 +154,12 @@ func physSize(h *tar.Header) int64 {
 
 // scan walks the members of the tar stream read by tr through cr,
 // validates every one of them, and calls fn for each member that is not
-// skipped (fn may read its data from tr). fileSize is the size of the file
-// when the tar is read in place (its members' data must lie in it), -1
-// when streaming.
-func scan(path string, cr *countReader, tr *tar.Reader, opts Options, fileSize int64, fn func(*member) error) (nImages int, err error) {
+// skipped (fn may read its data from tr); with every, fn is also called
+// for the members this package does not need (role roleSkip: regular
+// files, directories and links; sparse files are not passed on). fileSize
+// is the size of the file when the tar is read in place (its members' data
+// must lie in it), -1 when streaming.
+func scan(path string, cr *countReader, tr *tar.Reader, opts Options, fileSize int64, every bool, fn func(*member) error) (nImages int, err error) {
 	seen := make(map[string]struct{})
 	count := 0
 	var prev *member
@@ -234,6 +236,11 @@ func scan(path string, cr *countReader, tr *tar.Reader, opts Options, fileSize i
 		}
 		prev = m
 		if m.role == roleSkip {
+			if every && !isSparse(hdr) {
+				if err := fn(m); err != nil {
+					return 0, err
+				}
+			}
 			continue
 		}
 		// Only the members used are remembered: the names of the others

@@ -77,13 +77,44 @@ func SalvageOpen(src Source) (*Checkpoint, error) { return open(src, true) }
 // the one Open returns.
 func (c *Checkpoint) FilesError() error { return c.filesErr }
 
-func open(src Source, salvage bool) (*Checkpoint, error) {
-	c := &Checkpoint{Src: src, files: map[uint32]RegFile{}, memfds: map[uint32]uint32{}}
+// OpenWithTree opens src as Open does, but with the process tree given
+// instead of read from pstree.img: for a reader of an archive stream whose
+// pstree.img comes after the pages (Podman's writer sorts the names), which
+// needs processes before it has the tree. It checks nothing of procs
+// against the images; the caller compares them with pstree.img once it
+// has it (Open of the same source).
+func OpenWithTree(src Source, procs []ProcInfo) (*Checkpoint, error) {
+	c := &Checkpoint{Src: src, files: map[uint32]RegFile{}, memfds: map[uint32]uint32{}, byPid: map[uint32]int{}}
+	if err := c.readInventory(); err != nil {
+		return nil, err
+	}
+	for _, p := range procs {
+		if _, dup := c.byPid[p.Pid]; dup {
+			return nil, fmt.Errorf("%s: pid %d given twice", src, p.Pid)
+		}
+		c.byPid[p.Pid] = len(c.Procs)
+		c.Procs = append(c.Procs, p)
+	}
+	if err := c.readFiles(false); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Checkpoint) readInventory() error {
 	inv := &inventory.InventoryEntry{}
-	if err := readOne(src, "inventory.img", MagicInventory, inv, nil); err != nil {
-		return nil, fmt.Errorf("%s: %w", src, err)
+	if err := readOne(c.Src, "inventory.img", MagicInventory, inv, nil); err != nil {
+		return fmt.Errorf("%s: %w", c.Src, err)
 	}
 	c.Inventory = inv
+	return nil
+}
+
+func open(src Source, salvage bool) (*Checkpoint, error) {
+	c := &Checkpoint{Src: src, files: map[uint32]RegFile{}, memfds: map[uint32]uint32{}}
+	if err := c.readInventory(); err != nil {
+		return nil, err
+	}
 	seen := map[uint32]int{}
 	var offs []int64 // byte offset of each pstree entry, for errors
 	err := readAll(src, "pstree.img", MagicPstree, pstreeLimits, func() *pstree.PstreeEntry { return &pstree.PstreeEntry{} },
@@ -116,8 +147,17 @@ func open(src Source, salvage bool) (*Checkpoint, error) {
 	if err := c.checkTree(offs); err != nil {
 		return nil, fmt.Errorf("%s: %w", src, err)
 	}
-	// files.img is optional for our purpose: without it, mappings have no path.
-	err = readAll(src, "files.img", MagicFiles, nil, func() *fdinfo.FileEntry { return &fdinfo.FileEntry{} },
+	if err := c.readFiles(salvage); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// readFiles reads files.img (optional for our purpose: without it,
+// mappings have no path).
+func (c *Checkpoint) readFiles(salvage bool) error {
+	src := c.Src
+	err := readAll(src, "files.img", MagicFiles, nil, func() *fdinfo.FileEntry { return &fdinfo.FileEntry{} },
 		func(_ int, _ int64, e *fdinfo.FileEntry) error {
 			if r := e.GetReg(); r != nil {
 				rf := RegFile{Path: r.GetName(), Size: r.GetSize(), HasSize: r.Size != nil, Mode: r.GetMode()}
@@ -133,11 +173,11 @@ func open(src Source, salvage bool) (*Checkpoint, error) {
 		})
 	if err != nil && !IsNotExist(err) {
 		if !salvage {
-			return nil, fmt.Errorf("%s: %w", src, err)
+			return fmt.Errorf("%s: %w", src, err)
 		}
 		c.filesErr = fmt.Errorf("%s: %w", src, err)
 	}
-	return c, nil
+	return nil
 }
 
 // checkTree verifies that every parent is listed (or 0, the root's parent

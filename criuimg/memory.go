@@ -479,7 +479,7 @@ func (m *Memory) extents(v *VMA, start, end uint64, fn func(Extent) error) error
 		shm := func(s, e uint64) error {
 			return walkRuns(m.shmem[v.Shmem], v.Pgoff-v.Start, v, s, e, fn, gapFn(Zero))
 		}
-		if v.Flags&mapShared != 0 {
+		if v.Flags&MapShared != 0 {
 			return shm(start, end)
 		}
 		// A private mapping of shared memory (a memfd mapped MAP_PRIVATE):

@@ -41,8 +41,11 @@ const (
 	ProtExec  = 4
 )
 
-// MAP_SHARED in vma_entry.flags.
-const mapShared = 0x01
+// MAP_* bits of vma_entry.flags.
+const (
+	MapShared    = 0x01
+	MapGrowsdown = 0x100
+)
 
 // Task states of task_core_entry.task_state (compel's task-state.h).
 const (
@@ -98,6 +101,10 @@ type VMA struct {
 // shared anonymous memory, which the kernel backs by a shmem file).
 func (v *VMA) FileBacked() bool { return v.Path != "" }
 
+// Shared reports whether the mapping is shared (MAP_SHARED, or shared
+// anonymous memory and memfds).
+func (v *VMA) Shared() bool { return v.Flags&MapShared != 0 || v.HasShmem }
+
 // Anon reports whether the mapping is private anonymous memory (heap,
 // stack, anonymous mmap, vDSO), whose uncaptured pages are zero.
 func (v *VMA) Anon() bool { return v.Path == "" && !v.HasShmem }
@@ -134,7 +141,7 @@ type Process struct {
 	Arch     Arch
 	Comm     string
 	State    uint32 // task_core.task_state
-	ExitCode uint32
+	ExitCode uint32 // task_core.exit_code: a zombie's wait status (see WaitStatus)
 	// Threads holds the live threads, main thread first. A zombie has none.
 	// Salvage: only those whose core-<tid>.img was read (the main thread
 	// may be missing).
@@ -508,3 +515,16 @@ func (p *Process) FindVMA(addr uint64) (*VMA, bool) {
 	}
 	return nil, false
 }
+
+// WaitStatus is a wait(2) status, as CRIU records a zombie's exit code
+// (task_core.exit_code): WaitStatus(p.ExitCode).
+type WaitStatus uint32
+
+// Signaled reports whether the process was killed by a signal.
+func (w WaitStatus) Signaled() bool { return w&0x7f != 0 }
+
+// Signal is the signal that killed the process (0 if it exited).
+func (w WaitStatus) Signal() uint32 { return uint32(w & 0x7f) }
+
+// ExitStatus is the status the process exited with (when not Signaled).
+func (w WaitStatus) ExitStatus() uint32 { return uint32(w>>8) & 0xff }

@@ -45,31 +45,16 @@ func (a *arm64Notes) thread(t *criuimg.Thread) ([]byte, []Note, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	prReg, err := gp.MarshalBinary()
-	if err != nil {
-		return nil, nil, err
-	}
-	fpb, err := fp.MarshalBinary()
-	if err != nil {
-		return nil, nil, err
-	}
-	tlsb, err := tls.MarshalBinary()
-	if err != nil {
-		return nil, nil, err
-	}
+	prReg := gp.Bytes()
+	fpb := fp.Bytes()
+	tlsb := tls.Bytes()
 	var hw regs.ARM64HWDebug
 	hwb, err := hw.MarshalBinary()
 	if err != nil {
 		return nil, nil, err
 	}
-	sysc, err := regs.ARM64NoSyscall.MarshalBinary()
-	if err != nil {
-		return nil, nil, err
-	}
-	tag, err := regs.ARM64TaggedAddrCtrl(0).MarshalBinary()
-	if err != nil {
-		return nil, nil, err
-	}
+	sysc := regs.ARM64NoSyscall.Bytes()
+	tag := regs.ARM64TaggedAddrCtrl(0).Bytes()
 	return prReg, []Note{
 		{noteCore, regs.NT_PRFPREG, fpb},
 		{noteLinux, regs.NT_ARM_TLS, tlsb},

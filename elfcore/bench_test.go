@@ -25,7 +25,7 @@ func convertAll(tb testing.TB, dir, out string) uint64 {
 			}
 			continue // zombies
 		}
-		plan, err := elfcore.Build(p)
+		plan, err := elfcore.BuildWith(p, elfcore.Options{})
 		if err != nil {
 			p.Close()
 			tb.Fatalf("pid %d: %v", pid, err)

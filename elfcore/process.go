@@ -53,7 +53,7 @@ type MappedFiles interface {
 	OpenMapped(v *criuimg.VMA) (io.ReaderAt, int64, error)
 }
 
-// Options adjust Build.
+// Options adjust BuildWith.
 type Options struct {
 	// Files, if set, supplies the clean pages of file-backed private
 	// mappings: such mappings are then written whole, like a kernel core
@@ -62,11 +62,8 @@ type Options struct {
 	Files MappedFiles
 }
 
-// Build plans the core of one process: notes in the kernel's order
+// BuildWith plans the core of one process: notes in the kernel's order
 // (fs/binfmt_elf.c write_note_info) and one or more PT_LOADs per mapping.
-func Build(p *criuimg.Process) (*Plan, error) { return BuildWith(p, Options{}) }
-
-// BuildWith is Build with options.
 func BuildWith(p *criuimg.Process, opts Options) (*Plan, error) {
 	an, err := newArchNotes(p.Arch)
 	if err != nil {

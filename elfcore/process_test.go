@@ -69,7 +69,7 @@ func TestSegmentPolicy(t *testing.T) {
 	p.AddPageEntry(0x60000, 1, criuimg.PEParent)
 	p.AddPages(0x62000, page("AFTER-PARENT"), criuimg.PEPresent)
 	pr := c.Load(t, 7)
-	plan, err := elfcore.Build(pr)
+	plan, err := elfcore.BuildWith(pr, elfcore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +184,7 @@ func TestNoFPUState(t *testing.T) {
 			c := imgtest.New(imgtest.X86_64)
 			p := c.AddProcess(7, 0)
 			tc.strip(p.Threads[0])
-			plan, err := elfcore.Build(c.Load(t, 7))
+			plan, err := elfcore.BuildWith(c.Load(t, 7), elfcore.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -216,7 +216,7 @@ func TestPsargsFromParent(t *testing.T) {
 	run := p.Pages[len(p.Pages)-1]
 	run.Flags = criuimg.PEParent
 	pr := c.Load(t, 7)
-	plan, err := elfcore.Build(pr)
+	plan, err := elfcore.BuildWith(pr, elfcore.Options{})
 	if err != nil {
 		t.Fatalf("no core for a process whose argument pages are in a parent checkpoint: %v", err)
 	}

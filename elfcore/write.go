@@ -40,7 +40,7 @@ func (p *Plan) Write(f Output, progress Progress) error {
 
 // write is Write with the copy state exposed to tests.
 func (p *Plan) write(f Output, progress Progress, cs *copyState) error {
-	// Lay out again: notes or segments may have changed since Build.
+	// Lay out again: notes or segments may have changed since BuildWith.
 	if err := p.Layout(); err != nil {
 		return err
 	}
@@ -164,7 +164,7 @@ func fallbackErr(err error) bool {
 
 // ErrExists is returned by WriteFile when the destination exists and
 // overwriting was not asked for.
-var ErrExists = errors.New("file exists (use --force to replace it)")
+var ErrExists = errors.New("file exists")
 
 // ErrIsDir is returned by WriteFile when the destination is a directory:
 // it is never replaced, not even with force.

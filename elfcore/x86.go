@@ -27,19 +27,13 @@ func (x *x86Notes) thread(t *criuimg.Thread) ([]byte, []Note, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	prReg, err := gp.MarshalBinary()
-	if err != nil {
-		return nil, nil, err
-	}
+	prReg := gp.Bytes()
 	if xs == nil {
 		// CRIU saved no FPU state: like the kernel for a thread that never
 		// used the FPU, no FP notes.
 		return prReg, nil, nil
 	}
-	fx, err := xs.FX.MarshalBinary()
-	if err != nil {
-		return nil, nil, err
-	}
+	fx := xs.FX.Bytes()
 	notes := []Note{{noteCore, regs.NT_PRFPREG, fx}}
 	if xs.XCR0 == 0 {
 		// Only the legacy FXSAVE state (no XSAVE on the CPU): no

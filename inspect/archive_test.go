@@ -2,18 +2,21 @@ package inspect
 
 import (
 	"io/fs"
+	"testing"
 
 	"github.com/ckpt2core/ckpt2core/archive"
 	"github.com/ckpt2core/ckpt2core/criuimg"
 )
 
-// Package archive is wired: TestPodmanArchive opens the real archives.
-func init() {
-	openArchiveForTest = func(path string) (criuimg.Source, fs.FS, func(), error) {
-		c, err := archive.Open(path, archive.Options{})
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		return c.Images, MetaFS(c), func() { c.Close() }, nil
+// openArchive opens a checkpoint (an archive or a directory) as the
+// command does: its CRIU images and its metadata files; closed when the
+// test ends.
+func openArchive(t *testing.T, path string) (criuimg.Source, fs.FS) {
+	t.Helper()
+	c, err := archive.Open(path, archive.Options{TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(func() { c.Close() })
+	return c.Images, c.Meta()
 }

@@ -1,20 +1,12 @@
 package inspect
 
 import (
-	"archive/tar"
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
-	"path"
 	"sort"
-	"strings"
 	"time"
-
-	"github.com/ckpt2core/ckpt2core/criuimg"
 )
 
 // Names of the files a container engine writes around the CRIU images.
@@ -212,41 +204,12 @@ const MaxDiffEntries = 100000
 // type "deleted", never as a file), ".wh..wh..opq" in a directory says the
 // image's contents of that directory are hidden (type "opaque").
 func ParseRootfsDiff(r io.Reader) ([]DiffFile, bool, error) {
-	r, err := Decompressed(r)
-	if err != nil {
-		return nil, false, fmt.Errorf("%s: %w", RootfsDiffFile, err)
-	}
-	tr := tar.NewReader(r)
 	var out []DiffFile
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return out, false, nil
-		}
-		if err != nil {
-			return out, false, fmt.Errorf("%s: %w", RootfsDiffFile, err)
-		}
-		if len(out) >= MaxDiffEntries {
-			return out, true, nil
-		}
-		d := DiffFile{Path: strings.TrimPrefix(path.Clean("/"+h.Name), "/"), Size: h.Size}
-		dir, base := path.Split(d.Path)
-		switch {
-		case base == WhiteoutOpaque:
-			d.Path, d.Type, d.Size = strings.TrimSuffix(dir, "/"), "opaque", 0
-		case strings.HasPrefix(base, WhiteoutPrefix):
-			d.Path, d.Type, d.Size = dir+strings.TrimPrefix(base, WhiteoutPrefix), "deleted", 0
-		case h.Typeflag == tar.TypeReg:
-			d.Type = "file"
-		case h.Typeflag == tar.TypeDir:
-			d.Type, d.Size = "dir", 0
-		case h.Typeflag == tar.TypeSymlink:
-			d.Type = "symlink"
-		default:
-			d.Type = "other"
-		}
-		out = append(out, d)
-	}
+	more, err := WalkRootfsDiff(r, func(d DiffEntry) error {
+		out = append(out, d.DiffFile)
+		return nil
+	})
+	return out, more, err
 }
 
 func firstNonEmpty(s ...string) string {
@@ -279,87 +242,3 @@ func normTime(s string) string {
 	}
 	return s
 }
-
-// MetaSource gives the metadata files of a container checkpoint; package
-// archive's *Checkpoint implements it.
-type MetaSource interface {
-	// Meta returns a metadata file's contents; a missing file is an
-	// error wrapping fs.ErrNotExist.
-	Meta(name string) ([]byte, error)
-	// RootfsDiff opens rootfs-diff.tar.
-	RootfsDiff() (criuimg.File, error)
-}
-
-// MetaModTimer is implemented by a MetaSource that knows when its files
-// were written (package archive's *Checkpoint: the tar header's mtime of
-// an archive member, the file's mtime in a directory). Without it the
-// files of MetaFS have no modification time, and a checkpoint whose
-// engine did not record when it was made (Podman) is not dated.
-type MetaModTimer interface {
-	// MetaModTime returns the modification time of a metadata file or
-	// of rootfs-diff.tar.
-	MetaModTime(name string) (time.Time, error)
-}
-
-// MetaFS presents a MetaSource as the fs.FS that Options.Meta takes. Its
-// files' ModTime is the MetaSource's MetaModTime if it has one (the zero
-// time otherwise, or if that fails).
-func MetaFS(m MetaSource) fs.FS { return metaFS{m} }
-
-// modTime returns name's modification time, or the zero time.
-func (f metaFS) modTime(name string) time.Time {
-	if mt, ok := f.m.(MetaModTimer); ok {
-		if t, err := mt.MetaModTime(name); err == nil {
-			return t
-		}
-	}
-	return time.Time{}
-}
-
-type metaFS struct{ m MetaSource }
-
-func (f metaFS) Open(name string) (fs.File, error) {
-	if name == RootfsDiffFile {
-		r, err := f.m.RootfsDiff()
-		if err != nil {
-			return nil, &fs.PathError{Op: "open", Path: name, Err: err}
-		}
-		return &metaFile{name: name, size: r.Size(), mtime: f.modTime(name), r: io.NewSectionReader(r, 0, r.Size()), c: r}, nil
-	}
-	b, err := f.m.Meta(name)
-	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
-	}
-	return &metaFile{name: name, size: int64(len(b)), mtime: f.modTime(name), r: bytes.NewReader(b)}, nil
-}
-
-// metaFile is one file of metaFS.
-type metaFile struct {
-	name  string
-	size  int64
-	mtime time.Time
-	r     io.Reader
-	c     io.Closer
-}
-
-func (f *metaFile) Read(p []byte) (int, error) { return f.r.Read(p) }
-func (f *metaFile) Stat() (fs.FileInfo, error) { return metaInfo{f.name, f.size, f.mtime}, nil }
-func (f *metaFile) Close() error {
-	if f.c != nil {
-		return f.c.Close()
-	}
-	return nil
-}
-
-type metaInfo struct {
-	name  string
-	size  int64
-	mtime time.Time
-}
-
-func (i metaInfo) Name() string       { return i.name }
-func (i metaInfo) Size() int64        { return i.size }
-func (i metaInfo) Mode() fs.FileMode  { return 0o400 }
-func (i metaInfo) ModTime() time.Time { return i.mtime }
-func (i metaInfo) IsDir() bool        { return false }
-func (i metaInfo) Sys() any           { return nil }

@@ -240,7 +240,7 @@ func TestDamagedImagesNamed(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				ck, err := Open(src)
+				ck, err := criuimg.SalvageOpen(src)
 				if err != nil {
 					t.Errorf("%s: %s cut to %d bytes: %v", name, e.Name(), size, err)
 					continue
@@ -279,7 +279,7 @@ func TestDamagedFilesImg(t *testing.T) {
 	if _, err := criuimg.Open(src); err == nil {
 		t.Fatal("criuimg.Open accepts the damaged files.img: the test damages nothing")
 	}
-	ck, err := Open(src)
+	ck, err := criuimg.SalvageOpen(src)
 	if err != nil {
 		t.Fatal(err)
 	}

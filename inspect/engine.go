@@ -1,7 +1,7 @@
 package inspect
 
 import (
-	"bufio"
+	"bytes"
 	"errors"
 	"io"
 
@@ -332,17 +332,20 @@ const (
 // Decompressed returns r's content, decompressed if it is gzip (told by
 // its first two bytes, 1f 8b), else r itself.
 func Decompressed(r io.Reader) (io.Reader, error) {
-	br := bufio.NewReader(r)
-	head, err := br.Peek(2)
-	if err != nil && !errors.Is(err, io.EOF) {
+	// Exactly two bytes are read ahead (no buffering), so that a caller
+	// counting what r gave knows where each member of a plain tar lies.
+	var head [2]byte
+	n, err := io.ReadFull(r, head[:])
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 		return nil, err
 	}
-	if len(head) == 2 && head[0] == 0x1f && head[1] == 0x8b {
-		zr, err := gzip.NewReader(br)
+	all := io.MultiReader(bytes.NewReader(head[:n]), r)
+	if n == 2 && head[0] == 0x1f && head[1] == 0x8b {
+		zr, err := gzip.NewReader(all)
 		if err != nil {
 			return nil, fmt.Errorf("gzip: %w", err)
 		}
 		return zr, nil
 	}
-	return br, nil
+	return all, nil
 }

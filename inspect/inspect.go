@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
@@ -22,9 +24,12 @@ type Options struct {
 	Env bool
 	// Pids limits the processes reported (all if empty).
 	Pids []uint32
-	// Meta holds the files a container engine writes around the images
-	// (config.dump, spec.dump, network.status, stats-dump,
-	// rootfs-diff.tar), or is nil.
+	// Meta holds the checkpoint's metadata files: those a container
+	// engine writes around the images (config.dump, spec.dump,
+	// network.status, rootfs-diff.tar) and CRIU's statistics
+	// (stats-dump, stats-restore), with their modification times; nil if
+	// there are none. archive.Checkpoint.Meta gives it, bounding each
+	// file's size.
 	Meta fs.FS
 	// Files, if set, supplies the bytes of mapped files (a *rootfs.Root:
 	// a sysroot or the container's root file system, each file checked
@@ -47,19 +52,19 @@ func Inspect(ck *criuimg.Checkpoint, opts Options) (*Report, error) {
 	warn := func(format string, a ...any) { rep.Warnings = append(rep.Warnings, fmt.Sprintf(format, a...)) }
 	for _, p := range opts.Pids {
 		if _, ok := ck.Proc(p); !ok {
-			return nil, fmt.Errorf("pid %d is not in the checkpoint (it has %v)", p, ck.Pids())
+			return nil, &UnknownPidError{Pid: p, Have: ck.Pids()}
 		}
 	}
 
 	// Container metadata and statistics.
-	readMeta := func(name string) []byte {
-		b, err := readOptional(ck.Src, opts.Meta, name)
+	meta := func(name string) []byte {
+		b, err := readMeta(opts.Meta, name)
 		if err != nil {
 			warn("%v", err)
 		}
 		return b
 	}
-	config, spec, network := readMeta(ConfigDumpFile), readMeta(SpecDumpFile), readMeta(NetworkStatusFile)
+	config, spec, network := meta(ConfigDumpFile), meta(SpecDumpFile), meta(NetworkStatusFile)
 	if config != nil || spec != nil {
 		c, err := ParseContainer(config, spec, network)
 		if err != nil {
@@ -76,7 +81,7 @@ func Inspect(ck *criuimg.Checkpoint, opts Options) (*Report, error) {
 		}
 	}
 	readFile := func(name string) ([]byte, bool, error) {
-		b, err := readOptional(ck.Src, opts.Meta, name)
+		b, err := readMeta(opts.Meta, name)
 		return b, b != nil, err
 	}
 	if rep.Container == nil && opts.Meta != nil {
@@ -85,14 +90,14 @@ func Inspect(ck *criuimg.Checkpoint, opts Options) (*Report, error) {
 			rep.Container = &Container{Engine: "containerd"}
 		}
 	}
-	if b := readMeta(StatsDumpFile); b != nil {
+	if b := meta(StatsDumpFile); b != nil {
 		ds, _, err := ParseStats(StatsDumpFile, b)
 		if err != nil {
 			warn("%v", err)
 		}
 		rep.DumpStats = ds
 	}
-	if b := readMeta(StatsRestoreFile); b != nil {
+	if b := meta(StatsRestoreFile); b != nil {
 		_, rs, err := ParseStats(StatsRestoreFile, b)
 		if err != nil {
 			warn("%v", err)
@@ -159,43 +164,31 @@ func Inspect(ck *criuimg.Checkpoint, opts Options) (*Report, error) {
 	return rep, nil
 }
 
-// readOptional returns the named file from the image source or, failing
-// that, from meta; nil with no error if neither has it.
-func readOptional(src criuimg.Source, meta fs.FS, name string) ([]byte, error) {
-	if f, err := src.Open(name); err == nil {
-		defer f.Close()
-		if f.Size() > MaxMetaSize {
-			return nil, fmt.Errorf("%s: %d bytes, more than the %d allowed", name, f.Size(), MaxMetaSize)
-		}
-		b := make([]byte, f.Size())
-		if _, err := f.ReadAt(b, 0); err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
-		}
-		return b, nil
-	}
+// readMeta returns the named file of meta; nil with no error if there is
+// no such file (or no meta).
+func readMeta(meta fs.FS, name string) ([]byte, error) {
 	if meta == nil {
 		return nil, nil
 	}
-	st, err := fs.Stat(meta, name)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	if st.Size() > MaxMetaSize {
-		return nil, fmt.Errorf("%s: %d bytes, more than the %d allowed", name, st.Size(), MaxMetaSize)
-	}
 	b, err := fs.ReadFile(meta, name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, fmt.Errorf("%s: %w", name, unwrapPath(err))
 	}
 	return b, nil
 }
 
-// MaxMetaSize bounds a metadata file (config.dump, spec.dump,
-// network.status, stats).
-const MaxMetaSize = 16 << 20
+// unwrapPath drops the "open NAME: " of a *fs.PathError (the caller names
+// the file).
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
 
 func stateName(s uint32) string {
 	switch s {
@@ -226,12 +219,11 @@ func inspectProcess(ck *criuimg.Checkpoint, info criuimg.ProcInfo, files fileTab
 	pr.Warnings = append(pr.Warnings, p.Warnings...)
 	pr.Comm, pr.State = p.Comm, stateName(p.State)
 	if p.Zombie() {
-		// task_core.exit_code is the wait status.
-		ec := p.ExitCode
-		if sig := ec & 0x7f; sig != 0 {
+		if ws := criuimg.WaitStatus(p.ExitCode); ws.Signaled() {
+			sig := ws.Signal()
 			pr.ExitSignal = &sig
 		} else {
-			code := ec >> 8 & 0xff
+			code := ws.ExitStatus()
 			pr.ExitCode = &code
 		}
 		if opts.Env {
@@ -370,9 +362,6 @@ func splitNUL(b []byte) []string {
 	return out
 }
 
-// mapGrowsdown is MAP_GROWSDOWN in vma_entry.flags (the main stack).
-const mapGrowsdown = 0x100
-
 // memoryKind classifies a mapping for MemorySummary. stack says whether
 // the mapping holds a thread's stack pointer or the initial stack.
 func memoryKind(v *criuimg.VMA, stack bool) string {
@@ -381,7 +370,7 @@ func memoryKind(v *criuimg.VMA, stack bool) string {
 		return KindSpecial
 	case v.Status&criuimg.VMAAreaHeap != 0:
 		return KindHeap
-	case v.Status&criuimg.VMAAreaStack != 0 || v.Flags&mapGrowsdown != 0 || stack:
+	case v.Status&criuimg.VMAAreaStack != 0 || v.Flags&criuimg.MapGrowsdown != 0 || stack:
 		return KindStack
 	case v.Status&criuimg.VMAAreaSysVIPC != 0:
 		return KindSysV
@@ -392,9 +381,6 @@ func memoryKind(v *criuimg.VMA, stack bool) string {
 	}
 	return KindAnon
 }
-
-// mapShared is MAP_SHARED in vma_entry.flags.
-const mapShared = 0x01
 
 // memorySummary sums p's mappings by kind. sps are the threads' stack
 // pointers: the anonymous mappings holding them are stacks. Without a
@@ -420,7 +406,7 @@ func memorySummary(p *criuimg.Process, sps []uint64) (*MemorySummary, error) {
 		k.VMAs++
 		k.Bytes += size
 		m.MappedBytes += size
-		if v.Flags&mapShared != 0 || v.HasShmem {
+		if v.Shared() {
 			m.SharedBytes += size
 		}
 		if p.Mem == nil {
@@ -458,4 +444,19 @@ func vmaBytes(m *criuimg.Memory, v *criuimg.VMA) (captured, unreadable uint64, e
 		return nil
 	})
 	return captured, unreadable, err
+}
+
+// UnknownPidError is returned by Inspect for an Options.Pids entry the
+// checkpoint does not have.
+type UnknownPidError struct {
+	Pid  uint32
+	Have []uint32 // the checkpoint's pids
+}
+
+func (e *UnknownPidError) Error() string {
+	have := make([]string, len(e.Have))
+	for i, p := range e.Have {
+		have[i] = strconv.FormatUint(uint64(p), 10)
+	}
+	return fmt.Sprintf("pid %d is not in the checkpoint (it has %s)", e.Pid, strings.Join(have, ", "))
 }

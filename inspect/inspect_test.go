@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"compress/gzip"
 	"encoding/json"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -29,6 +28,9 @@ func inspectDir(t *testing.T, dir string, opts Options) *Report {
 func inspectWithRoot(t *testing.T, dir, root string, opts Options) *Report {
 	t.Helper()
 	ck := imgtest.OpenDir(t, dir)
+	if opts.Meta == nil {
+		_, opts.Meta = openArchive(t, dir) // the statistics beside the images
+	}
 	if root != "" {
 		opts.Files = openRoot(t, root, ck)
 	}
@@ -488,28 +490,15 @@ func TestPodmanExtracted(t *testing.T) {
 	}
 }
 
-// openArchiveForTest opens a container checkpoint archive as the command
-// does: its CRIU images, the files around them, and a release function.
-// archive_test.go sets it with package archive; without it
-// TestPodmanArchive skips.
-var openArchiveForTest func(path string) (criuimg.Source, fs.FS, func(), error)
-
 // TestPodmanArchive inspects both Podman archives (gzip and zstd) as
 // files, through package archive.
 func TestPodmanArchive(t *testing.T) {
-	if openArchiveForTest == nil {
-		t.Skip("archive package not wired: set openArchiveForTest to enable this test")
-	}
 	dir := filepath.Join(testdata, "x86_64/podman-counter")
 	var m podmanManifest
 	imgtest.ReadJSON(t, filepath.Join(dir, "manifest.json"), &m)
 	for name := range m.Files {
 		t.Run(name, func(t *testing.T) {
-			src, meta, done, err := openArchiveForTest(filepath.Join(dir, name))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer done()
+			src, meta := openArchive(t, filepath.Join(dir, name))
 			ck, err := criuimg.Open(src)
 			if err != nil {
 				t.Fatal(err)

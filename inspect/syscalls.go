@@ -1,5 +1,7 @@
 package inspect
 
+//go:generate go run ./internal/gensyscalls syscalls_table.go
+
 import "github.com/ckpt2core/ckpt2core/criuimg"
 
 // SyscallName returns the name of system call nr on arch ("" if unknown).

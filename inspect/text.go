@@ -6,10 +6,13 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/sys/unix"
 )
 
 // WriteText prints the report as tables for people, in the spirit of
@@ -157,7 +160,7 @@ func writeProcess(ew io.Writer, pr *Process) {
 	case pr.ExitCode != nil:
 		p(" (exited with status %d, not reaped)", *pr.ExitCode)
 	case pr.ExitSignal != nil:
-		p(" (killed by signal %d, not reaped)", *pr.ExitSignal)
+		p(" (killed by %s, not reaped)", signalName(*pr.ExitSignal))
 	}
 	p(", %d thread%s\n", pr.ThreadCount, plural(pr.ThreadCount))
 	if len(pr.Argv) > 0 {
@@ -358,6 +361,14 @@ func (e *errWriter) Write(b []byte) (int, error) {
 		e.err = err
 	}
 	return n, err
+}
+
+// signalName names signal n as kill -l does ("SIGKILL"), or "signal N".
+func signalName(n uint32) string {
+	if s := unix.SignalName(syscall.Signal(n)); s != "" {
+		return s
+	}
+	return fmt.Sprintf("signal %d", n)
 }
 
 // byteSize writes b as checkpointctl does (1024-based, one decimal).

@@ -38,7 +38,7 @@ func BenchmarkGrepPython(b *testing.B) {
 			b.SetBytes(captured)
 			for b.Loop() {
 				n := 0
-				if err := Search(p, bc.m, func(Hit) error { n++; return nil }); err != nil {
+				if err := (Searcher{Context: DefaultContext}).Search(p, bc.m, func(Hit) error { n++; return nil }); err != nil {
 					b.Fatal(err)
 				}
 				if n != bc.hits {

@@ -89,7 +89,7 @@ func searchAll(t testing.TB, ck *criuimg.Checkpoint, m Matcher) []fixtureHit {
 			}
 			t.Fatal(err)
 		}
-		err = Search(p, m, func(h Hit) error {
+		err = (Searcher{Context: DefaultContext}).Search(p, m, func(h Hit) error {
 			v, ok := p.FindVMA(h.Addr)
 			switch {
 			case !ok:
@@ -312,7 +312,7 @@ func TestNoMatchAcrossMappings(t *testing.T) {
 			continue // too common to say anything
 		}
 		tried++
-		err := Search(p, mustLiteral(t, string(pat), false), func(h Hit) error {
+		err := (Searcher{Context: DefaultContext}).Search(p, mustLiteral(t, string(pat), false), func(h Hit) error {
 			if h.Addr == a.End-8 {
 				t.Errorf("match %x at %#x spans mappings %q [%#x-%#x) and %q [%#x-%#x)", pat, h.Addr, MappingName(p, a), a.Start, a.End, MappingName(p, b), b.Start, b.End)
 			}
@@ -327,7 +327,7 @@ func TestNoMatchAcrossMappings(t *testing.T) {
 			addr uint64
 		}{{pat[:8], a.End - 8}, {pat[8:], b.Start}} {
 			found := false
-			Search(p, mustLiteral(t, string(half.b), false), func(h Hit) error {
+			(Searcher{Context: DefaultContext}).Search(p, mustLiteral(t, string(half.b), false), func(h Hit) error {
 				found = found || h.Addr == half.addr
 				return nil
 			})

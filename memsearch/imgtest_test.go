@@ -102,7 +102,7 @@ func TestSyntheticCheckpoint(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, fold := range []bool{false, true} {
 				var got []string
-				err := Search(pr, mustLiteral(t, tt.pat, fold), func(h Hit) error {
+				err := (Searcher{Context: DefaultContext}).Search(pr, mustLiteral(t, tt.pat, fold), func(h Hit) error {
 					if h.Pid != 10 || h.Comm != "synth" || !bytes.EqualFold(h.Match, []byte(tt.pat)) {
 						t.Errorf("hit %+v", h)
 					}

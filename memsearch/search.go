@@ -61,6 +61,9 @@ type Hit struct {
 	// readable stretch of the mapping). The slices belong to the Hit.
 	Match         []byte
 	Before, After []byte
+	// Pattern is, for a Set, the index of the pattern matched; 0 for
+	// other matchers.
+	Pattern int
 }
 
 // ErrStop, returned by the function given to Search, ends the search
@@ -76,14 +79,6 @@ type Searcher struct {
 	// (raised to the matcher's MaxLen if smaller; the buffer also keeps
 	// MaxLen-1 bytes of the previous fill). 0 means DefaultBufSize.
 	BufSize int
-}
-
-// Search calls fn for each match of m in the captured memory of p, private
-// and shared, in address order, with DefaultContext bytes of context. It
-// stops at the first error of fn and returns it (nil for ErrStop).
-func Search(p *criuimg.Process, m Matcher, fn func(Hit) error) error {
-	s := Searcher{Context: DefaultContext}
-	return s.Search(p, m, fn)
 }
 
 // Search calls fn for each match of m in the captured memory of p, private
@@ -170,6 +165,8 @@ type state struct {
 	seg    []piece
 	run    []piece
 	fn     func(Hit) error
+	// pattern is the Set pattern of the match being reported.
+	pattern int
 }
 
 func (s Searcher) search(pid uint32, comm string, maps []mapping, extents extentsFunc, m Matcher, fn func(Hit) error) error {
@@ -264,6 +261,9 @@ func (st *state) scanSegment() error {
 // last (the next one holds the others whole).
 func (st *state) scanRun(run []piece) error {
 	carry := st.maxLen - 1
+	if ms, ok := st.sc.(multiScanner); ok {
+		ms.reset()
+	}
 	buf := st.buf
 	keep := 0
 	bufStart := run[0].start
@@ -294,6 +294,21 @@ func (st *state) scanRun(run []piece) error {
 		limit := n
 		if !final {
 			limit = n - carry
+		}
+		if ms, ok := st.sc.(multiScanner); ok {
+			err := ms.each(data, bufStart, limit, func(s, e, pat int) error {
+				st.pattern = pat
+				return st.report(bufStart+uint64(s), data, bufStart, s, e)
+			})
+			if err != nil {
+				return err
+			}
+			if final {
+				return nil
+			}
+			keep = copy(buf, data[limit:])
+			bufStart += uint64(limit)
+			continue
 		}
 		st.sc.load(data)
 		from := 0
@@ -339,7 +354,7 @@ func (st *state) report(addr uint64, data []byte, bufStart uint64, s, e int) err
 	h := Hit{
 		Pid: st.pid, Comm: st.comm, Addr: addr,
 		Mapping: st.m.name, MappingStart: v.Start, Offset: addr - v.Start,
-		Match: append([]byte(nil), data[s:e]...),
+		Match: append([]byte(nil), data[s:e]...), Pattern: st.pattern,
 	}
 	if c := uint64(st.Context); c > 0 {
 		segStart, segEnd := st.seg[0].start, st.seg[len(st.seg)-1].end

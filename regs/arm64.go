@@ -22,17 +22,21 @@ type ARM64UserRegs struct {
 	SP, PC, PState uint64
 }
 
-// MarshalBinary returns the 272-byte user_pt_regs. It never fails.
-func (r *ARM64UserRegs) MarshalBinary() ([]byte, error) {
-	b := make([]byte, 0, ARM64UserRegsSize)
+// AppendTo appends the 272-byte user_pt_regs to b.
+func (r *ARM64UserRegs) AppendTo(b []byte) []byte {
 	for _, x := range r.X {
 		b = binary.LittleEndian.AppendUint64(b, x)
 	}
 	b = binary.LittleEndian.AppendUint64(b, r.SP)
 	b = binary.LittleEndian.AppendUint64(b, r.PC)
-	b = binary.LittleEndian.AppendUint64(b, r.PState)
-	return b, nil
+	return binary.LittleEndian.AppendUint64(b, r.PState)
 }
+
+// Bytes returns the 272-byte user_pt_regs.
+func (r *ARM64UserRegs) Bytes() []byte { return r.AppendTo(make([]byte, 0, ARM64UserRegsSize)) }
+
+// MarshalBinary returns Bytes. It never fails.
+func (r *ARM64UserRegs) MarshalBinary() ([]byte, error) { return r.Bytes(), nil }
 
 // ARM64FPSIMD is struct user_fpsimd_state, the content of the arm64
 // NT_PRFPREG note: 32 128-bit V registers, fpsr, fpcr and 8 bytes of
@@ -44,17 +48,22 @@ type ARM64FPSIMD struct {
 	FPSR, FPCR uint32
 }
 
-// MarshalBinary returns the 528-byte user_fpsimd_state. It never fails.
-func (f *ARM64FPSIMD) MarshalBinary() ([]byte, error) {
-	b := make([]byte, 0, ARM64FPSIMDSize)
+// AppendTo appends the 528-byte user_fpsimd_state to b.
+func (f *ARM64FPSIMD) AppendTo(b []byte) []byte {
 	for _, v := range f.V {
 		b = binary.LittleEndian.AppendUint64(b, v[0])
 		b = binary.LittleEndian.AppendUint64(b, v[1])
 	}
 	b = binary.LittleEndian.AppendUint32(b, f.FPSR)
 	b = binary.LittleEndian.AppendUint32(b, f.FPCR)
-	return append(b, make([]byte, 8)...), nil
+	return append(b, make([]byte, 8)...)
 }
+
+// Bytes returns the 528-byte user_fpsimd_state.
+func (f *ARM64FPSIMD) Bytes() []byte { return f.AppendTo(make([]byte, 0, ARM64FPSIMDSize)) }
+
+// MarshalBinary returns Bytes. It never fails.
+func (f *ARM64FPSIMD) MarshalBinary() ([]byte, error) { return f.Bytes(), nil }
 
 // ARM64TLS is the NT_ARM_TLS note content: tpidr_el0, then tpidr2_el0
 // (16 bytes; the kernel writes 0 for tpidr2_el0 on CPUs without SME).
@@ -62,11 +71,17 @@ type ARM64TLS struct {
 	TPIDR, TPIDR2 uint64
 }
 
-// MarshalBinary returns the 16-byte NT_ARM_TLS content. It never fails.
-func (t *ARM64TLS) MarshalBinary() ([]byte, error) {
-	b := binary.LittleEndian.AppendUint64(make([]byte, 0, ARM64TLSSize), t.TPIDR)
-	return binary.LittleEndian.AppendUint64(b, t.TPIDR2), nil
+// AppendTo appends the 16-byte NT_ARM_TLS content to b.
+func (t *ARM64TLS) AppendTo(b []byte) []byte {
+	b = binary.LittleEndian.AppendUint64(b, t.TPIDR)
+	return binary.LittleEndian.AppendUint64(b, t.TPIDR2)
 }
+
+// Bytes returns the 16-byte NT_ARM_TLS content.
+func (t *ARM64TLS) Bytes() []byte { return t.AppendTo(make([]byte, 0, ARM64TLSSize)) }
+
+// MarshalBinary returns Bytes. It never fails.
+func (t *ARM64TLS) MarshalBinary() ([]byte, error) { return t.Bytes(), nil }
 
 // ARM64HWDebugReg is one dbg_regs slot of struct user_hwdebug_state.
 type ARM64HWDebugReg struct {
@@ -83,7 +98,7 @@ type ARM64HWDebugReg struct {
 // breakpoints (watchpoints) are zero. dbg_info comes from the CPU, not from
 // the thread: (debug architecture << 8) | number of breakpoints (for
 // NT_ARM_HW_BREAK) or watchpoints (for NT_ARM_HW_WATCH). A thread that set
-// no breakpoints has all slots zero; NewARM64HWDebug builds that state.
+// no breakpoints has all slots zero; ARM64HWDebug{DbgInfo: arch<<8 | slots} is that state.
 type ARM64HWDebug struct {
 	DbgInfo uint32
 	Regs    [ARM64HWDebugSlots]ARM64HWDebugReg
@@ -106,15 +121,6 @@ const (
 	CortexA72Breakpoints = 6
 	CortexA72Watchpoints = 4
 )
-
-// NewARM64HWDebug returns the NT_ARM_HW_BREAK or NT_ARM_HW_WATCH state of a
-// thread without breakpoints or watchpoints on a CPU with the given debug
-// architecture and number of slots: dbg_info = debugArch<<8 | slots, all
-// slots zero. For example NewARM64HWDebug(ARM64DebugArchV8, 6) gives the
-// NT_ARM_HW_BREAK of a Cortex-A72.
-func NewARM64HWDebug(debugArch, slots uint8) ARM64HWDebug {
-	return ARM64HWDebug{DbgInfo: uint32(debugArch)<<8 | uint32(slots)}
-}
 
 // MarshalBinary returns the 264-byte struct user_hwdebug_state. It fails if
 // dbg_info claims more than 16 slots.
@@ -144,10 +150,16 @@ type ARM64SystemCall int32
 // call, as found in every thread of the kernel's arm64 cores.
 const ARM64NoSyscall ARM64SystemCall = -1
 
-// MarshalBinary returns the 4-byte NT_ARM_SYSTEM_CALL content. It never fails.
-func (s ARM64SystemCall) MarshalBinary() ([]byte, error) {
-	return binary.LittleEndian.AppendUint32(nil, uint32(s)), nil
+// AppendTo appends the 4-byte NT_ARM_SYSTEM_CALL content to b.
+func (s ARM64SystemCall) AppendTo(b []byte) []byte {
+	return binary.LittleEndian.AppendUint32(b, uint32(s))
 }
+
+// Bytes returns the 4-byte NT_ARM_SYSTEM_CALL content.
+func (s ARM64SystemCall) Bytes() []byte { return s.AppendTo(nil) }
+
+// MarshalBinary returns Bytes. It never fails.
+func (s ARM64SystemCall) MarshalBinary() ([]byte, error) { return s.Bytes(), nil }
 
 // ARM64TaggedAddrCtrl is the NT_ARM_TAGGED_ADDR_CTRL note content: the
 // thread's tagged address control word as set by prctl(PR_SET_TAGGED_ADDR_CTRL)
@@ -155,7 +167,13 @@ func (s ARM64SystemCall) MarshalBinary() ([]byte, error) {
 // on kernels built with CONFIG_ARM64_TAGGED_ADDR_ABI (the default).
 type ARM64TaggedAddrCtrl uint64
 
-// MarshalBinary returns the 8-byte NT_ARM_TAGGED_ADDR_CTRL content. It never fails.
-func (t ARM64TaggedAddrCtrl) MarshalBinary() ([]byte, error) {
-	return binary.LittleEndian.AppendUint64(nil, uint64(t)), nil
+// AppendTo appends the 8-byte NT_ARM_TAGGED_ADDR_CTRL content to b.
+func (t ARM64TaggedAddrCtrl) AppendTo(b []byte) []byte {
+	return binary.LittleEndian.AppendUint64(b, uint64(t))
 }
+
+// Bytes returns the 8-byte NT_ARM_TAGGED_ADDR_CTRL content.
+func (t ARM64TaggedAddrCtrl) Bytes() []byte { return t.AppendTo(nil) }
+
+// MarshalBinary returns Bytes. It never fails.
+func (t ARM64TaggedAddrCtrl) MarshalBinary() ([]byte, error) { return t.Bytes(), nil }

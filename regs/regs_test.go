@@ -24,7 +24,7 @@ func fullXState() *X86XState {
 func TestSizes(t *testing.T) {
 	x86Regs := make([]byte, X86UserRegsSize)
 	armRegs := make([]byte, ARM64UserRegsSize)
-	hw := NewARM64HWDebug(ARM64DebugArchV8, CortexA72Breakpoints)
+	hw := ARM64HWDebug{DbgInfo: uint32(ARM64DebugArchV8)<<8 | uint32(CortexA72Breakpoints)}
 	tests := []struct {
 		name string
 		m    encoding.BinaryMarshaler
@@ -395,12 +395,12 @@ func TestARM64(t *testing.T) {
 
 func TestARM64HWDebug(t *testing.T) {
 	// What the kernel wrote on the qemu cortex-a72 guest of the fixtures.
-	brk := NewARM64HWDebug(ARM64DebugArchV8, CortexA72Breakpoints)
+	brk := ARM64HWDebug{DbgInfo: uint32(ARM64DebugArchV8)<<8 | uint32(CortexA72Breakpoints)}
 	b := mustMarshal(t, &brk)
 	if want := append([]byte{6, 6, 0, 0}, make([]byte, 260)...); !bytes.Equal(b, want) {
 		t.Errorf("NT_ARM_HW_BREAK = %x", b)
 	}
-	wp := NewARM64HWDebug(ARM64DebugArchV8, CortexA72Watchpoints)
+	wp := ARM64HWDebug{DbgInfo: uint32(ARM64DebugArchV8)<<8 | uint32(CortexA72Watchpoints)}
 	if b = mustMarshal(t, &wp); u32at(b, 0) != 0x604 {
 		t.Errorf("NT_ARM_HW_WATCH dbg_info = %#x", u32at(b, 0))
 	}

@@ -15,19 +15,24 @@ type X86UserRegs struct {
 	Gs                                             uint64
 }
 
-// MarshalBinary returns the 216-byte user_regs_struct. It never fails.
-func (r *X86UserRegs) MarshalBinary() ([]byte, error) {
+// AppendTo appends the 216-byte user_regs_struct to b.
+func (r *X86UserRegs) AppendTo(b []byte) []byte {
 	v := [...]uint64{
 		r.R15, r.R14, r.R13, r.R12, r.Rbp, r.Rbx, r.R11, r.R10, r.R9, r.R8,
 		r.Rax, r.Rcx, r.Rdx, r.Rsi, r.Rdi, r.OrigRax, r.Rip, r.Cs,
 		r.Eflags, r.Rsp, r.Ss, r.FsBase, r.GsBase, r.Ds, r.Es, r.Fs, r.Gs,
 	}
-	b := make([]byte, 0, X86UserRegsSize)
 	for _, x := range v {
 		b = binary.LittleEndian.AppendUint64(b, x)
 	}
-	return b, nil
+	return b
 }
+
+// Bytes returns the 216-byte user_regs_struct.
+func (r *X86UserRegs) Bytes() []byte { return r.AppendTo(make([]byte, 0, X86UserRegsSize)) }
+
+// MarshalBinary returns Bytes. It never fails.
+func (r *X86UserRegs) MarshalBinary() ([]byte, error) { return r.Bytes(), nil }
 
 // Sizes and offsets of the x86 FXSAVE/XSAVE areas.
 const (
@@ -60,12 +65,19 @@ type X86FXSave struct {
 	Padding [96]byte
 }
 
-// MarshalBinary returns the 512-byte FXSAVE area. It never fails.
-func (f *X86FXSave) MarshalBinary() ([]byte, error) {
-	b := make([]byte, X86FXSaveSize)
-	f.put(b)
-	return b, nil
+// AppendTo appends the 512-byte FXSAVE area to b.
+func (f *X86FXSave) AppendTo(b []byte) []byte {
+	n := len(b)
+	b = append(b, make([]byte, X86FXSaveSize)...)
+	f.put(b[n:])
+	return b
 }
+
+// Bytes returns the 512-byte FXSAVE area.
+func (f *X86FXSave) Bytes() []byte { return f.AppendTo(make([]byte, 0, X86FXSaveSize)) }
+
+// MarshalBinary returns Bytes. It never fails.
+func (f *X86FXSave) MarshalBinary() ([]byte, error) { return f.Bytes(), nil }
 
 func (f *X86FXSave) put(b []byte) {
 	le := binary.LittleEndian

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/spf13/pflag"
 
@@ -66,37 +67,62 @@ func runConvert(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	if status, ok := parseFlags(fs, "convert", args, help, stdout, stderr, exitUsage); !ok {
 		return status
 	}
+	// fail ends the run on a fatal error: said on stderr and, with
+	// --json, as a JSON error object on stdout (a program reading it
+	// gets valid JSON whatever happens).
+	fail := func(code int, format string, a ...any) int {
+		complain(stderr, "", format, a...)
+		if *asJSON {
+			writeJSONError(stdout, code, fmt.Sprintf(format, a...))
+		}
+		return code
+	}
+	badUsage := func(format string, a ...any) int {
+		usageError(stderr, "convert", exitUsage, format, a...)
+		if *asJSON {
+			writeJSONError(stdout, exitUsage, fmt.Sprintf(format, a...))
+		}
+		return exitUsage
+	}
 	switch {
 	case len(args) == 0:
 		fmt.Fprint(stderr, usage) // plain 'ckpt2core': the overview
 		return exitUsage
 	case fs.NArg() != 1:
-		return usageError(stderr, "convert", exitUsage, "want one CHECKPOINT, got %d arguments", fs.NArg())
+		return badUsage("want one CHECKPOINT, got %s", count(fs.NArg(), "argument"))
 	case *out == "":
-		if _, err := os.Lstat(fs.Arg(0)); err != nil && !strings.Contains(fs.Arg(0), "/") {
-			return usageError(stderr, "", exitUsage, "%q is neither a command nor a checkpoint", safe(fs.Arg(0)))
-		}
-		return usageError(stderr, "convert", exitUsage, "-o OUT_DIR is required")
-	}
-	if *jobs < 1 {
-		fmt.Fprintln(stderr, "ckpt2core: --jobs must be at least 1")
-		return exitUsage
+		return badUsage("-o OUT_DIR is required")
+	case *jobs < 1:
+		return fail(exitUsage, "--jobs must be at least 1")
 	}
 	cv, code, err := openConversion(stop, fs.Arg(0), aopts, *root, *image, stderr)
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core: %s\n", safe(err.Error()))
-		return code
+		return fail(code, "%s", err)
 	}
 	defer cv.Close()
 	ck := cv.ck
 	want, err := selectPids(ck, *pids)
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
-		return exitUsage
+		return fail(exitUsage, "%s", err)
 	}
-	if err := os.MkdirAll(*out, 0o700); err != nil {
-		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
-		return exitFailed
+	// A run stopped before it wrote a core leaves no OUT_DIR of its own
+	// making behind (cores are anonymous files until complete). The
+	// cleanup is registered before the directory is made, and waits for
+	// the making: a signal in between must not leave it.
+	var (
+		madeMu  sync.Mutex
+		created []string
+	)
+	defer stop.onStop(func() {
+		madeMu.Lock()
+		defer madeMu.Unlock()
+		removeEmpty(created)
+	})()
+	madeMu.Lock()
+	created, err = makeOutDir(*out)
+	madeMu.Unlock()
+	if err != nil {
+		return fail(exitFailed, "%s", err)
 	}
 
 	prog := startProgress(stderr, pagesBytes(cv.src), !*quiet)
@@ -118,10 +144,10 @@ func runConvert(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	ok, failed := 0, 0
 	records := make([]convertRecord, 0, len(results))
 	for _, r := range results {
-		rec := convertRecord{Pid: r.pid, Comm: r.comm, Threads: r.threads, Bytes: r.size, Path: r.path, Zombie: r.zombie, Warnings: r.notes}
+		rec := convertRecord{Pid: r.pid, Comm: r.comm, Threads: r.threads, Bytes: r.size, Path: r.path, Zombie: r.zombie, Warnings: append([]string{}, r.notes...)}
 		if !*quiet {
 			for _, n := range r.notes {
-				fmt.Fprintf(stderr, "ckpt2core: pid %d (%s): %s\n", r.pid, safe(r.comm), safe(n))
+				complain(stderr, "", "pid %d (%s): %s", r.pid, r.comm, n)
 			}
 		}
 		switch {
@@ -132,9 +158,9 @@ func runConvert(stop *stopper, args []string, stdout, stderr io.Writer) int {
 				// Asked for by name: not converted.
 				failed++
 				rec.Error = msg
-				fmt.Fprintf(stderr, "ckpt2core: %s\n", msg)
+				complain(stderr, "", "%s", msg)
 			} else if !*quiet {
-				fmt.Fprintf(stderr, "ckpt2core: %s\n", msg)
+				complain(stderr, "", "%s", msg)
 			}
 		case r.err != nil:
 			failed++
@@ -143,7 +169,7 @@ func runConvert(stop *stopper, args []string, stdout, stderr io.Writer) int {
 				msg = prefix + msg
 			}
 			rec.Error = msg
-			fmt.Fprintf(stderr, "ckpt2core: %s\n", safe(msg))
+			complain(stderr, "", "%s", msg)
 		default:
 			ok++
 			if !*asJSON {
@@ -156,16 +182,46 @@ func runConvert(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(records); err != nil {
-			fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
+			complain(stderr, "", "%v", err)
 		}
 	}
 	switch {
 	case failed == 0:
 		return exitOK
 	case ok == 0:
+		removeEmpty(created)
 		return exitFailed
 	}
 	return exitPartial
+}
+
+// makeOutDir creates dir and its missing parents (mode 0700) and returns
+// the directories it created, deepest first.
+func makeOutDir(dir string) (created []string, err error) {
+	var missing []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil {
+			break
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	return missing, nil
+}
+
+// removeEmpty removes the directories makeOutDir created, deepest first,
+// as long as they are empty (a core written into one keeps it).
+func removeEmpty(dirs []string) {
+	for _, d := range dirs {
+		if os.Remove(d) != nil {
+			return
+		}
+	}
 }
 
 // convertRecord is what --json prints for each process.
@@ -173,11 +229,25 @@ type convertRecord struct {
 	Pid      uint32   `json:"pid"`
 	Comm     string   `json:"comm"`
 	Threads  int      `json:"threads"`
-	Bytes    uint64   `json:"bytes"`          // size of the core (holes included)
-	Path     string   `json:"path,omitempty"` // "" when no core was written
-	Zombie   bool     `json:"zombie,omitempty"`
-	Error    string   `json:"error,omitempty"`
-	Warnings []string `json:"warnings,omitempty"`
+	Bytes    uint64   `json:"bytes"` // size of the core (holes included)
+	Path     string   `json:"path"`  // "" when no core was written
+	Zombie   bool     `json:"zombie"`
+	Error    string   `json:"error"`    // "" when converted
+	Warnings []string `json:"warnings"` // [] when none
+}
+
+// jsonError is what --json prints on stdout instead of the records when
+// the run fails as a whole.
+type jsonError struct {
+	Error      string `json:"error"`
+	ExitStatus int    `json:"exit_status"`
+}
+
+// writeJSONError prints a fatal error as a JSON object.
+func writeJSONError(stdout io.Writer, code int, msg string) {
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	enc.Encode(jsonError{Error: msg, ExitStatus: code})
 }
 
 // convertOne loads, plans and writes the core of one process. Nothing is
@@ -215,6 +285,9 @@ func convertOne(ck *criuimg.Checkpoint, pid uint32, dir string, force bool, opts
 	res.notes = append(res.notes, plan.Warnings...)
 	name := fmt.Sprintf("core.%d", pid)
 	if err := elfcore.WriteFile(dir, name, plan, force, progress); err != nil {
+		if errors.Is(err, elfcore.ErrExists) {
+			err = fmt.Errorf("%w (use --force to replace it)", err)
+		}
 		res.err = err
 		return res
 	}
@@ -226,10 +299,11 @@ func convertOne(ck *criuimg.Checkpoint, pid uint32, dir string, force bool, opts
 // waitStatus describes a wait(2) status as CRIU records a zombie's exit
 // code.
 func waitStatus(st uint32) string {
-	if sig := st & 0x7f; sig != 0 {
-		return fmt.Sprintf("killed by signal %d", sig)
+	ws := criuimg.WaitStatus(st)
+	if ws.Signaled() {
+		return "killed by " + signalName(syscall.Signal(ws.Signal()))
 	}
-	return fmt.Sprintf("exited with status %d", (st>>8)&0xff)
+	return fmt.Sprintf("exited with status %d", ws.ExitStatus())
 }
 
 // pagesBytes is the size of the checkpoint's pages files: about the bytes a

@@ -39,3 +39,38 @@ func TestConvertJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestConvertJSONKeys: every record carries every key the README lists
+// (a zombie's and a converted process's alike), and a fatal error with
+// --json prints a JSON error object on stdout.
+func TestConvertJSONKeys(t *testing.T) {
+	code, stdout, stderr := convertCLI(t, "../../testdata/x86_64/static-c/images", "-o", t.TempDir(), "--json")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var recs []map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(stdout), &recs); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		for _, k := range []string{"pid", "comm", "threads", "bytes", "path", "zombie", "error", "warnings"} {
+			if _, ok := r[k]; !ok {
+				t.Errorf("record %s lacks %q", r["pid"], k)
+			}
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"/nonexistent/dump", "-o", t.TempDir(), "--json"}, exitFailed},
+		{[]string{"../../testdata/x86_64/static-c/images", "--json"}, exitUsage},
+		{[]string{"../../testdata/x86_64/static-c/images", "-o", t.TempDir(), "--pid", "4", "--json"}, exitUsage},
+	} {
+		code, stdout, _ := convertCLI(t, tc.args...)
+		var e jsonError
+		if err := json.Unmarshal([]byte(stdout), &e); err != nil || code != tc.code || e.ExitStatus != tc.code || e.Error == "" {
+			t.Errorf("%q: exit %d, stdout %q (%v), want a JSON error object with status %d", tc.args, code, stdout, err, tc.code)
+		}
+	}
+}

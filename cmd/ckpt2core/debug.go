@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -11,14 +12,31 @@ import (
 	"runtime"
 	"syscall"
 
-	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/spf13/pflag"
+
+	"github.com/ckpt2core/ckpt2core/archive"
+	"github.com/ckpt2core/ckpt2core/criuimg"
 )
 
-// debugHelp is the help text of 'ckpt2core gdb' and 'ckpt2core dlv' after
-// the flags.
-var debugHelp = map[string]string{
-	"gdb": `
+// debugger is what differs between 'ckpt2core gdb' and 'ckpt2core dlv'.
+type debugger struct {
+	name     string
+	help     string // after the flags
+	rootHelp string // of --root
+	// argv is the debugger's command line for core (exe "" if unknown),
+	// or an error for a usage error.
+	argv func(o *debugOptions, exe, core string) ([]string, error)
+	// multiarch: a core of another architecture is opened with
+	// gdb-multiarch when it is installed (Debian's gdb reads only this
+	// machine's).
+	multiarch bool
+}
+
+// debuggers are the debuggers ckpt2core starts, by command name.
+var debuggers = map[string]*debugger{
+	"gdb": {
+		name: "gdb",
+		help: `
 Examples:
   ckpt2core gdb checkpoint.tar --pid 6 --root /
   ckpt2core gdb dump/ --exe ./server -- -batch -ex 'thread apply all bt'
@@ -31,7 +49,25 @@ directory when gdb exits. A core of another architecture than this
 machine's is opened with gdb-multiarch when it is installed (unless --gdb
 names a debugger). Arguments after -- go to gdb.
 ` + debugStatus,
-	"dlv": `
+		rootHelp:  "root filesystem: clean file pages, the executable and 'set sysroot'",
+		multiarch: true,
+		argv: func(o *debugOptions, exe, core string) ([]string, error) {
+			argv := []string{"-q"}
+			if o.root != "" {
+				argv = append(argv, "-iex", "set sysroot "+o.root)
+			}
+			argv = append(argv, o.extra...)
+			if exe != "" {
+				argv = append(argv, exe)
+			}
+			// --core=, not a second positional argument: without an
+			// executable, gdb would take a lone positional core for one.
+			return append(argv, "--core="+core), nil
+		},
+	},
+	"dlv": {
+		name: "dlv",
+		help: `
 Examples:
   ckpt2core dlv dump/ --exe ./server
   ckpt2core dlv checkpoint.tar.gz --pid 6 --exe ./server -- --init cmds.txt
@@ -41,6 +77,14 @@ private temporary directory, runs 'dlv core EXE CORE' and removes the
 directory when Delve exits. --root supplies the clean pages of mapped
 files to the core. Arguments after -- go to dlv.
 ` + debugStatus,
+		rootHelp: "root filesystem: clean file pages",
+		argv: func(o *debugOptions, exe, core string) ([]string, error) {
+			if exe == "" {
+				return nil, errors.New("dlv needs the executable: give --exe")
+			}
+			return append([]string{"core", exe, core}, o.extra...), nil
+		},
+	},
 }
 
 const debugStatus = `
@@ -50,112 +94,133 @@ process cannot be converted or the debugger cannot be started; 2 for a
 usage error.
 `
 
-// runDebugger implements 'ckpt2core gdb' and 'ckpt2core dlv'.
+// debugOptions is the command line of 'ckpt2core gdb' or 'dlv'.
+type debugOptions struct {
+	checkpoint string
+	pid        uint32 // 0: the root of the process tree
+	root, exe  string
+	image      string // --image: the container image as the root
+	prog       string // the debugger's executable
+	progSet    bool   // named with --gdb or --dlv
+	extra      []string
+	archive    *archive.Options
+}
+
+// runDebugger implements 'ckpt2core gdb' and 'ckpt2core dlv': flags,
+// then the conversion of one process into the private temporary
+// directory, then the debugger on its core.
 func runDebugger(stop *stopper, tool string, args []string, stdout, stderr io.Writer) int {
+	d := debuggers[tool]
+	o, status, ok := d.parse(args, stdout, stderr)
+	if !ok {
+		return status
+	}
+	return d.run(stop, o, stdout, stderr)
+}
+
+// parse reads the command line; ok false with the exit status when the
+// run ends there (--help, a usage error).
+func (d *debugger) parse(args []string, stdout, stderr io.Writer) (o *debugOptions, status int, ok bool) {
+	tool := d.name
 	fs := pflag.NewFlagSet("ckpt2core "+tool, pflag.ContinueOnError)
 	pid := fs.Uint("pid", 0, "the process to debug (default: the root of the process tree)")
-	rootHelp := "root filesystem: clean file pages, the executable and 'set sysroot'"
-	if tool == "dlv" {
-		rootHelp = "root filesystem: clean file pages"
-	}
-	root := fs.String("root", "", rootHelp)
-	image := imageFlag(fs)
-	exe := fs.String("exe", "", "the executable (default: the process's executable, under --root if given)")
-	prog := fs.String(tool, tool, "the debugger to run")
-	aopts := archiveFlags(fs)
+	o = &debugOptions{}
+	fs.StringVar(&o.root, "root", "", d.rootHelp)
+	fs.StringVar(&o.exe, "exe", "", "the executable (default: the process's executable, under --root if given)")
+	fs.StringVar(&o.prog, tool, tool, "the debugger to run")
+	fs.StringVar(&o.image, "image", "", imageHelp)
+	o.archive = archiveFlags(fs)
 	help := func(w io.Writer) {
-		fmt.Fprintf(w, "Usage: ckpt2core %s [flags] CHECKPOINT [-- DEBUGGER_ARGS...]\n\nFlags:\n%s%s", tool, fs.FlagUsages(), debugHelp[tool])
+		fmt.Fprintf(w, "Usage: ckpt2core %s [flags] CHECKPOINT [-- DEBUGGER_ARGS...]\n\nFlags:\n%s%s", tool, fs.FlagUsages(), d.help)
 	}
 	if status, ok := parseFlags(fs, tool, args, help, stdout, stderr, exitUsage); !ok {
-		return status
+		return nil, status, false
 	}
 	switch dash := fs.ArgsLenAtDash(); {
 	case fs.NArg() == 0 || dash == 0:
-		return usageError(stderr, tool, exitUsage, "want CHECKPOINT")
+		return nil, usageError(stderr, tool, exitUsage, "want CHECKPOINT"), false
 	case dash < 0 && fs.NArg() > 1:
-		return usageError(stderr, tool, exitUsage, "want one CHECKPOINT, got %q; arguments for %s go after --", fs.Args(), tool)
+		return nil, usageError(stderr, tool, exitUsage, "want one CHECKPOINT, got %q; arguments for %s go after --", fs.Args(), tool), false
 	case dash > 1:
-		return usageError(stderr, tool, exitUsage, "want one CHECKPOINT before --, got %q", fs.Args()[:dash])
+		return nil, usageError(stderr, tool, exitUsage, "want one CHECKPOINT before --, got %q", fs.Args()[:dash]), false
+	case *pid > math.MaxUint32:
+		return nil, usageError(stderr, tool, exitUsage, "--pid %d: not a pid", *pid), false
 	}
-	extra := fs.Args()[1:]
-	if *exe != "" {
-		if st, err := os.Stat(*exe); err != nil || !st.Mode().IsRegular() {
-			return usageError(stderr, tool, exitUsage, "--exe %s: not a file here", safe(*exe))
+	o.checkpoint, o.extra, o.pid, o.progSet = fs.Arg(0), fs.Args()[1:], uint32(*pid), fs.Changed(tool)
+	if o.exe != "" {
+		if st, err := os.Stat(o.exe); err != nil || !st.Mode().IsRegular() {
+			return nil, usageError(stderr, tool, exitUsage, "--exe %s: not a file here", o.exe), false
 		}
 	}
-	cv, code, err := openConversion(stop, fs.Arg(0), aopts, *root, *image, stderr)
+	return o, 0, true
+}
+
+// run converts the process and runs the debugger on its core; it returns
+// the exit status.
+func (d *debugger) run(stop *stopper, o *debugOptions, stdout, stderr io.Writer) int {
+	cv, code, err := openConversion(stop, o.checkpoint, o.archive, o.root, o.image, stderr)
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core: %s\n", safe(err.Error()))
+		complain(stderr, "", "%s", err)
 		return code
 	}
 	defer cv.Close()
-	*root = cv.root // --image: the files unpacked from it
+	o.root = cv.root // --image: the files unpacked from it
 	ck := cv.ck
 	target := ck.Procs[0].Pid
-	if *pid != 0 {
-		want, err := selectPids(ck, []uint{*pid})
+	if o.pid != 0 {
+		want, err := selectPids(ck, []uint{uint(o.pid)})
 		if err != nil {
-			fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
+			complain(stderr, "", "%v", err)
 			return exitUsage
 		}
 		target = want[0]
 	}
-	dir, err := os.MkdirTemp("", "ckpt2core-"+tool+"-")
+	dir, err := os.MkdirTemp("", "ckpt2core-"+d.name+"-")
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core: %s\n", safe(err.Error()))
+		complain(stderr, "", "%s", err)
 		return exitFailed
 	}
 	defer os.RemoveAll(dir)
 	res := convertOne(ck, target, dir, false, cv.opts, nil)
 	for _, n := range res.notes {
-		fmt.Fprintf(stderr, "ckpt2core: pid %d (%s): %s\n", res.pid, safe(res.comm), safe(n))
+		complain(stderr, "", "pid %d (%s): %s", res.pid, res.comm, n)
 	}
 	switch {
 	case res.zombie:
-		fmt.Fprintf(stderr, "ckpt2core: pid %d (%s) is a zombie: it has no memory or registers to debug\n", target, safe(res.comm))
+		complain(stderr, "", "pid %d (%s) is a zombie: it has no memory or registers to debug", target, res.comm)
 		return exitFailed
 	case res.err != nil:
-		fmt.Fprintf(stderr, "ckpt2core: pid %d: %s\n", target, safe(res.err.Error()))
+		complain(stderr, "", "pid %d: %s", target, res.err)
 		return exitFailed
 	}
-	if *exe == "" && res.exePath != "" {
-		if *exe, err = recordedExe(res.exePath, *root); err != nil {
-			fmt.Fprintf(stderr, "ckpt2core: the executable: %s (give --exe or --root)\n", safe(err.Error()))
+	exe := o.exe
+	if exe == "" && res.exePath != "" {
+		if exe, err = recordedExe(res.exePath, o.root); err != nil {
+			complain(stderr, "", "the executable: %s (give --exe or --root)", err)
 		}
 	}
-	if tool == "gdb" && !fs.Changed("gdb") && res.arch != hostArch() {
-		// Debian's gdb reads only this machine's cores.
+	prog := o.prog
+	if d.multiarch && !o.progSet && res.arch != hostArch() {
 		if p, err := exec.LookPath("gdb-multiarch"); err == nil {
-			*prog = p
-			fmt.Fprintf(stderr, "ckpt2core: an %s core on %s: using %s\n", res.arch, runtime.GOARCH, p)
+			prog = p
+			complain(stderr, "", "an %s core on %s: using %s", res.arch, runtime.GOARCH, p)
 		} else {
-			fmt.Fprintf(stderr, "ckpt2core: an %s core on %s: gdb may not read it; install gdb-multiarch or give --gdb\n", res.arch, runtime.GOARCH)
+			complain(stderr, "", "an %s core on %s: gdb may not read it; install gdb-multiarch or give --gdb", res.arch, runtime.GOARCH)
 		}
 	}
-	var argv []string
-	switch tool {
-	case "gdb":
-		argv = append(argv, "-q")
-		if *root != "" {
-			argv = append(argv, "-iex", "set sysroot "+*root)
-		}
-		argv = append(argv, extra...)
-		if *exe != "" {
-			argv = append(argv, *exe)
-		}
-		// --core=, not a second positional argument: without an
-		// executable, gdb would take a lone positional core for one.
-		argv = append(argv, "--core="+res.path)
-	case "dlv":
-		if *exe == "" {
-			fmt.Fprintln(stderr, "ckpt2core: dlv needs the executable: give --exe")
-			return exitUsage
-		}
-		argv = append(argv, "core", *exe, res.path)
-		argv = append(argv, extra...)
+	argv, err := d.argv(o, exe, res.path)
+	if err != nil {
+		complain(stderr, "", "%s", err)
+		return exitUsage
 	}
-	cmd := exec.Command(*prog, argv...)
+	cmd := exec.Command(prog, argv...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
+	if f := fileOf(stdout); f != nil {
+		cmd.Stdout = f // the terminal itself, not a pipe copied by us
+	}
+	if f := fileOf(stderr); f != nil {
+		cmd.Stderr = f
+	}
 	// ^C and ^\ at the debugger's prompt reach the whole process group:
 	// they are the debugger's to handle, not a reason to stop (and remove
 	// the core from under it).
@@ -169,7 +234,7 @@ func runDebugger(stop *stopper, tool string, args []string, stdout, stderr io.Wr
 		if errors.As(err, &ee) {
 			return ee.ExitCode()
 		}
-		fmt.Fprintf(stderr, "ckpt2core: %s: %v\n", *prog, err)
+		complain(stderr, "", "%s: %v", prog, err)
 		return exitFailed
 	}
 	return exitOK

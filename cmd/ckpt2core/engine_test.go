@@ -16,8 +16,6 @@ import (
 	"github.com/ckpt2core/ckpt2core/inspect"
 )
 
-const intrusionDir = "../../testdata/x86_64/intrusion"
-
 // intrusionBefore extracts the real Podman export before.tar (the
 // intrusion fixture: container intr-web, hostname web-frontend) and returns
 // the directory.

@@ -35,7 +35,7 @@ func TestFlagsEveryCommand(t *testing.T) {
 			{[]string{"--help"}, exitOK, ""},
 			{[]string{"-h"}, exitOK, ""},
 			{[]string{"--no-such-flag", "x"}, exitUsage, "unknown flag: --no-such-flag"},
-			{[]string{"x", tc.valued}, exitUsage, "flag needs an argument"},
+			{[]string{"dir/", tc.valued}, exitUsage, "flag needs an argument"},
 		} {
 			args := append(append([]string{}, tc.args...), c.extra...)
 			var stdout, stderr bytes.Buffer
@@ -65,10 +65,17 @@ func TestUsageErrorsSayWhy(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"frobnicate"}, `ckpt2core: "frobnicate" is neither a command nor a checkpoint`},
+		{[]string{"frobnicate"}, `ckpt2core: unknown command "frobnicate"`},
+		{[]string{"inspekt", fx}, `ckpt2core: unknown command "inspekt" (did you mean "inspect"?)`},
+		{[]string{"grpe", "x", fx}, `ckpt2core: unknown command "grpe" (did you mean "grep"?)`},
+		{[]string{"conver", fx, "-o", "x"}, `ckpt2core: unknown command "conver" (did you mean "convert"?)`},
+		{[]string{"show", fx}, `ckpt2core: unknown command "show"`},
+		{[]string{"bad\x1b[2J"}, `ckpt2core: unknown command "bad\x1b[2J"`},
 		{[]string{fx}, "ckpt2core convert: -o OUT_DIR is required"},
 		{[]string{fx, fx, "-o", "x"}, "ckpt2core convert: want one CHECKPOINT, got 2 arguments"},
 		{[]string{"verify"}, "ckpt2core verify: want one CORE, got 0 arguments"},
+		{[]string{"grep", "x"}, "ckpt2core grep: want PATTERN and CHECKPOINT (or -f FILE and CHECKPOINT), got 1 argument\n"},
+		{[]string{"inspect", podmanDir + "/checkpoint-counters_default-counter-zstd.tar.gz", "--pid", "1", "--pid", "99999"}, "ckpt2core inspect: pid 99999 is not in the checkpoint (it has 1, 6, 7)"},
 		{[]string{"verify", "core.1"}, "ckpt2core verify: --exe EXE is required"},
 		{[]string{"gdb"}, "ckpt2core gdb: want CHECKPOINT"},
 		{[]string{"gdb", fx, "extra"}, `ckpt2core gdb: want one CHECKPOINT, got ["` + fx + `" "extra"]; arguments for gdb go after --`},

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/ckpt2core/ckpt2core/archive"
 	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/memsearch"
 )
@@ -22,7 +23,7 @@ const (
 	grepTrouble = 2 // usage error or an error while searching
 )
 
-const grepUsage = `Usage: ckpt2core grep [flags] PATTERN CHECKPOINT
+const grepUsage = `Usage: ckpt2core grep [flags] PATTERN CHECKPOINT [CHECKPOINT...]
 
 Searches the captured memory of every process of CHECKPOINT (private pages
 and shared memory) for PATTERN, and prints one line per hit:
@@ -55,9 +56,16 @@ Examples:
   ckpt2core grep --regex 'RANDOM_[0-9]+_KEY' -C 32 dump/
   ckpt2core grep --json --max-count 1 SECRET dump/ | jq '.[].address'
   ckpt2core grep -- -pattern-with-a-dash dump/
+  ckpt2core grep -f indicators.txt --json checkpoint.tar.zst | jq '.counts'
+
+A damaged process (a truncated or corrupt core, mm, pagemap or pages
+image) is searched for what its images still hold, as inspect reads it:
+a warning names the file, the entry and what is wrong, and then how many
+bytes of its memory could not be read; matching restarts after them.
 
 Exit status: 0 something was found; 1 nothing was found; 2 usage error or
-an error while reading the checkpoint (hits found are still printed).
+an error while reading the checkpoint, a damaged process included (hits
+found, in it and in the other processes, are still printed).
 `
 
 // maxContext bounds -C.
@@ -72,7 +80,10 @@ func runGrep(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	pids := fs.UintSlice("pid", nil, "search only this process (repeatable)")
 	asJSON := fs.Bool("json", false, "print one JSON array of hits")
 	maxCount := fs.IntP("max-count", "m", 0, "stop after N hits in each process (0: no limit)")
+	patFile := fs.StringP("file", "f", "", "search for every pattern of FILE (one per line, '-': stdin) in one pass, and count each")
 	aopts := archiveFlags(fs)
+	jobs := fs.IntP("jobs", "j", 1, "checkpoints searched in parallel (with several CHECKPOINTs)")
+	verbose := fs.BoolP("verbose", "v", false, "say what a compressed archive could not stream (pages spooled whole)")
 	help := func(w io.Writer) { fmt.Fprintf(w, grepUsage, fs.FlagUsages()) }
 	if status, ok := parseFlags(fs, "grep", args, help, stdout, stderr, grepTrouble); !ok {
 		return status
@@ -80,8 +91,18 @@ func runGrep(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	usageErr := func(format string, a ...any) int {
 		return usageError(stderr, "grep", grepTrouble, format, a...)
 	}
-	if fs.NArg() != 2 {
-		return usageErr("want PATTERN and CHECKPOINT, got %d arguments", fs.NArg())
+	ckArg := 1
+	if *patFile != "" {
+		ckArg = 0
+		if *regex {
+			return usageErr("-f takes literal patterns: --regex excludes it")
+		}
+	}
+	if fs.NArg() < ckArg+1 {
+		return usageErr("want PATTERN and CHECKPOINT (or -f FILE and CHECKPOINT), got %s", count(fs.NArg(), "argument"))
+	}
+	if *jobs < 1 {
+		return usageErr("--jobs must be at least 1")
 	}
 	if *hexPat && *regex {
 		return usageErr("--hex and --regex exclude each other")
@@ -92,20 +113,84 @@ func runGrep(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	if *maxCount < 0 {
 		return usageErr("--max-count must not be negative")
 	}
-	m, err := grepMatcher(fs.Arg(0), *hexPat, *regex, *fold)
-	if err != nil {
+	var m memsearch.Matcher
+	var counts *patternCounts
+	var err error
+	if *patFile != "" {
+		pats, lines, err := readPatternFile(*patFile, *hexPat)
+		if err != nil {
+			return usageErr("%s", safe(err.Error()))
+		}
+		set, err := memsearch.NewSet(pats, *fold)
+		if err != nil {
+			return usageErr("-f %s: %s", safe(*patFile), safe(err.Error()))
+		}
+		m, counts = set, &patternCounts{set: set, lines: lines, n: make([]int, len(pats))}
+	} else if m, err = grepMatcher(fs.Arg(0), *hexPat, *regex, *fold); err != nil {
 		return usageErr("%v", err)
 	}
 
-	src, closeSrc, err := openCheckpoint(stop, fs.Arg(1), aopts)
+	// A compressed archive streams: each process's pages are searched as
+	// they are decompressed, and freed.
+	aopts.Stream = true
+	g := grepRun{m: m, counts: counts, pids: *pids, context: *context, asJSON: *asJSON, maxCount: *maxCount, aopts: aopts, verbose: *verbose}
+	if fs.NArg() == ckArg+1 {
+		return g.one(stop, fs.Arg(ckArg), stdout, stderr)
+	}
+	if aopts.ExtractDir != "" {
+		return usageErr("--extract takes one CHECKPOINT")
+	}
+	// Many checkpoints: grouped per checkpoint, in argument order; 2 if
+	// any failed, else 0 if any matched.
+	statuses := runEach(fs.Args()[ckArg:], *jobs, *asJSON, stdout, stderr, func(path string, out, errw io.Writer) int {
+		return g.one(stop, path, out, errw)
+	})
+	code := grepNone
+	for _, st := range statuses {
+		switch {
+		case st == grepTrouble:
+			code = grepTrouble
+		case st == grepFound && code == grepNone:
+			code = grepFound
+		}
+	}
+	return code
+}
+
+// grepRun is a grep command line, run on one checkpoint at a time.
+type grepRun struct {
+	m        memsearch.Matcher
+	counts   *patternCounts // with -f: the patterns to count (each run counts afresh)
+	pids     []uint
+	context  int
+	asJSON   bool
+	maxCount int
+	aopts    *archive.Options
+	verbose  bool
+}
+
+// one searches one checkpoint and returns grep's exit status.
+func (g grepRun) one(stop *stopper, path string, stdout, stderr io.Writer) int {
+	usageErr := func(format string, a ...any) int {
+		return usageError(stderr, "grep", grepTrouble, format, a...)
+	}
+	aopts := *g.aopts
+	endBar := readProgress(&aopts, path, stderr, "searching")
+	defer endBar()
+	m, pids, context, asJSON, maxCount, verbose := g.m, &g.pids, &g.context, &g.asJSON, &g.maxCount, &g.verbose
+	var counts *patternCounts
+	if g.counts != nil {
+		counts = &patternCounts{set: g.counts.set, lines: g.counts.lines, n: make([]int, len(g.counts.n))}
+	}
+	src, closeSrc, err := openCheckpoint(stop, path, &aopts)
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core grep: %s\n", safe(err.Error()))
+		complain(stderr, "grep", "%s", err)
 		return grepTrouble
 	}
 	defer closeSrc()
-	ck, err := criuimg.Open(src)
+	ck, provisional, err := openStreamTree(src)
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core grep: %s\n", safe(err.Error()))
+		complain(stderr, "grep", "%s", err)
 		return grepTrouble
 	}
 	want, err := selectPids(ck, *pids)
@@ -117,6 +202,9 @@ func runGrep(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	var emit func(memsearch.Hit) error
 	hits := 0
 	if *asJSON {
+		if counts != nil {
+			out.WriteString(`{"hits": `)
+		}
 		out.WriteString("[")
 		emit = func(h memsearch.Hit) error {
 			b, err := json.Marshal(newJSONHit(h))
@@ -140,31 +228,49 @@ func runGrep(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	searcher := memsearch.Searcher{Context: *context}
 	failed := false
 	for _, pid := range want {
-		err := grepProcess(ck, pid, searcher, m, *maxCount, len(*pids) > 0, stderr, func(h memsearch.Hit) error {
+		err := grepProcess(ck, src, pid, searcher, m, *maxCount, len(*pids) > 0, stderr, func(h memsearch.Hit) error {
 			if err := emit(h); err != nil {
 				return &writeError{err}
+			}
+			if counts != nil {
+				counts.add(h)
 			}
 			hits++
 			return nil
 		})
 		var we *writeError
 		if errors.As(err, &we) {
-			fmt.Fprintf(stderr, "ckpt2core grep: writing output: %v\n", we.err)
+			complain(stderr, "grep", "writing output: %v", we.err)
 			return grepTrouble
 		}
 		if err != nil {
-			fmt.Fprintf(stderr, "ckpt2core grep: %s\n", safe(err.Error()))
+			if !errors.Is(err, errDamaged) {
+				complain(stderr, "grep", "%s", err)
+			}
 			failed = true
 		}
+	}
+	err = checkStreamTree(src, ck, provisional, *verbose, stderr, "grep")
+	endBar()
+	if err != nil {
+		fmt.Fprintf(stderr, "ckpt2core grep: %s\n", safe(err.Error()))
+		failed = true
 	}
 	if *asJSON {
 		if hits > 0 {
 			out.WriteString("\n")
 		}
-		out.WriteString("]\n")
+		if counts != nil {
+			out.WriteString("]")
+			counts.writeJSON(out)
+		} else {
+			out.WriteString("]\n")
+		}
+	} else if counts != nil {
+		counts.writeText(out)
 	}
 	if err := out.Flush(); err != nil {
-		fmt.Fprintf(stderr, "ckpt2core grep: writing output: %v\n", err)
+		complain(stderr, "grep", "writing output: %v", err)
 		return grepTrouble
 	}
 	switch {
@@ -219,23 +325,41 @@ func parseHexPattern(s string) ([]byte, error) {
 }
 
 // grepProcess searches one process. A zombie is skipped, with a notice
-// when it was asked for by --pid.
-func grepProcess(ck *criuimg.Checkpoint, pid uint32, s memsearch.Searcher, m memsearch.Matcher, maxCount int, asked bool, stderr io.Writer, emit func(memsearch.Hit) error) error {
-	p, err := ck.LoadProcess(pid)
-	if p != nil {
-		defer p.Close()
+// when it was asked for by --pid. A damaged process is searched for what
+// its images still hold (criuimg.SalvageProcess, as inspect reads it):
+// each problem is said on stderr (file, entry, what is wrong), then how
+// many bytes of its memory could not be searched; the search goes on and
+// the returned error (errDamaged) makes the exit status 2.
+func grepProcess(ck *criuimg.Checkpoint, src criuimg.Source, pid uint32, s memsearch.Searcher, m memsearch.Matcher, maxCount int, asked bool, stderr io.Writer, emit func(memsearch.Hit) error) error {
+	p, problems := ck.SalvageProcess(pid)
+	if p == nil {
+		return errors.Join(problems...)
 	}
-	if errors.Is(err, criuimg.ErrZombie) {
+	defer p.Close()
+	who := fmt.Sprintf("pid %d (%s)", pid, p.Comm)
+	if p.Zombie() && len(problems) == 0 {
 		if asked {
-			fmt.Fprintf(stderr, "ckpt2core grep: pid %d (%s): zombie: no memory to search\n", pid, safe(p.Comm))
+			complain(stderr, "grep", "%s: zombie: no memory to search", who)
 		}
 		return nil
 	}
-	if err != nil {
-		return err
+	for _, pr := range problems {
+		complain(stderr, "grep", "%s: %v", who, pr)
 	}
+	var damaged error
+	if len(problems) > 0 {
+		damaged = errDamaged
+		if p.Mem == nil {
+			complain(stderr, "grep", "%s: damaged images: no memory left to search", who)
+			return damaged
+		}
+		if n := unreadableBytes(p); n > 0 {
+			complain(stderr, "grep", "%s: damaged images: %d bytes of memory unreadable, not searched", who, n)
+		}
+	}
+	consumeOnce(src, p)
 	n := 0
-	return s.Search(p, m, func(h memsearch.Hit) error {
+	err := s.Search(p, m, func(h memsearch.Hit) error {
 		if err := emit(h); err != nil {
 			return err
 		}
@@ -244,6 +368,29 @@ func grepProcess(ck *criuimg.Checkpoint, pid uint32, s memsearch.Searcher, m mem
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	return damaged
+}
+
+// errDamaged is grepProcess's error for a process searched in part: its
+// problems are said already.
+var errDamaged = errors.New("damaged images")
+
+// unreadableBytes counts the bytes of p's mappings that its damaged images
+// hide (Unreadable extents).
+func unreadableBytes(p *criuimg.Process) uint64 {
+	var n uint64
+	for i := range p.VMAs {
+		p.Mem.VMAExtents(&p.VMAs[i], func(e criuimg.Extent) error {
+			if e.Kind == criuimg.Unreadable {
+				n += e.End - e.Start
+			}
+			return nil
+		})
+	}
+	return n
 }
 
 // grepContext renders a hit with its context, non-printable bytes as '.'.

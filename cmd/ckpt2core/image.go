@@ -16,8 +16,11 @@ import (
 
 // imageFlag adds --image to fs.
 func imageFlag(fs *pflag.FlagSet) *string {
-	return fs.String("image", "", "the container's image as the root filesystem (a docker-archive or oci-archive tar, or an OCI layout directory): only the files the checkpoint maps are unpacked, into the private temporary directory")
+	return fs.String("image", "", imageHelp)
 }
+
+// imageHelp is --image's help.
+const imageHelp = "the container's image as the root filesystem (a docker-archive or oci-archive tar, or an OCI layout directory): only the files the checkpoint maps are unpacked, into the private temporary directory"
 
 // imageRoot unpacks, from the image at image, the files the processes of
 // ck map (and the image's symbolic links) into a new directory of the
@@ -30,7 +33,7 @@ func imageRoot(image string, src criuimg.Source, ck *criuimg.Checkpoint, stderr 
 	}
 	defer img.Close()
 	if cs, ok := src.(*checkpointSource); ok {
-		if b, err := cs.ck.Meta(inspect.ConfigDumpFile); err == nil {
+		if b, err := fs.ReadFile(cs.ck.Meta(), inspect.ConfigDumpFile); err == nil {
 			if c, err := inspect.ParseContainer(b, nil, nil); err == nil && !img.Matches(c.Image, c.ImageID, c.ImageRef) {
 				fmt.Fprintf(stderr, "ckpt2core: warning: --image %s is %s (%v), but config.dump names image %q (id %q, ref %q)\n",
 					safe(image), safe(img.ID), safe(fmt.Sprint(img.Names)), safe(c.Image), safe(c.ImageID), safe(c.ImageRef))

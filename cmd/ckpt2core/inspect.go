@@ -9,6 +9,8 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/ckpt2core/ckpt2core/archive"
+	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/inspect"
 )
 
@@ -50,70 +52,113 @@ func runInspect(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	aopts := archiveFlags(fs)
 	pids := fs.UintSlice("pid", nil, "report only this process (repeatable)")
 	sysroot := fs.String("root", "", "directory with the checkpointed system's files, to decode code the checkpoint did not capture")
+	jobs := fs.IntP("jobs", "j", 1, "checkpoints inspected in parallel (with several CHECKPOINTs)")
+	summary := fs.Bool("summary", false, "one row per CHECKPOINT (several allowed), like checkpointctl show")
 	image := imageFlag(fs)
 	help := func(w io.Writer) {
-		fmt.Fprintf(w, "Usage: ckpt2core inspect CHECKPOINT [--json] [--env] [--pid N] [--root DIR]\n\nFlags:\n%s%s", fs.FlagUsages(), inspectExamples)
+		fmt.Fprintf(w, "Usage: ckpt2core inspect CHECKPOINT [CHECKPOINT...] [--json] [--env] [--pid N] [--root DIR] [-j N]\n       ckpt2core inspect --summary CHECKPOINT... [--json]\n\nFlags:\n%s%s", fs.FlagUsages(), inspectExamples)
 	}
 	if status, ok := parseFlags(fs, "inspect", args, help, stdout, stderr, exitUsage); !ok {
 		return status
 	}
-	if fs.NArg() != 1 {
-		return usageError(stderr, "inspect", exitUsage, "want one CHECKPOINT, got %d arguments", fs.NArg())
+	if *summary && fs.NArg() > 0 {
+		return runSummary(stop, fs.Args(), *asJSON, aopts, stdout, stderr)
 	}
-	path := fs.Arg(0)
-	src, closeSrc, err := openCheckpoint(stop, inspectPath(path), aopts)
+	if fs.NArg() < 1 {
+		return usageError(stderr, "inspect", exitUsage, "want a CHECKPOINT, got none")
+	}
+	if *jobs < 1 {
+		return usageError(stderr, "inspect", exitUsage, "--jobs must be at least 1")
+	}
+	one := func(path string, stdout, stderr io.Writer) int {
+		return inspectOne(stop, path, aopts, *asJSON, *env, *pids, *sysroot, *image, stdout, stderr)
+	}
+	if fs.NArg() == 1 {
+		return one(fs.Arg(0), stdout, stderr)
+	}
+	if aopts.ExtractDir != "" {
+		return usageError(stderr, "inspect", exitUsage, "--extract takes one CHECKPOINT")
+	}
+	// Many checkpoints: reports grouped per checkpoint, in argument order;
+	// the worst status.
+	code := exitOK
+	for _, st := range runEach(fs.Args(), *jobs, *asJSON, stdout, stderr, one) {
+		code = max(code, st)
+	}
+	return code
+}
+
+// inspectOne reports on one checkpoint and returns the exit status.
+func inspectOne(stop *stopper, path string, aopts *archive.Options, asJSON, env bool, pids []uint, sysroot, image string, stdout, stderr io.Writer) int {
+	o := *aopts
+	// A compressed archive streams: only the pages inspect reads are kept
+	// (argument areas, code at each PC).
+	o.Stream = o.ExtractDir == ""
+	endBar := readProgress(&o, path, stderr, "unpacking")
+	src, closeSrc, err := openCheckpoint(stop, inspectPath(path), &o)
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
+		endBar()
+		complain(stderr, "", "%v", err)
 		return exitFailed
 	}
 	defer closeSrc()
-	ck, err := inspect.Open(src) // criuimg.Open, but a damaged files.img is reported on
+	if a := streamedArchive(src); a != nil {
+		retainForInspect(src)
+		err := a.Wait()
+		endBar()
+		if err != nil {
+			complain(stderr, "", "%s", err)
+			return exitFailed
+		}
+	}
+	endBar()
+	// criuimg.Open, but a damaged files.img does not stop the report: the
+	// files of its entries before the damaged one are known, and Inspect
+	// says what lacks a path because of it.
+	ck, err := criuimg.SalvageOpen(src)
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
+		complain(stderr, "", "%v", err)
 		return exitFailed
 	}
-	opts := inspect.Options{Env: *env, Name: path}
-	if *image != "" {
-		if *sysroot != "" {
+	opts := inspect.Options{Env: env, Name: path}
+	if image != "" {
+		if sysroot != "" {
 			return usageError(stderr, "inspect", exitUsage, "--root and --image exclude each other")
 		}
-		dir, cleanup, err := imageRoot(*image, src, ck, stderr)
+		dir, cleanup, err := imageRoot(image, src, ck, stderr)
 		if err != nil {
-			fmt.Fprintf(stderr, "ckpt2core: %s\n", safe(err.Error()))
+			complain(stderr, "", "%s", err)
 			return exitUsage
 		}
 		defer cleanup()
-		*sysroot = dir
+		sysroot = dir
 	}
-	if *sysroot != "" {
+	if sysroot != "" {
 		// As convert and gdb open --root (overlaid by rootfs-diff.tar,
 		// files checked against what CRIU recorded); one that cannot be
 		// opened is a usage error, said at once.
-		r, err := openRoot(*sysroot, src, ck, stderr)
+		r, err := openRoot(sysroot, src, ck, stderr)
 		if err != nil {
-			fmt.Fprintf(stderr, "ckpt2core: %s\n", safe(err.Error()))
+			complain(stderr, "", "%s", err)
 			return exitUsage
 		}
 		defer r.Close()
 		opts.Files = r
 	}
 	// config.dump, ..., rootfs-diff.tar, with the archive's member times
-	// (archive.Checkpoint is an inspect.MetaModTimer: a Podman checkpoint
-	// is dated by stats-dump's mtime).
-	if cs, ok := src.(*checkpointSource); ok {
-		opts.Meta = inspect.MetaFS(cs.ck)
-	} else if m, ok := src.(inspect.MetaSource); ok {
-		opts.Meta = inspect.MetaFS(m)
-	}
-	for _, p := range *pids {
-		opts.Pids = append(opts.Pids, uint32(p))
+	// (a Podman checkpoint is dated by stats-dump's).
+	opts.Meta = checkpointMeta(src)
+	if len(pids) > 0 {
+		if opts.Pids, err = selectPids(ck, pids); err != nil {
+			return usageError(stderr, "inspect", exitUsage, "%v", err)
+		}
 	}
 	rep, err := inspect.Inspect(ck, opts)
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
+		complain(stderr, "", "%v", err)
 		return exitUsage // only an unknown --pid fails the whole report
 	}
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		err = enc.Encode(rep)
@@ -121,7 +166,7 @@ func runInspect(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		err = inspect.WriteText(stdout, rep)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
+		complain(stderr, "", "%v", err)
 		return exitFailed
 	}
 	return exitOK

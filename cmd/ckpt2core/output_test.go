@@ -97,7 +97,7 @@ func TestConvertExistingCores(t *testing.T) {
 	if st, err := os.Stat(out); err != nil || st.Mode().Perm() != 0o700 {
 		t.Errorf("OUT: %v %v", st, err)
 	}
-	if status, _, stderr := convertStaticC(t, out); status != exitFailed || strings.Count(stderr, "file exists") != 2 {
+	if status, _, stderr := convertStaticC(t, out); status != exitFailed || strings.Count(stderr, "file exists (use --force to replace it)") != 2 {
 		t.Errorf("again: status %d, want %d; stderr:\n%s", status, exitFailed, stderr)
 	}
 	if status, _, stderr := convertStaticC(t, out, "-f"); status != exitOK {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"io"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +16,7 @@ import (
 type progress struct {
 	done  atomic.Uint64
 	total int64
+	desc  string
 	stop  chan struct{}
 	wg    sync.WaitGroup
 }
@@ -24,9 +24,14 @@ type progress struct {
 // startProgress starts the display for total bytes; enabled decides
 // whether anything may be shown at all.
 func startProgress(w io.Writer, total int64, enabled bool) *progress {
-	p := &progress{total: total, stop: make(chan struct{})}
-	f, ok := w.(*os.File)
-	if !enabled || !ok || !term.IsTerminal(int(f.Fd())) || total <= 0 {
+	return startProgressAs(w, total, enabled, "converting")
+}
+
+// startProgressAs is startProgress with the bar's description.
+func startProgressAs(w io.Writer, total int64, enabled bool, desc string) *progress {
+	p := &progress{total: total, stop: make(chan struct{}), desc: desc}
+	f := fileOf(w)
+	if !enabled || f == nil || !term.IsTerminal(int(f.Fd())) || total <= 0 {
 		return p
 	}
 	p.show(w, time.Second)
@@ -39,11 +44,15 @@ func startProgress(w io.Writer, total int64, enabled bool) *progress {
 // done until then for bytes done in no time (a rate of TB/s, 0s left).
 func (p *progress) show(w io.Writer, delay time.Duration) {
 	g := &gate{w: w}
+	desc := p.desc
+	if desc == "" {
+		desc = "converting"
+	}
 	bar := progressbar.NewOptions64(p.total,
 		progressbar.OptionSetWriter(g),
 		progressbar.OptionShowBytes(true),
 		progressbar.OptionSetPredictTime(true),
-		progressbar.OptionSetDescription("converting"),
+		progressbar.OptionSetDescription(desc),
 		progressbar.OptionThrottle(0), // run draws every tick
 		progressbar.OptionClearOnFinish(),
 	)

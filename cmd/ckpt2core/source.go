@@ -21,15 +21,24 @@ import (
 	"github.com/ckpt2core/ckpt2core/rootfs"
 )
 
-// checkpointSource is a checkpoint's images plus, for a container
-// checkpoint, its container files (config.dump, rootfs-diff.tar, ...).
+// checkpointSource is what openCheckpoint gives: a checkpoint's CRIU
+// images (the criuimg.Source) and the archive.Checkpoint they come from,
+// whose Meta is the checkpoint's metadata files (config.dump, spec.dump,
+// stats-dump, rootfs-diff.tar, ...) with their modification times.
 type checkpointSource struct {
 	criuimg.Source
 	ck *archive.Checkpoint
 }
 
-// Meta returns a container metadata file (implements inspect.MetaSource).
-func (c *checkpointSource) Meta(name string) ([]byte, error) { return c.ck.Meta(name) }
+// checkpointMeta returns the metadata files of a source openCheckpoint
+// opened (nil for another source): the one way commands read config.dump,
+// spec.dump, network.status, the stats files and rootfs-diff.tar.
+func checkpointMeta(src criuimg.Source) fs.FS {
+	if cs, ok := src.(*checkpointSource); ok {
+		return cs.ck.Meta()
+	}
+	return nil
+}
 
 // Parent returns the parent checkpoint's images of an incremental
 // checkpoint (implements criuimg.ParentSource; only image directories
@@ -41,13 +50,10 @@ func (c *checkpointSource) Parent() (criuimg.Source, error) {
 	return nil, fmt.Errorf("%s: %s: %w", c.Source, criuimg.ParentLink, fs.ErrNotExist)
 }
 
-// RootfsDiff opens rootfs-diff.tar (implements inspect.MetaSource).
-func (c *checkpointSource) RootfsDiff() (criuimg.File, error) { return c.ck.RootfsDiff() }
-
 // archiveFlags registers the flags that control how archives are read.
 func archiveFlags(fs *pflag.FlagSet) *archive.Options {
 	o := &archive.Options{}
-	fs.StringVar(&o.ExtractDir, "extract", "", "keep the files extracted from a compressed archive in this new directory")
+	fs.StringVar(&o.ExtractDir, "extract", "", "also extract every member of an archive into this new directory, and keep it")
 	o.MaxMembers, o.MaxBytes = archive.DefaultMaxMembers, archive.DefaultMaxBytes
 	fs.Var(positive[int]{&o.MaxMembers}, "max-members", "refuse archives with more members (tar bomb guard)")
 	fs.Var(positive[int64]{&o.MaxBytes}, "max-bytes", "refuse archives with more uncompressed bytes (tar bomb guard)")
@@ -78,9 +84,13 @@ func (p positive[T]) Set(s string) error {
 
 // openCheckpoint opens the checkpoint at path: a CRIU image directory, an
 // extracted container checkpoint, or a container checkpoint archive (tar,
-// tar+gzip, tar+zstd, detected by content). It returns its images and a
-// function that releases what opening took (temporary files included).
-// Every command that reads a checkpoint goes through it. A stop signal
+// tar+gzip, tar+zstd, detected by content). It returns its images (decode
+// them with criuimg.Open; checkpointMeta gives the metadata files) and a
+// function that releases what opening took: the members of a compressed
+// archive are kept in memory and anonymous files (nothing named is
+// written but with --extract, so even SIGKILL leaves nothing behind).
+// Every command that reads a checkpoint goes through it: it is the one
+// entry point (new commands call it too, with archiveFlags' options). A stop signal
 // during the unpacking of an archive cancels it and waits (a few seconds at
 // most) for archive.Open to remove what it wrote, so that no partial
 // --extract directory is left looking complete and nothing is written
@@ -91,7 +101,6 @@ func openCheckpoint(stop *stopper, path string, opts *archive.Options) (criuimg.
 		o = *opts
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	o.Context = ctx
 	opened := make(chan struct{})
 	release := stop.onStop(func() {
@@ -103,11 +112,16 @@ func openCheckpoint(stop *stopper, path string, opts *archive.Options) (criuimg.
 	})
 	ck, err := archive.Open(path, o)
 	close(opened)
-	release()
+	if err != nil || !o.Stream {
+		release()
+		cancel()
+	}
 	if err != nil {
 		return nil, nil, err
 	}
-	return &checkpointSource{Source: ck.Images, ck: ck}, func() { ck.Close() }, nil
+	// A stream is read until Close: a stop cancels it (what it holds is
+	// anonymous: nothing to remove).
+	return &checkpointSource{Source: ck.Images, ck: ck}, func() { ck.Close(); release(); cancel() }, nil
 }
 
 // conversion is a checkpoint opened for conversion: its images, their
@@ -127,7 +141,13 @@ type conversion struct {
 // from that container image into the private temporary directory, which
 // then serves as the root (c.root names it).
 func openConversion(stop *stopper, path string, aopts *archive.Options, root, image string, stderr io.Writer) (*conversion, int, error) {
-	src, closeSrc, err := openCheckpoint(stop, path, aopts)
+	o := archive.Options{}
+	if aopts != nil {
+		o = *aopts
+	}
+	endBar := readProgress(&o, path, stderr, "unpacking")
+	src, closeSrc, err := openCheckpoint(stop, path, &o)
+	endBar()
 	if err != nil {
 		return nil, exitFailed, err
 	}
@@ -180,14 +200,14 @@ func openRoot(dir string, src criuimg.Source, ck *criuimg.Checkpoint, stderr io.
 	if !ok {
 		return r, nil
 	}
-	if b, err := cs.ck.Meta(inspect.DeletedFilesFile); err == nil {
+	if b, err := fs.ReadFile(cs.ck.Meta(), inspect.DeletedFilesFile); err == nil {
 		del, err := inspect.ParseDeletedFiles(b)
 		if err != nil {
-			fmt.Fprintf(stderr, "ckpt2core: %v: the files it names are not hidden\n", err)
+			complain(stderr, "", "%v: the files it names are not hidden", err)
 		}
 		r.Hide(del, "deleted in the container ("+inspect.DeletedFilesFile+")")
 	}
-	diff, err := cs.RootfsDiff()
+	diff, err := cs.ck.RootfsDiff()
 	if errors.Is(err, fs.ErrNotExist) {
 		return r, nil
 	}
@@ -195,7 +215,7 @@ func openRoot(dir string, src criuimg.Source, ck *criuimg.Checkpoint, stderr io.
 		err = r.Overlay(diff, diff.Size())
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core: rootfs-diff.tar not used: %v\n", err)
+		complain(stderr, "", "rootfs-diff.tar not used: %v", err)
 	}
 	return r, nil
 }

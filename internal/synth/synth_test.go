@@ -35,7 +35,7 @@ func load(tb testing.TB, dir string) (*criuimg.Process, *elfcore.Plan) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	pl, err := elfcore.Build(p)
+	pl, err := elfcore.BuildWith(p, elfcore.Options{})
 	if err != nil {
 		p.Close()
 		tb.Fatal(err)

@@ -632,8 +632,8 @@ func checkARM64Thread(t *testing.T, o *oracle, tid int32, ce *criu_core.CoreEntr
 
 	// The notes the kernel derives from the CPU and the dump itself
 	// (absent from gdb's gcore oracles).
-	hwb := regs.NewARM64HWDebug(regs.ARM64DebugArchV8, regs.CortexA72Breakpoints)
-	hww := regs.NewARM64HWDebug(regs.ARM64DebugArchV8, regs.CortexA72Watchpoints)
+	hwb := regs.ARM64HWDebug{DbgInfo: uint32(regs.ARM64DebugArchV8)<<8 | uint32(regs.CortexA72Breakpoints)}
+	hww := regs.ARM64HWDebug{DbgInfo: uint32(regs.ARM64DebugArchV8)<<8 | uint32(regs.CortexA72Watchpoints)}
 	extra := []struct {
 		name string
 		typ  uint32

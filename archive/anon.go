@@ -1,0 +1,205 @@
+package archive
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ckpt2core/ckpt2core/criuimg"
+)
+
+// Bounds of what a compressed archive's members take in memory: a member
+// of at most memMember bytes is kept in memory while all such members take
+// at most memBudget bytes; every other member (and rootfs-diff.tar, which
+// its readers copy from by descriptor) goes to an anonymous file.
+const (
+	memMember = 1 << 20
+	memBudget = 16 << 20
+)
+
+// newAnonFile creates a file in dir ("" = os.TempDir()) that has no name:
+// O_TMPFILE where the filesystem supports it, else a file removed right
+// after it is created. It is used by descriptor only, so that the kernel
+// frees it when the process ends, however it ends (SIGKILL included).
+func newAnonFile(dir string) (*os.File, error) {
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if err == nil {
+		return os.NewFile(uintptr(fd), filepath.Join(dir, "(anonymous spool file)")), nil
+	}
+	if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.EISDIR) && !errors.Is(err, unix.EINVAL) {
+		return nil, fmt.Errorf("anonymous spool file in %s: %w", dir, err)
+	}
+	// No O_TMPFILE here: a named file, unlinked at once. A SIGKILL
+	// between the two calls can leave it (empty) behind.
+	f, err := os.CreateTemp(dir, ".ckpt2core-spool-*")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// blob is one member kept from a compressed archive: its data in memory,
+// or in an anonymous file.
+type blob struct {
+	data  []byte
+	f     *os.File
+	size  int64
+	mtime time.Time
+}
+
+// blobs holds the kept members of one compressed archive.
+type blobs struct {
+	dir     string // where anonymous files are made
+	members map[string]*blob
+	mem     int64 // bytes kept in memory
+	files   []*os.File
+}
+
+func (b *blobs) close() error {
+	var errs []error
+	for _, f := range b.files {
+		errs = append(errs, f.Close())
+	}
+	b.files = nil
+	return errors.Join(errs...)
+}
+
+// anonSource serves the members of one compressed archive that blobs
+// keeps, under prefix (checkpoint/ for the images, "" for the top-level
+// files).
+type anonSource struct {
+	path   string // the archive
+	prefix string
+	b      *blobs
+}
+
+func (s *anonSource) String() string {
+	if s.prefix == "" {
+		return s.path
+	}
+	return s.path + ":" + s.prefix[:len(s.prefix)-1]
+}
+
+func (s *anonSource) Names() ([]string, error) {
+	var out []string
+	for _, n := range names(s.b.members) {
+		if len(n) > len(s.prefix) && n[:len(s.prefix)] == s.prefix && !containsSlash(n[len(s.prefix):]) {
+			out = append(out, n[len(s.prefix):])
+		}
+	}
+	return out, nil
+}
+
+func containsSlash(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '/' {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *anonSource) lookup(op, name string) (*blob, error) {
+	b, ok := s.b.members[s.prefix+name]
+	if !ok || !validMemberKey(name) {
+		return nil, &fs.PathError{Op: op, Path: s.path + ": " + s.prefix + name, Err: fs.ErrNotExist}
+	}
+	return b, nil
+}
+
+func validMemberKey(name string) bool { return name != "" && !containsSlash(name) }
+
+// modTime returns the modification time in the header of member name.
+func (s *anonSource) modTime(name string) (time.Time, error) {
+	b, err := s.lookup("stat", name)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return b.mtime, nil
+}
+
+func (s *anonSource) Open(name string) (criuimg.File, error) {
+	b, err := s.lookup("open", name)
+	if err != nil {
+		return nil, err
+	}
+	if b.f != nil {
+		return &anonFile{f: b.f, name: name, size: b.size}, nil
+	}
+	return &memFile{data: b.data, name: name}, nil
+}
+
+// memFile is a member kept in memory.
+type memFile struct {
+	data []byte
+	name string
+}
+
+func (m *memFile) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("%s: %w", m.name, errNegOffset)
+	}
+	if off >= int64(len(m.data)) {
+		if len(p) == 0 {
+			return 0, nil
+		}
+		return 0, io.EOF
+	}
+	n := copy(p, m.data[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+func (m *memFile) Close() error { return nil }
+func (m *memFile) Name() string { return m.name }
+func (m *memFile) Size() int64  { return int64(len(m.data)) }
+
+// anonFile is a member kept in an anonymous file (closed with the
+// Checkpoint, not with the anonFile).
+type anonFile struct {
+	f    *os.File
+	name string
+	size int64
+}
+
+func (a *anonFile) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("%s: %w", a.name, errNegOffset)
+	}
+	if off >= a.size {
+		if len(p) == 0 {
+			return 0, nil
+		}
+		return 0, io.EOF
+	}
+	if rem := a.size - off; int64(len(p)) > rem {
+		n, err := a.f.ReadAt(p[:rem], off)
+		if err == nil {
+			err = io.EOF
+		}
+		return n, err
+	}
+	n, err := a.f.ReadAt(p, off)
+	if err == io.EOF && n == len(p) {
+		err = nil
+	}
+	return n, err
+}
+func (a *anonFile) Close() error              { return nil }
+func (a *anonFile) Name() string              { return a.name }
+func (a *anonFile) Size() int64               { return a.size }
+func (a *anonFile) OSFile() (*os.File, int64) { return a.f, 0 }

@@ -1,0 +1,561 @@
+package archive
+
+import (
+	"archive/tar"
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ckpt2core/ckpt2core/criuimg"
+)
+
+// Streaming (Options.Stream): Open returns as soon as the archive is
+// recognised, and one goroutine reads the tar stream while the caller
+// works. A member not yet read is waited for by Open; a pages-*.img member
+// is served while it streams (ReadAt waits for its bytes). A member the
+// caller marks with Consume is read once, in order: what lies more than
+// streamBack bytes behind the furthest read is freed (its anonymous file
+// gets a hole), the stream waits while the caller is busy and more than
+// streamAhead bytes ahead, and once the caller closes the member the rest
+// of it is read and dropped. A pages file that streams while nobody reads
+// it (its images come after it in the archive, or the caller waits for
+// another member) is spooled whole into its anonymous file, and Notes
+// says so when it is larger than the read-ahead (streamAhead).
+const (
+	streamAhead = 32 << 20
+	streamBack  = 4 << 20
+	punchStep   = 8 << 20
+)
+
+var (
+	errStreamed    = errors.New("already streamed past: a consumed pages file is read once, in order")
+	errNotRetained = errors.New("not kept while the archive streamed (Retain)")
+)
+
+// stream is the state shared by the reading goroutine and the callers.
+type stream struct {
+	path string
+	mu   sync.Mutex
+	cond *sync.Cond
+	b    *blobs
+	grow map[string]*growing // pages members, streaming or streamed
+	// waiting counts callers blocked for data (in Open or ReadAt): the
+	// reader then never holds back.
+	waiting    int
+	pagesStart bool // the first pages member has been reached
+	done       bool
+	err        error // why the stream failed (set with done)
+	consume    map[string]bool
+	retain     map[string][]byteRange // Retain, by pages image name
+	notes      []string
+}
+
+// byteRange is [off, end) of a file.
+type byteRange struct{ off, end int64 }
+
+// covered reports whether [off, end) lies in the union of rs.
+func covered(rs []byteRange, off, end int64) bool {
+	for off < end {
+		found := false
+		for _, r := range rs {
+			if r.off <= off && off < r.end {
+				off, found = r.end, true
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// overlaps returns the parts of [off, end) that rs holds.
+func overlaps(rs []byteRange, off, end int64) []byteRange {
+	var out []byteRange
+	for _, r := range rs {
+		if s, e := max(r.off, off), min(r.end, end); s < e {
+			out = append(out, byteRange{s, e})
+		}
+	}
+	return out
+}
+
+// growing is one pages member of a stream.
+type growing struct {
+	name     string // image name
+	f        *os.File
+	size     int64 // declared
+	mtime    time.Time
+	written  int64
+	readEnd  int64 // furthest byte read
+	punched  int64 // bytes freed from the start
+	opens    int   // opened and not closed
+	opened   bool  // ever opened
+	closed   bool  // consumed and closed: the rest is dropped
+	complete bool
+	// retain, if set, are the only ranges kept (Retain).
+	retain    []byteRange
+	retaining bool
+}
+
+func isPagesImage(key string) bool {
+	return strings.HasPrefix(key, "pages-") && strings.HasSuffix(key, ".img")
+}
+
+// openStream starts reading the tar stream of tr in a goroutine and
+// returns the Checkpoint at once; closeDecomp releases the decompressor
+// when the stream ends.
+func openStream(path string, cr *countReader, tr *tar.Reader, opts Options, kind string, closeDecomp func()) *Checkpoint {
+	b := &blobs{dir: opts.TempDir, members: map[string]*blob{}}
+	st := &stream{path: path, b: b, grow: map[string]*growing{}, consume: map[string]bool{}, retain: map[string][]byteRange{}}
+	st.cond = sync.NewCond(&st.mu)
+	go func() {
+		defer closeDecomp()
+		err := st.read(path, cr, tr, opts)
+		if err != nil && opts.Context != nil && opts.Context.Err() != nil {
+			err = fmt.Errorf("%s: unpacking stopped: %w", path, opts.Context.Err())
+		}
+		st.mu.Lock()
+		st.done, st.err = true, err
+		st.pagesStart = true
+		st.cond.Broadcast()
+		st.mu.Unlock()
+	}()
+	return &Checkpoint{
+		path:   path,
+		kind:   kind,
+		blobs:  b,
+		stream: st,
+		Images: &streamSource{st: st, prefix: "checkpoint/"},
+		top:    &streamSource{st: st},
+	}
+}
+
+func (st *stream) read(path string, cr *countReader, tr *tar.Reader, opts Options) error {
+	buf := make([]byte, 1<<20)
+	lw := &limitWriter{limit: opts.MaxBytes}
+	_, err := scan(path, cr, tr, opts, -1, false, func(m *member) error {
+		if m.role == roleImage && isPagesImage(m.key) {
+			return st.readPages(path, m, tr, lw, buf)
+		}
+		// Members are kept whole before they are shown.
+		tmp := &blobs{dir: st.b.dir, members: map[string]*blob{}, mem: st.b.mem}
+		err := keepMember(path, tmp, m, tr, lw, buf)
+		st.mu.Lock()
+		st.b.files = append(st.b.files, tmp.files...)
+		if err == nil {
+			st.b.members[m.name] = tmp.members[m.name]
+			st.b.mem = tmp.mem
+		}
+		st.cond.Broadcast()
+		st.mu.Unlock()
+		return err
+	})
+	return err
+}
+
+// readPages streams one pages member into an anonymous file.
+func (st *stream) readPages(path string, m *member, r io.Reader, lw *limitWriter, buf []byte) error {
+	size := m.hdr.Size
+	if size > lw.limit-lw.n {
+		return memberError(path, m.hdr.Name, "%d bytes after %d bytes spooled: more than %d bytes in all (MaxBytes; a tar bomb?)", size, lw.n, lw.limit)
+	}
+	f, err := newAnonFile(st.b.dir)
+	if err != nil {
+		return memberError(path, m.hdr.Name, "%v", err)
+	}
+	g := &growing{name: m.key, f: f, size: size, mtime: m.hdr.ModTime}
+	st.mu.Lock()
+	if rs, ok := st.retain[m.key]; ok {
+		g.retain, g.retaining = rs, true
+	}
+	st.b.files = append(st.b.files, f)
+	st.grow[m.key] = g
+	st.pagesStart = true
+	st.cond.Broadcast()
+	st.mu.Unlock()
+	var n int64
+	for n < size {
+		st.mu.Lock()
+		// Hold back while the caller reads this member and is busy, far
+		// behind (never while a caller waits: it may wait for this data
+		// or for another member).
+		for st.holdBack(g) {
+			st.cond.Wait()
+		}
+		drop := g.closed
+		keep := []byteRange{{0, size}}
+		if g.retaining {
+			keep = g.retain
+		}
+		st.mu.Unlock()
+		chunk := buf[:min(int64(len(buf)), size-n)]
+		k, err := io.ReadFull(r, chunk)
+		if k > 0 && !drop {
+			for _, w := range overlaps(keep, n, n+int64(k)) {
+				if _, werr := f.WriteAt(chunk[w.off-n:w.end-n], w.off); werr != nil {
+					return memberError(path, m.hdr.Name, "%v", werr)
+				}
+				lw.n += w.end - w.off
+			}
+		}
+		n += int64(k)
+		if err != nil {
+			return copyError(path, m, n, err, lw)
+		}
+		st.mu.Lock()
+		g.written = n
+		st.cond.Broadcast()
+		st.mu.Unlock()
+	}
+	st.mu.Lock()
+	g.complete = true
+	if !g.opened && !g.retaining && size > streamAhead {
+		st.notes = append(st.notes, fmt.Sprintf("%s: spooled whole (%d bytes, in an anonymous file): nobody read it while it streamed (the images describing it come later in the archive, or its process is read later)", m.hdr.Name, size))
+	}
+	st.cond.Broadcast()
+	st.mu.Unlock()
+	return nil
+}
+
+// holdBack reports whether the reader should wait before it writes more
+// of g: a caller reads a consumed pages member and is busy (no caller
+// waits for data: one may wait for this data or another member's), and
+// what the stream holds of pages not yet read is more than streamAhead.
+func (st *stream) holdBack(g *growing) bool {
+	if st.waiting > 0 || g.closed {
+		return false
+	}
+	reading := false
+	var held int64
+	for _, h := range st.grow {
+		if h.closed {
+			continue
+		}
+		if h.opens > 0 && st.consume[h.name] {
+			reading = true
+		}
+		held += h.written - max(h.readEnd, h.punched)
+	}
+	return reading && held > streamAhead
+}
+
+// streamSource is the Source of a stream's images (prefix checkpoint/) or
+// top-level files.
+type streamSource struct {
+	st     *stream
+	prefix string
+}
+
+func (s *streamSource) String() string {
+	if s.prefix == "" {
+		return s.st.path
+	}
+	return s.st.path + ":" + s.prefix[:len(s.prefix)-1]
+}
+
+// Names waits for the end of the stream.
+func (s *streamSource) Names() ([]string, error) {
+	st := s.st
+	st.mu.Lock()
+	st.waiting++
+	for !st.done {
+		st.cond.Wait()
+	}
+	st.waiting--
+	err := st.err
+	st.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	out, _ := (&anonSource{path: st.path, prefix: s.prefix, b: st.b}).Names()
+	if s.prefix != "" {
+		for k := range st.grow {
+			out = append(out, k)
+		}
+	}
+	return sortedUnique(out), nil
+}
+
+func sortedUnique(s []string) []string {
+	m := map[string]struct{}{}
+	for _, x := range s {
+		m[x] = struct{}{}
+	}
+	return names(m)
+}
+
+// Open waits until member name has been read (a pages member: until it
+// starts streaming), or the stream has ended without it.
+func (s *streamSource) Open(name string) (criuimg.File, error) {
+	st := s.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	counted := false
+	defer func() {
+		if counted {
+			st.waiting--
+		}
+	}()
+	for {
+		if s.prefix != "" && validMemberKey(name) {
+			if g, ok := st.grow[name]; ok {
+				g.opens++
+				g.opened = true
+				return &growingFile{st: st, g: g}, nil
+			}
+		}
+		if _, ok := st.b.members[s.prefix+name]; ok {
+			return (&anonSource{path: st.path, prefix: s.prefix, b: st.b}).Open(name)
+		}
+		if st.done {
+			if st.err != nil {
+				return nil, st.err
+			}
+			return nil, &fs.PathError{Op: "open", Path: st.path + ": " + s.prefix + name, Err: fs.ErrNotExist}
+		}
+		if !counted {
+			counted = true
+			st.waiting++
+			st.cond.Broadcast()
+		}
+		st.cond.Wait()
+	}
+}
+
+func (s *streamSource) modTime(name string) (time.Time, error) {
+	f, err := s.Open(name)
+	if err != nil {
+		return time.Time{}, err
+	}
+	f.Close()
+	st := s.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if g, ok := st.grow[name]; ok && s.prefix != "" {
+		return g.mtime, nil
+	}
+	return (&anonSource{path: st.path, prefix: s.prefix, b: st.b}).modTime(name)
+}
+
+// growingFile reads a pages member while it streams.
+type growingFile struct {
+	st     *stream
+	g      *growing
+	closed bool
+}
+
+func (f *growingFile) Name() string { return f.g.name }
+func (f *growingFile) Size() int64  { return f.g.size }
+
+func (f *growingFile) ReadAt(p []byte, off int64) (int, error) {
+	st, g := f.st, f.g
+	if off < 0 {
+		return 0, fmt.Errorf("%s: %w", g.name, errNegOffset)
+	}
+	if off >= g.size {
+		if len(p) == 0 {
+			return 0, nil
+		}
+		return 0, io.EOF
+	}
+	end := min(off+int64(len(p)), g.size)
+	st.mu.Lock()
+	if off < g.punched {
+		st.mu.Unlock()
+		return 0, fmt.Errorf("%s: offset %d: %w", g.name, off, errStreamed)
+	}
+	if g.retaining && !covered(g.retain, off, end) {
+		st.mu.Unlock()
+		return 0, fmt.Errorf("%s: [%d, %d): %w", g.name, off, end, errNotRetained)
+	}
+	counted := false
+	for g.written < end && !g.complete && !st.done {
+		if !counted {
+			counted = true
+			st.waiting++
+			st.cond.Broadcast()
+		}
+		st.cond.Wait()
+	}
+	if counted {
+		st.waiting--
+	}
+	if g.written < end {
+		err := st.err
+		st.mu.Unlock()
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, fmt.Errorf("%s: the archive stream ended: %w", g.name, err)
+	}
+	st.mu.Unlock()
+	n, err := g.f.ReadAt(p[:end-off], off)
+	if err == io.EOF && int64(n) == end-off {
+		err = nil
+	}
+	if err == nil && end-off < int64(len(p)) {
+		err = io.EOF
+	}
+	st.mu.Lock()
+	if end > g.readEnd {
+		g.readEnd = end
+	}
+	if st.consume[g.name] {
+		if to := (g.readEnd - streamBack) &^ (1<<20 - 1); to-g.punched >= punchStep {
+			if unix.Fallocate(int(g.f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, g.punched, to-g.punched) == nil {
+				g.punched = to
+			}
+		}
+	}
+	st.cond.Broadcast()
+	st.mu.Unlock()
+	return n, err
+}
+
+// Close ends this reader's use; the last Close of a consumed member frees
+// it and drops the rest of its stream.
+func (f *growingFile) Close() error {
+	st, g := f.st, f.g
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if f.closed {
+		return nil
+	}
+	f.closed = true
+	g.opens--
+	if g.opens == 0 && st.consume[g.name] {
+		g.closed = true
+		g.punched = g.size
+		unix.Fallocate(int(g.f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 0, g.size)
+	}
+	st.cond.Broadcast()
+	return nil
+}
+
+// Consume marks the pages image name (e.g. "pages-1.img") of a streamed
+// checkpoint as read once, in order, by one reader: what it has read is
+// freed as it goes, and what it has not read when it closes the file is
+// dropped. Without Options.Stream it does nothing.
+func (c *Checkpoint) Consume(name string) {
+	if c.stream == nil {
+		return
+	}
+	c.stream.mu.Lock()
+	c.stream.consume[name] = true
+	c.stream.mu.Unlock()
+}
+
+// Retain tells a streamed checkpoint to keep, of the pages image name,
+// only the byte ranges given (in calls so far: they add up); the rest is
+// dropped as it streams (what was written before is freed), and reading
+// it fails. A caller that needs a few pages of a large file (inspect: the
+// argument areas and the code at each thread's PC) calls it before, or as
+// soon as, the member starts streaming. Without Options.Stream it does
+// nothing.
+func (c *Checkpoint) Retain(name string, ranges [][2]int64) {
+	st := c.stream
+	if st == nil {
+		return
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	rs := st.retain[name]
+	for _, r := range ranges {
+		if r[0] < r[1] {
+			rs = append(rs, byteRange{r[0], r[1]})
+		}
+	}
+	st.retain[name] = rs
+	g, ok := st.grow[name]
+	if !ok {
+		return
+	}
+	g.retain = rs
+	if !g.retaining {
+		// Free what was written outside the ranges.
+		g.retaining = true
+		var at int64
+		for _, r := range sortedRanges(rs) {
+			if r.off > at {
+				punch(g.f, at, r.off-at)
+			}
+			at = max(at, r.end)
+		}
+		if at < g.size {
+			punch(g.f, at, g.size-at)
+		}
+	}
+	st.cond.Broadcast()
+}
+
+func sortedRanges(rs []byteRange) []byteRange {
+	out := append([]byteRange(nil), rs...)
+	slices.SortFunc(out, func(a, b byteRange) int { return cmp.Compare(a.off, b.off) })
+	return out
+}
+
+func punch(f *os.File, off, n int64) {
+	unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, n)
+}
+
+// Ahead waits, for a streamed checkpoint, until the stream reaches its
+// first pages-*.img member (or ends), and returns the names of the images
+// read by then, sorted: what a caller may use before the pages stream.
+// For another checkpoint it returns every image name.
+func (c *Checkpoint) Ahead() ([]string, error) {
+	st := c.stream
+	if st == nil {
+		return c.Images.Names()
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.waiting++
+	for !st.pagesStart {
+		st.cond.Wait()
+	}
+	st.waiting--
+	if st.done && st.err != nil {
+		return nil, st.err
+	}
+	out, _ := (&anonSource{path: st.path, prefix: "checkpoint/", b: st.b}).Names()
+	return out, nil
+}
+
+// Wait waits for the end of a streamed checkpoint's stream and returns its
+// error (nil at once for another checkpoint): a truncated or damaged
+// archive, found after the pages the caller used.
+func (c *Checkpoint) Wait() error {
+	st := c.stream
+	if st == nil {
+		return nil
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.waiting++
+	for !st.done {
+		st.cond.Wait()
+	}
+	st.waiting--
+	return st.err
+}
+
+// Notes returns what a streamed checkpoint had to do otherwise than
+// stream: pages files spooled whole, each named with the reason.
+func (c *Checkpoint) Notes() []string {
+	if c.stream == nil {
+		return nil
+	}
+	c.stream.mu.Lock()
+	defer c.stream.mu.Unlock()
+	return append([]string(nil), c.stream.notes...)
+}

@@ -1,0 +1,189 @@
+package archive
+
+import (
+	"archive/tar"
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+
+	"github.com/ckpt2core/ckpt2core/criuimg"
+)
+
+// streamTar is a tar of checkpoint/ images: small ones and one pages file
+// of n bytes (byte i is i*7 mod 251), the pages before or after the
+// others.
+func streamTar(t *testing.T, n int, pagesFirst bool) ([]byte, []byte) {
+	t.Helper()
+	pages := make([]byte, n)
+	for i := range pages {
+		pages[i] = byte(i * 7 % 251)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	add := func(name string, b []byte) {
+		tw.WriteHeader(&tar.Header{Name: "checkpoint/" + name, Typeflag: tar.TypeReg, Mode: 0o600, Size: int64(len(b))})
+		tw.Write(b)
+	}
+	if pagesFirst {
+		add("pages-1.img", pages)
+	}
+	add("inventory.img", []byte("inventory"))
+	add("pagemap-1.img", []byte("pagemap"))
+	if !pagesFirst {
+		add("pages-1.img", pages)
+	}
+	add("pstree.img", []byte("pstree"))
+	tw.Close()
+	return buf.Bytes(), pages
+}
+
+// allocated is the disk space the anonymous file of f takes.
+func allocated(t *testing.T, f criuimg.File) int64 {
+	g := f.(*growingFile).g
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(g.f.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Blocks * 512
+}
+
+// TestStreamOrders: with Stream, a pages file after the images that
+// describe it is read while it streams, and a consumed one never takes
+// more than the window on disk (128 MiB streamed, st_blocks checked at
+// every read); one before them is spooled whole, and Notes says so. Both
+// read back the bytes of the archive.
+func TestStreamOrders(t *testing.T) {
+	const n = 128 << 20
+	const bound = streamAhead + streamBack + punchStep + 2<<20
+	for _, tc := range []struct {
+		name       string
+		pagesFirst bool
+	}{{"pages-after", false}, {"pages-before", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			data, pages := streamTar(t, n, tc.pagesFirst)
+			root := t.TempDir()
+			p := filepath.Join(root, "x.tar.zst")
+			os.WriteFile(p, compress(t, KindTarZstd, data), 0o600)
+			ck, err := Open(p, Options{Stream: true, TempDir: root})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ck.Close()
+			ahead, err := ck.Ahead()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(ahead, " "); tc.pagesFirst != (got == "") {
+				t.Errorf("Ahead = %q", got)
+			}
+			if tc.pagesFirst {
+				// Read what comes after the pages first: the pages spool.
+				if _, err := ck.Images.Open("pstree.img"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f, err := ck.Images.Open("pages-1.img")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ck.Consume("pages-1.img")
+			b := make([]byte, 1<<20)
+			var peak int64
+			for off := 0; off < n; off += len(b) {
+				if _, err := f.ReadAt(b, int64(off)); err != nil && err != io.EOF {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(b, pages[off:off+len(b)]) {
+					t.Fatalf("bytes at %d differ from the archive's", off)
+				}
+				peak = max(peak, allocated(t, f))
+			}
+			if _, err := f.ReadAt(b[:1], 0); err == nil {
+				t.Error("a consumed pages file read again from its start: no error")
+			}
+			f.Close()
+			if err := ck.Wait(); err != nil {
+				t.Fatal(err)
+			}
+			notes := ck.Notes()
+			if tc.pagesFirst {
+				if len(notes) != 1 || !strings.Contains(notes[0], "checkpoint/pages-1.img: spooled whole") {
+					t.Errorf("Notes = %q", notes)
+				}
+				if peak < n/2 {
+					t.Errorf("spooled whole, but the peak disk use was %d bytes: the test measures nothing", peak)
+				}
+			} else {
+				if len(notes) != 0 {
+					t.Errorf("Notes = %q", notes)
+				}
+				if peak > bound {
+					t.Errorf("peak disk use %d bytes while consuming, want <= %d", peak, bound)
+				}
+			}
+			if left := listTree(t, root); len(left) != 1 {
+				t.Errorf("named files in TempDir: %v", left)
+			}
+		})
+	}
+}
+
+// TestStreamTruncated: a zstd stream cut short fails the read of the
+// member it cuts (named) and Wait, and leaves nothing in TempDir.
+func TestStreamTruncated(t *testing.T) {
+	data, _ := streamTar(t, 8<<20, false)
+	z := compress(t, KindTarZstd, data)
+	root := t.TempDir()
+	p := filepath.Join(root, "cut.tar.zst")
+	os.WriteFile(p, z[:len(z)/2], 0o600)
+	tmp := filepath.Join(root, "tmp")
+	os.Mkdir(tmp, 0o700)
+	ck, err := Open(p, Options{Stream: true, TempDir: tmp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := ck.Images.Open("pages-1.img")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 8<<20)
+	if _, err := f.ReadAt(b, 0); err == nil || !strings.Contains(err.Error(), "pages-1.img") {
+		t.Errorf("ReadAt across the cut: %v", err)
+	}
+	if err := ck.Wait(); err == nil || !strings.Contains(err.Error(), "cut.tar.zst") {
+		t.Errorf("Wait: %v, want an error naming the archive", err)
+	}
+	ck.Close()
+	if left := listTree(t, tmp); len(left) != 0 {
+		t.Errorf("left in TempDir: %v", left)
+	}
+}
+
+// TestOnRead: OnRead is told every byte of the compressed file, as it is
+// read (what the progress bar of an unpacking shows), with and without
+// Stream.
+func TestOnRead(t *testing.T) {
+	data, _ := streamTar(t, 4<<20, false)
+	z := compress(t, KindTarGzip, data)
+	p := filepath.Join(t.TempDir(), "x.tar.gz")
+	os.WriteFile(p, z, 0o600)
+	for _, stream := range []bool{false, true} {
+		var n atomic.Int64
+		ck, err := Open(p, Options{Stream: stream, OnRead: func(k int64) { n.Add(k) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ck.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		if n.Load() != int64(len(z)) {
+			t.Errorf("stream %v: OnRead told %d bytes, the file has %d", stream, n.Load(), len(z))
+		}
+		ck.Close()
+	}
+}

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"archive/tar"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/ckpt2core/ckpt2core/internal/synth"
+)
+
+// writeTarZstd writes the CRIU images of dir as checkpoint/* of a zstd
+// tar at path (names sorted, as Podman's writer walks the directory).
+func writeTarZstd(t *testing.T, dir, path string) {
+	t.Helper()
+	out, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	zw, err := zstd.NewWriter(out, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw := tar.NewWriter(zw)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw.WriteHeader(&tar.Header{Name: "checkpoint/", Typeflag: tar.TypeDir, Mode: 0o700})
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tw.WriteHeader(&tar.Header{Name: "checkpoint/" + e.Name(), Typeflag: tar.TypeReg, Mode: 0o600, Size: int64(len(b))}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write(b)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// spoolFD returns the size of the largest file that pid has open under
+// dir, and its /proc link, as /proc/PID/fd shows them.
+func spoolFD(pid int, dir string) (int64, string) {
+	fdDir := "/proc/" + strconv.Itoa(pid) + "/fd"
+	ents, _ := os.ReadDir(fdDir)
+	var best int64
+	var link string
+	for _, e := range ents {
+		l, err := os.Readlink(filepath.Join(fdDir, e.Name()))
+		if err != nil || !strings.HasPrefix(l, dir+"/") {
+			continue
+		}
+		st, err := os.Stat(filepath.Join(fdDir, e.Name()))
+		if err == nil && st.Mode().IsRegular() && st.Size() > best {
+			best, link = st.Size(), l
+		}
+	}
+	return best, link
+}
+
+// TestSIGKILLMidSpool runs the real binary on a zstd archive with 128 MiB
+// of pages and kills it (SIGKILL: no handler runs) while it holds more
+// than 8 MiB of a spooled member in its private TMPDIR, as /proc/PID/fd
+// shows: no file may be left in TMPDIR afterwards (spooled members have no
+// name; only empty directories may stay).
+func TestSIGKILLMidSpool(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and a 128 MiB archive")
+	}
+	bin := filepath.Join(t.TempDir(), "ckpt2core")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	tmp := t.TempDir()
+	img := filepath.Join(tmp, "images")
+	if err := synth.Large(128 << 20).Write(img); err != nil {
+		t.Fatal(err)
+	}
+	arch := filepath.Join(tmp, "big.tar.zst")
+	writeTarZstd(t, img, arch)
+	os.RemoveAll(img)
+
+	work := filepath.Join(tmp, "tmp")
+	os.Mkdir(work, 0o700)
+	cmd := exec.Command(bin, "grep", "no-such-secret", arch)
+	cmd.Env = append(os.Environ(), "TMPDIR="+work)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	var link string
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var size int64
+		if size, link = spoolFD(cmd.Process.Pid, work); size >= 8<<20 {
+			break
+		}
+		select {
+		case err := <-waited:
+			t.Fatalf("ckpt2core ended (%v) before it was seen spooling 8 MiB into TMPDIR: the test proves nothing", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("never saw a spooled member in TMPDIR")
+		}
+		time.Sleep(time.Millisecond) // polling /proc, not a synchronisation
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	<-waited
+	t.Logf("killed while spooling into %s", link)
+	filepath.WalkDir(work, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			st, _ := os.Lstat(p)
+			t.Errorf("left in TMPDIR after SIGKILL: %s (%d bytes)", p, st.Size())
+		}
+		return nil
+	})
+}

@@ -1,0 +1,231 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/ckpt2core/ckpt2core/archive"
+	"github.com/ckpt2core/ckpt2core/criuimg"
+	"github.com/ckpt2core/ckpt2core/inspect"
+)
+
+// streamedArchive returns the archive of src when it is read as a stream
+// (archive.Options.Stream on a compressed archive), else nil.
+func streamedArchive(src criuimg.Source) *archive.Checkpoint {
+	cs, ok := src.(*checkpointSource)
+	if !ok || cs.ck.Kind() == archive.KindDirectory || cs.ck.Kind() == archive.KindTar {
+		return nil
+	}
+	return cs.ck
+}
+
+// openStreamTree opens the process tree of src for a command that reads
+// each process once, in pid order, while a compressed archive streams
+// (grep). When pstree.img is read before the first pages file, it is
+// criuimg.Open. Otherwise (Podman's writer sorts the names: pstree.img
+// comes after pages-*.img) the processes are those with an mm-<pid>.img
+// among the images read by then (a zombie has none and no memory), each
+// with its main thread only; checkStreamTree compares them with
+// pstree.img once the stream has ended.
+func openStreamTree(src criuimg.Source) (ck *criuimg.Checkpoint, provisional bool, err error) {
+	a := streamedArchive(src)
+	if a == nil {
+		ck, err = criuimg.Open(src)
+		return ck, false, err
+	}
+	ahead, err := a.Ahead()
+	if err != nil {
+		return nil, false, err
+	}
+	if slices.Contains(ahead, "pstree.img") {
+		ck, err = criuimg.Open(src)
+		return ck, false, err
+	}
+	var procs []criuimg.ProcInfo
+	for _, n := range ahead {
+		if s, ok := strings.CutPrefix(n, "mm-"); ok {
+			if s, ok = strings.CutSuffix(s, ".img"); ok {
+				if pid, err := strconv.ParseUint(s, 10, 32); err == nil && pid > 0 {
+					procs = append(procs, criuimg.ProcInfo{Pid: uint32(pid), Threads: []uint32{uint32(pid)}})
+				}
+			}
+		}
+	}
+	slices.SortFunc(procs, func(a, b criuimg.ProcInfo) int { return int(a.Pid) - int(b.Pid) })
+	ck, err = criuimg.OpenWithTree(src, procs)
+	return ck, true, err
+}
+
+// consumeOnce tells a streamed archive that p's private pages are read
+// once, in order (they are freed as they are read).
+func consumeOnce(src criuimg.Source, p *criuimg.Process) {
+	a := streamedArchive(src)
+	if a == nil || p == nil || p.Mem == nil || p.Mem.Private() == nil || p.Mem.Private().Pages == nil {
+		return
+	}
+	a.Consume(p.Mem.Private().Pages.Name())
+}
+
+// checkStreamTree waits for the end of a streamed archive (a truncated
+// one fails here) and, for a provisional tree, checks it against
+// pstree.img: every process searched is listed, and every listed one not
+// searched is a zombie. verbose prints what the stream spooled whole.
+func checkStreamTree(src criuimg.Source, ck *criuimg.Checkpoint, provisional, verbose bool, stderr io.Writer, cmd string) error {
+	a := streamedArchive(src)
+	if a == nil {
+		return nil
+	}
+	err := a.Wait()
+	if verbose {
+		for _, n := range a.Notes() {
+			fmt.Fprintf(stderr, "ckpt2core %s: %s\n", cmd, safe(n))
+		}
+	}
+	if err != nil || !provisional {
+		return err
+	}
+	full, err := criuimg.Open(src)
+	if err != nil {
+		return err
+	}
+	var missing []string
+	for _, p := range full.Procs {
+		if _, ok := ck.Proc(p.Pid); ok {
+			continue
+		}
+		if _, err := src.Open(fmt.Sprintf("mm-%d.img", p.Pid)); err == nil {
+			missing = append(missing, strconv.FormatUint(uint64(p.Pid), 10))
+		}
+	}
+	var extra []string
+	for _, p := range ck.Procs {
+		if _, ok := full.Proc(p.Pid); !ok {
+			extra = append(extra, strconv.FormatUint(uint64(p.Pid), 10))
+		}
+	}
+	switch {
+	case len(missing) > 0:
+		return fmt.Errorf("%s: pstree.img lists pids %s, whose images came after their pages in the archive: not searched", src, strings.Join(missing, ", "))
+	case len(extra) > 0:
+		return fmt.Errorf("%s: pids %s have images but are not in pstree.img", src, strings.Join(extra, ", "))
+	}
+	return nil
+}
+
+// readProgress shows, on stderr if it is a terminal, a progress bar of
+// the archive file at path being read (decompressed and unpacked; for
+// grep also searched, in the same pass), through opts.OnRead. The
+// returned function ends it. Nothing is shown for a directory, or when
+// stderr is no terminal (many checkpoints: their stderr is a buffer).
+func readProgress(opts *archive.Options, path string, stderr io.Writer, desc string) func() {
+	st, err := os.Stat(path)
+	if err != nil || !st.Mode().IsRegular() {
+		return func() {}
+	}
+	bar := startProgressAs(stderr, st.Size(), true, desc)
+	opts.OnRead = func(n int64) { bar.add(uint64(n)) }
+	var once sync.Once
+	return func() { once.Do(bar.finish) }
+}
+
+// retainForInspect tells a streamed archive which bytes of its pages
+// files inspect will read, before they stream: each process's argument
+// and environment areas (at most inspect.MaxArgBytes of each) and the
+// bytes around every thread's PC (inspect decodes [PC-4, PC+15)), so that
+// only those are kept. The tree is provisional (pstree.img may come after
+// the pages): the processes with an mm-<pid>.img read by then, each given
+// every thread core that is not another process's, so that every PC is
+// looked up in every process (a few pages more, never fewer). Each
+// process is loaded in its own goroutine, as soon as its pages start
+// streaming. Whatever cannot be worked out is simply not retained: the
+// member is then kept whole (as without streaming).
+func retainForInspect(src criuimg.Source) {
+	a := streamedArchive(src)
+	if a == nil {
+		return
+	}
+	ahead, err := a.Ahead()
+	if err != nil {
+		return
+	}
+	ids := func(prefix string) []uint32 {
+		var out []uint32
+		for _, n := range ahead {
+			if s, ok := strings.CutPrefix(n, prefix); ok {
+				if s, ok = strings.CutSuffix(s, ".img"); ok {
+					if v, err := strconv.ParseUint(s, 10, 32); err == nil && v > 0 {
+						out = append(out, uint32(v))
+					}
+				}
+			}
+		}
+		return out
+	}
+	pids, cores := ids("mm-"), ids("core-")
+	var others []uint32
+	for _, t := range cores {
+		if !slices.Contains(pids, t) {
+			others = append(others, t)
+		}
+	}
+	var procs []criuimg.ProcInfo
+	for _, pid := range pids {
+		procs = append(procs, criuimg.ProcInfo{Pid: pid, Threads: append([]uint32{pid}, others...)})
+	}
+	ck, err := criuimg.OpenWithTree(src, procs)
+	if err != nil {
+		return
+	}
+	var wg sync.WaitGroup
+	for _, pid := range pids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p, _ := ck.SalvageProcess(pid)
+			if p == nil {
+				return
+			}
+			defer p.Close()
+			if p.Mem == nil || p.MM == nil {
+				return
+			}
+			type area struct{ s, e uint64 }
+			areas := []area{
+				{p.MM.GetMmArgStart(), min(p.MM.GetMmArgEnd(), p.MM.GetMmArgStart()+inspect.MaxArgBytes)},
+				{p.MM.GetMmEnvStart(), min(p.MM.GetMmEnvEnd(), p.MM.GetMmEnvStart()+inspect.MaxArgBytes)},
+			}
+			for _, th := range p.Threads {
+				var pc uint64
+				if r := th.Core.GetThreadInfo().GetGpregs(); r != nil {
+					pc = r.GetIp()
+				} else if r := th.Core.GetTiAarch64().GetGpregs(); r != nil {
+					pc = r.GetPc()
+				}
+				if pc > 16 {
+					areas = append(areas, area{pc - 16, pc + 16})
+				}
+			}
+			keep := map[string][][2]int64{}
+			for _, ar := range areas {
+				if ar.e <= ar.s {
+					continue
+				}
+				p.Mem.Extents(ar.s, ar.e, func(x criuimg.Extent) error {
+					if x.Src != nil {
+						keep[x.Src.Name()] = append(keep[x.Src.Name()], [2]int64{x.Off, x.Off + int64(x.End-x.Start)})
+					}
+					return nil
+				})
+			}
+			for name, rs := range keep {
+				a.Retain(name, rs)
+			}
+		}()
+	}
+	wg.Wait()
+}
