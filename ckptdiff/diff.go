@@ -25,6 +25,7 @@ import (
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/inspect"
+	"github.com/ckpt2core/ckpt2core/triage"
 )
 
 // Kinds of change, in every list of the Result.
@@ -54,6 +55,8 @@ type Checkpoint struct {
 	RootfsDiff func() (io.ReadCloser, error)
 	// DeletedFiles is the engine's deleted.files list (nil if none).
 	DeletedFiles []string
+	// Spec is what the container's spec asks, for triage (nil if unknown).
+	Spec *inspect.SpecSecurity
 }
 
 // Options tune Diff.
@@ -82,6 +85,9 @@ type Result struct {
 	Rootfs     []RootfsChange `json:"rootfs"`
 	Memfds     []MemfdChange  `json:"memfds"`
 	Ghosts     []GhostChange  `json:"ghost_files"`
+	// Findings are triage's findings in B that A does not have (same
+	// rule, case, subject and process executable and command line).
+	Findings []triage.Finding `json:"findings"`
 	Summary    Summary        `json:"summary"`
 	Warnings   []string       `json:"warnings"`
 	showUnchgd bool
@@ -103,6 +109,7 @@ type Summary struct {
 	RootfsChanged    int    `json:"rootfs_changed"`
 	MemfdsAdded      int    `json:"memfds_added"`
 	GhostsAdded      int    `json:"ghost_files_added"`
+	FindingsNew      int    `json:"findings_new"`
 	MappingsChanged  int    `json:"mappings_changed"`
 	PagesChanged     uint64 `json:"pages_changed"`
 	BytesChanged     uint64 `json:"bytes_changed"`
@@ -112,7 +119,7 @@ type Summary struct {
 
 // Total is the number of differences (0: A and B are the same).
 func (s Summary) Total() int {
-	n := s.ProcessesAdded + s.ProcessesRemoved + s.ProcessesChanged + s.MountsChanged + s.RootfsChanged + s.MemfdsAdded + s.GhostsAdded
+	n := s.ProcessesAdded + s.ProcessesRemoved + s.ProcessesChanged + s.MountsChanged + s.RootfsChanged + s.MemfdsAdded + s.GhostsAdded + s.FindingsNew
 	if s.ContainerChanged {
 		n++
 	}
@@ -259,6 +266,10 @@ func Diff(a, b *Checkpoint, opts Options) (*Result, error) {
 	r.Ghosts = gs
 	r.Warnings = append(r.Warnings, warns...)
 	r.Summary.GhostsAdded = len(r.Ghosts)
+	fs, warns := newFindings(a, b, opts.Pids)
+	r.Findings = fs
+	r.Warnings = append(r.Warnings, warns...)
+	r.Summary.FindingsNew = len(r.Findings)
 	return r, nil
 }
 
