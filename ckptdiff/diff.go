@@ -77,19 +77,19 @@ type Options struct {
 // Result is everything that differs between A and B.
 type Result struct {
 	// A and B name the checkpoints (inspect's Report.Checkpoint).
-	A          string         `json:"before"`
-	B          string         `json:"after"`
-	Container  *ContainerDiff `json:"container"`
-	Processes  []ProcessDiff  `json:"processes"`
-	Mounts     []MountChange  `json:"mounts"`
-	Rootfs     []RootfsChange `json:"rootfs"`
-	Memfds     []MemfdChange  `json:"memfds"`
-	Ghosts     []GhostChange  `json:"ghost_files"`
+	A         string         `json:"before"`
+	B         string         `json:"after"`
+	Container *ContainerDiff `json:"container"`
+	Processes []ProcessDiff  `json:"processes"`
+	Mounts    []MountChange  `json:"mounts"`
+	Rootfs    []RootfsChange `json:"rootfs"`
+	Memfds    []MemfdChange  `json:"memfds"`
+	Ghosts    []GhostChange  `json:"ghost_files"`
 	// Findings are triage's findings in B that A does not have (same
 	// rule, case, subject and process executable and command line).
-	Findings []triage.Finding `json:"findings"`
-	Summary    Summary        `json:"summary"`
-	Warnings   []string       `json:"warnings"`
+	Findings   []triage.Finding `json:"findings"`
+	Summary    Summary          `json:"summary"`
+	Warnings   []string         `json:"warnings"`
 	showUnchgd bool
 }
 
