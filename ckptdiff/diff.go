@@ -5,7 +5,8 @@
 // (rootfs-diff.tar, by content hash, and deleted.files), and the memory of
 // the processes in both: mappings added, removed, grown, shrunk or with
 // another protection, and, for the mappings in both, the captured pages
-// compared by content, with the printable strings that are new in B.
+// compared by content, with the printable strings that are new in B; and
+// the findings of package triage that B has and A does not.
 //
 // Diff returns plain data (a Result); wording is the caller's. Memory is
 // compared by streaming: the captured pages of a process in A are hashed,
