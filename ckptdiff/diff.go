@@ -5,7 +5,8 @@
 // (rootfs-diff.tar, by content hash, and deleted.files), and the memory of
 // the processes in both: mappings added, removed, grown, shrunk or with
 // another protection, and, for the mappings in both, the captured pages
-// compared by content, with the printable strings that are new in B.
+// compared by content, with the printable strings that are new in B; and
+// the findings of package triage that B has and A does not.
 //
 // Diff returns plain data (a Result); wording is the caller's. Memory is
 // compared by streaming: the captured pages of a process in A are hashed,
@@ -25,6 +26,7 @@ import (
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/inspect"
+	"github.com/ckpt2core/ckpt2core/triage"
 )
 
 // Kinds of change, in every list of the Result.
@@ -54,6 +56,8 @@ type Checkpoint struct {
 	RootfsDiff func() (io.ReadCloser, error)
 	// DeletedFiles is the engine's deleted.files list (nil if none).
 	DeletedFiles []string
+	// Spec is what the container's spec asks, for triage (nil if unknown).
+	Spec *inspect.SpecSecurity
 }
 
 // Options tune Diff.
@@ -74,16 +78,19 @@ type Options struct {
 // Result is everything that differs between A and B.
 type Result struct {
 	// A and B name the checkpoints (inspect's Report.Checkpoint).
-	A          string         `json:"before"`
-	B          string         `json:"after"`
-	Container  *ContainerDiff `json:"container"`
-	Processes  []ProcessDiff  `json:"processes"`
-	Mounts     []MountChange  `json:"mounts"`
-	Rootfs     []RootfsChange `json:"rootfs"`
-	Memfds     []MemfdChange  `json:"memfds"`
-	Ghosts     []GhostChange  `json:"ghost_files"`
-	Summary    Summary        `json:"summary"`
-	Warnings   []string       `json:"warnings"`
+	A         string         `json:"before"`
+	B         string         `json:"after"`
+	Container *ContainerDiff `json:"container"`
+	Processes []ProcessDiff  `json:"processes"`
+	Mounts    []MountChange  `json:"mounts"`
+	Rootfs    []RootfsChange `json:"rootfs"`
+	Memfds    []MemfdChange  `json:"memfds"`
+	Ghosts    []GhostChange  `json:"ghost_files"`
+	// Findings are triage's findings in B that A does not have (same
+	// rule, case, subject and process executable and command line).
+	Findings   []triage.Finding `json:"findings"`
+	Summary    Summary          `json:"summary"`
+	Warnings   []string         `json:"warnings"`
 	showUnchgd bool
 }
 
@@ -103,6 +110,7 @@ type Summary struct {
 	RootfsChanged    int    `json:"rootfs_changed"`
 	MemfdsAdded      int    `json:"memfds_added"`
 	GhostsAdded      int    `json:"ghost_files_added"`
+	FindingsNew      int    `json:"findings_new"`
 	MappingsChanged  int    `json:"mappings_changed"`
 	PagesChanged     uint64 `json:"pages_changed"`
 	BytesChanged     uint64 `json:"bytes_changed"`
@@ -112,7 +120,7 @@ type Summary struct {
 
 // Total is the number of differences (0: A and B are the same).
 func (s Summary) Total() int {
-	n := s.ProcessesAdded + s.ProcessesRemoved + s.ProcessesChanged + s.MountsChanged + s.RootfsChanged + s.MemfdsAdded + s.GhostsAdded
+	n := s.ProcessesAdded + s.ProcessesRemoved + s.ProcessesChanged + s.MountsChanged + s.RootfsChanged + s.MemfdsAdded + s.GhostsAdded + s.FindingsNew
 	if s.ContainerChanged {
 		n++
 	}
@@ -259,6 +267,10 @@ func Diff(a, b *Checkpoint, opts Options) (*Result, error) {
 	r.Ghosts = gs
 	r.Warnings = append(r.Warnings, warns...)
 	r.Summary.GhostsAdded = len(r.Ghosts)
+	fs, warns := newFindings(a, b, opts.Pids)
+	r.Findings = fs
+	r.Warnings = append(r.Warnings, warns...)
+	r.Summary.FindingsNew = len(r.Findings)
 	return r, nil
 }
 

@@ -360,7 +360,7 @@ func (l *loader) openMemory(p *Process) *Memory {
 		}
 	}
 	for _, v := range p.VMAs {
-		if v.Shmem == 0 || m.shmem[v.Shmem] != nil {
+		if !v.HasShmem || m.shmem[v.Shmem] != nil {
 			continue
 		}
 		if l.salvage {
@@ -472,7 +472,7 @@ func (m *Memory) extents(v *VMA, start, end uint64, fn func(Extent) error) error
 	switch {
 	case v.Special():
 		return fn(Extent{Start: start, End: end, Kind: Absent, VMA: v})
-	case v.Shmem != 0:
+	case v.HasShmem:
 		// Shared memory: its pages are in the shmem pagemap, keyed by
 		// offset in the object (vaddr - Start + Pgoff, which loadVMAs
 		// checked does not overflow); never-written pages are zero.

@@ -35,7 +35,7 @@ import (
 //     mounts), dump.log, and the container's log stored under the member
 //     named after the annotation that gives its path,
 //     io.kubernetes.cri-o.LogPath.
-//   - Podman (libpod/container_internal_common.go, exportCheckpoint):
+//   - Podman (libpod, Container.exportCheckpoint):
 //     deleted.files as CRI-O, ctr.log, network.status (netavark's
 //     per-network status block).
 const (

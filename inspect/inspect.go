@@ -372,7 +372,9 @@ func memoryKind(v *criuimg.VMA, stack bool) string {
 		return KindHeap
 	case v.Status&criuimg.VMAAreaStack != 0 || v.Flags&criuimg.MapGrowsdown != 0 || stack:
 		return KindStack
-	case v.Shmem != 0 || v.Status&(criuimg.VMAAnonShared|criuimg.VMAAreaSysVIPC|criuimg.VMAAreaMemfd) != 0:
+	case v.Status&criuimg.VMAAreaSysVIPC != 0:
+		return KindSysV
+	case v.HasShmem || v.Status&(criuimg.VMAAnonShared|criuimg.VMAAreaMemfd) != 0:
 		return KindShared
 	case v.Path != "":
 		return KindFile
@@ -385,7 +387,7 @@ func memoryKind(v *criuimg.VMA, stack bool) string {
 // memory view (no page size) every byte of the mappings but the kernel's
 // special ones is counted unreadable.
 func memorySummary(p *criuimg.Process, sps []uint64) (*MemorySummary, error) {
-	order := []string{KindFile, KindAnon, KindHeap, KindStack, KindShared, KindSpecial}
+	order := []string{KindFile, KindAnon, KindHeap, KindStack, KindShared, KindSysV, KindSpecial}
 	kinds := map[string]*MemKind{}
 	for _, k := range order {
 		kinds[k] = &MemKind{Kind: k}
@@ -399,7 +401,7 @@ func memorySummary(p *criuimg.Process, sps []uint64) (*MemorySummary, error) {
 		for _, sp := range sps {
 			stack = stack || (v.Start <= sp && sp < v.End)
 		}
-		k := kinds[memoryKind(v, stack && v.Path == "" && v.Shmem == 0)]
+		k := kinds[memoryKind(v, stack && v.Path == "" && !v.HasShmem)]
 		size := v.End - v.Start
 		k.VMAs++
 		k.Bytes += size

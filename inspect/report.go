@@ -76,7 +76,7 @@
 //	      "vmas": int, "mapped_bytes", "captured_bytes", "shared_bytes",
 //	      "unreadable_bytes": int,     // captured (or maybe captured) bytes
 //	                                   // that damaged images hide
-//	      "kinds": [{"kind": "file"|"anon"|"heap"|"stack"|"shared"|"special",
+//	      "kinds": [{"kind": "file"|"anon"|"heap"|"stack"|"shared"|"sysv"|"special",
 //	                 "vmas": int, "bytes": int, "captured_bytes": int}]
 //	    },
 //	    "files": [{
@@ -317,7 +317,8 @@ const (
 	KindAnon    = "anon"    // private anonymous mappings
 	KindHeap    = "heap"    // [heap]
 	KindStack   = "stack"   // [stack]
-	KindShared  = "shared"  // shared anonymous, memfd, SysV shm
+	KindShared  = "shared"  // shared anonymous, memfd
+	KindSysV    = "sysv"    // SysV shared memory segments (/SYSV<key>)
 	KindSpecial = "special" // vdso, vvar, vsyscall, AIO rings, socket maps
 )
 

@@ -137,7 +137,7 @@ func WriteText(w io.Writer, r *Report) error {
 		tw.Flush()
 	}
 	if len(r.RootfsDiff) > 0 {
-		p("\nChanged files (rootfs-diff.tar, %d entries)\n", len(r.RootfsDiff))
+		p("\nChanged files (rootfs-diff.tar, deleted.files: %d entries)\n", len(r.RootfsDiff))
 		tw := tabwriter.NewWriter(ew, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "  SIZE\tTYPE\tPATH")
 		for _, d := range r.RootfsDiff {

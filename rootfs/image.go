@@ -356,13 +356,16 @@ func (i *Image) Materialize(dir string, want map[string]bool) ([]string, error) 
 		}
 		switch {
 		case h.Typeflag == tar.TypeSymlink:
-			target := h.Linkname
-			if strings.HasPrefix(target, "/") {
-				rel, err := filepath.Rel(path.Dir("/"+n), path.Clean(target))
-				if err != nil {
-					continue
-				}
-				target = rel
+			// Resolved as in a chroot at dir (a rooted path cannot climb
+			// above /), then made relative: no link leaves dir, whatever
+			// the image says.
+			abs := path.Clean(h.Linkname)
+			if !strings.HasPrefix(abs, "/") {
+				abs = path.Join("/"+path.Dir(n), h.Linkname)
+			}
+			target, err := filepath.Rel(path.Dir("/"+n), abs)
+			if err != nil {
+				continue
 			}
 			if err := mkdirs(root, path.Dir(n)); err != nil {
 				return written, err

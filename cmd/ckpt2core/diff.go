@@ -141,6 +141,11 @@ func openDiffSide(stop *stopper, path string, aopts *archive.Options) (*ckptdiff
 				}{io.NewSectionReader(f, 0, f.Size()), f}, nil
 			}
 		}
+		if b, err := fs.ReadFile(cs.ck.Meta(), inspect.SpecDumpFile); err == nil {
+			if sp, err := inspect.ParseSpecSecurity(b); err == nil {
+				c.Spec = sp // for triage's credentials rule
+			}
+		}
 		if b, err := fs.ReadFile(cs.ck.Meta(), "deleted.files"); err == nil {
 			if c.DeletedFiles, err = ckptdiff.ParseDeletedFiles(b); err != nil {
 				closeSrc()
@@ -166,6 +171,7 @@ func jsonDiff(r *ckptdiff.Result) any {
 	p.Rootfs = orEmpty(p.Rootfs)
 	p.Memfds = orEmpty(p.Memfds)
 	p.Ghosts = orEmpty(p.Ghosts)
+	p.Findings = orEmpty(p.Findings)
 	for i := range p.Ghosts {
 		p.Ghosts[i].Where = orEmpty(p.Ghosts[i].Where)
 	}
@@ -262,6 +268,16 @@ func writeDiffText(w io.Writer, r *ckptdiff.Result) error {
 	}
 	for _, g := range r.Ghosts {
 		p("%s %s (%s, mode %s, %d bytes, sha256 %s): %s", diffMarker(g.Change), safe(g.Path), g.Image, g.Mode, g.Size, short(g.SHA256), safe(whereText(g.Where)))
+	}
+	if len(r.Findings) > 0 {
+		p("\nFindings new in B (triage):")
+	}
+	for _, f := range r.Findings {
+		who := "container"
+		if f.Pid != 0 {
+			who = fmt.Sprintf("pid %d %s", f.Pid, safe(f.Comm))
+		}
+		p("+ %s %s, %s: %s", strings.ToUpper(f.Severity.String()), f.Rule, who, explain(f))
 	}
 	for _, wn := range r.Warnings {
 		p("warning: %s", safe(wn))
@@ -456,6 +472,9 @@ func diffSummary(s ckptdiff.Summary) string {
 	}
 	if s.GhostsAdded > 0 {
 		parts = append(parts, fmt.Sprintf("new ghost files: %d", s.GhostsAdded))
+	}
+	if s.FindingsNew > 0 {
+		parts = append(parts, fmt.Sprintf("new findings: %d", s.FindingsNew))
 	}
 	parts = append(parts, fmt.Sprintf("memory: %d mappings, %d pages changed (%d bytes), %d newly captured, %d new strings",
 		s.MappingsChanged, s.PagesChanged, s.BytesChanged, s.PagesNew, s.NewStrings))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ckpt2core/ckpt2core/ckptdiff"
 	"github.com/ckpt2core/ckpt2core/criuimg/imgtest"
+	"github.com/ckpt2core/ckpt2core/triage"
 )
 
 const intrusionDir = "../../testdata/x86_64/intrusion"
@@ -49,8 +50,9 @@ type intrusionManifest struct {
 		} `json:"files"`
 	} `json:"before_vs_after"`
 	Indicators []struct {
-		ID       string `json:"id"`
-		Category string `json:"category"`
+		ID       string  `json:"id"`
+		Category string  `json:"category"`
+		Pid      *uint32 `json:"pid"`
 	} `json:"indicators"`
 }
 
@@ -195,6 +197,19 @@ func TestDiffIntrusion(t *testing.T) {
 		if g.Change != ckptdiff.Added || g.Image != want.Image || g.Size != want.Size || g.SHA256 != want.SHA256 || "0o"+strings.TrimPrefix(g.Mode, "0") != want.Mode || len(g.Where) == 0 {
 			t.Errorf("ghost file %s: %+v, manifest %+v", want.Path, g, want)
 		}
+	}
+	// Every planted indicator of a process is new in B: triage finds
+	// something about that process in AFTER that it did not in BEFORE.
+	for _, ind := range m.Indicators {
+		if ind.Pid == nil {
+			continue
+		}
+		if !slices.ContainsFunc(res.Findings, func(f triage.Finding) bool { return f.Pid == *ind.Pid }) {
+			t.Errorf("indicator %s (%s, pid %d): no new finding for the pid", ind.ID, ind.Category, *ind.Pid)
+		}
+	}
+	if len(m.Indicators) == 0 {
+		t.Error("manifest lists no indicators")
 	}
 	rw := map[string]string{}
 	for _, c := range res.Rootfs {

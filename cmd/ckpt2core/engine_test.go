@@ -367,6 +367,34 @@ func TestPodmanNetwork(t *testing.T) {
 		t.Errorf("networks %+v, want %+v", c.Networks, want)
 	}
 	checkUTS(t, rep)
+	// The sizes, as checkpointctl computes them: the files of checkpoint/,
+	// the pages files among them, rootfs-diff.tar; counted here from the
+	// archive's members.
+	var ckpt, pages, diff int64
+	f, err := os.Open(filepath.Join(intrusionDir, "before.tar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		switch name := h.Name; {
+		case strings.HasPrefix(name, "checkpoint/") && h.Typeflag == tar.TypeReg:
+			ckpt += h.Size
+			if b := filepath.Base(name); strings.HasPrefix(b, "pages-") && strings.HasSuffix(b, ".img") {
+				pages += h.Size
+			}
+		case name == "rootfs-diff.tar":
+			diff = h.Size
+		}
+	}
+	f.Close()
+	if want := (inspect.Sizes{CheckpointBytes: ckpt, MemoryPagesBytes: pages, RootfsDiffBytes: diff}); rep.Sizes == nil || *rep.Sizes != want {
+		t.Errorf("sizes %+v, want %+v", rep.Sizes, want)
+	}
 	code, stdout, _ := convertCLI(t, "inspect", filepath.Join(intrusionDir, "before.tar"))
 	if code != exitOK || !strings.Contains(stdout, "podman: eth0 10.88.0.11/16 mac 1a:44:6c:e2:b0:4e gateway 10.88.0.1") {
 		t.Errorf("text: exit %d, no network line in\n%s", code, stdout)

@@ -3,6 +3,7 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"encoding/json"
 	"io"
 	"os"
 	"os/exec"
@@ -171,6 +172,34 @@ func TestImageMismatch(t *testing.T) {
 	}
 	if code, _, stderr := convertCLI(t, filepath.Join(intrusionDir, "before.tar"), "-o", b, "--root", handRoot(t)); code != exitOK {
 		t.Fatalf("--root: exit %d: %s", code, stderr)
+	}
+	// inspect --image decodes the instructions at each thread's pc from
+	// the image's files (not captured: the code pages are clean).
+	for arg, want := range map[string]string{"": "not captured", "--image": "sysroot"} {
+		args := []string{"inspect", "--json", filepath.Join(intrusionDir, "after.tar.zst")}
+		if arg != "" {
+			args = append(args, arg, filepath.Join(intrusionDir, "image-docker.tar"))
+		}
+		code, stdout, stderr := convertCLI(t, args...)
+		var rep struct {
+			Processes []struct {
+				Threads []struct{ Code string }
+			}
+		}
+		if code != exitOK || json.Unmarshal([]byte(stdout), &rep) != nil {
+			t.Fatalf("%q: exit %d: %s", args, code, stderr)
+		}
+		n := 0
+		for _, p := range rep.Processes {
+			for _, th := range p.Threads {
+				if th.Code == want {
+					n++
+				}
+			}
+		}
+		if n != 10 { // README: ten processes of one thread each
+			t.Errorf("%q: %d threads with code %q, want 10", args, n, want)
+		}
 	}
 	ca, cb := coresIn(t, a), coresIn(t, b)
 	if len(ca) != 2 || len(cb) != 2 {
