@@ -102,9 +102,9 @@ const (
 	KindTarZstd   = "tar+zstd"
 )
 
-// The names of the files of a container checkpoint that Meta gives (with
-// rootfsDiff): the one list.
-var metaNames = []string{"config.dump", "spec.dump", "stats-dump", "stats-restore", "network.status", "dump.log", "bind.mounts", "ctr.log", "deleted.files"}
+// The names of the files of a container checkpoint that Meta gives.
+var metaNames = []string{"config.dump", "spec.dump", "stats-dump", "stats-restore", "network.status", "dump.log", "bind.mounts", "ctr.log",
+	"status", "status.dump", "container.log", "deleted.files", "io.kubernetes.cri-o.LogPath"} // containerd, CRI-O (inspect/engine.go)
 
 // rootfsDiff is the name of the container's changed-files tar.
 const rootfsDiff = "rootfs-diff.tar"

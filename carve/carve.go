@@ -31,7 +31,7 @@ const (
 	KindMemfd    Kind = "memfd"     // a memfd's contents (memfd.img, pagemap-shmem-N.img)
 	KindExe      Kind = "exe"       // a process's executable, when the checkpoint holds it
 	KindRootfs   Kind = "rootfs"    // a file the container added or changed (rootfs-diff.tar)
-	KindTmpfs    Kind = "tmpfs"     // CRIU's archive of a tmpfs mount (tmpfs-dev-N.tar.gz.img)
+	KindTmpfs    Kind = "tmpfs"     // CRIU's archive of a tmpfs mount (tmpfs-dev-N.tar.gz.img), and each file in it
 	KindPipe     Kind = "pipe"      // a pipe's buffer (pipes-data.img)
 	KindFifo     Kind = "fifo"      // a FIFO's buffer (fifo-data.img)
 	KindTTY      Kind = "tty"       // a pty's buffered input (tty-data.img)
@@ -98,7 +98,8 @@ type Options struct {
 	Kinds []Kind
 	// RootfsDiff is rootfs-diff.tar, or nil.
 	RootfsDiff criuimg.File
-	// PageSize is the page size of shmem pagemaps (memfds); 0: 4096.
+	// PageSize is the page size of shmem pagemaps (memfds); 0: the first
+	// process's (AT_PAGESZ), or 4096.
 	PageSize uint64
 }
 
@@ -110,9 +111,6 @@ func Carve(ck *criuimg.Checkpoint, opts Options, emit func(Artifact) error, prob
 		problem = func(error) {}
 	}
 	c := &carver{ck: ck, opts: opts, emit: emit, problem: problem}
-	if opts.PageSize == 0 {
-		c.opts.PageSize = 4096
-	}
 	want := map[Kind]bool{}
 	for _, k := range opts.Kinds {
 		want[k] = true
@@ -127,6 +125,15 @@ func Carve(ck *criuimg.Checkpoint, opts Options, emit func(Artifact) error, prob
 		return err
 	}
 	c.indexRefs(rep)
+	if c.opts.PageSize == 0 {
+		c.opts.PageSize = 4096
+		for _, f := range c.facts() {
+			if f.pageSize != 0 {
+				c.opts.PageSize = f.pageSize
+				break
+			}
+		}
+	}
 	steps := []struct {
 		k  Kind
 		fn func() error
@@ -161,10 +168,15 @@ type carver struct {
 	sockIno   map[uint32][]Ref // socket inode -> fds
 	remaps    *criuimg.RemapTable
 	procFacts []procFacts
+	mounts    map[uint32]string // mount id -> mountpoint (mountpoints-N.img)
 }
 
 func (c *carver) indexRefs(rep *inspect.Report) {
 	c.procs = rep.Processes
+	c.mounts = map[uint32]string{}
+	for _, m := range rep.Mounts {
+		c.mounts[m.MountID] = m.Mountpoint
+	}
 	c.byFile, c.byPipe, c.sockIno = map[uint32][]Ref{}, map[uint32][]Ref{}, map[uint32][]Ref{}
 	for _, p := range rep.Processes {
 		for _, f := range p.Files {
@@ -208,10 +220,11 @@ func (c *carver) send(a Artifact, refs []Ref) error {
 // the files it maps (read once; the process is closed at once, so that
 // open pages files do not grow with the processes).
 type procFacts struct {
-	pid     uint32
-	exeID   uint32
-	exePath string
-	mapped  map[uint32]bool // files.img ids of file mappings
+	pid      uint32
+	exeID    uint32
+	exePath  string
+	mapped   map[uint32]bool // files.img ids of file mappings
+	pageSize uint64
 }
 
 // facts loads each process once for its procFacts; a process that
@@ -232,7 +245,7 @@ func (c *carver) facts() []procFacts {
 			}
 			continue
 		}
-		f := procFacts{pid: pid, exePath: p.ExePath, mapped: map[uint32]bool{}}
+		f := procFacts{pid: pid, exePath: p.ExePath, mapped: map[uint32]bool{}, pageSize: p.PageSize}
 		if p.MM != nil {
 			f.exeID = p.MM.GetExeFileId()
 		}
@@ -455,6 +468,12 @@ type diffMember struct {
 // know where each file's bytes lie in the archive).
 func (c *carver) eachDiff(fn func(diffMember) error) error {
 	f := c.opts.RootfsDiff
+	// A gzip-compressed rw layer (containerd writes one) has no member
+	// offsets to read the files at: refused by name, not misread.
+	var magic [2]byte
+	if n, _ := f.ReadAt(magic[:], 0); n == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		return fmt.Errorf("%s: gzip-compressed (containerd's rw layer): its files are not extracted", inspect.RootfsDiffFile)
+	}
 	cr := &countReader{r: io.NewSectionReader(f, 0, f.Size())}
 	i := -1
 	more, err := inspect.WalkRootfsDiff(cr, func(d inspect.DiffEntry) error {
@@ -566,6 +585,15 @@ func (c *carver) tmpfs() error {
 				return readCloser{io.NewSectionReader(f, 0, f.Size()), f}, nil
 			}}, nil)
 		if err != nil {
+			return err
+		}
+		var id uint32
+		fmt.Sscanf(strings.TrimPrefix(n, "tmpfs-dev-"), "%d", &id)
+		mount, ok := c.mounts[id]
+		if !ok {
+			mount = fmt.Sprintf("/(mount %d)", id)
+		}
+		if err := c.tmpfsFiles(src, n, mount); err != nil {
 			return err
 		}
 	}

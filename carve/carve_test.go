@@ -3,6 +3,7 @@ package carve_test
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -426,5 +427,64 @@ func TestExeFromRWLayer(t *testing.T) {
 	got, probs := carveAll(t, ck, carve.Options{RootfsDiff: diff, Kinds: []carve.Kind{carve.KindExe}})
 	if len(probs) != 0 || len(got) != 1 || got[0].a.Pid != 1 || string(got[0].data) != "\x7fELF dropper" || got[0].a.Image != "rootfs-diff.tar" {
 		t.Errorf("exes %+v %v", got, probs)
+	}
+}
+
+// TestTmpfsFiles: each regular file of a tmpfs archive image is an
+// artifact (the archive itself one more); a member claiming more than
+// MaxTmpfsBytes is refused with ErrTmpfsLimit naming the image, after the
+// members before it.
+func TestTmpfsFiles(t *testing.T) {
+	c := imgtest.New(imgtest.X86_64)
+	c.AddProcess(1, 0)
+	dir := c.WriteTemp(t)
+	var tb bytes.Buffer
+	tw := tar.NewWriter(&tb)
+	tw.WriteHeader(&tar.Header{Name: "./", Typeflag: tar.TypeDir, Mode: 0o1777})
+	for _, f := range []struct{ name, data string }{{"./pulse-shm-1", "shared secret"}, {"./../../x", "up"}} {
+		tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o600, Size: int64(len(f.data)), Typeflag: tar.TypeReg})
+		tw.Write([]byte(f.data))
+	}
+	tw.Flush()
+	tw.WriteHeader(&tar.Header{Name: "./bomb", Mode: 0o600, Size: carve.MaxTmpfsBytes + 1, Typeflag: tar.TypeReg})
+	tw.Flush() // the header only: its bytes are never there
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(tb.Bytes())
+	zw.Close()
+	os.WriteFile(filepath.Join(dir, "tmpfs-dev-7.tar.gz.img"), gz.Bytes(), 0o600)
+	got, probs := carveAll(t, imgtest.OpenDir(t, dir), carve.Options{Kinds: []carve.Kind{carve.KindTmpfs}})
+	var files []string
+	for _, g := range got {
+		if g.a.Path != "" {
+			files = append(files, g.a.Path+"="+string(g.data))
+		}
+	}
+	if len(got) != 3 || !slices.Equal(files, []string{"/(mount 7)/pulse-shm-1=shared secret", "/(mount 7)/x=up"}) {
+		t.Errorf("tmpfs artifacts %q (%d)", files, len(got))
+	}
+	if len(probs) != 1 || !errors.Is(probs[0], carve.ErrTmpfsLimit) || !strings.Contains(probs[0].Error(), "tmpfs-dev-7.tar.gz.img") {
+		t.Errorf("problems %v", probs)
+	}
+	// A second Open of a member decompresses the archive again.
+	err := carve.Carve(imgtest.OpenDir(t, dir), carve.Options{Kinds: []carve.Kind{carve.KindTmpfs}}, func(a carve.Artifact) error {
+		if a.Path == "" {
+			return nil
+		}
+		for range 2 {
+			r, err := a.Open()
+			if err != nil {
+				return err
+			}
+			b, _ := io.ReadAll(r)
+			r.Close()
+			if int64(len(b)) != a.Size || (a.Path == "/(mount 7)/x" && string(b) != "up") {
+				t.Errorf("%s: %q", a.Path, b)
+			}
+		}
+		return nil
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
 }

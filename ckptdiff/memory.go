@@ -122,7 +122,7 @@ func vmaKind(v *criuimg.VMA) string {
 		return inspect.KindHeap
 	case v.Status&criuimg.VMAAreaStack != 0 || v.Flags&0x100 != 0:
 		return inspect.KindStack
-	case v.Shmem != 0 || v.Status&(criuimg.VMAAnonShared|criuimg.VMAAreaSysVIPC|criuimg.VMAAreaMemfd) != 0:
+	case v.HasShmem || v.Status&(criuimg.VMAAnonShared|criuimg.VMAAreaSysVIPC|criuimg.VMAAreaMemfd) != 0:
 		return inspect.KindShared
 	case v.Path != "":
 		return inspect.KindFile

@@ -49,6 +49,9 @@ type Checkpoint struct {
 	inodesErr error
 	inodesOK  bool
 	shmem     map[shmemKey]shmemRuns
+	sysv      map[uint32]SysVSegment // SysVSegments
+	sysvErr   error
+	sysvOK    bool
 	mu        sync.Mutex // guards the memfd inode and shmem caches
 	filesErr  error      // SalvageOpen: what cut files.img short
 }

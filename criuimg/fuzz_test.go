@@ -488,7 +488,7 @@ func modelRead(p *Process, v *VMA) ([]byte, bool) {
 			return out, false
 		}
 		idx, key, gapReadable := p.Mem.private, a, v.Anon()
-		if v.Shmem != 0 {
+		if v.HasShmem {
 			idx, key, gapReadable = p.Mem.shmem[v.Shmem], a-v.Start+v.Pgoff, true
 			if v.Pgoff > math.MaxUint64-(v.End-v.Start) {
 				return out, false

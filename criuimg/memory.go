@@ -46,6 +46,10 @@ type PageIndex struct {
 	Known uint64
 	// pagesName names the pages file (for messages, when Pages is nil).
 	pagesName string
+	// parent is the parent checkpoint's index holding the PE_PARENT
+	// pages (openParents), src where it was read.
+	parent *PageIndex
+	src    Source
 }
 
 // ReadPageIndex reads and validates a pagemap image (pagemap-<pid>.img or
@@ -337,18 +341,26 @@ func (l *loader) openMemory(p *Process) *Memory {
 		}
 	}
 	m.private = priv
+	if err := openParents(c.Src, priv, p.PageSize); err != nil && err != errNoParent {
+		if l.problem(PartNone, 0, err, "") {
+			m.Close()
+			return nil
+		}
+	}
 	var parent, lazy uint64
 	for _, r := range priv.Runs {
 		if !r.InFile() {
 			if r.Flags&PEParent != 0 {
-				parent += r.Len
+				if priv.parent == nil {
+					parent += r.Len
+				}
 			} else {
 				lazy += r.Len
 			}
 		}
 	}
 	for _, v := range p.VMAs {
-		if v.Shmem == 0 || m.shmem[v.Shmem] != nil {
+		if !v.HasShmem || m.shmem[v.Shmem] != nil {
 			continue
 		}
 		if l.salvage {
@@ -420,6 +432,9 @@ func (c *Checkpoint) shmemIndex(id, pageSize uint64) (*PageIndex, error) {
 func (m *Memory) Close() error {
 	var errs []error
 	if m.private != nil {
+		for p := m.private.parent; p != nil; p = p.parent {
+			errs = append(errs, p.Close())
+		}
 		errs = append(errs, m.private.Close())
 	}
 	for _, x := range m.shmem {
@@ -457,7 +472,7 @@ func (m *Memory) extents(v *VMA, start, end uint64, fn func(Extent) error) error
 	switch {
 	case v.Special():
 		return fn(Extent{Start: start, End: end, Kind: Absent, VMA: v})
-	case v.Shmem != 0:
+	case v.HasShmem:
 		// Shared memory: its pages are in the shmem pagemap, keyed by
 		// offset in the object (vaddr - Start + Pgoff, which loadVMAs
 		// checked does not overflow); never-written pages are zero.
@@ -518,6 +533,14 @@ func walkRuns(idx *PageIndex, delta uint64, v *VMA, start, end uint64, fn func(E
 					}
 					e = Extent{Start: e.Start + held, End: e.End, Kind: Unreadable, VMA: v, Err: idx.unheld(j)}
 				}
+			} else if r.Flags&PEParent != 0 && idx.parent != nil {
+				// In the parent checkpoint (criu/pagemap.c: the page-read
+				// goes on in the parent's images), recursively.
+				if err := idx.parentExtents(delta, v, e.Start, e.End, fn); err != nil {
+					return err
+				}
+				cur = e.End
+				continue
 			} else {
 				e.Kind, e.Parent, e.Lazy = Absent, r.Flags&PEParent != 0, r.Flags&PEParent == 0
 			}

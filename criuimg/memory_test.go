@@ -306,7 +306,7 @@ func TestMemoryStaticC(t *testing.T) {
 			for i := range p.VMAs {
 				v := &p.VMAs[i]
 				switch {
-				case v.Shmem != 0 && v.End-v.Start == 64<<10:
+				case v.HasShmem && v.End-v.Start == 64<<10:
 					shared = v
 				case v.Anon() && v.End-v.Start == 8<<20:
 					sparse = v

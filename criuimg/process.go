@@ -87,8 +87,12 @@ type VMA struct {
 	// kernel shows ("/dev/zero (deleted)" or "/memfd:NAME (deleted)").
 	Path string
 	// Shmem is the id of the shared memory object (pagemap-shmem-<id>.img)
-	// for shared anonymous and memfd mappings, else 0.
+	// for shared anonymous, memfd and SysV shm mappings (HasShmem), else 0.
+	// 0 is a valid id too (the first SysV segment of a namespace).
 	Shmem uint64
+	// HasShmem says that the mapping's pages are those of shared memory
+	// object Shmem.
+	HasShmem bool
 	// FileID is the id of the mapped regular file in files.img (0 if none).
 	FileID uint32
 }
@@ -99,11 +103,11 @@ func (v *VMA) FileBacked() bool { return v.Path != "" }
 
 // Shared reports whether the mapping is shared (MAP_SHARED, or shared
 // anonymous memory and memfds).
-func (v *VMA) Shared() bool { return v.Flags&MapShared != 0 || v.Shmem != 0 }
+func (v *VMA) Shared() bool { return v.Flags&MapShared != 0 || v.HasShmem }
 
 // Anon reports whether the mapping is private anonymous memory (heap,
 // stack, anonymous mmap, vDSO), whose uncaptured pages are zero.
-func (v *VMA) Anon() bool { return v.Path == "" && v.Shmem == 0 }
+func (v *VMA) Anon() bool { return v.Path == "" && !v.HasShmem }
 
 // Special reports whether the mapping is one whose pages CRIU never
 // captures and whose bytes are unknown: the kernel's vvar and vsyscall
@@ -431,9 +435,26 @@ func (l *loader) vma(p *Process, v *vmaimg.VmaEntry, mmName string) (VMA, error)
 		if err != nil {
 			return vma, err
 		}
-		vma.Path, vma.Shmem = name, uint64(shmid)
+		vma.Path, vma.Shmem, vma.HasShmem = name, uint64(shmid), true
+	case st&VMAAreaSysVIPC != 0:
+		// A SysV shared memory attachment: CRIU records the segment id
+		// (the inode of its shm file) as shmid, the pages in the shmem
+		// pagemap of that id; the kernel names it by the segment's key.
+		segs, err := l.c.SysVSegments()
+		seg, ok := segs[uint32(v.GetShmid())]
+		switch {
+		case ok:
+			vma.Path = SysVPath(seg.Key)
+		case err != nil:
+			p.Warnings = append(p.Warnings, fmt.Sprintf("%s: vma [%#x-%#x): SysV segment %d: %v; its key is unknown", mmName, vma.Start, vma.End, v.GetShmid(), err))
+			vma.Path = SysVPath(0)
+		default:
+			p.Warnings = append(p.Warnings, fmt.Sprintf("%s: vma [%#x-%#x): SysV segment %d is not in any ipcns-shm image; its key is unknown", mmName, vma.Start, vma.End, v.GetShmid()))
+			vma.Path = SysVPath(0)
+		}
+		vma.Shmem, vma.HasShmem = v.GetShmid(), true
 	case st&VMAAnonShared != 0:
-		vma.Path, vma.Shmem = "/dev/zero (deleted)", v.GetShmid()
+		vma.Path, vma.Shmem, vma.HasShmem = "/dev/zero (deleted)", v.GetShmid(), true
 	case st&(VMAFilePrivate|VMAFileShared) != 0:
 		path, ok := l.c.FilePath(uint32(v.GetShmid()))
 		if !ok {

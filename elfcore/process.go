@@ -297,7 +297,7 @@ func addSegments(plan *Plan, p *criuimg.Process, files MappedFiles) error {
 		flags := progFlags(v.Prot)
 		var file io.ReaderAt
 		var fileSize int64
-		if files != nil && v.FileBacked() && v.Shmem == 0 && !v.Special() {
+		if files != nil && v.FileBacked() && !v.HasShmem && !v.Special() {
 			f, size, err := files.OpenMapped(v)
 			if err != nil {
 				if !refused[v.Path] { // once per file, not per mapping
@@ -318,7 +318,7 @@ func addSegments(plan *Plan, p *criuimg.Process, files MappedFiles) error {
 		if err != nil {
 			return err
 		}
-		zeroIsData := !v.FileBacked() || v.Shmem != 0
+		zeroIsData := !v.FileBacked() || v.HasShmem
 		var cur *Segment
 		curKind := segNone
 		for _, e := range exts {

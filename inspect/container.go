@@ -28,6 +28,7 @@ type configDump struct {
 	RootfsImage      string    `json:"rootfsImage"`
 	RootfsImageName  string    `json:"rootfsImageName"`
 	RootfsImageID    string    `json:"rootfsImageID"`
+	RootfsImageRef   string    `json:"rootfsImageRef"`
 	RawImageName     string    `json:"RawImageName"`
 	Runtime          string    `json:"runtime"`
 	OCIRuntime       string    `json:"ociRuntime"`
@@ -74,6 +75,7 @@ func ParseContainer(config, spec, network []byte) (*Container, error) {
 		Runtime:  firstNonEmpty(cfg.OCIRuntime, cfg.Runtime),
 		Hostname: sp.Hostname,
 		Command:  cfg.Command,
+		ImageRef: cfg.RootfsImageRef,
 	}
 	if len(c.Command) == 0 && sp.Process != nil {
 		c.Command = sp.Process.Args
@@ -126,10 +128,9 @@ func ParseContainer(config, spec, network []byte) (*Container, error) {
 		c.Namespace = a["io.kubernetes.pod.namespace"]
 	}
 	if len(network) > 0 {
-		ips, err := ParseNetworkStatus(network)
-		if err != nil {
-			return nil, err
-		}
+		// An unreadable network.status costs only the addresses (Inspect
+		// warns about it, naming the file).
+		ips, _ := ParseNetworkStatus(network)
 		for _, ip := range ips {
 			if !containsString(c.IPs, ip) {
 				c.IPs = append(c.IPs, ip)
@@ -196,6 +197,12 @@ const MaxDiffEntries = 100000
 // container changed in its root file system) with their sizes. At most
 // MaxDiffEntries are returned; the second result says if more were left
 // out.
+//
+// containerd stores the container's rw layer there as its diff service
+// wrote it: gzip-compressed (recognised by content, never by name), with
+// OCI whiteouts: an entry ".wh.NAME" says NAME was deleted (listed as
+// type "deleted", never as a file), ".wh..wh..opq" in a directory says the
+// image's contents of that directory are hidden (type "opaque").
 func ParseRootfsDiff(r io.Reader) ([]DiffFile, bool, error) {
 	var out []DiffFile
 	more, err := WalkRootfsDiff(r, func(d DiffEntry) error {

@@ -80,6 +80,16 @@ func Inspect(ck *criuimg.Checkpoint, opts Options) (*Report, error) {
 			}
 		}
 	}
+	readFile := func(name string) ([]byte, bool, error) {
+		b, err := readMeta(opts.Meta, name)
+		return b, b != nil, err
+	}
+	if rep.Container == nil && opts.Meta != nil {
+		// containerd's status.dump alone names the container.
+		if _, err := fs.Stat(opts.Meta, StatusDumpFile); err == nil {
+			rep.Container = &Container{Engine: "containerd"}
+		}
+	}
 	if b := meta(StatsDumpFile); b != nil {
 		ds, _, err := ParseStats(StatsDumpFile, b)
 		if err != nil {
@@ -108,6 +118,24 @@ func Inspect(ck *criuimg.Checkpoint, opts Options) (*Report, error) {
 		} else if !errors.Is(err, fs.ErrNotExist) {
 			warn("%s: %v", RootfsDiffFile, err)
 		}
+	}
+
+	addEngineFiles(rep, rep.Container, opts.Meta, readFile, warn)
+	uts, err := loadUTS(ck.Src)
+	if err != nil {
+		warn("UTS namespace: %v", err)
+	}
+	rep.UTS = uts
+	diffSize := int64(-1)
+	if opts.Meta != nil {
+		if st, err := fs.Stat(opts.Meta, RootfsDiffFile); err == nil {
+			diffSize = st.Size()
+		}
+	}
+	if sz, err := checkpointSizes(ck.Src, diffSize); err != nil {
+		warn("sizes: %v", err)
+	} else {
+		rep.Sizes = sz
 	}
 
 	files, err := loadFiles(ck.Src)
@@ -344,7 +372,9 @@ func memoryKind(v *criuimg.VMA, stack bool) string {
 		return KindHeap
 	case v.Status&criuimg.VMAAreaStack != 0 || v.Flags&criuimg.MapGrowsdown != 0 || stack:
 		return KindStack
-	case v.Shmem != 0 || v.Status&(criuimg.VMAAnonShared|criuimg.VMAAreaSysVIPC|criuimg.VMAAreaMemfd) != 0:
+	case v.Status&criuimg.VMAAreaSysVIPC != 0:
+		return KindSysV
+	case v.HasShmem || v.Status&(criuimg.VMAAnonShared|criuimg.VMAAreaMemfd) != 0:
 		return KindShared
 	case v.Path != "":
 		return KindFile
@@ -357,7 +387,7 @@ func memoryKind(v *criuimg.VMA, stack bool) string {
 // memory view (no page size) every byte of the mappings but the kernel's
 // special ones is counted unreadable.
 func memorySummary(p *criuimg.Process, sps []uint64) (*MemorySummary, error) {
-	order := []string{KindFile, KindAnon, KindHeap, KindStack, KindShared, KindSpecial}
+	order := []string{KindFile, KindAnon, KindHeap, KindStack, KindShared, KindSysV, KindSpecial}
 	kinds := map[string]*MemKind{}
 	for _, k := range order {
 		kinds[k] = &MemKind{Kind: k}
@@ -371,7 +401,7 @@ func memorySummary(p *criuimg.Process, sps []uint64) (*MemorySummary, error) {
 		for _, sp := range sps {
 			stack = stack || (v.Start <= sp && sp < v.End)
 		}
-		k := kinds[memoryKind(v, stack && v.Path == "" && v.Shmem == 0)]
+		k := kinds[memoryKind(v, stack && v.Path == "" && !v.HasShmem)]
 		size := v.End - v.Start
 		k.VMAs++
 		k.Bytes += size

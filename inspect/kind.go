@@ -7,5 +7,5 @@ import "github.com/ckpt2core/ckpt2core/criuimg"
 // stack says whether v holds a thread's stack pointer or the initial
 // stack (mm_start_stack).
 func MemoryKind(v *criuimg.VMA, stack bool) string {
-	return memoryKind(v, stack && v.Path == "" && v.Shmem == 0)
+	return memoryKind(v, stack && v.Path == "" && !v.HasShmem)
 }

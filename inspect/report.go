@@ -32,7 +32,11 @@
 //	    "ips": [string],               // from network.status / annotations
 //	    "pod", "namespace": string,    // Kubernetes pod and namespace
 //	    "command": [string],           // the container's configured argv
-//	    "annotations": {string: string}
+//	    "annotations": {string: string},
+//	    "image_ref", "log_path": string, // image digest; log path on the host
+//	    "networks": [{"network", "interface", "ip", "mac", "gateway": string}],
+//	    "bind_mounts": [{"source", "destination", "type", "permissions": string}],
+//	    "logs": [{"member": string, "size": int}] // container logs held
 //	  },
 //	  "dump_stats": {                  // stats-dump; or null if absent
 //	    "freezing_time_us", "frozen_time_us", "memdump_time_us",
@@ -72,7 +76,7 @@
 //	      "vmas": int, "mapped_bytes", "captured_bytes", "shared_bytes",
 //	      "unreadable_bytes": int,     // captured (or maybe captured) bytes
 //	                                   // that damaged images hide
-//	      "kinds": [{"kind": "file"|"anon"|"heap"|"stack"|"shared"|"special",
+//	      "kinds": [{"kind": "file"|"anon"|"heap"|"stack"|"shared"|"sysv"|"special",
 //	                 "vmas": int, "bytes": int, "captured_bytes": int}]
 //	    },
 //	    "files": [{
@@ -90,7 +94,12 @@
 //	  }],
 //	  "mounts": [{"mount_id", "parent_id": int, "mountpoint", "source",
 //	              "fstype", "root", "options": string}],
-//	  "rootfs_diff": [{"path": string, "size": int, "type": "file"|"dir"|"symlink"|"other"}],
+//	  "rootfs_diff": [{"path": string, "size": int,
+//	                  "type": "file"|"dir"|"symlink"|"other"|"deleted"|"opaque"}],
+//	  "uts": [{"image", "hostname", "domain": string}], // utsns-*.img
+//	  "sizes": {                      // or null: the images could not be listed
+//	    "checkpoint_bytes", "memory_pages_bytes", "rootfs_diff_bytes": int // -1: none
+//	  },
 //	  "warnings": [string]
 //	}
 //
@@ -118,7 +127,11 @@ type Report struct {
 	Processes     []Process     `json:"processes"`
 	Mounts        []Mount       `json:"mounts"`
 	RootfsDiff    []DiffFile    `json:"rootfs_diff"`
-	Warnings      []string      `json:"warnings"`
+	// UTS are the UTS namespaces' host and domain names (utsns-*.img).
+	UTS []UTS `json:"uts"`
+	// Sizes are the checkpoint's sizes as checkpointctl shows them.
+	Sizes    *Sizes   `json:"sizes"`
+	Warnings []string `json:"warnings"`
 }
 
 // MarshalJSON writes the report with every key of the schema: nil slices
@@ -128,6 +141,7 @@ func (r Report) MarshalJSON() ([]byte, error) {
 	r.Processes = nonNil(r.Processes)
 	r.Mounts = nonNil(r.Mounts)
 	r.RootfsDiff = nonNil(r.RootfsDiff)
+	r.UTS = nonNil(r.UTS)
 	r.Warnings = nonNil(r.Warnings)
 	return json.Marshal(plain(r))
 }
@@ -160,6 +174,15 @@ type Container struct {
 	Namespace        string            `json:"namespace"`
 	Command          []string          `json:"command"`
 	Annotations      map[string]string `json:"annotations"`
+	// ImageRef is the image's digest reference (config.dump's
+	// rootfsImageRef, containerd's status.dump image_ref).
+	ImageRef string `json:"image_ref"`
+	// LogPath is where the engine kept the container's log on its host.
+	LogPath    string      `json:"log_path"`
+	Networks   []Network   `json:"networks"`
+	BindMounts []BindMount `json:"bind_mounts"`
+	// Logs are the container logs the checkpoint holds.
+	Logs []LogFile `json:"logs"`
 }
 
 // MarshalJSON writes the container with every key of the schema.
@@ -167,6 +190,9 @@ func (c Container) MarshalJSON() ([]byte, error) {
 	type plain Container
 	c.IPs = nonNil(c.IPs)
 	c.Command = nonNil(c.Command)
+	c.Networks = nonNil(c.Networks)
+	c.BindMounts = nonNil(c.BindMounts)
+	c.Logs = nonNil(c.Logs)
 	if c.Annotations == nil {
 		c.Annotations = map[string]string{}
 	}
@@ -291,7 +317,8 @@ const (
 	KindAnon    = "anon"    // private anonymous mappings
 	KindHeap    = "heap"    // [heap]
 	KindStack   = "stack"   // [stack]
-	KindShared  = "shared"  // shared anonymous, memfd, SysV shm
+	KindShared  = "shared"  // shared anonymous, memfd
+	KindSysV    = "sysv"    // SysV shared memory segments (/SYSV<key>)
 	KindSpecial = "special" // vdso, vvar, vsyscall, AIO rings, socket maps
 )
 

@@ -14,8 +14,8 @@ import (
 // schemaKeys are the keys of each object of the --json schema (README,
 // report.go). Every one is always present.
 var schemaKeys = map[string][]string{
-	"report":        {"checkpoint", "arch", "images_version", "container", "dump_stats", "restore_stats", "processes", "mounts", "rootfs_diff", "warnings"},
-	"container":     {"engine", "name", "id", "image", "image_id", "runtime", "hostname", "created", "checkpointed", "checkpointed_from", "ips", "pod", "namespace", "command", "annotations"},
+	"report":        {"checkpoint", "arch", "images_version", "container", "dump_stats", "restore_stats", "processes", "mounts", "rootfs_diff", "uts", "sizes", "warnings"},
+	"container":     {"engine", "name", "id", "image", "image_id", "runtime", "hostname", "created", "checkpointed", "checkpointed_from", "ips", "pod", "namespace", "command", "annotations", "image_ref", "log_path", "networks", "bind_mounts", "logs"},
 	"dump_stats":    {"freezing_time_us", "frozen_time_us", "memdump_time_us", "memwrite_time_us", "irmap_resolve_us", "pages_scanned", "pages_skipped_parent", "pages_written", "pages_lazy", "page_pipes", "page_pipe_bufs", "shpages_scanned", "shpages_skipped_parent", "shpages_written"},
 	"restore_stats": {"pages_compared", "pages_skipped_cow", "pages_restored", "forking_time_us", "restore_time_us"},
 	"process":       {"pid", "ppid", "pgid", "sid", "comm", "state", "exit_code", "exit_signal", "thread_count", "argv", "argv_truncated", "env", "exe", "cwd", "root", "threads", "memory", "files", "warnings"},
@@ -32,7 +32,7 @@ var schemaKeys = map[string][]string{
 // nullable are the keys whose value may be null (the schema's "or null");
 // every other key holds a value of its type: [] for an empty array, ""
 // for an unknown string.
-var nullable = []string{"container", "dump_stats", "restore_stats", "exit_code", "exit_signal", "env", "memory", "syscall", "return", "socket"}
+var nullable = []string{"sizes", "container", "dump_stats", "restore_stats", "exit_code", "exit_signal", "env", "memory", "syscall", "return", "socket"}
 
 // checkStableKeys checks that the JSON of rep has, in every object,
 // exactly the keys of the schema, with null only where the schema allows

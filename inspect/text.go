@@ -44,10 +44,38 @@ func WriteText(w io.Writer, r *Report) error {
 		} else {
 			row("Checkpointed", clean(c.Checkpointed))
 		}
+		row("Image ref", clean(c.ImageRef))
 		row("IP", clean(strings.Join(c.IPs, ", ")))
+		for _, n := range c.Networks {
+			row("Network", clean(fmt.Sprintf("%s: %s %s mac %s gateway %s", n.Network, n.Interface, n.IP, n.MAC, n.Gateway)))
+		}
+		for _, b := range c.BindMounts {
+			row("Bind mount", clean(fmt.Sprintf("%s -> %s (%s, %s)", b.Source, b.Destination, b.Type, b.Permissions)))
+		}
+		row("Log path", clean(c.LogPath))
+		for _, l := range c.Logs {
+			row("Log", clean(fmt.Sprintf("%s (%d bytes)", l.Member, l.Size)))
+		}
 		row("Pod", clean(c.Pod))
 		row("Namespace", clean(c.Namespace))
 		row("Command", ShellQuote(c.Command))
+		tw.Flush()
+	}
+
+	if len(r.UTS) > 0 || r.Sizes != nil {
+		p("\nCheckpoint\n")
+		tw := tabwriter.NewWriter(ew, 0, 4, 2, ' ', 0)
+		for _, u := range r.UTS {
+			fmt.Fprintf(tw, "  Hostname (%s):\t%s\n", clean(u.Image), clean(u.Hostname))
+			fmt.Fprintf(tw, "  Domain (%s):\t%s\n", clean(u.Image), clean(u.Domain))
+		}
+		if s := r.Sizes; s != nil {
+			fmt.Fprintf(tw, "  Checkpoint size:\t%s\n", byteSize(s.CheckpointBytes))
+			fmt.Fprintf(tw, "  Memory pages size:\t%s\n", byteSize(s.MemoryPagesBytes))
+			if s.RootfsDiffBytes >= 0 {
+				fmt.Fprintf(tw, "  Root fs diff size:\t%s\n", byteSize(s.RootfsDiffBytes))
+			}
+		}
 		tw.Flush()
 	}
 
@@ -108,7 +136,7 @@ func WriteText(w io.Writer, r *Report) error {
 		tw.Flush()
 	}
 	if len(r.RootfsDiff) > 0 {
-		p("\nChanged files (rootfs-diff.tar, %d entries)\n", len(r.RootfsDiff))
+		p("\nChanged files (rootfs-diff.tar, deleted.files: %d entries)\n", len(r.RootfsDiff))
 		tw := tabwriter.NewWriter(ew, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "  SIZE\tTYPE\tPATH")
 		for _, d := range r.RootfsDiff {
@@ -341,4 +369,18 @@ func signalName(n uint32) string {
 		return s
 	}
 	return fmt.Sprintf("signal %d", n)
+}
+
+// byteSize writes b as checkpointctl does (1024-based, one decimal).
+func byteSize(b int64) string {
+	const unit = 1024
+	if b < unit {
+		return fmt.Sprintf("%d B", b)
+	}
+	div, exp := int64(unit), 0
+	for n := b / unit; n >= unit; n /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(b)/float64(div), "KMGTPE"[exp])
 }

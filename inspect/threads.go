@@ -89,7 +89,7 @@ func (c codeReader) read(addr uint64, n int) ([]byte, string) {
 	if errors.Is(err, criuimg.ErrUnreadable) {
 		return nil, CodeUnreadable
 	}
-	if c.files == nil || v.FileID == 0 || v.Shmem != 0 {
+	if c.files == nil || v.FileID == 0 || v.HasShmem {
 		return nil, CodeNotCaptured
 	}
 	r, size, err := c.files.OpenMapped(v)

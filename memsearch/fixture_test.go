@@ -141,7 +141,7 @@ func TestManifestSecrets(t *testing.T) {
 					if string(h.Match) != sec.String {
 						t.Errorf("hit at %#x matched %q", h.Addr, h.Match)
 					}
-					if h.vma.Shmem != 0 {
+					if h.vma.HasShmem {
 						gotShared = append(gotShared, pidAddr{h.Pid, h.Addr})
 					} else {
 						gotPriv = append(gotPriv, pidAddr{h.Pid, h.Addr})
@@ -232,7 +232,7 @@ func TestFixtureMappings(t *testing.T) {
 			for i, w := range tt.want {
 				h := hits[i]
 				if h.Pid != w.pid || (w.addr != 0 && h.Addr != w.addr) || h.Mapping != w.mapping ||
-					(w.offset != 0 && h.Offset != w.offset) || (h.vma.Shmem != 0) != w.shared {
+					(w.offset != 0 && h.Offset != w.offset) || (h.vma.HasShmem) != w.shared {
 					t.Errorf("hit %d: pid %d at %#x in %q+%#x (shmem %d), want %+v", i, h.Pid, h.Addr, h.Mapping, h.Offset, h.vma.Shmem, w)
 				}
 				if len(h.Before) != DefaultContext || len(h.After) != DefaultContext {

@@ -108,7 +108,7 @@ func MappingName(p *criuimg.Process, v *criuimg.VMA) string {
 		stack = p.MM.GetMmStartStack()
 	}
 	switch {
-	case v.Shmem != 0 || v.Status&criuimg.VMAAnonShared != 0:
+	case v.HasShmem || v.Status&criuimg.VMAAnonShared != 0:
 		// CRIU >= 4.2 records shared anonymous memory as a memfd named
 		// "dev/zero", the name of the kernel's shmem file for it.
 		if v.Path == "" || v.Path == anonSharedPath {

@@ -430,9 +430,9 @@ func TestMappingName(t *testing.T) {
 		{criuimg.VMA{Status: criuimg.VMAAreaRegular | criuimg.VMAAreaVsyscall}, "[vsyscall]"},
 		{criuimg.VMA{Status: criuimg.VMAAreaRegular | criuimg.VMAAnonPrivate}, "[anon]"},
 		{criuimg.VMA{Status: criuimg.VMAAreaRegular | criuimg.VMAFilePrivate, Path: "/usr/bin/x"}, "/usr/bin/x"},
-		{criuimg.VMA{Status: criuimg.VMAAreaRegular | criuimg.VMAAnonShared, Path: "/dev/zero (deleted)", Shmem: 5}, "[shared]"},
-		{criuimg.VMA{Status: criuimg.VMAAreaRegular | criuimg.VMAAreaMemfd | criuimg.VMAFileShared, Path: "/dev/zero (deleted)", Shmem: 5}, "[shared]"},
-		{criuimg.VMA{Status: criuimg.VMAAreaRegular | criuimg.VMAAreaMemfd | criuimg.VMAFileShared, Path: "/memfd:buf (deleted)", Shmem: 6}, "/memfd:buf (deleted)"},
+		{criuimg.VMA{Status: criuimg.VMAAreaRegular | criuimg.VMAAnonShared, Path: "/dev/zero (deleted)", Shmem: 5, HasShmem: true}, "[shared]"},
+		{criuimg.VMA{Status: criuimg.VMAAreaRegular | criuimg.VMAAreaMemfd | criuimg.VMAFileShared, Path: "/dev/zero (deleted)", Shmem: 5, HasShmem: true}, "[shared]"},
+		{criuimg.VMA{Status: criuimg.VMAAreaRegular | criuimg.VMAAreaMemfd | criuimg.VMAFileShared, Path: "/memfd:buf (deleted)", Shmem: 6, HasShmem: true}, "/memfd:buf (deleted)"},
 	}
 	for _, tt := range tests {
 		if got := MappingName(p, &tt.v); got != tt.want {

@@ -31,6 +31,8 @@ type Root struct {
 	ck      *criuimg.Checkpoint
 	overlay map[string]member // cleaned path (no leading /) -> tar member
 	ovFile  io.ReaderAt
+	hidden  map[string]string // path -> why the container's root lacks it (whiteout, opaque dir, deleted.files)
+	spool   *os.File          // decompressed gzip rootfs-diff.tar (unlinked)
 
 	mu     sync.Mutex
 	cache  map[uint32]*result // by files.img id
@@ -72,9 +74,19 @@ func Open(dir string, ck *criuimg.Checkpoint) (*Root, error) {
 // member name longer than PATH_MAX, or more than maxOverlayFiles regular
 // files or maxOverlayNameLen bytes of their names, is an error: then no
 // overlay is used.
+//
+// A gzip-compressed diff (containerd's rw layer blob, told by content) is
+// first decompressed into an unlinked file of os.TempDir(), at most
+// MaxDecompressed bytes. OCI whiteouts hide the directory's files: ".wh.NAME"
+// deletes NAME, ".wh..wh..opq" hides what the directory held before.
 func (r *Root) Overlay(diff io.ReaderAt, size int64) error {
 	r.overlay = nil
+	diff, size, err := r.decompress(diff, size)
+	if err != nil {
+		return err
+	}
 	overlay := map[string]member{}
+	hidden := map[string]string{}
 	nameLen := 0
 	cr := &countReader{r: io.NewSectionReader(diff, 0, size)}
 	tr := tar.NewReader(cr)
@@ -89,10 +101,17 @@ func (r *Root) Overlay(diff io.ReaderAt, size int64) error {
 		if len(h.Name) > maxNameLen {
 			return fmt.Errorf("rootfs-diff.tar: member %q...: name of %d bytes, longer than %d (PATH_MAX): refused", h.Name[:64], len(h.Name), maxNameLen)
 		}
+		name := path.Clean("/" + h.Name)[1:]
+		if dir, base := path.Split(name); base == whiteoutOpaque {
+			hidden[strings.TrimSuffix(dir, "/")+"/"] = "an opaque directory in rootfs-diff.tar (" + name + ")"
+			continue
+		} else if strings.HasPrefix(base, whiteoutPrefix) {
+			hidden[dir+strings.TrimPrefix(base, whiteoutPrefix)] = "deleted in the container (whiteout " + name + " in rootfs-diff.tar)"
+			continue
+		}
 		if h.Typeflag != tar.TypeReg {
 			continue
 		}
-		name := path.Clean("/" + h.Name)[1:]
 		if _, ok := overlay[name]; !ok {
 			nameLen += len(name)
 			if len(overlay) >= maxOverlayFiles || nameLen > maxOverlayNameLen {
@@ -102,6 +121,12 @@ func (r *Root) Overlay(diff io.ReaderAt, size int64) error {
 		overlay[name] = member{off: cr.n, size: h.Size}
 	}
 	r.overlay, r.ovFile = overlay, diff
+	if r.hidden == nil {
+		r.hidden = map[string]string{}
+	}
+	for k, v := range hidden {
+		r.hidden[k] = v
+	}
 	return nil
 }
 
@@ -125,6 +150,9 @@ func (r *Root) Close() error {
 		errs = append(errs, f.Close())
 	}
 	r.open, r.closed = nil, true
+	if r.spool != nil {
+		errs = append(errs, r.spool.Close())
+	}
 	errs = append(errs, r.root.Close())
 	return errors.Join(errs...)
 }
@@ -159,6 +187,8 @@ func (r *Root) openChecked(id uint32) (io.ReaderAt, int64, error) {
 	where := ""
 	if m, ok := r.overlay[name]; ok {
 		rd, size, where = io.NewSectionReader(r.ovFile, m.off, m.size), m.size, "rootfs-diff.tar:"+name
+	} else if why := r.hiddenWhy(name); why != "" {
+		return nil, 0, fmt.Errorf("/%s: %s", name, why)
 	} else {
 		if name == "" || strings.HasPrefix(name, "../") {
 			return nil, 0, fmt.Errorf("%s: not a file path", rf.Path)

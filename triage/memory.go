@@ -71,7 +71,7 @@ func (t *run) memoryRules(p *criuimg.Process, pr Process, rt string) {
 			continue
 		}
 		memfd := v.Status&criuimg.VMAAreaMemfd != 0
-		fileBacked := v.Path != "" && v.Shmem == 0 && !memfd
+		fileBacked := v.Path != "" && !v.HasShmem && !memfd
 		switch {
 		case memfd:
 			// Reported with the memfd rule (exeRules): every executable
@@ -122,7 +122,7 @@ func kind(v *criuimg.VMA) string {
 	switch {
 	case v.Status&criuimg.VMAAreaMemfd != 0:
 		return "memfd"
-	case v.Shmem != 0:
+	case v.HasShmem:
 		return "shared-anon"
 	case v.Path != "":
 		return "file"

@@ -459,7 +459,7 @@ func (t *run) credRules(p *criuimg.Process, pr Process, rt string) {
 		case v.Prot&criuimg.ProtExec == 0:
 			ev.Mapping, ev.Prot = mappingName(v), protString(v.Prot)
 			t.add(Finding{Process: pr, Rule: RuleSignalHandler, Severity: High, Reason: "not-executable", Subject: fmt.Sprint(sa.Signal), Evidence: []Evidence{ev, vmaEvidence(p.Pid, v)}})
-		case v.Path == "" || v.Shmem != 0:
+		case v.Path == "" || v.HasShmem:
 			ev.Mapping, ev.Prot = mappingName(v), protString(v.Prot)
 			if p.Mem != nil {
 				ev.Hex, ev.ASCII = excerpt(p.Mem, sa.Handler, v.End)

@@ -280,7 +280,7 @@ func capturedEvidence(p *criuimg.Process, v *criuimg.VMA, s, e uint64) Evidence 
 }
 
 func pagemapName(p *criuimg.Process, v *criuimg.VMA) string {
-	if v.Shmem != 0 {
+	if v.HasShmem {
 		return fmt.Sprintf("pagemap-shmem-%d.img", v.Shmem)
 	}
 	if p.Mem != nil && p.Mem.Private() != nil {

@@ -59,6 +59,7 @@ func runConvert(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	quiet := fs.BoolP("quiet", "q", false, "no notices on stderr (errors are still printed)")
 	asJSON := fs.Bool("json", false, "print one JSON array with a record per process instead of lines")
 	root := fs.String("root", "", "root filesystem supplying the clean pages of mapped files (e.g. / or an unpacked image)")
+	image := imageFlag(fs)
 	aopts := archiveFlags(fs)
 	help := func(w io.Writer) {
 		fmt.Fprintf(w, "Usage: ckpt2core [flags] CHECKPOINT -o OUT_DIR\n\nFlags:\n%s%s", fs.FlagUsages(), convertExamples)
@@ -94,7 +95,7 @@ func runConvert(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	case *jobs < 1:
 		return fail(exitUsage, "--jobs must be at least 1")
 	}
-	cv, code, err := openConversion(stop, fs.Arg(0), aopts, *root, stderr)
+	cv, code, err := openConversion(stop, fs.Arg(0), aopts, *root, *image, stderr)
 	if err != nil {
 		return fail(code, "%s", err)
 	}

@@ -99,6 +99,7 @@ type debugOptions struct {
 	checkpoint string
 	pid        uint32 // 0: the root of the process tree
 	root, exe  string
+	image      string // --image: the container image as the root
 	prog       string // the debugger's executable
 	progSet    bool   // named with --gdb or --dlv
 	extra      []string
@@ -127,6 +128,7 @@ func (d *debugger) parse(args []string, stdout, stderr io.Writer) (o *debugOptio
 	fs.StringVar(&o.root, "root", "", d.rootHelp)
 	fs.StringVar(&o.exe, "exe", "", "the executable (default: the process's executable, under --root if given)")
 	fs.StringVar(&o.prog, tool, tool, "the debugger to run")
+	fs.StringVar(&o.image, "image", "", imageHelp)
 	o.archive = archiveFlags(fs)
 	help := func(w io.Writer) {
 		fmt.Fprintf(w, "Usage: ckpt2core %s [flags] CHECKPOINT [-- DEBUGGER_ARGS...]\n\nFlags:\n%s%s", tool, fs.FlagUsages(), d.help)
@@ -156,12 +158,13 @@ func (d *debugger) parse(args []string, stdout, stderr io.Writer) (o *debugOptio
 // run converts the process and runs the debugger on its core; it returns
 // the exit status.
 func (d *debugger) run(stop *stopper, o *debugOptions, stdout, stderr io.Writer) int {
-	cv, code, err := openConversion(stop, o.checkpoint, o.archive, o.root, stderr)
+	cv, code, err := openConversion(stop, o.checkpoint, o.archive, o.root, o.image, stderr)
 	if err != nil {
 		complain(stderr, "", "%s", err)
 		return code
 	}
 	defer cv.Close()
+	o.root = cv.root // --image: the files unpacked from it
 	ck := cv.ck
 	target := ck.Procs[0].Pid
 	if o.pid != 0 {

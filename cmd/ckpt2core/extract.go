@@ -37,6 +37,7 @@ Kinds (all when none is given):
              or a file of the container's rw layer
   rootfs     the files the container added (rootfs-diff.tar)
   tmpfs      CRIU's archives of tmpfs mounts (tmpfs-dev-N.tar.gz.img, as is)
+             and each regular file in them
   pipe fifo  pipe and FIFO buffers (pipes-data.img, fifo-data.img)
   tty        unread pty input (tty-data.img)
   sk-queue   packets queued on unix and packet sockets (sk-queues.img)

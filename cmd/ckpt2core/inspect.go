@@ -54,6 +54,7 @@ func runInspect(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	sysroot := fs.String("root", "", "directory with the checkpointed system's files, to decode code the checkpoint did not capture")
 	jobs := fs.IntP("jobs", "j", 1, "checkpoints inspected in parallel (with several CHECKPOINTs)")
 	summary := fs.Bool("summary", false, "one row per CHECKPOINT (several allowed), like checkpointctl show")
+	image := imageFlag(fs)
 	help := func(w io.Writer) {
 		fmt.Fprintf(w, "Usage: ckpt2core inspect CHECKPOINT [CHECKPOINT...] [--json] [--env] [--pid N] [--root DIR] [-j N]\n       ckpt2core inspect --summary CHECKPOINT... [--json]\n\nFlags:\n%s%s", fs.FlagUsages(), inspectExamples)
 	}
@@ -70,7 +71,7 @@ func runInspect(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		return usageError(stderr, "inspect", exitUsage, "--jobs must be at least 1")
 	}
 	one := func(path string, stdout, stderr io.Writer) int {
-		return inspectOne(stop, path, aopts, *asJSON, *env, *pids, *sysroot, stdout, stderr)
+		return inspectOne(stop, path, aopts, *asJSON, *env, *pids, *sysroot, *image, stdout, stderr)
 	}
 	if fs.NArg() == 1 {
 		return one(fs.Arg(0), stdout, stderr)
@@ -88,7 +89,7 @@ func runInspect(stop *stopper, args []string, stdout, stderr io.Writer) int {
 }
 
 // inspectOne reports on one checkpoint and returns the exit status.
-func inspectOne(stop *stopper, path string, aopts *archive.Options, asJSON, env bool, pids []uint, sysroot string, stdout, stderr io.Writer) int {
+func inspectOne(stop *stopper, path string, aopts *archive.Options, asJSON, env bool, pids []uint, sysroot, image string, stdout, stderr io.Writer) int {
 	o := *aopts
 	// A compressed archive streams: only the pages inspect reads are kept
 	// (argument areas, code at each PC).
@@ -120,6 +121,18 @@ func inspectOne(stop *stopper, path string, aopts *archive.Options, asJSON, env 
 		return exitFailed
 	}
 	opts := inspect.Options{Env: env, Name: path}
+	if image != "" {
+		if sysroot != "" {
+			return usageError(stderr, "inspect", exitUsage, "--root and --image exclude each other")
+		}
+		dir, cleanup, err := imageRoot(image, src, ck, stderr)
+		if err != nil {
+			complain(stderr, "", "%s", err)
+			return exitUsage
+		}
+		defer cleanup()
+		sysroot = dir
+	}
 	if sysroot != "" {
 		// As convert and gdb open --root (overlaid by rootfs-diff.tar,
 		// files checked against what CRIU recorded); one that cannot be

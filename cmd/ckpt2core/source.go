@@ -17,6 +17,7 @@ import (
 	"github.com/ckpt2core/ckpt2core/archive"
 	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/elfcore"
+	"github.com/ckpt2core/ckpt2core/inspect"
 	"github.com/ckpt2core/ckpt2core/rootfs"
 )
 
@@ -37,6 +38,16 @@ func checkpointMeta(src criuimg.Source) fs.FS {
 		return cs.ck.Meta()
 	}
 	return nil
+}
+
+// Parent returns the parent checkpoint's images of an incremental
+// checkpoint (implements criuimg.ParentSource; only image directories
+// have one).
+func (c *checkpointSource) Parent() (criuimg.Source, error) {
+	if ps, ok := c.Source.(criuimg.ParentSource); ok {
+		return ps.Parent()
+	}
+	return nil, fmt.Errorf("%s: %s: %w", c.Source, criuimg.ParentLink, fs.ErrNotExist)
 }
 
 // archiveFlags registers the flags that control how archives are read.
@@ -120,11 +131,16 @@ type conversion struct {
 	ck    *criuimg.Checkpoint
 	opts  elfcore.Options
 	close []func()
+	root  string // the root filesystem (--root, or the one unpacked from --image)
 }
 
 // openConversion opens the checkpoint at path and, if root is set, the
 // root filesystem. On error it returns the exit status to use.
-func openConversion(stop *stopper, path string, aopts *archive.Options, root string, stderr io.Writer) (*conversion, int, error) {
+//
+// With image (--image) instead, the files the checkpoint maps are unpacked
+// from that container image into the private temporary directory, which
+// then serves as the root (c.root names it).
+func openConversion(stop *stopper, path string, aopts *archive.Options, root, image string, stderr io.Writer) (*conversion, int, error) {
 	o := archive.Options{}
 	if aopts != nil {
 		o = *aopts
@@ -140,6 +156,20 @@ func openConversion(stop *stopper, path string, aopts *archive.Options, root str
 		c.Close()
 		return nil, exitFailed, err
 	}
+	if root != "" && image != "" {
+		c.Close()
+		return nil, exitUsage, errors.New("--root and --image exclude each other")
+	}
+	if image != "" {
+		dir, cleanup, err := imageRoot(image, src, c.ck, stderr)
+		if err != nil {
+			c.Close()
+			return nil, exitUsage, err
+		}
+		c.close = append(c.close, cleanup)
+		root = dir
+	}
+	c.root = root
 	if root != "" {
 		rfs, err := openRoot(root, src, c.ck, stderr)
 		if err != nil {
@@ -169,6 +199,13 @@ func openRoot(dir string, src criuimg.Source, ck *criuimg.Checkpoint, stderr io.
 	cs, ok := src.(*checkpointSource)
 	if !ok {
 		return r, nil
+	}
+	if b, err := fs.ReadFile(cs.ck.Meta(), inspect.DeletedFilesFile); err == nil {
+		del, err := inspect.ParseDeletedFiles(b)
+		if err != nil {
+			complain(stderr, "", "%v: the files it names are not hidden", err)
+		}
+		r.Hide(del, "deleted in the container ("+inspect.DeletedFilesFile+")")
 	}
 	diff, err := cs.ck.RootfsDiff()
 	if errors.Is(err, fs.ErrNotExist) {
