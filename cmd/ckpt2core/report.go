@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	iofs "io/fs"
@@ -136,15 +135,6 @@ func runReport(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	if !*env {
 		for i := range rep.Processes {
 			rep.Processes[i].Env = nil
-		}
-	}
-	if iopts.Meta != nil {
-		if b, err := iofs.ReadFile(iopts.Meta, "deleted.files"); err == nil {
-			if opts.DeletedFiles, err = ckptdiff.ParseDeletedFiles(b); err != nil {
-				rep.Warnings = append(rep.Warnings, err.Error())
-			}
-		} else if !errors.Is(err, iofs.ErrNotExist) {
-			rep.Warnings = append(rep.Warnings, fmt.Sprintf("deleted.files: %v", err))
 		}
 	}
 	if *artifacts {
