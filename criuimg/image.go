@@ -24,6 +24,10 @@ const (
 	MagicFiles      uint32 = 0x56303138
 	MagicStats      uint32 = 0x57093306
 	MagicMemfdInode uint32 = 0x48453499
+	MagicFS         uint32 = 0x51403912 // fs-<pid>.img
+	MagicIDs        uint32 = 0x54432030 // ids-<pid>.img
+	MagicFdinfo     uint32 = 0x56213732 // fdinfo-<id>.img
+	MagicMnts       uint32 = 0x55563928 // mountpoints-<id>.img
 )
 
 // MaxEntrySize bounds one protobuf entry. CRIU's largest entries (an mm
@@ -309,6 +313,34 @@ func readAll[M proto.Message](src Source, name string, magic uint32, lim *limits
 			return err
 		}
 		if err := fn(i, off, m); err != nil {
+			return err
+		}
+	}
+}
+
+// EachEntry opens name in src, checks its magic and calls fn with each
+// entry, decoded into a message made by newMsg, until the image ends (nil),
+// an entry cannot be read (the Reader's error, naming file and entry) or fn
+// fails (its error).
+func EachEntry[M proto.Message](src Source, name string, magic uint32, newMsg func() M, fn func(M) error) error {
+	f, err := src.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	r, err := NewReader(f, magic)
+	if err != nil {
+		return err
+	}
+	for {
+		m := newMsg()
+		if err := r.Next(m); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		if err := fn(m); err != nil {
 			return err
 		}
 	}

@@ -106,7 +106,7 @@ func loadUTS(src criuimg.Source) ([]UTS, error) {
 		if !strings.HasPrefix(n, "utsns-") || !strings.HasSuffix(n, ".img") {
 			continue
 		}
-		err := eachEntry(src, n, magicUTSNS, func() *utsns.UtsnsEntry { return &utsns.UtsnsEntry{} },
+		err := criuimg.EachEntry(src, n, magicUTSNS, func() *utsns.UtsnsEntry { return &utsns.UtsnsEntry{} },
 			func(e *utsns.UtsnsEntry) error {
 				out = append(out, UTS{Image: n, Hostname: e.GetNodename(), Domain: e.GetDomainname()})
 				return nil

@@ -2,9 +2,7 @@ package inspect
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"sort"
 	"strings"
@@ -15,54 +13,19 @@ import (
 	"github.com/checkpoint-restore/go-criu/v8/crit/images/mnt"
 	skinet "github.com/checkpoint-restore/go-criu/v8/crit/images/sk-inet"
 	skunix "github.com/checkpoint-restore/go-criu/v8/crit/images/sk-unix"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
 )
 
-// Image magics not exported by criuimg (criu/include/magic.h).
-const (
-	magicFS     uint32 = 0x51403912 // fs-<pid>.img
-	magicIDs    uint32 = 0x54432030 // ids-<pid>.img
-	magicFdinfo uint32 = 0x56213732 // fdinfo-<id>.img
-	magicMnts   uint32 = 0x55563928 // mountpoints-<id>.img
-)
-
 // MaxFDs bounds the descriptors listed for one fdinfo image.
 const MaxFDs = 1 << 20
-
-// eachEntry opens name in src, checks its magic and calls fn with each
-// entry, decoded into a message made by newMsg.
-func eachEntry[M proto.Message](src criuimg.Source, name string, magic uint32, newMsg func() M, fn func(M) error) error {
-	f, err := src.Open(name)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	r, err := criuimg.NewReader(f, magic)
-	if err != nil {
-		return err
-	}
-	for {
-		m := newMsg()
-		if err := r.Next(m); err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return err
-		}
-		if err := fn(m); err != nil {
-			return err
-		}
-	}
-}
 
 // fileTable is files.img by id.
 type fileTable map[uint32]*fdinfo.FileEntry
 
 func loadFiles(src criuimg.Source) (fileTable, error) {
 	t := fileTable{}
-	err := eachEntry(src, "files.img", criuimg.MagicFiles, func() *fdinfo.FileEntry { return &fdinfo.FileEntry{} },
+	err := criuimg.EachEntry(src, "files.img", criuimg.MagicFiles, func() *fdinfo.FileEntry { return &fdinfo.FileEntry{} },
 		func(e *fdinfo.FileEntry) error {
 			t[e.GetId()] = e
 			return nil
@@ -77,7 +40,7 @@ func loadFiles(src criuimg.Source) (fileTable, error) {
 func fsPaths(src criuimg.Source, files fileTable, pid uint32) (cwd, root string, err error) {
 	name := fmt.Sprintf("fs-%d.img", pid)
 	var e *fs.FsEntry
-	err = eachEntry(src, name, magicFS, func() *fs.FsEntry { return &fs.FsEntry{} },
+	err = criuimg.EachEntry(src, name, criuimg.MagicFS, func() *fs.FsEntry { return &fs.FsEntry{} },
 		func(m *fs.FsEntry) error {
 			if e == nil {
 				e = m
@@ -112,7 +75,7 @@ func (t fileTable) regPath(id uint32) string {
 // it exists but is damaged and core-<pid>.img gave the id.
 func filesID(src criuimg.Source, task *criucore.CoreEntry, pid uint32) (id uint32, idsErr, err error) {
 	var fromIDs *uint32
-	err = eachEntry(src, fmt.Sprintf("ids-%d.img", pid), magicIDs, func() *criucore.TaskKobjIdsEntry { return &criucore.TaskKobjIdsEntry{} },
+	err = criuimg.EachEntry(src, fmt.Sprintf("ids-%d.img", pid), criuimg.MagicIDs, func() *criucore.TaskKobjIdsEntry { return &criucore.TaskKobjIdsEntry{} },
 		func(m *criucore.TaskKobjIdsEntry) error {
 			if fromIDs == nil {
 				v := m.GetFilesId()
@@ -139,7 +102,7 @@ func filesID(src criuimg.Source, task *criucore.CoreEntry, pid uint32) (id uint3
 func openFiles(src criuimg.Source, files fileTable, filesID uint32) ([]OpenFile, error) {
 	var out []OpenFile
 	name := fmt.Sprintf("fdinfo-%d.img", filesID)
-	err := eachEntry(src, name, magicFdinfo, func() *fdinfo.FdinfoEntry { return &fdinfo.FdinfoEntry{} },
+	err := criuimg.EachEntry(src, name, criuimg.MagicFdinfo, func() *fdinfo.FdinfoEntry { return &fdinfo.FdinfoEntry{} },
 		func(e *fdinfo.FdinfoEntry) error {
 			if len(out) >= MaxFDs {
 				return fmt.Errorf("%s: more than %d descriptors", name, MaxFDs)
@@ -366,7 +329,7 @@ func loadMounts(src criuimg.Source) ([]Mount, error) {
 		if !strings.HasPrefix(n, "mountpoints-") || !strings.HasSuffix(n, ".img") {
 			continue
 		}
-		err := eachEntry(src, n, magicMnts, func() *mnt.MntEntry { return &mnt.MntEntry{} },
+		err := criuimg.EachEntry(src, n, criuimg.MagicMnts, func() *mnt.MntEntry { return &mnt.MntEntry{} },
 			func(e *mnt.MntEntry) error {
 				t := e.GetFsname()
 				if t == "" {

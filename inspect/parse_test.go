@@ -119,7 +119,7 @@ func TestShellQuote(t *testing.T) {
 			t.Errorf("ShellQuote(%q) = %s, want %s", tc.in, got, tc.want)
 		}
 	}
-	if got := clean("a\nb\x1b"); got != `a\nb\x1b` {
+	if got := clean("a\nb\x1b"); got != `a\x0ab\x1b` {
 		t.Errorf("clean: %q", got)
 	}
 }

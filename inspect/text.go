@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -13,6 +12,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ckpt2core/ckpt2core/internal/termesc"
 )
 
 // WriteText prints the report as tables for people, in the spirit of
@@ -306,15 +307,8 @@ func ansiCQuote(s string) string {
 	return b.String()
 }
 
-// clean makes s safe to print on a terminal: control characters and
-// invalid UTF-8 become Go escapes.
-func clean(s string) string {
-	if strings.IndexFunc(s, notPrintable) < 0 && utf8.ValidString(s) {
-		return s
-	}
-	q := strconv.Quote(s)
-	return q[1 : len(q)-1]
-}
+// clean makes s safe to print on a terminal (termesc.String).
+func clean(s string) string { return termesc.String(s) }
 
 // oneLine shortens s to n runes for a table cell (the full text is in the
 // process section).

@@ -126,26 +126,52 @@ func runConvert(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	}
 
 	prog := startProgress(stderr, pagesBytes(cv.src), !*quiet)
+	results := convertAll(ck, want, *jobs, *out, *force, cv.opts, prog.add)
+	prog.finish()
+	ok, failed := reportConversion(results, convertReport{quiet: *quiet, asJSON: *asJSON, named: len(*pids) > 0}, stdout, stderr)
+	switch {
+	case failed == 0:
+		return exitOK
+	case ok == 0:
+		removeEmpty(created)
+		return exitFailed
+	}
+	return exitPartial
+}
+
+// convertAll converts the processes want, jobs at a time, into dir.
+func convertAll(ck *criuimg.Checkpoint, want []uint32, jobs int, dir string, force bool, opts elfcore.Options, progress elfcore.Progress) []convertResult {
 	results := make([]convertResult, len(want))
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, *jobs)
+	sem := make(chan struct{}, jobs)
 	for i, pid := range want {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			results[i] = convertOne(ck, pid, *out, *force, cv.opts, prog.add)
+			results[i] = convertOne(ck, pid, dir, force, opts, progress)
 		}()
 	}
 	wg.Wait()
-	prog.finish()
+	return results
+}
 
-	ok, failed := 0, 0
+// convertReport is how a conversion is reported.
+type convertReport struct {
+	quiet  bool // no notices
+	asJSON bool // one JSON array of records instead of lines
+	named  bool // the processes were named with --pid: a zombie is a failure
+}
+
+// reportConversion says what became of each process: a line (or a JSON
+// record) per core on stdout, notices and errors on stderr. It returns
+// how many processes were converted and how many failed.
+func reportConversion(results []convertResult, o convertReport, stdout, stderr io.Writer) (ok, failed int) {
 	records := make([]convertRecord, 0, len(results))
 	for _, r := range results {
 		rec := convertRecord{Pid: r.pid, Comm: r.comm, Threads: r.threads, Bytes: r.size, Path: r.path, Zombie: r.zombie, Warnings: append([]string{}, r.notes...)}
-		if !*quiet {
+		if !o.quiet {
 			for _, n := range r.notes {
 				complain(stderr, "", "pid %d (%s): %s", r.pid, r.comm, n)
 			}
@@ -154,12 +180,12 @@ func runConvert(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		case r.zombie:
 			rec.Threads = 0
 			msg := fmt.Sprintf("pid %d (%s): zombie (%s, not reaped): no core, as the kernel writes none", r.pid, safe(r.comm), waitStatus(r.exitCode))
-			if len(*pids) > 0 {
+			if o.named {
 				// Asked for by name: not converted.
 				failed++
 				rec.Error = msg
 				complain(stderr, "", "%s", msg)
-			} else if !*quiet {
+			} else if !o.quiet {
 				complain(stderr, "", "%s", msg)
 			}
 		case r.err != nil:
@@ -172,27 +198,20 @@ func runConvert(stop *stopper, args []string, stdout, stderr io.Writer) int {
 			complain(stderr, "", "%s", msg)
 		default:
 			ok++
-			if !*asJSON {
+			if !o.asJSON {
 				fmt.Fprintf(stdout, "%d\t%s\t%s\t%d bytes\t%s\n", r.pid, safe(r.comm), count(r.threads, "thread"), r.size, safe(r.path))
 			}
 		}
 		records = append(records, rec)
 	}
-	if *asJSON {
+	if o.asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(records); err != nil {
 			complain(stderr, "", "%v", err)
 		}
 	}
-	switch {
-	case failed == 0:
-		return exitOK
-	case ok == 0:
-		removeEmpty(created)
-		return exitFailed
-	}
-	return exitPartial
+	return ok, failed
 }
 
 // makeOutDir creates dir and its missing parents (mode 0700) and returns

@@ -73,6 +73,35 @@ func waitFor(t *testing.T, cmd *exec.Cmd) syscall.WaitStatus {
 	return 0
 }
 
+// startPiped starts the binary with TMPDIR work and stdout a pipe of one
+// page, and returns it with the pipe's read end, its stderr and the first
+// line it printed.
+func startPiped(t *testing.T, bin, work string, args ...string) (*exec.Cmd, *os.File, *strings.Builder, string) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := unix.FcntlInt(w.Fd(), unix.F_SETPIPE_SZ, os.Getpagesize()); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "TMPDIR="+work)
+	cmd.Stdout = w
+	stderr := &strings.Builder{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil {
+		cmd.Process.Kill()
+		t.Fatalf("first line: %v (stderr %s)", err, stderr.String())
+	}
+	return cmd, r, stderr, line
+}
+
 // TestClosedPipeLeavesNothing reads the first line of the real binary's
 // stdout and closes the pipe, as '| head -1' does. The pipe holds one
 // page, so that the rest of the output meets the closed pipe (EPIPE):
@@ -97,27 +126,7 @@ func TestClosedPipeLeavesNothing(t *testing.T) {
 			for i, a := range tc.args {
 				args[i] = strings.ReplaceAll(a, "EXTRACT", extract)
 			}
-			r, w, err := os.Pipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := unix.FcntlInt(w.Fd(), unix.F_SETPIPE_SZ, os.Getpagesize()); err != nil {
-				t.Fatal(err)
-			}
-			cmd := exec.Command(bin, args...)
-			cmd.Env = append(os.Environ(), "TMPDIR="+work)
-			cmd.Stdout = w
-			var stderr strings.Builder
-			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			w.Close()
-			line, err := bufio.NewReader(r).ReadString('\n')
-			if err != nil {
-				cmd.Process.Kill()
-				t.Fatalf("first line: %v (stderr %s)", err, stderr.String())
-			}
+			cmd, r, stderr, line := startPiped(t, bin, work, args...)
 			if len(leftIn(t, work)) == 0 {
 				t.Fatalf("nothing in TMPDIR after the first line %q: the test would prove nothing", line)
 			}
@@ -150,24 +159,8 @@ func TestSignalsLeaveNothing(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
 		t.Run(signalName(sig), func(t *testing.T) {
 			work := privateTmp(t)
-			r, w, err := os.Pipe()
-			if err != nil {
-				t.Fatal(err)
-			}
+			cmd, r, stderr, _ := startPiped(t, bin, work, "grep", "-C0", "--hex", "00", intrusionAfter)
 			defer r.Close()
-			cmd := exec.Command(bin, "grep", "-C0", "--hex", "00", intrusionAfter)
-			cmd.Env = append(os.Environ(), "TMPDIR="+work)
-			cmd.Stdout = w
-			var stderr strings.Builder
-			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			w.Close()
-			if _, err := bufio.NewReader(r).ReadString('\n'); err != nil {
-				cmd.Process.Kill()
-				t.Fatalf("first hit: %v (stderr %s)", err, stderr.String())
-			}
 			if len(leftIn(t, work)) == 0 {
 				t.Fatal("nothing in TMPDIR while grep runs: the test would prove nothing")
 			}

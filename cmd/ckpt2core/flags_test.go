@@ -70,6 +70,8 @@ func TestUsageErrorsSayWhy(t *testing.T) {
 		{[]string{"grpe", "x", fx}, `ckpt2core: unknown command "grpe" (did you mean "grep"?)`},
 		{[]string{"conver", fx, "-o", "x"}, `ckpt2core: unknown command "conver" (did you mean "convert"?)`},
 		{[]string{"show", fx}, `ckpt2core: unknown command "show"`},
+		{[]string{"lsit", fx}, `ckpt2core: unknown command "lsit" (did you mean "list"?)`},
+		{[]string{"dif", fx, fx}, `ckpt2core: unknown command "dif" (did you mean "diff"?)`},
 		{[]string{"bad\x1b[2J"}, `ckpt2core: unknown command "bad\x1b[2J"`},
 		{[]string{fx}, "ckpt2core convert: -o OUT_DIR is required"},
 		{[]string{fx, fx, "-o", "x"}, "ckpt2core convert: want one CHECKPOINT, got 2 arguments"},

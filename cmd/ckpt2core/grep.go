@@ -253,7 +253,7 @@ func (g grepRun) one(stop *stopper, path string, stdout, stderr io.Writer) int {
 	err = checkStreamTree(src, ck, provisional, *verbose, stderr, "grep")
 	endBar()
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core grep: %s\n", safe(err.Error()))
+		complain(stderr, "grep", "%s", err)
 		failed = true
 	}
 	if *asJSON {

@@ -8,29 +8,17 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ckpt2core/ckpt2core/internal/termesc"
 )
 
 // The forms of the messages every command shares: what a user reads is
 // said one way wherever it is said.
 
 // safe makes a string from the checkpoint (a comm, a path, an error that
-// quotes one) harmless on a terminal: control characters are escaped.
-func safe(s string) string {
-	if !strings.ContainsFunc(s, isControl) {
-		return s
-	}
-	var b strings.Builder
-	for _, r := range s {
-		if isControl(r) {
-			fmt.Fprintf(&b, `\x%02x`, r)
-		} else {
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
-}
-
-func isControl(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) }
+// quote one) harmless on a terminal: the one escape (termesc.String) that
+// inspect's text report uses too.
+func safe(s string) string { return termesc.String(s) }
 
 // count says n things: "1 thread", "4 threads".
 func count(n int, thing string) string {

@@ -15,10 +15,7 @@ import (
 // ckpt2core, and neither leaves the unpacked checkpoint or the core in
 // TMPDIR.
 func TestStopLeavesNothing(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "ckpt2core")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	for _, tc := range []struct {
 		name string
 		sig  syscall.Signal

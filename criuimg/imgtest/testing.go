@@ -2,10 +2,12 @@ package imgtest
 
 import (
 	"archive/tar"
+	"compress/gzip"
 	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
@@ -133,4 +135,32 @@ func ReadJSON(tb testing.TB, path string, v any) {
 	if err := json.Unmarshal(b, v); err != nil {
 		tb.Fatalf("%s: %v", path, err)
 	}
+}
+
+// Gunzip decompresses the gzip file gz (a fixture's oracle core.<pid>.gz)
+// into dir, under its name without .gz, and returns the new file's path.
+func Gunzip(tb testing.TB, gz, dir string) string {
+	tb.Helper()
+	in, err := os.Open(gz)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer in.Close()
+	zr, err := gzip.NewReader(in)
+	if err != nil {
+		tb.Fatalf("gunzip %s: %v", gz, err)
+	}
+	dst := filepath.Join(dir, strings.TrimSuffix(filepath.Base(gz), ".gz"))
+	out, err := os.Create(dst)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := io.Copy(out, zr); err != nil {
+		out.Close()
+		tb.Fatalf("gunzip %s: %v", gz, err)
+	}
+	if err := out.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	return dst
 }

@@ -1,13 +1,11 @@
 package coredump
 
 import (
-	"compress/gzip"
 	"debug/elf"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -16,39 +14,15 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/ckpt2core/ckpt2core/criuimg/imgtest"
 )
 
 const testdata = "../../testdata"
 
-// gunzip unpacks a .gz oracle into a temporary directory and returns its path.
-func gunzip(t *testing.T, gz string) string {
-	t.Helper()
-	in, err := os.Open(gz)
-	if err != nil {
-		t.Fatalf("open oracle: %v", err)
-	}
-	defer in.Close()
-	zr, err := gzip.NewReader(in)
-	if err != nil {
-		t.Fatalf("gzip %s: %v", gz, err)
-	}
-	out := filepath.Join(t.TempDir(), strings.TrimSuffix(filepath.Base(gz), ".gz"))
-	f, err := os.Create(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(f, zr); err != nil {
-		t.Fatalf("gunzip %s: %v", gz, err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 func openOracle(t *testing.T, gz string) *Core {
 	t.Helper()
-	c, err := Open(gunzip(t, gz))
+	c, err := Open(imgtest.Gunzip(t, gz, t.TempDir()))
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}

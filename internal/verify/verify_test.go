@@ -2,7 +2,6 @@ package verify
 
 import (
 	"bytes"
-	"compress/gzip"
 	"debug/elf"
 	"encoding/binary"
 	"errors"
@@ -21,33 +20,6 @@ import (
 // testdata is the repository's testdata directory, relative to this
 // package.
 const testdata = "../../testdata"
-
-// gunzip decompresses the gzipped file src into dir and returns the path
-// of the result.
-func gunzip(t *testing.T, src, dir string) string {
-	t.Helper()
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	zr, err := gzip.NewReader(in)
-	if err != nil {
-		t.Fatalf("%s: %v", src, err)
-	}
-	dst := filepath.Join(dir, strings.TrimSuffix(filepath.Base(src), ".gz"))
-	out, err := os.Create(dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, zr); err != nil {
-		t.Fatalf("gunzip %s: %v", src, err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
 
 // prstatus is what the test reads itself from an NT_PRSTATUS note.
 type prstatus struct {
@@ -201,7 +173,7 @@ func TestVerifyOracleCores(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(testdata, tc.dir)
-			corePath := gunzip(t, filepath.Join(dir, tc.core), t.TempDir())
+			corePath := imgtest.Gunzip(t, filepath.Join(dir, tc.core), t.TempDir())
 			exePath := filepath.Join(dir, tc.exe)
 			wantTIDs, wantFuncs := tc.expect(t, dir)
 
@@ -324,7 +296,7 @@ func TestVerifyArm64FactsRegs(t *testing.T) {
 	dir := filepath.Join(testdata, "arm64/go-goroutines")
 	var f arm64Facts
 	imgtest.ReadJSON(t, filepath.Join(dir, "facts.json"), &f)
-	corePath := gunzip(t, filepath.Join(dir, "core.372.gz"), t.TempDir())
+	corePath := imgtest.Gunzip(t, filepath.Join(dir, "core.372.gz"), t.TempDir())
 	machine, notes := readPrstatus(t, corePath)
 	if machine != elf.EM_AARCH64 {
 		t.Fatalf("machine %v", machine)
@@ -351,7 +323,7 @@ func TestVerifyBrokenInput(t *testing.T) {
 	src := filepath.Join(testdata, "x86_64/go-goroutines")
 	exe := filepath.Join(src, "exe/go-goroutines")
 	tmp := t.TempDir()
-	good := gunzip(t, filepath.Join(src, "core.2219.gz"), tmp)
+	good := imgtest.Gunzip(t, filepath.Join(src, "core.2219.gz"), tmp)
 	data, err := os.ReadFile(good)
 	if err != nil {
 		t.Fatal(err)
@@ -455,7 +427,7 @@ func TestVerifyMissingSegment(t *testing.T) {
 	src := filepath.Join(testdata, "x86_64/go-goroutines")
 	exe := filepath.Join(src, "exe/go-goroutines")
 	tmp := t.TempDir()
-	good := gunzip(t, filepath.Join(src, "core.2219.gz"), tmp)
+	good := imgtest.Gunzip(t, filepath.Join(src, "core.2219.gz"), tmp)
 	_, notes := readPrstatus(t, good)
 	data, err := os.ReadFile(good)
 	if err != nil {

@@ -2,7 +2,6 @@ package fromcriu_test
 
 import (
 	"bytes"
-	"compress/gzip"
 	"debug/elf"
 	"encoding"
 	"encoding/binary"
@@ -20,6 +19,7 @@ import (
 	criu_core "github.com/checkpoint-restore/go-criu/v8/crit/images/criu-core"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/ckpt2core/ckpt2core/criuimg/imgtest"
 	"github.com/ckpt2core/ckpt2core/regs"
 	"github.com/ckpt2core/ckpt2core/regs/fromcriu"
 )
@@ -75,32 +75,6 @@ type oracle struct {
 	gcore   map[int32]bool   // per tid: its core was written by gdb's gcore, not the kernel
 }
 
-// gunzip decompresses a .gz oracle into dir and returns the new path.
-func gunzip(t *testing.T, gz, dir string) string {
-	t.Helper()
-	in, err := os.Open(gz)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	zr, err := gzip.NewReader(in)
-	if err != nil {
-		t.Fatalf("%s: %v", gz, err)
-	}
-	out := filepath.Join(dir, strings.TrimSuffix(filepath.Base(gz), ".gz"))
-	f, err := os.Create(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(f, zr); err != nil {
-		t.Fatalf("%s: %v", gz, err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 func parseNotes(t *testing.T, path string) []note {
 	t.Helper()
 	f, err := elf.Open(path)
@@ -154,7 +128,7 @@ func loadOracle(t *testing.T, fixture string) *oracle {
 	o := &oracle{threads: map[int32][]note{}, layout: map[int32][]byte{}, gcore: map[int32]bool{}}
 	dir := t.TempDir()
 	for _, gz := range gzs {
-		notes := parseNotes(t, gunzip(t, gz, dir))
+		notes := parseNotes(t, imgtest.Gunzip(t, gz, dir))
 		var layout []byte
 		var tids []int32
 		gcore := false
