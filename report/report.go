@@ -21,6 +21,10 @@ import (
 	"github.com/ckpt2core/ckpt2core/memsearch"
 )
 
+// DeletedType is the type inspect gives the paths of deleted.files in
+// Report.RootfsDiff.
+const DeletedType = "deleted"
+
 // MaxHits bounds the hits of one pattern kept per process.
 const MaxHits = 1000
 
@@ -56,9 +60,6 @@ type Options struct {
 	Marks     []Mark
 	Findings  []Finding
 	Artifacts []Artifact
-	// DeletedFiles are the paths the container deleted (the engine's
-	// deleted.files), when the caller has them.
-	DeletedFiles []string
 	// Notes are more addresses to place on the maps (a comparison's
 	// changed mappings).
 	Notes []Note
@@ -95,18 +96,28 @@ type ProcessView struct {
 // Document is everything the report shows.
 type Document struct {
 	*inspect.Report
-	Views        []*ProcessView
-	Roots        []uint32 // processes whose parent is not in the checkpoint
-	Marks        []string
-	Findings     []Finding
-	Artifacts    []Artifact
-	DeletedFiles []string
+	Views     []*ProcessView
+	Roots     []uint32 // processes whose parent is not in the checkpoint
+	Marks     []string
+	Findings  []Finding
+	Artifacts []Artifact
+	// Changed and Deleted split inspect's RootfsDiff: the files of the
+	// rw layer, and the paths of deleted.files (type "deleted").
+	Changed []inspect.DiffFile
+	Deleted []string
 }
 
 // Build gathers the report of ck, whose inspect report is rep. A process
 // that cannot be loaded keeps inspect's facts, without a map.
 func Build(ck *criuimg.Checkpoint, rep *inspect.Report, opts Options) *Document {
-	d := &Document{Report: rep, Findings: opts.Findings, Artifacts: opts.Artifacts, DeletedFiles: opts.DeletedFiles}
+	d := &Document{Report: rep, Findings: opts.Findings, Artifacts: opts.Artifacts}
+	for _, f := range rep.RootfsDiff {
+		if f.Type == DeletedType {
+			d.Deleted = append(d.Deleted, f.Path)
+		} else {
+			d.Changed = append(d.Changed, f)
+		}
+	}
 	for _, mk := range opts.Marks {
 		d.Marks = append(d.Marks, mk.Name)
 	}

@@ -4,11 +4,12 @@ import (
 	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	iofs "io/fs"
 	"os"
+	"strconv"
+	"strings"
 
 	"github.com/spf13/pflag"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/ckpt2core/ckpt2core/inspect"
 	"github.com/ckpt2core/ckpt2core/memsearch"
 	"github.com/ckpt2core/ckpt2core/report"
+	"github.com/ckpt2core/ckpt2core/triage"
 )
 
 const reportUsage = `Usage: ckpt2core report [flags] CHECKPOINT -o REPORT.html
@@ -66,6 +68,7 @@ func runReport(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	marks := fs.StringArray("mark", nil, "place the hits of this literal PATTERN on the memory maps (repeatable)")
 	hexMarks := fs.StringArray("mark-hex", nil, "place the hits of these hex bytes on the memory maps (repeatable)")
 	env := fs.Bool("env", false, "include each process's environment")
+	findings := fs.Bool("findings", true, "run triage's rules and show their findings, placed on the maps")
 	artifacts := fs.Bool("artifacts", true, "list what 'extract' recovers (ghost files, memfds, rw layer, buffers, queues) with its SHA-256")
 	aopts := archiveFlags(fs)
 	help := func(w io.Writer) { fmt.Fprintf(w, reportUsage, fs.FlagUsages()) }
@@ -115,20 +118,23 @@ func runReport(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ckpt2core report: %s\n", safe(err.Error()))
 		return exitFailed
 	}
-	iopts := inspect.Options{Env: *env, Name: path}
+	// Environments for triage's rules (LD_PRELOAD, ...); shown only
+	// with --env.
+	iopts := inspect.Options{Env: true, Name: path}
 	iopts.Meta = checkpointMeta(src)
 	rep, err := inspect.Inspect(ck, iopts)
 	if err != nil {
 		fmt.Fprintf(stderr, "ckpt2core report: %s\n", safe(err.Error()))
 		return exitFailed
 	}
-	if iopts.Meta != nil {
-		if b, err := iofs.ReadFile(iopts.Meta, "deleted.files"); err == nil {
-			if opts.DeletedFiles, err = ckptdiff.ParseDeletedFiles(b); err != nil {
-				rep.Warnings = append(rep.Warnings, err.Error())
-			}
-		} else if !errors.Is(err, iofs.ErrNotExist) {
-			rep.Warnings = append(rep.Warnings, fmt.Sprintf("deleted.files: %v", err))
+	if *findings {
+		var warnings []string
+		opts.Findings, warnings = reportFindings(ck, rep, iopts.Meta)
+		rep.Warnings = append(rep.Warnings, warnings...)
+	}
+	if !*env {
+		for i := range rep.Processes {
+			rep.Processes[i].Env = nil
 		}
 	}
 	if *artifacts {
@@ -223,4 +229,53 @@ func reportArtifacts(src criuimg.Source, ck *criuimg.Checkpoint, stderr io.Write
 		problem(err)
 	}
 	return out
+}
+
+// reportFindings runs triage's rules and turns their findings into the
+// report's: the sentence of 'ckpt2core triage', the evidence one line
+// each, placed at the first evidence's address.
+func reportFindings(ck *criuimg.Checkpoint, rep *inspect.Report, meta iofs.FS) ([]report.Finding, []string) {
+	var topts triage.Options
+	if meta != nil {
+		if b, err := iofs.ReadFile(meta, inspect.SpecDumpFile); err == nil {
+			if sp, err := inspect.ParseSpecSecurity(b); err == nil {
+				topts.Spec = sp
+			}
+		}
+	}
+	found, warnings := triage.Run(ck, rep, topts)
+	var out []report.Finding
+	for _, f := range found {
+		rf := report.Finding{Pid: f.Pid, Severity: f.Severity.String(), Rule: f.Rule, Summary: explain(f)}
+		for i, e := range f.Evidence {
+			if i == 0 && e.Start != "" {
+				rf.Addr, _ = strconv.ParseUint(e.Start, 0, 64)
+			}
+			rf.Evidence = append(rf.Evidence, evidenceLine(e))
+		}
+		out = append(out, rf)
+	}
+	return out, warnings
+}
+
+// evidenceLine is one evidence of a finding on one line.
+func evidenceLine(e triage.Evidence) string {
+	var parts []string
+	add := func(label, s string) {
+		if s != "" {
+			parts = append(parts, label+s)
+		}
+	}
+	add("", e.Image)
+	add("entry ", e.Entry)
+	if e.Start != "" {
+		parts = append(parts, e.Start+"-"+e.End)
+	}
+	add("", e.Mapping)
+	add("", e.Prot)
+	add("path ", e.Path)
+	add("sha256 ", e.SHA256)
+	add("", e.Value)
+	add("bytes ", e.ASCII)
+	return strings.Join(parts, " ")
 }

@@ -44,19 +44,21 @@ func chromium(t *testing.T) string {
 
 // pageFacts is what the browser saw of a report.
 type pageFacts struct {
-	Ready     string `json:"ready"`
-	Title     string `json:"title"`
-	Scripts   int    `json:"scripts"`
-	Links     []string
-	Artifacts []string
-	Sections  []struct {
-		ID      string   `json:"id"`
-		Maps    int      `json:"maps"`
-		Rects   int      `json:"rects"`
-		Width   float64  `json:"width"`
-		Height  float64  `json:"height"`
-		Summary string   `json:"summary"`
-		Marks   []string `json:"marks"`
+	Ready        string `json:"ready"`
+	Title        string `json:"title"`
+	Scripts      int    `json:"scripts"`
+	Links        []string
+	Artifacts    []string
+	FindingLinks []string
+	Sections     []struct {
+		ID       string   `json:"id"`
+		Maps     int      `json:"maps"`
+		Rects    int      `json:"rects"`
+		Width    float64  `json:"width"`
+		Height   float64  `json:"height"`
+		Summary  string   `json:"summary"`
+		Marks    []string `json:"marks"`
+		Findings []string `json:"findings"`
 	} `json:"sections"`
 	// Requests, Errors and Dialogs are from the DevTools protocol.
 	Requests []string
@@ -72,13 +74,15 @@ const factsJS = `(() => {
     title: document.title,
     scripts: document.scripts.length,
     Artifacts: [...document.querySelectorAll('#findings tr')].map(tr => tr.textContent),
+    FindingLinks: [...document.querySelectorAll('table.findings a')].map(a => a.getAttribute('href')),
     Links: [...document.querySelectorAll('#tree a, #processes ul.tree a')].map(a => a.getAttribute('href')),
     sections: secs.map(d => {
       const svg = d.querySelector('svg.map');
       const r = svg ? svg.getBoundingClientRect() : {width: 0, height: 0};
       return {id: d.id, maps: d.querySelectorAll('svg.map').length, rects: d.querySelectorAll('svg.map rect').length,
         width: r.width, height: r.height, summary: d.querySelector('summary').textContent,
-        marks: [...d.querySelectorAll('svg.map path.hit > title')].map(t => t.textContent)};
+        marks: [...d.querySelectorAll('svg.map path.hit > title')].map(t => t.textContent),
+        findings: [...d.querySelectorAll('svg.map path.finding > title')].map(t => t.textContent)};
     }),
   };
 })()`
@@ -228,6 +232,13 @@ func TestReportInBrowser(t *testing.T) {
 				} `json:"gone"`
 			} `json:"processes"`
 		} `json:"before_vs_after"`
+		Indicators []struct {
+			Category string `json:"category"`
+			Pid      uint32 `json:"pid"`
+			Mapping  *struct {
+				Start string `json:"start"`
+			} `json:"mapping"`
+		} `json:"indicators"`
 		Delivered map[string]struct {
 			Path   string `json:"path_in_container"`
 			SHA256 string `json:"sha256"`
@@ -282,6 +293,29 @@ func TestReportInBrowser(t *testing.T) {
 		}
 		if n < 10 {
 			t.Errorf("only %d hits in the manifest", n)
+		}
+		// triage's findings: one for every process the manifest's
+		// indicators name, and those about a mapping placed on the
+		// process's map at the mapping's start.
+		for _, ind := range man.Indicators {
+			if ind.Pid == 0 {
+				continue
+			}
+			if !slices.Contains(f.FindingLinks, fmt.Sprintf("#p%d", ind.Pid)) {
+				t.Errorf("indicator %s: no finding about pid %d", ind.Category, ind.Pid)
+			}
+			if ind.Mapping == nil {
+				continue
+			}
+			found := false
+			for _, s := range f.Sections {
+				if s.ID == fmt.Sprintf("p%d", ind.Pid) {
+					found = slices.ContainsFunc(s.Findings, func(m string) bool { return strings.HasSuffix(m, "\n"+ind.Mapping.Start) })
+				}
+			}
+			if !found {
+				t.Errorf("indicator %s: no finding marked at %s on pid %d's map", ind.Category, ind.Mapping.Start, ind.Pid)
+			}
 		}
 		// Every file the attacker delivered is listed with its hash.
 		for name, d := range man.Delivered {

@@ -99,7 +99,7 @@ func TestReportDeletedFiles(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 	b, _ := os.ReadFile(out)
-	for _, want := range []string{`<li class="mono wrap">/etc/gone.conf</li>`, `<li class="mono wrap">/tmp/&lt;b&gt;x</li>`} {
+	for _, want := range []string{`<li class="mono wrap">etc/gone.conf</li>`, `<li class="mono wrap">tmp/&lt;b&gt;x</li>`} {
 		if !bytes.Contains(b, []byte(want)) {
 			t.Errorf("report lacks %s", want)
 		}

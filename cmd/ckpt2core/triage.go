@@ -33,6 +33,7 @@ Examples:
   ckpt2core triage checkpoint.tar.zst
   ckpt2core triage dump/ --pid 42 --json | jq '.[] | select(.severity=="high")'
   ckpt2core triage checkpoint.tar --root /srv/image-root    diff patched code
+  ckpt2core triage after.tar.zst --image image-oci.tar      the same, from the container image
 
 Exit status: 0 no finding above info; 4 at least one medium or high
 finding; 1 the checkpoint could not be read; 2 usage error.
@@ -44,25 +45,29 @@ func runTriage(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	aopts := archiveFlags(fset)
 	pids := fset.UintSlice("pid", nil, "examine only this process (repeatable)")
 	sysroot := fset.String("root", "", "directory with the container's files, to show the bytes of modified code that differ from them")
+	image := imageFlag(fset)
 	help := func(w io.Writer) {
-		fmt.Fprintf(w, "Usage: ckpt2core triage CHECKPOINT [--pid N] [--json] [--root DIR]\n\nFlags:\n%s%s", fset.FlagUsages(), triageExamples)
+		fmt.Fprintf(w, "Usage: ckpt2core triage CHECKPOINT [--pid N] [--json] [--root DIR | --image IMAGE]\n\nFlags:\n%s%s", fset.FlagUsages(), triageExamples)
 	}
 	if status, ok := parseFlags(fset, "triage", args, help, stdout, stderr, exitUsage); !ok {
 		return status
 	}
 	if fset.NArg() != 1 {
-		return usageError(stderr, "triage", exitUsage, "want one CHECKPOINT, got %d arguments", fset.NArg())
+		return usageError(stderr, "triage", exitUsage, "want one CHECKPOINT, got %s", count(fset.NArg(), "argument"))
+	}
+	if *image != "" && *sysroot != "" {
+		return usageError(stderr, "triage", exitUsage, "--root and --image exclude each other")
 	}
 	path := fset.Arg(0)
 	src, closeSrc, err := openCheckpoint(stop, inspectPath(path), aopts)
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core: %s\n", safe(err.Error()))
+		complain(stderr, "", "%s", err)
 		return exitFailed
 	}
 	defer closeSrc()
 	ck, err := criuimg.SalvageOpen(src)
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core: %s\n", safe(err.Error()))
+		complain(stderr, "", "%s", err)
 		return exitFailed
 	}
 	iopts := inspect.Options{Env: true, Name: path, Meta: checkpointMeta(src)}
@@ -71,10 +76,21 @@ func runTriage(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		iopts.Pids = append(iopts.Pids, uint32(p))
 		topts.Pids = append(topts.Pids, uint32(p))
 	}
+	if *image != "" {
+		// The files the checkpoint maps, unpacked from the image into
+		// the private temporary directory: then as --root.
+		dir, cleanup, err := imageRoot(*image, src, ck, stderr)
+		if err != nil {
+			complain(stderr, "", "%s", err)
+			return exitUsage
+		}
+		defer cleanup()
+		*sysroot = dir
+	}
 	if *sysroot != "" {
 		r, err := openRoot(*sysroot, src, ck, stderr)
 		if err != nil {
-			fmt.Fprintf(stderr, "ckpt2core: %s\n", safe(err.Error()))
+			complain(stderr, "", "%s", err)
 			return exitUsage
 		}
 		defer r.Close()
@@ -91,7 +107,7 @@ func runTriage(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	}
 	rep, err := inspect.Inspect(ck, iopts)
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core: %s\n", safe(err.Error()))
+		complain(stderr, "", "%s", err)
 		return exitUsage
 	}
 	findings, warnings := triage.Run(ck, rep, topts)
