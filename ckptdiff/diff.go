@@ -81,6 +81,7 @@ type Result struct {
 	Mounts     []MountChange  `json:"mounts"`
 	Rootfs     []RootfsChange `json:"rootfs"`
 	Memfds     []MemfdChange  `json:"memfds"`
+	Ghosts     []GhostChange  `json:"ghost_files"`
 	Summary    Summary        `json:"summary"`
 	Warnings   []string       `json:"warnings"`
 	showUnchgd bool
@@ -101,6 +102,7 @@ type Summary struct {
 	MountsChanged    int    `json:"mounts_changed"`
 	RootfsChanged    int    `json:"rootfs_changed"`
 	MemfdsAdded      int    `json:"memfds_added"`
+	GhostsAdded      int    `json:"ghost_files_added"`
 	MappingsChanged  int    `json:"mappings_changed"`
 	PagesChanged     uint64 `json:"pages_changed"`
 	BytesChanged     uint64 `json:"bytes_changed"`
@@ -110,7 +112,7 @@ type Summary struct {
 
 // Total is the number of differences (0: A and B are the same).
 func (s Summary) Total() int {
-	n := s.ProcessesAdded + s.ProcessesRemoved + s.ProcessesChanged + s.MountsChanged + s.RootfsChanged + s.MemfdsAdded
+	n := s.ProcessesAdded + s.ProcessesRemoved + s.ProcessesChanged + s.MountsChanged + s.RootfsChanged + s.MemfdsAdded + s.GhostsAdded
 	if s.ContainerChanged {
 		n++
 	}
@@ -249,8 +251,14 @@ func Diff(a, b *Checkpoint, opts Options) (*Result, error) {
 		r.Warnings = append(r.Warnings, warns...)
 		r.Summary.RootfsChanged = countChanges(r.Rootfs, func(c RootfsChange) string { return c.Change })
 	}
-	r.Memfds = diffMemfds(a, b, opts.Pids)
+	mb, uses := memfds(b, opts.Pids)
+	ma, _ := memfds(a, opts.Pids)
+	r.Memfds = diffMemfds(ma, mb)
 	r.Summary.MemfdsAdded = len(r.Memfds)
+	gs, warns := diffGhosts(a, b, uses, opts.Pids)
+	r.Ghosts = gs
+	r.Warnings = append(r.Warnings, warns...)
+	r.Summary.GhostsAdded = len(r.Ghosts)
 	return r, nil
 }
 
@@ -343,14 +351,16 @@ func matchProcesses(as, bs []inspect.Process) []pair {
 		}
 	}
 	key := func(p *inspect.Process) string { return p.Exe + "\x00" + strings.Join(p.Argv, "\x00") }
+	byKey := map[string][]*inspect.Process{} // B's unmatched, in pid order
+	for i := range bs {
+		if pb := &bs[i]; !used[pb] && pb.Exe != "" {
+			byKey[key(pb)] = append(byKey[key(pb)], pb)
+		}
+	}
 	for _, pa := range restA {
 		var match *inspect.Process
-		for i := range bs {
-			pb := &bs[i]
-			if !used[pb] && pb.Exe != "" && key(pb) == key(pa) {
-				match = pb
-				break
-			}
+		if c := byKey[key(pa)]; len(c) > 0 && pa.Exe != "" {
+			match, byKey[key(pa)] = c[0], c[1:]
 		}
 		if match != nil {
 			used[match] = true
@@ -666,10 +676,8 @@ func diffMounts(a, b []inspect.Mount, showUnchanged bool) []MountChange {
 	return out
 }
 
-// diffMemfds lists the memfds B's processes hold (open, mapped, or as
-// their executable) that A's do not, by name.
-func diffMemfds(a, b *Checkpoint, pids []uint32) []MemfdChange {
-	ma, mb := memfds(a, pids), memfds(b, pids)
+// diffMemfds lists the memfds of mb (B's) that ma (A's) lacks, by name.
+func diffMemfds(ma, mb map[string]*MemfdChange) []MemfdChange {
 	var out []MemfdChange
 	for name, c := range mb {
 		if ma[name] == nil {
@@ -682,9 +690,11 @@ func diffMemfds(a, b *Checkpoint, pids []uint32) []MemfdChange {
 
 // memfds finds the memfds of a checkpoint's processes by name: open
 // descriptors (inspect's files, named through memfd.img), mappings
-// (VMA_AREA_MEMFD) and executables (mm exe_file_id).
-func memfds(c *Checkpoint, pids []uint32) map[string]*MemfdChange {
+// (VMA_AREA_MEMFD) and executables (mm exe_file_id). It also returns the
+// uses of every files.img id: descriptors, executables, mappings.
+func memfds(c *Checkpoint, pids []uint32) (map[string]*MemfdChange, map[uint32][]string) {
 	m := map[string]*MemfdChange{}
+	uses := map[uint32][]string{}
 	for _, p := range c.Report.Processes {
 		if len(pids) > 0 && !slices.Contains(pids, p.Pid) {
 			continue
@@ -701,6 +711,7 @@ func memfds(c *Checkpoint, pids []uint32) map[string]*MemfdChange {
 			x.Where = append(x.Where, where)
 		}
 		for _, f := range p.Files {
+			uses[f.ID] = append(uses[f.ID], fmt.Sprintf("fd %d of pid %d", f.FD, p.Pid))
 			if f.Type != "memfd" {
 				continue
 			}
@@ -715,16 +726,21 @@ func memfds(c *Checkpoint, pids []uint32) map[string]*MemfdChange {
 			continue
 		}
 		if proc.MM != nil {
+			id := proc.MM.GetExeFileId()
+			uses[id] = append(uses[id], fmt.Sprintf("executable of pid %d", p.Pid))
 			if name, err := c.Images.MemfdName(proc.MM.GetExeFileId()); err == nil {
 				note(name, fmt.Sprintf("executable of pid %d", p.Pid))
 			}
 		}
 		for _, v := range proc.VMAs {
+			if v.FileID != 0 {
+				uses[v.FileID] = append(uses[v.FileID], fmt.Sprintf("mapping %#x-%#x %s of pid %d", v.Start, v.End, protString(v.Prot), p.Pid))
+			}
 			if v.Status&criuimg.VMAAreaMemfd != 0 {
 				note(v.Path, fmt.Sprintf("mapping %#x-%#x %s of pid %d", v.Start, v.End, protString(v.Prot), p.Pid))
 			}
 		}
 		proc.Close()
 	}
-	return m
+	return m, uses
 }

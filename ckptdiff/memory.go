@@ -37,12 +37,14 @@ type MemoryDiff struct {
 	NewStringsTotal int         `json:"new_strings_total"`
 }
 
+// differs reports whether the memory differs; pages not compared (the
+// reason is in NotCompared) are no difference by themselves.
 func (m *MemoryDiff) differs() bool {
 	if m == nil {
 		return false
 	}
 	return countChanges(m.Mappings, func(x MappingChange) string { return x.Change }) > 0 ||
-		m.PagesChanged > 0 || m.PagesNewlyCaptured > 0 || m.PagesNoLongerCaptured > 0 || m.NotCompared != ""
+		m.PagesChanged > 0 || m.PagesNewlyCaptured > 0 || m.PagesNoLongerCaptured > 0
 }
 
 // MappingChange is one mapping of A, of B, or of both.

@@ -61,6 +61,9 @@ type Hit struct {
 	// readable stretch of the mapping). The slices belong to the Hit.
 	Match         []byte
 	Before, After []byte
+	// Pattern is, for a Set, the index of the pattern matched; 0 for
+	// other matchers.
+	Pattern int
 }
 
 // ErrStop, returned by the function given to Search, ends the search
@@ -170,6 +173,8 @@ type state struct {
 	seg    []piece
 	run    []piece
 	fn     func(Hit) error
+	// pattern is the Set pattern of the match being reported.
+	pattern int
 }
 
 func (s Searcher) search(pid uint32, comm string, maps []mapping, extents extentsFunc, m Matcher, fn func(Hit) error) error {
@@ -264,6 +269,9 @@ func (st *state) scanSegment() error {
 // last (the next one holds the others whole).
 func (st *state) scanRun(run []piece) error {
 	carry := st.maxLen - 1
+	if ms, ok := st.sc.(multiScanner); ok {
+		ms.reset()
+	}
 	buf := st.buf
 	keep := 0
 	bufStart := run[0].start
@@ -294,6 +302,21 @@ func (st *state) scanRun(run []piece) error {
 		limit := n
 		if !final {
 			limit = n - carry
+		}
+		if ms, ok := st.sc.(multiScanner); ok {
+			err := ms.each(data, bufStart, limit, func(s, e, pat int) error {
+				st.pattern = pat
+				return st.report(bufStart+uint64(s), data, bufStart, s, e)
+			})
+			if err != nil {
+				return err
+			}
+			if final {
+				return nil
+			}
+			keep = copy(buf, data[limit:])
+			bufStart += uint64(limit)
+			continue
 		}
 		st.sc.load(data)
 		from := 0
@@ -339,7 +362,7 @@ func (st *state) report(addr uint64, data []byte, bufStart uint64, s, e int) err
 	h := Hit{
 		Pid: st.pid, Comm: st.comm, Addr: addr,
 		Mapping: st.m.name, MappingStart: v.Start, Offset: addr - v.Start,
-		Match: append([]byte(nil), data[s:e]...),
+		Match: append([]byte(nil), data[s:e]...), Pattern: st.pattern,
 	}
 	if c := uint64(st.Context); c > 0 {
 		segStart, segEnd := st.seg[0].start, st.seg[len(st.seg)-1].end

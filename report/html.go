@@ -18,6 +18,8 @@ var (
 	script string
 	//go:embed report.html.tmpl
 	page string
+	//go:embed map.html.tmpl
+	mapPage string
 )
 
 // CSP is the document's Content-Security-Policy: nothing may be fetched
@@ -62,7 +64,7 @@ type node struct {
 	V *ProcessView
 }
 
-var tmpl = template.Must(template.New("report").Funcs(funcs).Parse(page))
+var tmpl = template.Must(template.Must(template.New("report").Funcs(funcs).Parse(page)).Parse(mapPage))
 
 // quoteArg quotes an argument that holds spaces or quotes, as a shell
 // would read it.

@@ -49,9 +49,9 @@ type Point struct {
 const (
 	mapWidth    = 1000 // width of the drawn address space per row
 	labelWidth  = 118  // left margin with the row's first address
-	rowHeight   = 40
+	rowHeight   = 46
 	bandTop     = 10 // marks above the band
-	bandHeight  = 22
+	bandHeight  = 28
 	maxRows     = 12
 	gapMarker   = 10 // width of a compressed gap
 	gapMaxPx    = 24 // gaps wider than this (at scale) are compressed
@@ -59,6 +59,10 @@ const (
 	densityStep = 8 // levels of captured density
 	// minBytesPerPixel is the finest scale.
 	minBytesPerPixel = 256
+	// shortenedWidth is the width of a long untouched PROT_NONE mapping.
+	shortenedWidth = 90
+	// minJITWidth is the least width of executable anonymous memory.
+	minJITWidth = 3
 )
 
 // Shape is one element of a drawn map.
@@ -121,11 +125,14 @@ type Map struct {
 	Regions        int // mappings drawn
 	Aggregated     int // mappings drawn within aggregates (below a pixel)
 	CompressedGaps int
-	Shapes         []Shape
-	Bars           []Shape // captured density
-	Marks          []Shape
-	Rows           []RowLabel
-	MarksDropped   int
+	// ShortenedRegions counts untouched PROT_NONE mappings drawn
+	// shorter than to scale.
+	ShortenedRegions int
+	Shapes           []Shape
+	Bars             []Shape // captured density
+	Marks            []Shape
+	Rows             []RowLabel
+	MarksDropped     int
 }
 
 // anchor places a mapping on the strip: u0..u1 in pixels.
@@ -140,16 +147,17 @@ func Layout(regions []Region, points []Point) *Map {
 	budget := float64(mapWidth * maxRows)
 	// A small address space fills at most one row, at a page per unit or
 	// finer; a larger one takes up to maxRows rows, at the finest scale
-	// (a power of two) that fits.
+	// that fits. Scales are 2^k and 1.5*2^k bytes per unit, so that the
+	// drawing fills two thirds of its rows at least.
 	bpp := uint64(minBytesPerPixel)
 	for bpp < 4096 && length(regions, bpp, budget) > mapWidth {
-		bpp *= 2
+		bpp = nextScale(bpp)
 	}
-	for range 64 {
+	for range 128 {
 		if length(regions, bpp, budget) <= budget || bpp > math.MaxUint64/4 {
 			break
 		}
-		bpp *= 2
+		bpp = nextScale(bpp)
 	}
 	m.BytesPerPixel = bpp
 	mw := markerWidth(regions, bpp, budget)
@@ -187,8 +195,23 @@ func Layout(regions []Region, points []Point) *Map {
 			}
 		}
 		size := r.End - r.Start
-		w := float64(size) / fb
+		w, shortened := regionWidth(r, fb)
 		anchors = append(anchors, anchor{r.Start, r.End, u, u + w})
+		if shortened {
+			flush()
+			m.ShortenedRegions++
+			m.emit(u, u+w, bandTop, bandHeight, "k-"+r.Kind+" r b", regionTitle(r)+"\nnever touched: drawn shortened, not to scale", fit(Size(size)+" PROT_NONE", int((w-12)/6.2)), false)
+			m.emitGap(u+w-gapMarker, u+w, "")
+			u += w
+			continue
+		}
+		if w < 1 && r.Kind == RegionJIT {
+			flush()
+			m.Shapes = append(m.Shapes, m.split(u+w/2-minJITWidth/2, u+w/2+minJITWidth/2, bandTop-2, bandHeight+4, "k-jit jit", regionTitle(r), "")...)
+			m.density(r, u, w, bpp)
+			u += w
+			continue
+		}
 		if w < 1 {
 			if agg == nil {
 				agg = &aggregate{u0: u, start: r.Start, kinds: map[string]uint64{}}
@@ -206,6 +229,12 @@ func Layout(regions []Region, points []Point) *Map {
 			label = fit(r.Name, int(w/6.2))
 		}
 		m.emit(u, u+w, bandTop, bandHeight, "k-"+r.Kind+" r b", regionTitle(r), label, false)
+		if r.Kind == RegionJIT && w < minJITWidth {
+			// Executable anonymous memory is what an investigator looks
+			// for: never thinner than minJITWidth (drawn over its
+			// neighbours; the scale is kept).
+			m.Shapes = append(m.Shapes, m.split(u+w/2-minJITWidth/2, u+w/2+minJITWidth/2, bandTop-2, bandHeight+4, "k-jit jit", regionTitle(r), "")...)
+		}
 		m.density(r, u, w, bpp)
 		u += w
 	}
@@ -238,6 +267,14 @@ func Layout(regions []Region, points []Point) *Map {
 	return m
 }
 
+// nextScale is the scale after b in 256, 384, 512, 768, 1024, ...
+func nextScale(b uint64) uint64 {
+	if b&(b-1) == 0 {
+		return b + b/2
+	}
+	return b / 3 * 4
+}
+
 // length is the strip's length in pixels at bpp.
 func length(regions []Region, bpp uint64, budget float64) float64 {
 	mw := markerWidth(regions, bpp, budget)
@@ -251,9 +288,21 @@ func length(regions []Region, bpp uint64, budget float64) float64 {
 			}
 			u += g
 		}
-		u += float64(regions[i].End-regions[i].Start) / fb
+		w, _ := regionWidth(&regions[i], fb)
+		u += w
 	}
 	return u
+}
+
+// regionWidth is the width of r at fb bytes per unit: to scale, but for
+// a PROT_NONE mapping with nothing captured (a reservation, a guard)
+// wider than shortenedWidth, which is cut to that width (shortened).
+func regionWidth(r *Region, fb float64) (w float64, shortened bool) {
+	w = float64(r.End-r.Start) / fb
+	if r.Kind == RegionReserved && r.Captured == 0 && w > shortenedWidth {
+		return shortenedWidth, true
+	}
+	return w, false
 }
 
 // markerWidth is the width of a compressed gap: gapMarker, less when the

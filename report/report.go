@@ -58,6 +58,16 @@ type Options struct {
 	// DeletedFiles are the paths the container deleted (the engine's
 	// deleted.files), when the caller has them.
 	DeletedFiles []string
+	// Notes are more addresses to place on the maps (a comparison's
+	// changed mappings).
+	Notes []Note
+}
+
+// Note is an address of a process to mark on its map, with hover text.
+type Note struct {
+	Pid   uint32
+	Addr  uint64
+	Title string
 }
 
 // Hit is one hit of a mark.
@@ -107,18 +117,65 @@ func Build(ck *criuimg.Checkpoint, rep *inspect.Report, opts Options) *Document 
 				v.Findings = append(v.Findings, f)
 			}
 		}
-		buildProcess(ck, v, opts.Marks)
+		var notes []Point
+		for _, n := range opts.Notes {
+			if n.Pid == v.Pid {
+				notes = append(notes, Point{Addr: n.Addr, Class: "note", Title: n.Title})
+			}
+		}
+		buildProcess(ck, v, opts.Marks, notes)
 		d.Views = append(d.Views, v)
 		byPid[v.Pid] = v
 	}
+	d.tree(byPid)
+	return d
+}
+
+// MaxTreeDepth bounds the nesting of the process tree: the descendants of
+// a process this deep are listed under it, one level down, whatever their
+// depth (a chain of a million processes nests no further).
+const MaxTreeDepth = 32
+
+// tree sets Roots and each view's Children.
+func (d *Document) tree(byPid map[uint32]*ProcessView) {
+	kids := map[uint32][]uint32{}
 	for _, v := range d.Views {
-		if parent, ok := byPid[v.PPid]; ok && v.PPid != v.Pid {
-			parent.Children = append(parent.Children, v.Pid)
+		if _, ok := byPid[v.PPid]; ok && v.PPid != v.Pid {
+			kids[v.PPid] = append(kids[v.PPid], v.Pid)
 		} else {
 			d.Roots = append(d.Roots, v.Pid)
 		}
 	}
-	return d
+	type item struct {
+		pid    uint32
+		depth  int
+		attach *ProcessView // the view whose Children list pid
+	}
+	seen := map[uint32]bool{}
+	var stack []item
+	for i := len(d.Roots) - 1; i >= 0; i-- {
+		stack = append(stack, item{pid: d.Roots[i]})
+	}
+	for len(stack) > 0 {
+		it := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if seen[it.pid] {
+			continue
+		}
+		seen[it.pid] = true
+		v := byPid[it.pid]
+		if it.attach != nil {
+			it.attach.Children = append(it.attach.Children, it.pid)
+		}
+		next, depth := v, it.depth+1
+		if it.depth > MaxTreeDepth {
+			next, depth = it.attach, it.depth
+		}
+		c := kids[it.pid]
+		for i := len(c) - 1; i >= 0; i-- {
+			stack = append(stack, item{pid: c[i], depth: depth, attach: next})
+		}
+	}
 }
 
 // View returns the view of pid.
@@ -131,7 +188,7 @@ func (d *Document) View(pid uint32) *ProcessView {
 	return nil
 }
 
-func buildProcess(ck *criuimg.Checkpoint, v *ProcessView, marks []Mark) {
+func buildProcess(ck *criuimg.Checkpoint, v *ProcessView, marks []Mark, notes []Point) {
 	if v.State == "zombie" {
 		return
 	}
@@ -166,7 +223,7 @@ func buildProcess(ck *criuimg.Checkpoint, v *ProcessView, marks []Mark) {
 		}
 		regions = append(regions, r)
 	}
-	var points []Point
+	points := notes
 	if p.Mem != nil {
 		for _, mk := range marks {
 			n := 0

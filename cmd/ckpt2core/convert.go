@@ -93,8 +93,24 @@ func runConvert(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
 		return exitUsage
 	}
-	if err := os.MkdirAll(*out, 0o700); err != nil {
-		fmt.Fprintf(stderr, "ckpt2core: %v\n", err)
+	// A run stopped before it wrote a core leaves no OUT_DIR of its own
+	// making behind (cores are anonymous files until complete). The
+	// cleanup is registered before the directory is made, and waits for
+	// the making: a signal in between must not leave it.
+	var (
+		madeMu  sync.Mutex
+		created []string
+	)
+	defer stop.onStop(func() {
+		madeMu.Lock()
+		defer madeMu.Unlock()
+		removeEmpty(created)
+	})()
+	madeMu.Lock()
+	created, err = makeOutDir(*out)
+	madeMu.Unlock()
+	if err != nil {
+		fmt.Fprintf(stderr, "ckpt2core: %s\n", safe(err.Error()))
 		return exitFailed
 	}
 
@@ -162,9 +178,39 @@ func runConvert(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	case failed == 0:
 		return exitOK
 	case ok == 0:
+		removeEmpty(created)
 		return exitFailed
 	}
 	return exitPartial
+}
+
+// makeOutDir creates dir and its missing parents (mode 0700) and returns
+// the directories it created, deepest first.
+func makeOutDir(dir string) (created []string, err error) {
+	var missing []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil {
+			break
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	return missing, nil
+}
+
+// removeEmpty removes the directories makeOutDir created, deepest first,
+// as long as they are empty (a core written into one keeps it).
+func removeEmpty(dirs []string) {
+	for _, d := range dirs {
+		if os.Remove(d) != nil {
+			return
+		}
+	}
 }
 
 // convertRecord is what --json prints for each process.

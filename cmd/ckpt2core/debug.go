@@ -154,6 +154,12 @@ func runDebugger(stop *stopper, tool string, args []string, stdout, stderr io.Wr
 	}
 	cmd := exec.Command(*prog, argv...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
+	if f := fileOf(stdout); f != nil {
+		cmd.Stdout = f // the terminal itself, not a pipe copied by us
+	}
+	if f := fileOf(stderr); f != nil {
+		cmd.Stderr = f
+	}
 	// ^C and ^\ at the debugger's prompt reach the whole process group:
 	// they are the debugger's to handle, not a reason to stop (and remove
 	// the core from under it).

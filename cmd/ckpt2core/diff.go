@@ -69,6 +69,9 @@ func runDiff(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() != 2 {
 		return usageError(stderr, "diff", diffTrouble, "want two checkpoints A and B, got %d arguments", fs.NArg())
 	}
+	if aopts.ExtractDir != "" {
+		return usageError(stderr, "diff", diffTrouble, "--extract takes one archive: extract A and B one at a time with 'ckpt2core inspect --extract'")
+	}
 	if *nStrings < 0 || *minString < 1 {
 		return usageError(stderr, "diff", diffTrouble, "-n must be >= 0 and --min-string >= 1")
 	}
@@ -161,6 +164,10 @@ func jsonDiff(r *ckptdiff.Result) any {
 	p.Mounts = orEmpty(p.Mounts)
 	p.Rootfs = orEmpty(p.Rootfs)
 	p.Memfds = orEmpty(p.Memfds)
+	p.Ghosts = orEmpty(p.Ghosts)
+	for i := range p.Ghosts {
+		p.Ghosts[i].Where = orEmpty(p.Ghosts[i].Where)
+	}
 	p.Warnings = orEmpty(p.Warnings)
 	for i := range p.Processes {
 		d := &p.Processes[i]
@@ -247,7 +254,13 @@ func writeDiffText(w io.Writer, r *ckptdiff.Result) error {
 		p("\nMemfds:")
 	}
 	for _, m := range r.Memfds {
-		p("%s %s: %s", diffMarker(m.Change), safe(m.Name), safe(strings.Join(m.Where, ", ")))
+		p("%s %s: %s", diffMarker(m.Change), safe(m.Name), safe(whereText(m.Where)))
+	}
+	if len(r.Ghosts) > 0 {
+		p("\nDeleted files the checkpoint holds (ghost files):")
+	}
+	for _, g := range r.Ghosts {
+		p("%s %s (%s, mode %s, %d bytes, sha256 %s): %s", diffMarker(g.Change), safe(g.Path), g.Image, g.Mode, g.Size, short(g.SHA256), safe(whereText(g.Where)))
 	}
 	for _, wn := range r.Warnings {
 		p("warning: %s", safe(wn))
@@ -353,7 +366,7 @@ func writeProcessDiff(p func(string, ...any), d *ckptdiff.ProcessDiff) {
 		return
 	}
 	if m.NotCompared != "" {
-		p("    ~ memory not compared: %s", m.NotCompared)
+		p("    %s memory not compared: %s", diffMarker(d.Change), m.NotCompared)
 	} else if m.PagesChanged > 0 || m.PagesNewlyCaptured > 0 || m.PagesNoLongerCaptured > 0 {
 		p("    ~ memory: %d of %d compared pages changed (%d bytes), %d newly captured, %d no longer captured",
 			m.PagesChanged, m.PagesCompared, m.BytesChanged, m.PagesNewlyCaptured, m.PagesNoLongerCaptured)
@@ -384,7 +397,7 @@ func writeProcessDiff(p func(string, ...any), d *ckptdiff.ProcessDiff) {
 	if m.NewStringsTotal > 0 {
 		shown := ""
 		if len(m.NewStrings) < m.NewStringsTotal {
-			shown = fmt.Sprintf(", the %d longest", len(m.NewStrings))
+			shown = fmt.Sprintf(" (the %d longest distinct shown)", len(m.NewStrings))
 		}
 		p("    new strings in changed pages: %d%s", m.NewStringsTotal, shown)
 		for _, s := range m.NewStrings {
@@ -440,6 +453,9 @@ func diffSummary(s ckptdiff.Summary) string {
 	if s.MemfdsAdded > 0 {
 		parts = append(parts, fmt.Sprintf("new memfds: %d", s.MemfdsAdded))
 	}
+	if s.GhostsAdded > 0 {
+		parts = append(parts, fmt.Sprintf("new ghost files: %d", s.GhostsAdded))
+	}
 	parts = append(parts, fmt.Sprintf("memory: %d mappings, %d pages changed (%d bytes), %d newly captured, %d new strings",
 		s.MappingsChanged, s.PagesChanged, s.BytesChanged, s.PagesNew, s.NewStrings))
 	return strings.Join(parts, "; ")
@@ -458,4 +474,37 @@ func (d *diffWriter) Write(b []byte) (int, error) {
 	n, err := d.w.Write(b)
 	d.err = err
 	return n, err
+}
+
+// whereText joins the uses of a file, the mappings of one process in one
+// phrase ("5 mappings of pid 42, 0x1000-0x6000").
+func whereText(where []string) string {
+	type span struct {
+		n          int
+		start, end string
+	}
+	var out []string
+	maps := map[string]*span{}
+	for _, w := range where {
+		var rng, prot, pid string
+		if n, _ := fmt.Sscanf(w, "mapping %s %s of pid %s", &rng, &prot, &pid); n == 3 {
+			start, end, _ := strings.Cut(rng, "-")
+			if sp := maps[pid]; sp != nil {
+				sp.n++
+				sp.end = end
+				continue
+			}
+			maps[pid] = &span{1, start, end}
+			out = append(out, "\x00"+pid)
+			continue
+		}
+		out = append(out, w)
+	}
+	for i, w := range out {
+		if pid, ok := strings.CutPrefix(w, "\x00"); ok {
+			sp := maps[pid]
+			out[i] = fmt.Sprintf("%s of pid %s, %s-%s", count(sp.n, "mapping"), pid, sp.start, sp.end)
+		}
+	}
+	return strings.Join(out, ", ")
 }

@@ -42,11 +42,3 @@ func usageError(stderr io.Writer, name string, status int, format string, a ...a
 	fmt.Fprintf(stderr, "%s: %s\nRun '%s --help' for usage.\n", cmd, fmt.Sprintf(format, a...), cmd)
 	return status
 }
-
-// count says n things: "1 thread", "4 threads".
-func count(n int, thing string) string {
-	if n == 1 {
-		return "1 " + thing
-	}
-	return fmt.Sprintf("%d %ss", n, thing)
-}

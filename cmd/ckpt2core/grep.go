@@ -56,6 +56,7 @@ Examples:
   ckpt2core grep --regex 'RANDOM_[0-9]+_KEY' -C 32 dump/
   ckpt2core grep --json --max-count 1 SECRET dump/ | jq '.[].address'
   ckpt2core grep -- -pattern-with-a-dash dump/
+  ckpt2core grep -f indicators.txt --json checkpoint.tar.zst | jq '.counts'
 
 Exit status: 0 something was found; 1 nothing was found; 2 usage error or
 an error while reading the checkpoint (hits found are still printed).
@@ -73,6 +74,7 @@ func runGrep(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	pids := fs.UintSlice("pid", nil, "search only this process (repeatable)")
 	asJSON := fs.Bool("json", false, "print one JSON array of hits")
 	maxCount := fs.IntP("max-count", "m", 0, "stop after N hits in each process (0: no limit)")
+	patFile := fs.StringP("file", "f", "", "search for every pattern of FILE (one per line, '-': stdin) in one pass, and count each")
 	aopts := archiveFlags(fs)
 	jobs := fs.IntP("jobs", "j", 1, "checkpoints searched in parallel (with several CHECKPOINTs)")
 	verbose := fs.BoolP("verbose", "v", false, "say what a compressed archive could not stream (pages spooled whole)")
@@ -83,8 +85,15 @@ func runGrep(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	usageErr := func(format string, a ...any) int {
 		return usageError(stderr, "grep", grepTrouble, format, a...)
 	}
-	if fs.NArg() < 2 {
-		return usageErr("want PATTERN and CHECKPOINT, got %d arguments", fs.NArg())
+	ckArg := 1
+	if *patFile != "" {
+		ckArg = 0
+		if *regex {
+			return usageErr("-f takes literal patterns: --regex excludes it")
+		}
+	}
+	if fs.NArg() < ckArg+1 {
+		return usageErr("want PATTERN and CHECKPOINT (or -f FILE and CHECKPOINT), got %d arguments", fs.NArg())
 	}
 	if *jobs < 1 {
 		return usageErr("--jobs must be at least 1")
@@ -98,24 +107,36 @@ func runGrep(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	if *maxCount < 0 {
 		return usageErr("--max-count must not be negative")
 	}
-	m, err := grepMatcher(fs.Arg(0), *hexPat, *regex, *fold)
-	if err != nil {
+	var m memsearch.Matcher
+	var counts *patternCounts
+	var err error
+	if *patFile != "" {
+		pats, lines, err := readPatternFile(*patFile, *hexPat)
+		if err != nil {
+			return usageErr("%s", safe(err.Error()))
+		}
+		set, err := memsearch.NewSet(pats, *fold)
+		if err != nil {
+			return usageErr("-f %s: %s", safe(*patFile), safe(err.Error()))
+		}
+		m, counts = set, &patternCounts{set: set, lines: lines, n: make([]int, len(pats))}
+	} else if m, err = grepMatcher(fs.Arg(0), *hexPat, *regex, *fold); err != nil {
 		return usageErr("%v", err)
 	}
 
 	// A compressed archive streams: each process's pages are searched as
 	// they are decompressed, and freed.
 	aopts.Stream = true
-	g := grepRun{m: m, pids: *pids, context: *context, asJSON: *asJSON, maxCount: *maxCount, aopts: aopts, verbose: *verbose}
-	if fs.NArg() == 2 {
-		return g.one(stop, fs.Arg(1), stdout, stderr)
+	g := grepRun{m: m, counts: counts, pids: *pids, context: *context, asJSON: *asJSON, maxCount: *maxCount, aopts: aopts, verbose: *verbose}
+	if fs.NArg() == ckArg+1 {
+		return g.one(stop, fs.Arg(ckArg), stdout, stderr)
 	}
 	if aopts.ExtractDir != "" {
 		return usageErr("--extract takes one CHECKPOINT")
 	}
 	// Many checkpoints: grouped per checkpoint, in argument order; 2 if
 	// any failed, else 0 if any matched.
-	statuses := runEach(fs.Args()[1:], *jobs, *asJSON, stdout, stderr, func(path string, out, errw io.Writer) int {
+	statuses := runEach(fs.Args()[ckArg:], *jobs, *asJSON, stdout, stderr, func(path string, out, errw io.Writer) int {
 		return g.one(stop, path, out, errw)
 	})
 	code := grepNone
@@ -133,6 +154,7 @@ func runGrep(stop *stopper, args []string, stdout, stderr io.Writer) int {
 // grepRun is a grep command line, run on one checkpoint at a time.
 type grepRun struct {
 	m        memsearch.Matcher
+	counts   *patternCounts // with -f: the patterns to count (each run counts afresh)
 	pids     []uint
 	context  int
 	asJSON   bool
@@ -150,6 +172,10 @@ func (g grepRun) one(stop *stopper, path string, stdout, stderr io.Writer) int {
 	endBar := readProgress(&aopts, path, stderr, "searching")
 	defer endBar()
 	m, pids, context, asJSON, maxCount, verbose := g.m, &g.pids, &g.context, &g.asJSON, &g.maxCount, &g.verbose
+	var counts *patternCounts
+	if g.counts != nil {
+		counts = &patternCounts{set: g.counts.set, lines: g.counts.lines, n: make([]int, len(g.counts.n))}
+	}
 	src, closeSrc, err := openCheckpoint(stop, path, &aopts)
 	if err != nil {
 		fmt.Fprintf(stderr, "ckpt2core grep: %s\n", safe(err.Error()))
@@ -171,6 +197,9 @@ func (g grepRun) one(stop *stopper, path string, stdout, stderr io.Writer) int {
 	var emit func(memsearch.Hit) error
 	hits := 0
 	if *asJSON {
+		if counts != nil {
+			out.WriteString(`{"hits": `)
+		}
 		out.WriteString("[")
 		emit = func(h memsearch.Hit) error {
 			b, err := json.Marshal(newJSONHit(h))
@@ -198,6 +227,9 @@ func (g grepRun) one(stop *stopper, path string, stdout, stderr io.Writer) int {
 			if err := emit(h); err != nil {
 				return &writeError{err}
 			}
+			if counts != nil {
+				counts.add(h)
+			}
 			hits++
 			return nil
 		})
@@ -221,7 +253,14 @@ func (g grepRun) one(stop *stopper, path string, stdout, stderr io.Writer) int {
 		if hits > 0 {
 			out.WriteString("\n")
 		}
-		out.WriteString("]\n")
+		if counts != nil {
+			out.WriteString("]")
+			counts.writeJSON(out)
+		} else {
+			out.WriteString("]\n")
+		}
+	} else if counts != nil {
+		counts.writeText(out)
 	}
 	if err := out.Flush(); err != nil {
 		fmt.Fprintf(stderr, "ckpt2core grep: writing output: %v\n", err)

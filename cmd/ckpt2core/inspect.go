@@ -52,11 +52,15 @@ func runInspect(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	pids := fs.UintSlice("pid", nil, "report only this process (repeatable)")
 	sysroot := fs.String("root", "", "directory with the checkpointed system's files, to decode code the checkpoint did not capture")
 	jobs := fs.IntP("jobs", "j", 1, "checkpoints inspected in parallel (with several CHECKPOINTs)")
+	summary := fs.Bool("summary", false, "one row per CHECKPOINT (several allowed), like checkpointctl show")
 	help := func(w io.Writer) {
-		fmt.Fprintf(w, "Usage: ckpt2core inspect CHECKPOINT [CHECKPOINT...] [--json] [--env] [--pid N] [--root DIR] [-j N]\n\nFlags:\n%s%s", fs.FlagUsages(), inspectExamples)
+		fmt.Fprintf(w, "Usage: ckpt2core inspect CHECKPOINT [CHECKPOINT...] [--json] [--env] [--pid N] [--root DIR] [-j N]\n       ckpt2core inspect --summary CHECKPOINT... [--json]\n\nFlags:\n%s%s", fs.FlagUsages(), inspectExamples)
 	}
 	if status, ok := parseFlags(fs, "inspect", args, help, stdout, stderr, exitUsage); !ok {
 		return status
+	}
+	if *summary && fs.NArg() > 0 {
+		return runSummary(stop, fs.Args(), *asJSON, aopts, stdout, stderr)
 	}
 	if fs.NArg() < 1 {
 		return usageError(stderr, "inspect", exitUsage, "want a CHECKPOINT, got none")

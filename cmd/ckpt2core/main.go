@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -32,6 +31,8 @@ Usage:
   ckpt2core grep [flags] PATTERN CHECKPOINT        search the processes' memory
   ckpt2core report [flags] CHECKPOINT -o FILE      one HTML file: tree, memory maps, threads, files
   ckpt2core diff [flags] A B                       what changed between two checkpoints
+  ckpt2core extract CHECKPOINT -o DIR [KIND...]    recover ghost files, memfds, queues... ('cat CHECKPOINT PATH': one rw-layer file)
+  ckpt2core list [flags] [DIR...]                  the checkpoints in DIR, oldest first
   ckpt2core gdb [flags] CHECKPOINT [-- GDB_ARGS]   convert one process and open it in gdb
   ckpt2core dlv [flags] CHECKPOINT [-- DLV_ARGS]   convert one process and open it in Delve
   ckpt2core verify --exe EXE CORE [--json]         load a core with Delve's core reader
@@ -49,11 +50,11 @@ Run 'ckpt2core COMMAND --help' for a command's flags.
 
 Exit status: 0 all converted; 1 nothing converted (or a fatal error);
 2 usage error; 3 some processes converted and others failed.
-(grep: 0 found, 1 not found, 2 error.)
+(grep: 0 found, 1 not found, 2 error; diff: 0 same, 1 different, 2 trouble.)
 `
 
 func main() {
-	os.Exit(runCleanly(os.Args[1:]))
+	os.Exit(runCleanly(os.Args[1:], runWith))
 }
 
 // runCleanly runs the command with a private temporary directory (TMPDIR
@@ -63,7 +64,7 @@ func main() {
 // or core (every secret of the processes) stays behind. Cores being
 // written into OUT_DIR are anonymous files until complete (O_TMPFILE), so
 // a stop leaves none there either.
-func runCleanly(args []string) int {
+func runCleanly(args []string, cmd func(*stopper, []string, io.Writer, io.Writer) int) int {
 	tmp, err := os.MkdirTemp("", "ckpt2core-")
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "ckpt2core: %v\n", err)
@@ -71,27 +72,22 @@ func runCleanly(args []string) int {
 	}
 	os.Setenv("TMPDIR", tmp)
 	stop := newStopper(tmp, os.Stderr)
-	return stop.finish(runWith(stop, args, os.Stdout, os.Stderr))
+	return stop.finish(runGuarded(stop, args, cmd))
 }
 
-// safe makes a string from the checkpoint (a comm, a path, an error that
-// quotes one) harmless on a terminal: control characters are escaped.
-func safe(s string) string {
-	if !strings.ContainsFunc(s, isControl) {
-		return s
-	}
-	var b strings.Builder
-	for _, r := range s {
-		if isControl(r) {
-			fmt.Fprintf(&b, `\x%02x`, r)
-		} else {
-			b.WriteRune(r)
+// runGuarded runs cmd with the real stdout and stderr, through which a
+// closed pipe ends the run after the cleanup (pipeOut). A panic undoes
+// the work in progress and removes the temporary directory before it goes
+// on (the runtime then prints it and exits with status 2).
+func runGuarded(stop *stopper, args []string, cmd func(*stopper, []string, io.Writer, io.Writer) int) int {
+	defer func() {
+		if r := recover(); r != nil {
+			stop.abandon()
+			panic(r)
 		}
-	}
-	return b.String()
+	}()
+	return cmd(stop, args, pipeOut{os.Stdout, stop}, pipeOut{os.Stderr, stop})
 }
-
-func isControl(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) }
 
 // run runs the command line args (without the program name) and returns
 // the exit status.
@@ -114,10 +110,14 @@ func runWith(stop *stopper, args []string, stdout, stderr io.Writer) int {
 			return runInspect(stop, args[1:], stdout, stderr)
 		case "diff":
 			return runDiff(stop, args[1:], stdout, stderr)
+		case "list":
+			return runList(stop, args[1:], stdout, stderr)
 		case "grep":
 			return runGrep(stop, args[1:], stdout, stderr)
 		case "report":
 			return runReport(stop, args[1:], stdout, stderr)
+		case "extract", "cat":
+			return runCarve(stop, args[0], args[1:], stdout, stderr)
 		case "help", "-h", "--help":
 			fmt.Fprint(stdout, usage)
 			return exitOK

@@ -2,7 +2,6 @@ package main
 
 import (
 	"io"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,8 +30,8 @@ func startProgress(w io.Writer, total int64, enabled bool) *progress {
 // startProgressAs is startProgress with the bar's description.
 func startProgressAs(w io.Writer, total int64, enabled bool, desc string) *progress {
 	p := &progress{total: total, stop: make(chan struct{}), desc: desc}
-	f, ok := w.(*os.File)
-	if !enabled || !ok || !term.IsTerminal(int(f.Fd())) || total <= 0 {
+	f := fileOf(w)
+	if !enabled || f == nil || !term.IsTerminal(int(f.Fd())) || total <= 0 {
 		return p
 	}
 	p.show(w, time.Second)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -55,14 +56,54 @@ func (s *stopper) onStop(f func()) (release func()) {
 // directory is tmp.
 func newStopper(tmp string, stderr io.Writer) *stopper {
 	s := &stopper{tmp: tmp, stderr: stderr, sigc: make(chan os.Signal, 1)}
-	signal.Notify(s.sigc, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	// SIGPIPE is taken too, so that a write to a closed stdout or stderr
+	// returns EPIPE (to pipeOut, which ends the run after the cleanup)
+	// instead of killing the process with the checkpoint still unpacked.
+	signal.Notify(s.sigc, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
 	go s.loop()
 	return s
+}
+
+// cleanupLocked runs the registered cleanups and removes the temporary
+// directory; s.mu is held.
+func (s *stopper) cleanupLocked() {
+	for _, f := range s.cleanup {
+		f()
+	}
+	s.cleanup = nil
+	os.RemoveAll(s.tmp)
+}
+
+// brokenPipe ends the run because f (stdout or stderr) is a pipe whose
+// reader has gone (EPIPE): the work in progress is undone, the temporary
+// directory removed, and the process ends as a pipeline expects, killed by
+// SIGPIPE (status 141 in a shell). It does not return.
+func (s *stopper) brokenPipe(f *os.File) {
+	s.mu.Lock() // a second broken write waits here until the process ends
+	s.cleanupLocked()
+	signal.Reset(syscall.SIGPIPE)
+	// The runtime kills the process with SIGPIPE (default action) when a
+	// write to stdout or stderr fails with EPIPE and SIGPIPE is not
+	// notified; a kill(2) of our own would be ignored by its handler.
+	f.Write([]byte{'\n'})
+	os.Exit(128 + int(syscall.SIGPIPE))
+}
+
+// abandon undoes the work in progress and removes the temporary directory
+// when the run ends by a panic (the caller panics again).
+func (s *stopper) abandon() {
+	s.mu.Lock()
+	signal.Stop(s.sigc)
+	s.cleanupLocked()
+	s.mu.Unlock()
 }
 
 func (s *stopper) loop() {
 	for v := range s.sigc {
 		sig := v.(syscall.Signal)
+		if sig == syscall.SIGPIPE {
+			continue // the failed write is pipeOut's to handle
+		}
 		s.mu.Lock()
 		if s.sig == 0 {
 			s.sig = sig
@@ -73,11 +114,8 @@ func (s *stopper) loop() {
 			continue
 		}
 		// The lock is kept: finish cannot return a status under us.
-		for _, f := range s.cleanup {
-			f()
-		}
-		os.RemoveAll(s.tmp)
-		fmt.Fprintf(s.stderr, "ckpt2core: stopped by %v\n", sig)
+		s.cleanupLocked()
+		fmt.Fprintf(s.stderr, "ckpt2core: stopped by %s\n", signalName(sig))
 		os.Exit(128 + int(sig))
 	}
 }
@@ -117,12 +155,39 @@ func (s *stopper) finish(code int) int {
 	signal.Stop(s.sigc)
 	os.RemoveAll(s.tmp)
 	if s.sig != 0 {
-		for _, f := range s.cleanup {
-			f()
-		}
-		fmt.Fprintf(s.stderr, "ckpt2core: stopped by %v\n", s.sig)
+		s.cleanupLocked()
+		fmt.Fprintf(s.stderr, "ckpt2core: stopped by %s\n", signalName(s.sig))
 		code = 128 + int(s.sig)
 	}
 	s.mu.Unlock()
 	return code
+}
+
+// pipeOut is the real binary's stdout or stderr: a write that finds the
+// pipe closed (EPIPE, as in 'ckpt2core inspect ARCHIVE | head -1') stops
+// the work and ends the run through stop.brokenPipe.
+type pipeOut struct {
+	f    *os.File
+	stop *stopper
+}
+
+func (p pipeOut) Write(b []byte) (int, error) {
+	n, err := p.f.Write(b)
+	if err != nil && errors.Is(err, syscall.EPIPE) {
+		p.stop.brokenPipe(p.f)
+	}
+	return n, err
+}
+
+// fileOf returns the file behind w (os.Stdout behind pipeOut), or nil: a
+// debugger is given the terminal itself, and the progress bar asks it
+// whether it is one.
+func fileOf(w io.Writer) *os.File {
+	switch w := w.(type) {
+	case *os.File:
+		return w
+	case pipeOut:
+		return w.f
+	}
+	return nil
 }

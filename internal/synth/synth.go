@@ -77,7 +77,9 @@ const rw = criuimg.ProtRead | criuimg.ProtWrite
 // Large is size bytes of captured pages (rounded down to whole pages) in
 // four anonymous mappings, each captured whole but its first page (a hole
 // of the sparse core).
-func Large(size uint64) *Shape {
+func Large(size uint64) *Shape { return large(size, FillPage) }
+
+func large(size uint64, fill func(vaddr uint64, page []byte)) *Shape {
 	s, p := newShape(fmt.Sprintf("large-%d", size))
 	const nvma = 4
 	per := size / PageSize / nvma
@@ -88,7 +90,10 @@ func Large(size uint64) *Shape {
 	for i := range nvma {
 		start := base + uint64(i)*(per+2)*PageSize // one unmapped page between mappings
 		p.AddAnon(start, start+(per+1)*PageSize)
-		s.addPages(p, start+PageSize, per)
+		vaddr := start + PageSize
+		p.AddPagesFunc(vaddr, per, func(i int, page []byte) { fill(vaddr+uint64(i)*PageSize, page) })
+		s.Captured += per * PageSize
+		s.Probe = vaddr + (per-1)*PageSize
 		s.Loads++
 	}
 	return s

@@ -6,6 +6,7 @@
 //	gencheckpoint -shape vmas -vmas 60000 -o DIR     60,000 small mappings
 //	gencheckpoint -shape vmas -vmas 70000 -sparse -o DIR
 //	gencheckpoint -shape threads -threads 512 -o DIR
+//	gencheckpoint -shape large -size 1GiB -change 1000 -o DIR   every 1000th page changed
 package main
 
 import (
@@ -24,6 +25,7 @@ func main() {
 	vmas := flag.Int("vmas", 60000, "mappings for -shape vmas")
 	sparse := flag.Bool("sparse", false, "-shape vmas: captured pages in every 64th mapping only")
 	threads := flag.Int("threads", 512, "threads for -shape threads")
+	change := flag.Uint64("change", 0, "-shape large: mark every N-th page (synth.LargeChanged), for diff")
 	out := flag.String("o", "", "image directory to write (created)")
 	flag.Parse()
 	if *out == "" || flag.NArg() != 0 {
@@ -40,6 +42,9 @@ func main() {
 		os.Exit(2)
 	}
 	s, err := synth.ByName(*shape, bytes, n, *sparse)
+	if err == nil && *change > 0 && *shape == "large" {
+		s = synth.LargeChanged(bytes, *change)
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "gencheckpoint: %v\n", err)
 		os.Exit(2)

@@ -1,0 +1,377 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/pflag"
+
+	"github.com/ckpt2core/ckpt2core/carve"
+	"github.com/ckpt2core/ckpt2core/criuimg"
+)
+
+const extractUsage = `Usage: ckpt2core extract [flags] CHECKPOINT -o DIR [KIND...]
+
+Recovers what CHECKPOINT holds besides process memory, each object as one
+file in DIR (created if missing, mode 0700), plus DIR/manifest.json listing
+every file with its kind, process, fd, source image and entry, size and
+sha256. Files are written 0600 under a temporary name and linked into
+place only when complete; an existing name is never overwritten (a number
+is appended), and nothing is written outside DIR or through a link. Names
+come from the checkpoint and are escaped: every byte outside
+[A-Za-z0-9._+-] becomes %%XX.
+
+Kinds (all when none is given):
+  ghost      deleted files kept open or mapped (CRIU's ghost-file-N.img)
+  memfd      memfd contents (memfd.img + pagemap-shmem-N.img)
+  exe        each process's executable, when it is a ghost file, a memfd
+             or a file of the container's rw layer
+  rootfs     the files the container added (rootfs-diff.tar)
+  tmpfs      CRIU's archives of tmpfs mounts (tmpfs-dev-N.tar.gz.img, as is)
+  pipe fifo  pipe and FIFO buffers (pipes-data.img, fifo-data.img)
+  tty        unread pty input (tty-data.img)
+  sk-queue   packets queued on unix and packet sockets (sk-queues.img)
+  tcp-queue  TCP receive and send queues (tcp-stream-N.img)
+  env        each process's environment area (NUL-separated)
+
+Flags:
+%s
+Examples:
+  ckpt2core extract checkpoint.tar.zst -o loot
+  ckpt2core extract --pid 42 checkpoint.tar.zst -o loot ghost memfd exe
+  jq -r '.[] | "\(.sha256)  \(.path)"' loot/manifest.json
+
+Exit status: 0 everything found was extracted; 1 nothing could be
+extracted; 2 usage error; 3 some objects could not be read (named on
+stderr), the others were extracted.
+`
+
+const catUsage = `Usage: ckpt2core cat [flags] CHECKPOINT PATH
+
+Writes the file at PATH of the container's rw layer (rootfs-diff.tar of a
+container checkpoint) to stdout.
+
+Flags:
+%s
+Example:
+  ckpt2core cat checkpoint.tar.zst /etc/crontabs/root
+
+Exit status: 0 written; 1 no such file in the rw layer, or an error; 2
+usage error.
+`
+
+// manifestEntry is one file of extract's manifest.json.
+type manifestEntry struct {
+	Path     string      `json:"path"` // the file's name in DIR
+	Kind     carve.Kind  `json:"kind"`
+	Pid      uint32      `json:"pid"`
+	FD       int         `json:"fd"`
+	Refs     []carve.Ref `json:"refs"`
+	Original string      `json:"original_path"`
+	Label    string      `json:"label"`
+	Image    string      `json:"image"`
+	Entry    int         `json:"entry"`
+	Size     int64       `json:"size"`
+	Mode     string      `json:"mode"`
+	SHA256   string      `json:"sha256"`
+}
+
+// runCarve runs extract or cat.
+func runCarve(stop *stopper, cmd string, args []string, stdout, stderr io.Writer) int {
+	if cmd == "cat" {
+		return runCat(stop, args, stdout, stderr)
+	}
+	return runExtract(stop, args, stdout, stderr)
+}
+
+func runExtract(stop *stopper, args []string, stdout, stderr io.Writer) int {
+	fs := pflag.NewFlagSet("ckpt2core extract", pflag.ContinueOnError)
+	out := fs.StringP("output", "o", "", "write the files into this directory (required)")
+	pid := fs.Uint32("pid", 0, "only this process's objects (no rootfs, tmpfs or tty)")
+	aopts := archiveFlags(fs)
+	help := func(w io.Writer) { fmt.Fprintf(w, extractUsage, fs.FlagUsages()) }
+	if status, ok := parseFlags(fs, "extract", args, help, stdout, stderr, exitUsage); !ok {
+		return status
+	}
+	usageErr := func(format string, a ...any) int { return usageError(stderr, "extract", exitUsage, format, a...) }
+	if fs.NArg() < 1 {
+		return usageErr("want CHECKPOINT")
+	}
+	if *out == "" {
+		return usageErr("-o DIR is required")
+	}
+	var kinds []carve.Kind
+	for _, a := range fs.Args()[1:] {
+		k, ok := carve.ParseKind(a)
+		if !ok {
+			return usageErr("unknown kind %q (one of %v)", safe(a), carve.Kinds())
+		}
+		kinds = append(kinds, k)
+	}
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "ckpt2core extract: %s\n", safe(err.Error()))
+		return exitFailed
+	}
+	src, closeSrc, err := openCheckpoint(stop, fs.Arg(0), aopts)
+	if err != nil {
+		return fail(err)
+	}
+	defer closeSrc()
+	ck, err := criuimg.Open(src)
+	if err != nil {
+		return fail(err)
+	}
+	opts := carve.Options{Pid: *pid, Kinds: kinds}
+	if cs, ok := src.(*checkpointSource); ok {
+		if f, err := cs.ck.RootfsDiff(); err == nil {
+			defer f.Close()
+			opts.RootfsDiff = f
+		} else if !criuimg.IsNotExist(err) {
+			fmt.Fprintf(stderr, "ckpt2core extract: %s\n", safe(err.Error()))
+		}
+	}
+	dir, err := openOutputDir(*out)
+	if err != nil {
+		return fail(err)
+	}
+	defer dir.Close()
+	w := &extractWriter{root: dir, taken: map[string]bool{}, stop: stop}
+	problems := 0
+	var manifest []manifestEntry
+	err = carve.Carve(ck, opts, func(a carve.Artifact) error {
+		e, err := w.write(a)
+		if err != nil {
+			var we *writeError
+			if errors.As(err, &we) {
+				return err
+			}
+			problems++
+			fmt.Fprintf(stderr, "ckpt2core extract: %s %s: %s\n", a.Kind, safe(a.Image), safe(err.Error()))
+			return nil
+		}
+		manifest = append(manifest, e)
+		return nil
+	}, func(err error) {
+		problems++
+		fmt.Fprintf(stderr, "ckpt2core extract: %s\n", safe(err.Error()))
+	})
+	if err != nil {
+		if errors.Is(err, carve.ErrNoPid) {
+			return usageErr("%s", safe(err.Error()))
+		}
+		return fail(err)
+	}
+	if manifest == nil {
+		manifest = []manifestEntry{}
+	}
+	b, err := json.MarshalIndent(manifest, "", " ")
+	if err != nil {
+		return fail(err)
+	}
+	if err := w.writeManifest(append(b, '\n')); err != nil {
+		return fail(err)
+	}
+	fmt.Fprintf(stdout, "%d files written to %s (manifest.json)\n", len(manifest), safe(*out))
+	switch {
+	case problems > 0 && len(manifest) == 0:
+		return exitFailed
+	case problems > 0:
+		return exitPartial
+	}
+	return exitOK
+}
+
+// openOutputDir opens (creating it 0700 if missing) the directory dir, as
+// an os.Root: no name below it can leave it. dir itself must be a real
+// directory, not a symlink.
+func openOutputDir(dir string) (*os.Root, error) {
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, err
+	}
+	st, err := os.Lstat(dir)
+	if err != nil {
+		return nil, err
+	}
+	if st.Mode()&fs.ModeSymlink != 0 {
+		return nil, fmt.Errorf("%s: %w", dir, errOutputSymlink)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("%s: not a directory", dir)
+	}
+	return os.OpenRoot(dir)
+}
+
+var errOutputSymlink = errors.New("the output directory is a symbolic link")
+
+// extractWriter writes artifacts into an output directory.
+type extractWriter struct {
+	root  *os.Root
+	taken map[string]bool
+	stop  *stopper
+	seq   int
+}
+
+// write writes a into a new file of the directory and returns its
+// manifest entry. The file is written under a temporary name (created
+// O_EXCL: never through an existing file or link), then hard-linked to its
+// final name (which fails rather than replaces when the name exists) and
+// the temporary name removed; a stop signal removes the temporary file.
+func (w *extractWriter) write(a carve.Artifact) (manifestEntry, error) {
+	e := manifestEntry{Kind: a.Kind, Pid: a.Pid, FD: a.FD, Refs: a.Refs, Original: a.Path, Label: a.Label, Image: a.Image, Entry: a.Entry, Size: a.Size}
+	if e.Refs == nil {
+		e.Refs = []carve.Ref{}
+	}
+	if a.Mode != 0 {
+		e.Mode = fmt.Sprintf("%#o", a.Mode)
+	}
+	r, err := a.Open()
+	if err != nil {
+		return e, err
+	}
+	defer r.Close()
+	tmp, f, err := w.tempFile()
+	if err != nil {
+		return e, &writeError{err}
+	}
+	release := w.stop.onStop(func() { w.root.Remove(tmp) })
+	defer release()
+	defer w.root.Remove(tmp)
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(r, a.Size+1))
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = &writeError{cerr}
+	}
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) && pe.Path == tmp {
+			err = &writeError{err}
+		}
+		return e, err
+	}
+	if n != a.Size {
+		return e, fmt.Errorf("%d bytes read, %d expected", n, a.Size)
+	}
+	e.SHA256 = hex.EncodeToString(h.Sum(nil))
+	name, err := w.link(tmp, carve.FileName(a))
+	if err != nil {
+		return e, &writeError{err}
+	}
+	e.Path = name
+	return e, nil
+}
+
+func (w *extractWriter) tempFile() (string, *os.File, error) {
+	for i := 0; i < 100; i++ {
+		w.seq++
+		name := fmt.Sprintf(".ckpt2core-tmp-%d-%d", os.Getpid(), w.seq)
+		f, err := w.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		return name, f, err
+	}
+	return "", nil, errors.New("no free temporary name in the output directory")
+}
+
+// link gives tmp the name base, or base-2, base-3... when taken.
+func (w *extractWriter) link(tmp, base string) (string, error) {
+	for i := 1; i < 10000; i++ {
+		name := base
+		if i > 1 {
+			name = fmt.Sprintf("%s-%d", base, i)
+		}
+		if w.taken[name] || name == "manifest.json" || strings.HasPrefix(name, ".ckpt2core-tmp-") {
+			continue
+		}
+		err := w.root.Link(tmp, name)
+		if errors.Is(err, fs.ErrExist) {
+			w.taken[name] = true
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		w.taken[name] = true
+		return name, nil
+	}
+	return "", fmt.Errorf("%s: no free name", base)
+}
+
+// writeManifest writes manifest.json, replacing an earlier one (a rename
+// replaces a link there rather than following it).
+func (w *extractWriter) writeManifest(b []byte) error {
+	tmp, f, err := w.tempFile()
+	if err != nil {
+		return err
+	}
+	release := w.stop.onStop(func() { w.root.Remove(tmp) })
+	defer release()
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		w.root.Remove(tmp)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		w.root.Remove(tmp)
+		return err
+	}
+	if err := w.root.Rename(tmp, "manifest.json"); err != nil {
+		w.root.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
+func runCat(stop *stopper, args []string, stdout, stderr io.Writer) int {
+	fs := pflag.NewFlagSet("ckpt2core cat", pflag.ContinueOnError)
+	aopts := archiveFlags(fs)
+	help := func(w io.Writer) { fmt.Fprintf(w, catUsage, fs.FlagUsages()) }
+	if status, ok := parseFlags(fs, "cat", args, help, stdout, stderr, exitUsage); !ok {
+		return status
+	}
+	if fs.NArg() != 2 {
+		return usageError(stderr, "cat", exitUsage, "want CHECKPOINT and PATH, got %d arguments", fs.NArg())
+	}
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "ckpt2core cat: %s\n", safe(err.Error()))
+		return exitFailed
+	}
+	src, closeSrc, err := openCheckpoint(stop, fs.Arg(0), aopts)
+	if err != nil {
+		return fail(err)
+	}
+	defer closeSrc()
+	cs, ok := src.(*checkpointSource)
+	if !ok {
+		return fail(fmt.Errorf("%s: no rw layer", fs.Arg(0)))
+	}
+	diff, err := cs.ck.RootfsDiff()
+	if err != nil {
+		return fail(err)
+	}
+	defer diff.Close()
+	a, found, err := carve.OpenRootfsFile(diff, fs.Arg(1))
+	if err != nil {
+		return fail(err)
+	}
+	if !found {
+		return fail(fmt.Errorf("%s: no file %s in rootfs-diff.tar", fs.Arg(0), fs.Arg(1)))
+	}
+	r, err := a.Open()
+	if err != nil {
+		return fail(err)
+	}
+	defer r.Close()
+	if _, err := io.Copy(stdout, r); err != nil {
+		return fail(fmt.Errorf("writing output: %w", err))
+	}
+	return exitOK
+}

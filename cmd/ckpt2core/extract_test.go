@@ -1,0 +1,127 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func readExtractManifest(t *testing.T, dir string) []manifestEntry {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m []manifestEntry
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestExtractIntrusion: every file the manifest lists exists in DIR,
+// mode 0600, with the listed size and sha256; the four delivered files of
+// the fixture's manifest.json are among them. A symlink planted in DIR
+// under the first name extract would use is left alone (its target is
+// not written) and the artifact gets the next name; no temporary file is
+// left.
+func TestExtractIntrusion(t *testing.T) {
+	var fm struct {
+		Delivered map[string]struct {
+			SHA256 string `json:"sha256"`
+		} `json:"delivered_files"`
+	}
+	b, err := os.ReadFile("../../testdata/x86_64/intrusion/manifest.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.Unmarshal(b, &fm)
+	dir := filepath.Join(t.TempDir(), "out")
+	os.Mkdir(dir, 0o700)
+	victim := filepath.Join(t.TempDir(), "victim")
+	os.WriteFile(victim, []byte("keep"), 0o600)
+	planted := "ghost-42-fd5-%2Ftmp%2F.cache-sess.db"
+	if err := os.Symlink(victim, filepath.Join(dir, planted)); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if st := run([]string{"extract", intrusionAfter, "-o", dir}, &stdout, &stderr); st != exitOK {
+		t.Fatalf("status %d: %s", st, stderr.String())
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "keep" {
+		t.Errorf("written through the planted symlink: %q", b)
+	}
+	m := readExtractManifest(t, dir)
+	sums := map[string]bool{}
+	for _, e := range m {
+		if e.Path == planted {
+			t.Errorf("%s: the planted symlink's name reused", e.Path)
+		}
+		p := filepath.Join(dir, e.Path)
+		st, err := os.Lstat(p)
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		if st.Mode() != 0o600 || st.Size() != e.Size {
+			t.Errorf("%s: mode %v size %d, want 0600 %d", e.Path, st.Mode(), st.Size(), e.Size)
+		}
+		data, _ := os.ReadFile(p)
+		s := sha256.Sum256(data)
+		if hex.EncodeToString(s[:]) != e.SHA256 {
+			t.Errorf("%s: sha256 differs from the manifest's", e.Path)
+		}
+		sums[e.SHA256] = true
+	}
+	for name, d := range fm.Delivered {
+		if !sums[d.SHA256] {
+			t.Errorf("delivered %s (%s) not extracted", name, d.SHA256)
+		}
+	}
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".ckpt2core-tmp") {
+			t.Errorf("temporary file %s left", e.Name())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, planted+"-2")); err != nil {
+		t.Errorf("stolen data not under the next name: %v", err)
+	}
+}
+
+// TestExtractRefusals: -o a symlink is refused; unknown kinds and
+// missing -o are usage errors.
+func TestExtractRefusals(t *testing.T) {
+	tmp := t.TempDir()
+	link := filepath.Join(tmp, "link")
+	os.Symlink(t.TempDir(), link)
+	var stdout, stderr bytes.Buffer
+	if st := run([]string{"extract", intrusionAfter, "-o", link}, &stdout, &stderr); st != exitFailed || !strings.Contains(stderr.String(), "symbolic link") {
+		t.Errorf("-o symlink: status %d: %s", st, stderr.String())
+	}
+	for _, args := range [][]string{{"extract", intrusionAfter}, {"extract", intrusionAfter, "-o", tmp, "bogus"}, {"extract", intrusionAfter, "-o", tmp, "--pid", "4242"}} {
+		stderr.Reset()
+		if st := run(args, &stdout, &stderr); st != exitUsage {
+			t.Errorf("%v: status %d: %s", args, st, stderr.String())
+		}
+	}
+}
+
+func TestCat(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if st := run([]string{"cat", intrusionAfter, "/etc/crontabs/root"}, &stdout, &stderr); st != exitOK {
+		t.Fatalf("status %d: %s", st, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "INTRV_CRON_88ad41e6") {
+		t.Errorf("cat: %q", stdout.String())
+	}
+	stdout.Reset()
+	if st := run([]string{"cat", intrusionAfter, "/etc/nope"}, &stdout, &stderr); st != exitFailed || stdout.Len() != 0 {
+		t.Errorf("missing file: status %d, %d bytes", st, stdout.Len())
+	}
+}
