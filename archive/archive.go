@@ -37,11 +37,26 @@
 //     copy_file_range. Nothing is extracted.
 //   - A compressed archive is read in one streaming pass and the members
 //     this package needs (checkpoint/*, the metadata files, rootfs-diff.tar)
-//     are spooled into a private temporary directory (os.MkdirTemp, mode
-//     0700, under Options.TempDir) that Close removes. Other members are
-//     read and discarded.
+//     are kept: small ones in memory (16 MiB in all), the others in
+//     anonymous files (O_TMPFILE under Options.TempDir, or a file removed
+//     right after it is created) used by descriptor only, so that nothing
+//     outlives the process, however it ends. Other members are read and
+//     discarded. Close frees them.
+//   - With Options.Stream, Open of a compressed archive returns at once and
+//     the stream is read while the caller works: a member is waited for by
+//     Source.Open, a pages-*.img member is read while it streams, and the
+//     caller says what it needs of each pages file (Checkpoint.Consume:
+//     read once in order, freed as it goes; Checkpoint.Retain: only some
+//     ranges kept). Checkpoint.Ahead gives the images read before the
+//     first pages file (Podman's writer sorts the names: inventory, core,
+//     mm and pagemap images come before the pages, pstree.img after them).
 //   - With Options.ExtractDir, an archive (plain or compressed) is
-//     extracted there instead, and the files are kept after Close.
+//     extracted there instead, every member of it (regular files and
+//     directories at any depth; links are not created), and the files are
+//     kept after Close.
+//
+// The container's metadata files are offered as one fs.FS (Meta), with
+// their modification times and one size limit (MaxMetaSize).
 //
 // # Hostile archives
 //
@@ -56,10 +71,10 @@
 // size (truncated archive); on more members than Options.MaxMembers, a tar
 // stream longer than Options.MaxBytes or more than Options.MaxBytes of
 // spooled data (tar bomb). Only the names of the members it needs are kept
-// in memory. Files are only ever created inside the spool or extract
+// in memory. Named files are only ever created inside the extract
 // directory, through an os.Root, with O_CREATE|O_EXCL|O_NOFOLLOW and mode
 // 0600 (directories 0700): links are never created and never followed. On
-// error nothing is left behind: the spool directory is removed and what was
+// error nothing is left behind: anonymous files are closed and what was
 // extracted into ExtractDir is removed again. Zstd frames are decoded with
 // a bounded window (ZstdMaxWindow).
 package archive

@@ -187,3 +187,34 @@ func TestOnRead(t *testing.T) {
 		ck.Close()
 	}
 }
+
+// TestRetainNothing: a pages file retained with no range is dropped as it
+// streams: it takes no disk, and reading it fails (naming it).
+func TestRetainNothing(t *testing.T) {
+	data, _ := streamTar(t, 16<<20, false)
+	root := t.TempDir()
+	p := filepath.Join(root, "x.tar.zst")
+	os.WriteFile(p, compress(t, KindTarZstd, data), 0o600)
+	ck, err := Open(p, Options{Stream: true, TempDir: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck.Close()
+	ck.Retain("pages-1.img", nil)
+	if err := ck.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := ck.Images.Open("pages-1.img")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := allocated(t, f); n != 0 {
+		t.Errorf("dropped pages file takes %d bytes", n)
+	}
+	if _, err := f.ReadAt(make([]byte, 10), 0); err == nil || !strings.Contains(err.Error(), "pages-1.img") {
+		t.Errorf("ReadAt of a dropped file: %v", err)
+	}
+	if notes := ck.Notes(); len(notes) != 0 {
+		t.Errorf("Notes = %q", notes)
+	}
+}

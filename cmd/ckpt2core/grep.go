@@ -197,6 +197,7 @@ func (g grepRun) one(stop *stopper, path string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return usageErr("%v", err)
 	}
+	dropUnwanted(src, ck, want)
 
 	out := bufio.NewWriterSize(stdout, 64<<10)
 	var emit func(memsearch.Hit) error

@@ -229,3 +229,29 @@ func retainForInspect(src criuimg.Source) {
 	}
 	wg.Wait()
 }
+
+// dropUnwanted tells a streamed archive that the private pages of the
+// processes of ck not in want (grep --pid) are not needed: each such
+// process is loaded as its pages start, in a goroutine of its own, and its
+// pages file is dropped as it streams instead of being kept whole.
+func dropUnwanted(src criuimg.Source, ck *criuimg.Checkpoint, want []uint32) {
+	a := streamedArchive(src)
+	if a == nil {
+		return
+	}
+	for _, info := range ck.Procs {
+		if slices.Contains(want, info.Pid) {
+			continue
+		}
+		go func() {
+			p, _ := ck.SalvageProcess(info.Pid)
+			if p == nil {
+				return
+			}
+			defer p.Close()
+			if p.Mem != nil && p.Mem.Private() != nil && p.Mem.Private().Pages != nil {
+				a.Retain(p.Mem.Private().Pages.Name(), nil)
+			}
+		}()
+	}
+}
