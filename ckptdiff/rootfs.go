@@ -3,7 +3,6 @@ package ckptdiff
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -17,22 +16,6 @@ type rwFile struct {
 	mode   int64
 	link   string
 	sha256 string
-}
-
-// MaxDeletedFiles bounds the entries read from deleted.files.
-const MaxDeletedFiles = 1 << 20
-
-// ParseDeletedFiles reads deleted.files (Podman, CRI-O: a JSON array of
-// the paths the container deleted from its image).
-func ParseDeletedFiles(b []byte) ([]string, error) {
-	var paths []string
-	if err := json.Unmarshal(b, &paths); err != nil {
-		return nil, fmt.Errorf("deleted.files: %w", err)
-	}
-	if len(paths) > MaxDeletedFiles {
-		return nil, fmt.Errorf("deleted.files: %d entries, more than %d", len(paths), MaxDeletedFiles)
-	}
-	return paths, nil
 }
 
 // hashRootfs reads the checkpoint's rootfs-diff.tar, hashing each regular

@@ -188,6 +188,9 @@ func sortedKeys[V any](m map[string]V) []string {
 	return k
 }
 
+// MaxDeletedFiles bounds the entries read from deleted.files.
+const MaxDeletedFiles = 1 << 20
+
 // ParseDeletedFiles returns the paths of deleted.files (CRI-O and Podman:
 // a JSON list of the paths the container deleted from its image), cleaned
 // and absolute.
@@ -195,6 +198,9 @@ func ParseDeletedFiles(b []byte) ([]string, error) {
 	var l []string
 	if err := json.Unmarshal(b, &l); err != nil {
 		return nil, fmt.Errorf("%s: %w", DeletedFilesFile, err)
+	}
+	if len(l) > MaxDeletedFiles {
+		return nil, fmt.Errorf("%s: %d entries, more than %d", DeletedFilesFile, len(l), MaxDeletedFiles)
 	}
 	out := make([]string, 0, len(l))
 	for _, p := range l {

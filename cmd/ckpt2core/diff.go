@@ -147,7 +147,7 @@ func openDiffSide(stop *stopper, path string, aopts *archive.Options) (*ckptdiff
 			}
 		}
 		if b, err := fs.ReadFile(cs.ck.Meta(), "deleted.files"); err == nil {
-			if c.DeletedFiles, err = ckptdiff.ParseDeletedFiles(b); err != nil {
+			if c.DeletedFiles, err = inspect.ParseDeletedFiles(b); err != nil {
 				closeSrc()
 				return nil, nil, fmt.Errorf("%s: %w", path, err)
 			}
