@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
-	"github.com/ckpt2core/ckpt2core/criuimg/imgtest"
+	"github.com/ckpt2core/ckpt2core/internal/imgtest"
 )
 
 // Real fixtures (testdata/README.md): their image directories and the

@@ -14,9 +14,9 @@ import (
 	remapfile "github.com/checkpoint-restore/go-criu/v8/crit/images/remap-file-path"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/ckpt2core/ckpt2core/archive"
 	"github.com/ckpt2core/ckpt2core/criuimg"
-	"github.com/ckpt2core/ckpt2core/criuimg/imgtest"
+	"github.com/ckpt2core/ckpt2core/internal/archive"
+	"github.com/ckpt2core/ckpt2core/internal/imgtest"
 )
 
 const intrusionDir = "../testdata/x86_64/intrusion"

@@ -21,7 +21,7 @@ import (
 	"github.com/checkpoint-restore/go-criu/v8/crit/images/stats"
 	"github.com/checkpoint-restore/go-criu/v8/magic"
 	"github.com/ckpt2core/ckpt2core/criuimg"
-	"github.com/ckpt2core/ckpt2core/criuimg/imgtest"
+	"github.com/ckpt2core/ckpt2core/internal/imgtest"
 	"google.golang.org/protobuf/proto"
 )
 

@@ -11,7 +11,7 @@ import (
 
 	"github.com/checkpoint-restore/go-criu/v8/crit/images/pstree"
 	"github.com/ckpt2core/ckpt2core/criuimg"
-	"github.com/ckpt2core/ckpt2core/criuimg/imgtest"
+	"github.com/ckpt2core/ckpt2core/internal/imgtest"
 	"google.golang.org/protobuf/proto"
 )
 

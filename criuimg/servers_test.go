@@ -13,8 +13,8 @@ import (
 	"testing"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
-	"github.com/ckpt2core/ckpt2core/criuimg/imgtest"
 	"github.com/ckpt2core/ckpt2core/internal/coredump"
+	"github.com/ckpt2core/ckpt2core/internal/imgtest"
 )
 
 // The real servers of testdata/x86_64/servers (scripts/servers/run.sh,

@@ -15,7 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
-	"github.com/ckpt2core/ckpt2core/elfcore"
+	"github.com/ckpt2core/ckpt2core/internal/elfcore"
 )
 
 const convertExamples = `

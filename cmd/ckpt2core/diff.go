@@ -10,10 +10,10 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/ckpt2core/ckpt2core/archive"
-	"github.com/ckpt2core/ckpt2core/ckptdiff"
 	"github.com/ckpt2core/ckpt2core/criuimg"
-	"github.com/ckpt2core/ckpt2core/inspect"
+	"github.com/ckpt2core/ckpt2core/internal/archive"
+	"github.com/ckpt2core/ckpt2core/internal/ckptdiff"
+	"github.com/ckpt2core/ckpt2core/internal/inspect"
 )
 
 // Exit statuses of diff, as diff(1)'s.

@@ -8,9 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ckpt2core/ckpt2core/ckptdiff"
-	"github.com/ckpt2core/ckpt2core/criuimg/imgtest"
-	"github.com/ckpt2core/ckpt2core/triage"
+	"github.com/ckpt2core/ckpt2core/internal/ckptdiff"
+	"github.com/ckpt2core/ckpt2core/internal/imgtest"
+	"github.com/ckpt2core/ckpt2core/internal/triage"
 )
 
 const intrusionDir = "../../testdata/x86_64/intrusion"

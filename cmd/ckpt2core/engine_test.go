@@ -12,8 +12,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ckpt2core/ckpt2core/criuimg/imgtest"
-	"github.com/ckpt2core/ckpt2core/inspect"
+	"github.com/ckpt2core/ckpt2core/internal/imgtest"
+	"github.com/ckpt2core/ckpt2core/internal/inspect"
 )
 
 // intrusionBefore extracts the real Podman export before.tar (the

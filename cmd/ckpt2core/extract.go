@@ -15,8 +15,8 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 
-	"github.com/ckpt2core/ckpt2core/carve"
 	"github.com/ckpt2core/ckpt2core/criuimg"
+	"github.com/ckpt2core/ckpt2core/internal/carve"
 )
 
 const extractUsage = `Usage: ckpt2core extract [flags] CHECKPOINT -o DIR [KIND...]

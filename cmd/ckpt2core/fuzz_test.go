@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ckpt2core/ckpt2core/criuimg/imgtest"
+	"github.com/ckpt2core/ckpt2core/internal/imgtest"
 )
 
 // fuzzConvertFixtures are the checkpoints FuzzConvert starts from.

@@ -8,7 +8,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/ckpt2core/ckpt2core/memsearch"
+	"github.com/ckpt2core/ckpt2core/internal/memsearch"
 )
 
 // maxPatternFile bounds the size of a -f pattern list.

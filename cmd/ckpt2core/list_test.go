@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ckpt2core/ckpt2core/criuimg/imgtest"
+	"github.com/ckpt2core/ckpt2core/internal/imgtest"
 )
 
 func copyFile(t *testing.T, src, dst string) {

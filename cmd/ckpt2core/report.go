@@ -13,14 +13,14 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/ckpt2core/ckpt2core/archive"
-	"github.com/ckpt2core/ckpt2core/carve"
-	"github.com/ckpt2core/ckpt2core/ckptdiff"
 	"github.com/ckpt2core/ckpt2core/criuimg"
-	"github.com/ckpt2core/ckpt2core/inspect"
-	"github.com/ckpt2core/ckpt2core/memsearch"
-	"github.com/ckpt2core/ckpt2core/report"
-	"github.com/ckpt2core/ckpt2core/triage"
+	"github.com/ckpt2core/ckpt2core/internal/archive"
+	"github.com/ckpt2core/ckpt2core/internal/carve"
+	"github.com/ckpt2core/ckpt2core/internal/ckptdiff"
+	"github.com/ckpt2core/ckpt2core/internal/inspect"
+	"github.com/ckpt2core/ckpt2core/internal/memsearch"
+	"github.com/ckpt2core/ckpt2core/internal/report"
+	"github.com/ckpt2core/ckpt2core/internal/triage"
 )
 
 const reportUsage = `Usage: ckpt2core report [flags] CHECKPOINT -o REPORT.html

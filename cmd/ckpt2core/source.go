@@ -14,11 +14,11 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/ckpt2core/ckpt2core/archive"
 	"github.com/ckpt2core/ckpt2core/criuimg"
-	"github.com/ckpt2core/ckpt2core/elfcore"
-	"github.com/ckpt2core/ckpt2core/inspect"
-	"github.com/ckpt2core/ckpt2core/rootfs"
+	"github.com/ckpt2core/ckpt2core/internal/archive"
+	"github.com/ckpt2core/ckpt2core/internal/elfcore"
+	"github.com/ckpt2core/ckpt2core/internal/inspect"
+	"github.com/ckpt2core/ckpt2core/internal/rootfs"
 )
 
 // checkpointSource is what openCheckpoint gives: a checkpoint's CRIU

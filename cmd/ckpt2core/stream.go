@@ -9,9 +9,9 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/ckpt2core/ckpt2core/archive"
 	"github.com/ckpt2core/ckpt2core/criuimg"
-	"github.com/ckpt2core/ckpt2core/inspect"
+	"github.com/ckpt2core/ckpt2core/internal/archive"
+	"github.com/ckpt2core/ckpt2core/internal/inspect"
 )
 
 // streamedArchive returns the archive of src when it is read as a stream

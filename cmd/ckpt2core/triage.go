@@ -10,8 +10,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
-	"github.com/ckpt2core/ckpt2core/inspect"
-	"github.com/ckpt2core/ckpt2core/triage"
+	"github.com/ckpt2core/ckpt2core/internal/inspect"
+	"github.com/ckpt2core/ckpt2core/internal/triage"
 )
 
 // exitFindings is triage's status when a finding is above info.

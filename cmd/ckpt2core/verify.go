@@ -12,10 +12,10 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/ckpt2core/ckpt2core/archive"
 	"github.com/ckpt2core/ckpt2core/criuimg"
+	"github.com/ckpt2core/ckpt2core/internal/archive"
+	"github.com/ckpt2core/ckpt2core/internal/rootfs"
 	"github.com/ckpt2core/ckpt2core/internal/verify"
-	"github.com/ckpt2core/ckpt2core/rootfs"
 )
 
 const verifyExamples = `

@@ -13,8 +13,8 @@ import (
 	"testing"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
-	"github.com/ckpt2core/ckpt2core/criuimg/imgtest"
 	"github.com/ckpt2core/ckpt2core/internal/coredump"
+	"github.com/ckpt2core/ckpt2core/internal/imgtest"
 	"google.golang.org/protobuf/proto"
 )
 

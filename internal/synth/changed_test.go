@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
-	"github.com/ckpt2core/ckpt2core/criuimg/imgtest"
+	"github.com/ckpt2core/ckpt2core/internal/imgtest"
 )
 
 // TestLargeChanged: the changed shape differs from Large only in the

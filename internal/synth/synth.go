@@ -14,7 +14,7 @@ import (
 	"fmt"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
-	"github.com/ckpt2core/ckpt2core/criuimg/imgtest"
+	"github.com/ckpt2core/ckpt2core/internal/imgtest"
 )
 
 // PageSize is the page size of every synthetic checkpoint.

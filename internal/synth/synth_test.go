@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
-	"github.com/ckpt2core/ckpt2core/criuimg/imgtest"
-	"github.com/ckpt2core/ckpt2core/elfcore"
 	"github.com/ckpt2core/ckpt2core/internal/coredump"
+	"github.com/ckpt2core/ckpt2core/internal/elfcore"
+	"github.com/ckpt2core/ckpt2core/internal/imgtest"
 )
 
 // write writes s into a new directory of tb's.

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
-	"github.com/ckpt2core/ckpt2core/criuimg/imgtest"
+	"github.com/ckpt2core/ckpt2core/internal/imgtest"
 )
 
 // TestTrim trims a synthetic checkpoint and reads the result strictly: the

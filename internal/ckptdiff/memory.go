@@ -1,0 +1,465 @@
+package ckptdiff
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"sort"
+
+	"github.com/ckpt2core/ckpt2core/criuimg"
+	"github.com/ckpt2core/ckpt2core/internal/inspect"
+)
+
+// MemoryDiff compares the memory of a process in A and in B. For a process
+// only one side has, only VMAs and CapturedBytes are set.
+type MemoryDiff struct {
+	VMAs          int    `json:"vmas"`           // B's (A's if removed)
+	CapturedBytes uint64 `json:"captured_bytes"` // B's (A's if removed)
+	// Mappings lists the mappings added, removed, grown, shrunk, with
+	// another protection, or whose captured pages changed.
+	Mappings []MappingChange `json:"mappings"`
+	// NotCompared says why the pages were not compared ("" if they were).
+	NotCompared string `json:"not_compared"`
+	// Page counts over the mappings in both: pages captured in both and
+	// compared, those whose content differs, the bytes that differ in
+	// them, pages captured in B only (never touched, not captured, or
+	// beyond the mapping's end in A) and pages captured in A only.
+	PagesCompared         uint64 `json:"pages_compared"`
+	PagesChanged          uint64 `json:"pages_changed"`
+	BytesChanged          uint64 `json:"bytes_changed"`
+	PagesNewlyCaptured    uint64 `json:"pages_newly_captured"`
+	PagesNoLongerCaptured uint64 `json:"pages_no_longer_captured"`
+	// NewStrings are the longest printable strings of changed or newly
+	// captured pages that the page did not hold in A (at most
+	// Options.Strings); NewStringsTotal counts all of them.
+	NewStrings      []NewString `json:"new_strings"`
+	NewStringsTotal int         `json:"new_strings_total"`
+}
+
+// differs reports whether the memory differs; pages not compared (the
+// reason is in NotCompared) are no difference by themselves.
+func (m *MemoryDiff) differs() bool {
+	if m == nil {
+		return false
+	}
+	return countChanges(m.Mappings, func(x MappingChange) string { return x.Change }) > 0 ||
+		m.PagesChanged > 0 || m.PagesNewlyCaptured > 0 || m.PagesNoLongerCaptured > 0
+}
+
+// MappingChange is one mapping of A, of B, or of both.
+type MappingChange struct {
+	Change string      `json:"change"` // added, removed, grown, shrunk, protection, changed (content), unchanged
+	Start  inspect.Hex `json:"start"`  // B's (A's if removed)
+	End    inspect.Hex `json:"end"`
+	// StartBefore and EndBefore are A's bounds, when they differ.
+	StartBefore inspect.Hex `json:"start_before"`
+	EndBefore   inspect.Hex `json:"end_before"`
+	Prot        string      `json:"prot"`        // "rwx" form, B's (A's if removed)
+	ProtBefore  string      `json:"prot_before"` // A's, when it differs
+	Path        string      `json:"path"`        // mapped file; "" anonymous
+	Kind        string      `json:"kind"`        // "file", "anon", "heap", "stack", "shared", "special"
+	// Content of a mapping in both.
+	PagesChanged       uint64 `json:"pages_changed"`
+	BytesChanged       uint64 `json:"bytes_changed"`
+	PagesNewlyCaptured uint64 `json:"pages_newly_captured"`
+}
+
+// NewString is a printable string that a page holds in B and did not in A.
+type NewString struct {
+	Addr    inspect.Hex `json:"addr"`
+	Text    string      `json:"text"`
+	Length  int         `json:"length"` // of the whole string (Text is cut at MaxStringLen)
+	Count   int         `json:"count"`  // times seen in new content
+	Mapping string      `json:"mapping"`
+}
+
+// MaxStringLen bounds the text kept of one string.
+const MaxStringLen = 200
+
+// chunkPages is how many pages are read at once.
+const chunkPages = 256
+
+// memComparer compares the memory of process pairs with one seed and
+// reusable buffers.
+type memComparer struct {
+	seed       maphash.Seed
+	opts       Options
+	bufA, bufB []byte
+}
+
+func newMemComparer(opts Options) *memComparer {
+	return &memComparer{seed: maphash.MakeSeed(), opts: opts}
+}
+
+// hashRun is the page hashes of consecutive captured pages from start.
+type hashRun struct {
+	start uint64
+	h     []uint64
+}
+
+// protString writes PROT_* bits as "rwx".
+func protString(p uint32) string {
+	b := []byte("---")
+	if p&criuimg.ProtRead != 0 {
+		b[0] = 'r'
+	}
+	if p&criuimg.ProtWrite != 0 {
+		b[1] = 'w'
+	}
+	if p&criuimg.ProtExec != 0 {
+		b[2] = 'x'
+	}
+	return string(b)
+}
+
+// vmaKind classifies a mapping as inspect's memory summary does.
+func vmaKind(v *criuimg.VMA) string {
+	switch {
+	case v.Status&(criuimg.VMAAreaVDSO|criuimg.VMAAreaVVAR|criuimg.VMAAreaVsyscall|criuimg.VMAAreaAIORing|criuimg.VMAAreaSocket) != 0:
+		return inspect.KindSpecial
+	case v.Status&criuimg.VMAAreaHeap != 0:
+		return inspect.KindHeap
+	case v.Status&criuimg.VMAAreaStack != 0 || v.Flags&0x100 != 0:
+		return inspect.KindStack
+	case v.HasShmem || v.Status&(criuimg.VMAAnonShared|criuimg.VMAAreaSysVIPC|criuimg.VMAAreaMemfd) != 0:
+		return inspect.KindShared
+	case v.Path != "":
+		return inspect.KindFile
+	}
+	return inspect.KindAnon
+}
+
+func mappingOf(change string, v *criuimg.VMA) MappingChange {
+	return MappingChange{Change: change, Start: inspect.Hex(v.Start), End: inspect.Hex(v.End), Prot: protString(v.Prot), Path: v.Path, Kind: vmaKind(v)}
+}
+
+// matchVMAs pairs B's mappings with A's: same start and path, then (for
+// a stack that grew down) same end and path. It returns, for each B
+// mapping, the index of its A mapping or -1, and which A mappings matched.
+func matchVMAs(a, b []criuimg.VMA) ([]int, []bool) {
+	byStart := map[uint64]int{}
+	byEnd := map[uint64]int{}
+	for i, v := range a {
+		byStart[v.Start] = i
+		byEnd[v.End] = i
+	}
+	match := make([]int, len(b))
+	used := make([]bool, len(a))
+	for j, v := range b {
+		match[j] = -1
+		if i, ok := byStart[v.Start]; ok && a[i].Path == v.Path && !used[i] {
+			match[j], used[i] = i, true
+		}
+	}
+	for j, v := range b {
+		if match[j] >= 0 {
+			continue
+		}
+		if i, ok := byEnd[v.End]; ok && a[i].Path == v.Path && !used[i] {
+			match[j], used[i] = i, true
+		}
+	}
+	return match, used
+}
+
+// compare compares the memory of pa (in A) and pb (in B). replaced says
+// that the executable changed: the address space is another one, and its
+// pages are not compared.
+func (mc *memComparer) compare(pa, pb *criuimg.Process, replaced bool) (*MemoryDiff, error) {
+	m := &MemoryDiff{VMAs: len(pb.VMAs)}
+	if replaced {
+		m.NotCompared = "the executable changed (execve, or another process under this pid)"
+		return m, nil
+	}
+	match, used := matchVMAs(pa.VMAs, pb.VMAs)
+	changes := make([]MappingChange, len(pb.VMAs))
+	for j := range pb.VMAs {
+		vb := &pb.VMAs[j]
+		i := match[j]
+		if i < 0 {
+			changes[j] = mappingOf(Added, vb)
+			continue
+		}
+		va := &pa.VMAs[i]
+		c := mappingOf(Unchanged, vb)
+		if va.Start != vb.Start || va.End != vb.End {
+			c.StartBefore, c.EndBefore = inspect.Hex(va.Start), inspect.Hex(va.End)
+			if vb.End-vb.Start > va.End-va.Start {
+				c.Change = Grown
+			} else {
+				c.Change = Shrunk
+			}
+		}
+		if va.Prot != vb.Prot {
+			c.ProtBefore = protString(va.Prot)
+			if c.Change == Unchanged {
+				c.Change = Protection
+			}
+		}
+		changes[j] = c
+	}
+	var removed []MappingChange
+	for i := range pa.VMAs {
+		if !used[i] {
+			removed = append(removed, mappingOf(Removed, &pa.VMAs[i]))
+		}
+	}
+
+	var errs []error
+	switch {
+	case pa.Mem == nil || pb.Mem == nil:
+		m.NotCompared = "no memory view (page size unknown or images damaged)"
+	case pa.PageSize != pb.PageSize:
+		m.NotCompared = fmt.Sprintf("page sizes differ (%d and %d)", pa.PageSize, pb.PageSize)
+	default:
+		errs = mc.comparePages(pa, pb, match, changes, m)
+	}
+
+	for _, c := range changes {
+		if c.Change == Unchanged && (c.PagesChanged > 0 || c.PagesNewlyCaptured > 0) {
+			c.Change = Changed
+		}
+		if c.Change != Unchanged || mc.opts.ShowUnchanged {
+			m.Mappings = append(m.Mappings, c)
+		}
+	}
+	m.Mappings = append(m.Mappings, removed...)
+	sort.SliceStable(m.Mappings, func(i, j int) bool { return m.Mappings[i].Start < m.Mappings[j].Start })
+	if mem := pb.Mem; mem != nil {
+		for i := range pb.VMAs {
+			_ = mem.VMAExtents(&pb.VMAs[i], func(e criuimg.Extent) error {
+				if e.Kind == criuimg.Captured {
+					m.CapturedBytes += e.End - e.Start
+				}
+				return nil
+			})
+		}
+	}
+	return m, errors.Join(errs...)
+}
+
+// readCaptured calls fn for each captured page of v (in chunks of whole
+// pages read into buf), in address order.
+func readCaptured(mem *criuimg.Memory, v *criuimg.VMA, ps uint64, buf []byte, fn func(addr uint64, pages []byte) error) error {
+	return mem.VMAExtents(v, func(e criuimg.Extent) error {
+		if e.Kind != criuimg.Captured {
+			return nil
+		}
+		for s := e.Start; s < e.End; {
+			n := min(e.End-s, uint64(len(buf)))
+			n -= n % ps
+			if n == 0 {
+				return nil
+			}
+			b := buf[:n]
+			k, err := e.Src.ReadAt(b, e.Off+int64(s-e.Start))
+			if k < len(b) {
+				if err == nil {
+					err = fmt.Errorf("short read")
+				}
+				return fmt.Errorf("%s at offset %d: %w", e.Src.Name(), e.Off+int64(s-e.Start), err)
+			}
+			if err := fn(s, b); err != nil {
+				return err
+			}
+			s += n
+		}
+		return nil
+	})
+}
+
+// comparePages hashes the captured pages of pa's mappings that B kept,
+// then streams pb's and compares them.
+func (mc *memComparer) comparePages(pa, pb *criuimg.Process, match []int, changes []MappingChange, m *MemoryDiff) []error {
+	ps := pa.PageSize
+	if ps == 0 || ps > 1<<20 {
+		m.NotCompared = fmt.Sprintf("page size %d", ps)
+		return nil
+	}
+	size := int(ps) * chunkPages
+	if len(mc.bufA) < int(ps) || len(mc.bufB) != size {
+		mc.bufA, mc.bufB = make([]byte, ps), make([]byte, size)
+	}
+	var errs []error
+	// Hash A's captured pages, in the mappings B kept.
+	runs := map[int][]hashRun{}
+	captured := map[int]uint64{} // A pages per mapping
+	for j, i := range match {
+		if i < 0 {
+			continue
+		}
+		va := &pa.VMAs[i]
+		var rs []hashRun
+		err := readCaptured(pa.Mem, va, ps, mc.bufB, func(addr uint64, pages []byte) error {
+			if len(rs) == 0 || rs[len(rs)-1].start+uint64(len(rs[len(rs)-1].h))*ps != addr {
+				rs = append(rs, hashRun{start: addr})
+			}
+			r := &rs[len(rs)-1]
+			for off := 0; off < len(pages); off += int(ps) {
+				r.h = append(r.h, maphash.Bytes(mc.seed, pages[off:off+int(ps)]))
+			}
+			return nil
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("A: mapping [%#x-%#x): %w", va.Start, va.End, err))
+		}
+		runs[j] = rs
+		for _, r := range rs {
+			captured[j] += uint64(len(r.h))
+		}
+	}
+	top := &topStrings{n: mc.opts.Strings}
+	// Stream B's.
+	for j := range pb.VMAs {
+		if match[j] < 0 {
+			continue
+		}
+		vb := &pb.VMAs[j]
+		c := &changes[j]
+		rs := runs[j]
+		var inA uint64 // B pages whose A page was captured
+		err := readCaptured(pb.Mem, vb, ps, mc.bufB, func(addr uint64, pages []byte) error {
+			for off := uint64(0); off < uint64(len(pages)); off += ps {
+				pg := pages[off : off+ps]
+				a := addr + off
+				h, ok := lookup(rs, a, ps)
+				if ok {
+					inA++
+					m.PagesCompared++
+					if h == maphash.Bytes(mc.seed, pg) {
+						continue
+					}
+					k, err := pa.Mem.ReadAt(mc.bufA[:ps], int64(a))
+					if k < int(ps) {
+						return fmt.Errorf("A: page %#x: %w", a, err)
+					}
+					old := mc.bufA[:ps]
+					nb := uint64(0)
+					for x := range pg {
+						if pg[x] != old[x] {
+							nb++
+						}
+					}
+					if nb == 0 {
+						continue // a hash collision
+					}
+					m.PagesChanged++
+					m.BytesChanged += nb
+					c.PagesChanged++
+					c.BytesChanged += nb
+					m.NewStringsTotal += top.scan(a, pg, old, mc.opts.MinString, mappingName(vb))
+					continue
+				}
+				m.PagesNewlyCaptured++
+				c.PagesNewlyCaptured++
+				m.NewStringsTotal += top.scan(a, pg, nil, mc.opts.MinString, mappingName(vb))
+			}
+			return nil
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("B: mapping [%#x-%#x): %w", vb.Start, vb.End, err))
+		}
+		// A's pages in the part of the mapping B still has, that B did
+		// not capture.
+		var aIn uint64
+		for _, r := range rs {
+			for k := range r.h {
+				if a := r.start + uint64(k)*ps; a >= vb.Start && a < vb.End {
+					aIn++
+				}
+			}
+		}
+		if aIn > inA {
+			m.PagesNoLongerCaptured += aIn - inA
+		}
+		delete(runs, j)
+	}
+	m.NewStrings = top.sorted()
+	return errs
+}
+
+// lookup returns A's hash of the page at addr.
+func lookup(rs []hashRun, addr, ps uint64) (uint64, bool) {
+	i := sort.Search(len(rs), func(i int) bool { return rs[i].start+uint64(len(rs[i].h))*ps > addr })
+	if i == len(rs) || addr < rs[i].start {
+		return 0, false
+	}
+	return rs[i].h[(addr-rs[i].start)/ps], true
+}
+
+func mappingName(v *criuimg.VMA) string {
+	if v.Path != "" {
+		return v.Path
+	}
+	return vmaKind(v)
+}
+
+// topStrings keeps the n longest new strings (distinct texts).
+type topStrings struct {
+	n    int
+	kept []NewString
+}
+
+// scan finds the printable strings of at least min bytes in page (at
+// addr) that old does not contain (all of them if old is nil), keeps the
+// longest, and returns how many it found.
+func (t *topStrings) scan(addr uint64, page, old []byte, min int, mapping string) int {
+	found := 0
+	start := -1
+	for i := 0; i <= len(page); i++ {
+		if i < len(page) && printable(page[i]) {
+			if start < 0 {
+				start = i
+			}
+			continue
+		}
+		if start >= 0 && i-start >= min {
+			s := page[start:i]
+			if old == nil || !bytes.Contains(old, s) {
+				found++
+				t.add(addr+uint64(start), s, mapping)
+			}
+		}
+		start = -1
+	}
+	return found
+}
+
+func printable(c byte) bool { return c >= 0x20 && c < 0x7f || c == '\t' }
+
+func (t *topStrings) add(addr uint64, s []byte, mapping string) {
+	if t.n <= 0 {
+		return
+	}
+	text := s
+	if len(text) > MaxStringLen {
+		text = text[:MaxStringLen]
+	}
+	for i := range t.kept {
+		if t.kept[i].Text == string(text) && t.kept[i].Length == len(s) {
+			t.kept[i].Count++
+			return
+		}
+	}
+	ns := NewString{Addr: inspect.Hex(addr), Text: string(text), Length: len(s), Count: 1, Mapping: mapping}
+	if len(t.kept) < t.n {
+		t.kept = append(t.kept, ns)
+		return
+	}
+	shortest := 0
+	for i := range t.kept {
+		if t.kept[i].Length < t.kept[shortest].Length {
+			shortest = i
+		}
+	}
+	if len(s) > t.kept[shortest].Length {
+		t.kept[shortest] = ns
+	}
+}
+
+// sorted returns the kept strings by address.
+func (t *topStrings) sorted() []NewString {
+	sort.Slice(t.kept, func(i, j int) bool { return t.kept[i].Addr < t.kept[j].Addr })
+	return t.kept
+}
