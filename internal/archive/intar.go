@@ -30,12 +30,16 @@ func openInPlace(path string, f *os.File, size int64, opts Options) (*Checkpoint
 	tr := tar.NewReader(cr)
 	images := map[string]span{}
 	top := map[string]span{}
+	x := newExtras()
 	_, err := scan(path, &cr.countReader, tr, opts, size, false, func(m *member) error {
 		sp := span{off: m.off, size: m.hdr.Size, mtime: m.hdr.ModTime}
-		if m.role == roleImage {
+		switch m.role {
+		case roleImage:
 			images[m.key] = sp
-		} else {
+		case roleTop:
 			top[m.key] = sp
+		default:
+			x.add(m, sp)
 		}
 		return nil
 	})
@@ -48,6 +52,7 @@ func openInPlace(path string, f *os.File, size int64, opts Options) (*Checkpoint
 		f:      f,
 		Images: &tarSource{f: f, path: path, prefix: "checkpoint/", members: images},
 		top:    &tarSource{f: f, path: path, members: top},
+		x:      x,
 	}, nil
 }
 
