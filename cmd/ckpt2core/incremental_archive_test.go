@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
@@ -15,24 +16,26 @@ import (
 )
 
 // tarTree writes the files, directories and symbolic links under base
-// whose top-level name is in tops, as members named relative to base
-// (sorted, as Podman's writer walks the bundle: chrootarchive.Tar keeps a
-// symbolic link as a link member), compressed as kind ("", "gzip",
-// "zstd"), to path.
+// whose top-level name is in tops, as members named relative to base, in
+// the order of tops and sorted within each (as Podman's writer walks each
+// of its include list: chrootarchive.Tar keeps a symbolic link as a link
+// member), compressed as kind ("", "gzip", "zstd"), to path.
 func tarTree(t *testing.T, base, path, kind string, tops ...string) {
 	t.Helper()
 	var rels []string
 	for _, top := range tops {
+		var in []string
 		filepath.Walk(filepath.Join(base, top), func(p string, _ os.FileInfo, err error) error {
 			if err != nil {
 				t.Fatal(err)
 			}
 			rel, _ := filepath.Rel(base, p)
-			rels = append(rels, rel)
+			in = append(in, rel)
 			return nil
 		})
+		sort.Strings(in)
+		rels = append(rels, in...)
 	}
-	sort.Strings(rels)
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, rel := range rels {
@@ -140,11 +143,30 @@ func TestIncrementalArchives(t *testing.T) {
 		}
 		return out
 	}()
-	for _, kind := range []string{"", "gzip", "zstd"} {
-		t.Run("one-archive-"+kind, func(t *testing.T) {
+	dirInspect := processesJSON(t, counterImages)
+	for _, tc := range []struct {
+		kind  string
+		order []string
+	}{
+		{"", []string{"checkpoint", "config.dump", "pre-checkpoint"}},
+		{"gzip", []string{"checkpoint", "config.dump", "pre-checkpoint"}},
+		{"zstd", []string{"checkpoint", "config.dump", "pre-checkpoint"}},
+		{"zstd", []string{"pre-checkpoint", "config.dump", "checkpoint"}}, // the parent's pages first
+	} {
+		kind := tc.kind
+		t.Run("one-archive-"+kind+"-"+tc.order[0], func(t *testing.T) {
 			a := filepath.Join(t.TempDir(), "both.tar")
-			tarTree(t, base, a, kind, "checkpoint", "config.dump", "pre-checkpoint")
+			tarTree(t, base, a, kind, tc.order...)
 			same(t, a)
+			ex := filepath.Join(t.TempDir(), "x")
+			same(t, a, "--extract", ex)
+			// The extracted directory has no parent link (links are
+			// not created): --parent names the parent's images.
+			same(t, ex, "--parent", filepath.Join(ex, "pre-checkpoint"))
+			same(t, ex, "--parent", ex)
+			if got := processesJSON(t, a); got != dirInspect {
+				t.Errorf("inspect's processes differ from the non-incremental fixture's:\n%s\n---\n%s", got, dirInspect)
+			}
 			code, out, stderr := convertCLI(t, "grep", "-v", "counter", a)
 			if code != exitOK || out != dirGrep {
 				t.Errorf("grep: exit %d, %q, want %q (stderr %s)", code, out, dirGrep, stderr)
@@ -153,6 +175,8 @@ func TestIncrementalArchives(t *testing.T) {
 				t.Errorf("grep -v of a stream does not say it spooled: %s", stderr)
 			}
 		})
+	}
+	for _, kind := range []string{"", "gzip", "zstd"} {
 		t.Run("two-exports-"+kind, func(t *testing.T) {
 			dir := t.TempDir()
 			child, pre := filepath.Join(dir, "child.tar"), filepath.Join(dir, "pre.tar")
@@ -171,8 +195,26 @@ func TestIncrementalArchives(t *testing.T) {
 			if code != exitOK || out != dirGrep {
 				t.Errorf("grep --parent: exit %d, %q, want %q (stderr %s)", code, out, dirGrep, stderr)
 			}
+			if got := processesJSON(t, child, "--parent", pre); got != dirInspect {
+				t.Errorf("inspect --parent: processes differ from the non-incremental fixture's")
+			}
 		})
 	}
+	// --parent naming what holds no parent images, or the child itself.
+	t.Run("two-exports-wrong-parent", func(t *testing.T) {
+		dir := t.TempDir()
+		child := filepath.Join(dir, "child.tar")
+		tarTree(t, base, child, "", "checkpoint", "config.dump")
+		empty := t.TempDir()
+		code, _, stderr := convertCLI(t, child, "--parent", empty, "-o", t.TempDir())
+		if code == exitOK || !strings.Contains(stderr, "the parent checkpoint's images are not in the archive") || !strings.Contains(stderr, "nor does "+empty) {
+			t.Errorf("--parent without the images: exit %d, %s", code, stderr)
+		}
+		code, _, stderr = convertCLI(t, child, "--parent", child, "-o", t.TempDir())
+		if code == exitOK || !strings.Contains(stderr, "the parent links form a cycle") {
+			t.Errorf("--parent the child itself: exit %d, %s", code, stderr)
+		}
+	})
 	t.Run("hostile", func(t *testing.T) {
 		for _, tc := range []struct {
 			name, link, target, want string
@@ -208,4 +250,20 @@ func TestIncrementalArchives(t *testing.T) {
 			})
 		}
 	})
+}
+
+// processesJSON returns inspect --json's processes of a checkpoint.
+func processesJSON(t *testing.T, args ...string) string {
+	t.Helper()
+	code, out, stderr := convertCLI(t, append([]string{"inspect", "--json"}, args...)...)
+	if code != exitOK {
+		t.Fatalf("inspect %v: exit %d: %s", args, code, stderr)
+	}
+	var rep struct {
+		Processes json.RawMessage `json:"processes"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	return string(rep.Processes)
 }

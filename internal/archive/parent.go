@@ -26,6 +26,11 @@ import (
 // archive (its NAME/ directory, when someone packed both), or in the
 // other export (Options.Parent).
 
+// PodmanPreCheckpoint is the directory of Podman's pre-checkpoint
+// (libpod: preCheckpointDir), the parent looked for in Options.Parent when
+// the checkpoint has no parent link to name it.
+const PodmanPreCheckpoint = "pre-checkpoint"
+
 // ErrParentNotInArchive says that a checkpoint/parent link names a
 // directory whose images the archive does not hold (and no Options.Parent
 // checkpoint holds them either).
@@ -101,9 +106,13 @@ func (c *Checkpoint) Parent() (criuimg.Source, error) {
 		if ps, ok := c.Images.(criuimg.ParentSource); ok {
 			src, err := ps.Parent()
 			if err != nil && errors.Is(err, fs.ErrNotExist) && c.parent != nil {
+				// A dangling link, or none (a directory extracted from an
+				// archive: links are not created).
+				name := PodmanPreCheckpoint
 				if t, lerr := os.Readlink(filepath.Join(c.Images.String(), criuimg.ParentLink)); lerr == nil {
-					return c.parent.imagesFor(filepath.Base(t), err)
+					name = filepath.Base(t)
 				}
+				return c.parent.imagesFor(name, err)
 			}
 			return src, err
 		}
@@ -121,7 +130,11 @@ func (c *Checkpoint) parentOf(dir string) (criuimg.Source, error) {
 	}
 	target, ok := x.links[dir]
 	if !ok {
-		return nil, &fs.PathError{Op: "readlink", Path: link, Err: fs.ErrNotExist}
+		err := &fs.PathError{Op: "readlink", Path: link, Err: fs.ErrNotExist}
+		if c.parent != nil && dir == imagesDir {
+			return c.parent.imagesFor(PodmanPreCheckpoint, err)
+		}
+		return nil, err
 	}
 	link += " -> ../" + target
 	if target == imagesDir { // a cycle: openParents names it
