@@ -328,26 +328,72 @@ type Memory struct {
 	shmem   map[uint64]*PageIndex
 }
 
-// openMemory builds p's memory view from its pagemaps. Strict, any
-// problem stops loading (nil); with salvage the indexes keep what is sound
+// openMemory builds p's memory view from its pagemaps. Strict, the
+// indexes must be sound; with salvage they keep what is sound
 // (readPageIndex).
-func (l *loader) openMemory(p *Process) *Memory {
-	c := l.c
+func (l *loader) openMemory(p *Process) ([]problem, bool) {
 	m := &Memory{vmas: p.VMAs, shmem: map[uint64]*PageIndex{}}
-	priv, errs := readPageIndex(c.Src, fmt.Sprintf("pagemap-%d.img", p.Pid), p.PageSize, l.salvage, "address")
-	for _, err := range errs {
-		if l.problem(PartNone, 0, err, "") {
-			return nil
-		}
+	priv, errs := readPageIndex(l.c.Src, fmt.Sprintf("pagemap-%d.img", p.Pid), p.PageSize, l.salvage, "address")
+	probs := plainProblems(errs)
+	if priv == nil {
+		return probs, true
 	}
 	m.private = priv
-	if err := openParents(c.Src, priv, p.PageSize); err != nil && err != errNoParent {
-		if l.problem(PartNone, 0, err, "") {
-			m.Close()
-			return nil
+	p.Mem = m
+	if err := openParents(l.c.Src, priv, p.PageSize); err != nil && err != errNoParent {
+		probs = append(probs, problem{err: err})
+	}
+	for _, v := range p.VMAs {
+		if !v.HasShmem || m.shmem[v.Shmem] != nil {
+			continue
+		}
+		idx, errs := l.shmemIndex(v, p.PageSize)
+		probs = append(probs, plainProblems(errs)...)
+		if idx == nil {
+			return probs, true
+		}
+		m.shmem[v.Shmem] = idx
+	}
+	if parent, lazy := uncaptured(priv); parent > 0 || lazy > 0 {
+		if parent > 0 {
+			p.Notes = append(p.Notes, Note{Kind: NoteParentPages, Bytes: parent})
+		}
+		if lazy > 0 {
+			p.Notes = append(p.Notes, Note{Kind: NoteLazyPages, Bytes: lazy})
 		}
 	}
-	var parent, lazy uint64
+	return probs, false
+}
+
+// plainProblems are the problems of errs, each of which says what it
+// costs.
+func plainProblems(errs []error) []problem {
+	probs := make([]problem, 0, len(errs))
+	for _, err := range errs {
+		probs = append(probs, problem{err: err})
+	}
+	return probs
+}
+
+// shmemIndex returns the index of the shared memory object that v maps:
+// strict, the one validated once for every process (nil and the problem
+// if it is not sound); with salvage, read for this process with what is
+// sound of it.
+func (l *loader) shmemIndex(v VMA, pageSize uint64) (*PageIndex, []error) {
+	if l.salvage {
+		return readPageIndex(l.c.Src, fmt.Sprintf("pagemap-shmem-%d.img", v.Shmem), pageSize, true, "offset")
+	}
+	idx, err := l.c.shmemIndex(v.Shmem, pageSize)
+	if err != nil {
+		return nil, []error{fmt.Errorf("shared mapping [%#x-%#x): %w", v.Start, v.End, err)}
+	}
+	return idx, nil
+}
+
+// uncaptured counts the bytes of the private pagemap's runs that are in
+// no pages file at hand: in a parent checkpoint that is not, or left to
+// lazy migration.
+func uncaptured(priv *PageIndex) (parent, lazy uint64) {
 	for _, r := range priv.Runs {
 		if !r.InFile() {
 			if r.Flags&PEParent != 0 {
@@ -359,33 +405,7 @@ func (l *loader) openMemory(p *Process) *Memory {
 			}
 		}
 	}
-	for _, v := range p.VMAs {
-		if !v.HasShmem || m.shmem[v.Shmem] != nil {
-			continue
-		}
-		if l.salvage {
-			idx, errs := readPageIndex(c.Src, fmt.Sprintf("pagemap-shmem-%d.img", v.Shmem), p.PageSize, true, "offset")
-			for _, err := range errs {
-				l.problem(PartNone, 0, err, "")
-			}
-			m.shmem[v.Shmem] = idx
-			continue
-		}
-		idx, err := c.shmemIndex(v.Shmem, p.PageSize)
-		if err != nil {
-			m.Close()
-			l.problem(PartNone, 0, fmt.Errorf("shared mapping [%#x-%#x): %w", v.Start, v.End, err), "")
-			return nil
-		}
-		m.shmem[v.Shmem] = idx
-	}
-	if parent > 0 {
-		p.Warnings = append(p.Warnings, fmt.Sprintf("%d bytes of memory are in a parent checkpoint (incremental dump) and are left out of the core", parent))
-	}
-	if lazy > 0 {
-		p.Warnings = append(p.Warnings, fmt.Sprintf("%d bytes of memory were left to lazy migration and are not in the images; they are left out of the core", lazy))
-	}
-	return m
+	return parent, lazy
 }
 
 // shmemKey identifies a validated shmem pagemap.

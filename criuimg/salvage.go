@@ -70,12 +70,21 @@ type SalvageError struct {
 	// out).
 	Tid uint32
 	// Err names the file, the entry and what is wrong (it wraps the
-	// *FormatError, or the error of opening the image), and what the
-	// problem costs when Part does not say it.
+	// *FormatError, or the error of opening the image); for the problems
+	// of pagemaps and pages files it also says which bytes are
+	// unreadable.
 	Err error
+	// Lost is what else the problem costs.
+	Lost Loss
 }
 
-func (e *SalvageError) Error() string { return e.Err.Error() }
+// Error is Err's text followed by what is lost.
+func (e *SalvageError) Error() string {
+	if e.Lost == LossNone {
+		return e.Err.Error()
+	}
+	return e.Err.Error() + ": " + e.Lost.String()
+}
 
 // Unwrap returns Err.
 func (e *SalvageError) Unwrap() error { return e.Err }

@@ -216,7 +216,9 @@ func inspectProcess(ck *criuimg.Checkpoint, info criuimg.ProcInfo, files fileTab
 		return pr, criuimg.ArchUnknown // (not in pstree.img)
 	}
 	defer p.Close()
-	pr.Warnings = append(pr.Warnings, p.Warnings...)
+	for _, n := range p.Notes {
+		warn("%s", noteWarning(n))
+	}
 	pr.Comm, pr.State = p.Comm, stateName(p.State)
 	if p.Zombie() {
 		if ws := criuimg.WaitStatus(p.ExitCode); ws.Signaled() {
@@ -302,6 +304,18 @@ func inspectProcess(ck *criuimg.Checkpoint, info criuimg.ProcInfo, files fileTab
 		pr.Files = fds
 	}
 	return pr, p.Arch
+}
+
+// noteWarning is the warning about a fact of a process's images that
+// leaves memory out of the report (or a mapping unnamed).
+func noteWarning(n criuimg.Note) string {
+	switch n.Kind {
+	case criuimg.NoteParentPages:
+		return fmt.Sprintf("%d bytes of memory are in a parent checkpoint (incremental dump) that is not here: they are not read", n.Bytes)
+	case criuimg.NoteLazyPages:
+		return fmt.Sprintf("%d bytes of memory were left to lazy migration and are not in the images", n.Bytes)
+	}
+	return n.Err.Error()
 }
 
 // salvageWarning is the warning about a problem criuimg.SalvageProcess
