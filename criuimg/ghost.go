@@ -112,12 +112,12 @@ func (c *Checkpoint) ReadRemaps() (*RemapTable, error) {
 			if j, dup := t.byFile[r.FileID]; dup {
 				return &FormatError{File: "remap-fpath.img", Entry: i, Offset: off, Msg: fmt.Sprintf("file id %#x already remapped by entry %d", r.FileID, j)}
 			}
-			if f, ok := c.files[r.FileID]; ok {
-				r.Path = f.Path
+			if path, ok := c.FilePath(r.FileID); ok {
+				r.Path = path
 			}
 			if r.Kind == RemapLinked {
-				if f, ok := c.files[r.RemapID]; ok {
-					r.LinkPath = f.Path
+				if path, ok := c.FilePath(r.RemapID); ok {
+					r.LinkPath = path
 				}
 			}
 			t.byFile[r.FileID] = len(t.list)

@@ -28,6 +28,7 @@ const (
 	MagicIDs        uint32 = 0x54432030 // ids-<pid>.img
 	MagicFdinfo     uint32 = 0x56213732 // fdinfo-<id>.img
 	MagicMnts       uint32 = 0x55563928 // mountpoints-<id>.img
+	MagicUTSNS      uint32 = 0x54473203 // utsns-<id>.img
 )
 
 // MaxEntrySize bounds one protobuf entry. CRIU's largest entries (an mm

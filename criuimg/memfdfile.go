@@ -37,8 +37,8 @@ func (c *Checkpoint) ReadMemfdInodes() ([]MemfdInode, error) {
 // MemfdInodeOf returns the memfd inode id of the memfd file fileID of
 // files.img.
 func (c *Checkpoint) MemfdInodeOf(fileID uint32) (uint32, bool) {
-	id, ok := c.memfds[fileID]
-	return id, ok
+	m := c.files[fileID].GetMemfd()
+	return m.GetInodeId(), m != nil
 }
 
 // MaxMemfdHoles bounds the bytes of a memfd's claimed size that its

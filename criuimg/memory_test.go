@@ -543,7 +543,7 @@ func TestMemoryPrivateMemfdCOW(t *testing.T) {
 	s.MemfdName = "memfd:jit"
 	s.AddPages(0, append(page("ORIG"), page("ORI2")...), criuimg.PEPresent)
 	v := p.MapMemfd(0x700000, s, 0, criuimg.ProtRead|criuimg.ProtWrite)
-	v.Flags = proto.Uint32(imgtest.MapPrivate)
+	v.Flags = proto.Uint32(criuimg.MapPrivate)
 	v.Status = proto.Uint32(criuimg.VMAAreaRegular | criuimg.VMAFilePrivate | criuimg.VMAAreaMemfd)
 	p.AddPages(0x700000, page("COW!"), criuimg.PEPresent)
 	pr := c.Load(t, 10)

@@ -43,6 +43,8 @@ const (
 // MAP_* bits of vma_entry.flags.
 const (
 	MapShared    = 0x01
+	MapPrivate   = 0x02
+	MapAnonymous = 0x20
 	MapGrowsdown = 0x100
 )
 
@@ -302,7 +304,7 @@ func (l *loader) vma(p *Process, v *vmaimg.VmaEntry) (VMA, error) {
 // A damaged memfd.img fails every memfd, but with salvage those of the
 // entries read before the damaged one.
 func (c *Checkpoint) memfdInfo(fileID uint32, salvage bool) (string, uint32, error) {
-	inode, ok := c.memfds[fileID]
+	inode, ok := c.MemfdInodeOf(fileID)
 	if !ok {
 		return "", 0, fmt.Errorf("memfd file %d is not in files.img", fileID)
 	}

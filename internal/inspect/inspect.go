@@ -138,12 +138,10 @@ func Inspect(ck *criuimg.Checkpoint, opts Options) (*Report, error) {
 		rep.Sizes = sz
 	}
 
-	files, err := loadFiles(ck.Src)
+	files := fileTable{ck}
 	if ferr := ck.FilesError(); ferr != nil {
-		// files.img is damaged (Open): what can be read of it.
-		warn("%v: only its first %d entries are read: the other files' paths (mappings, open files, cwd, executable) are unknown", ferr, len(files))
-	} else if err != nil {
-		warn("files.img: %v", err)
+		// files.img is damaged (SalvageOpen): what could be read of it.
+		warn("%v: only its first %d entries are read: the other files' paths (mappings, open files, cwd, executable) are unknown", ferr, ck.FileCount())
 	}
 	mounts, err := loadMounts(ck.Src)
 	if err != nil {

@@ -219,7 +219,7 @@ func buildProcess(ck *criuimg.Checkpoint, v *ProcessView, marks []Mark, notes []
 	regions := make([]Region, 0, len(p.VMAs))
 	for i := range p.VMAs {
 		vma := &p.VMAs[i]
-		r := Region{Start: vma.Start, End: vma.End, Prot: vma.Prot, Shared: vma.Flags&0x01 != 0 || vma.HasShmem,
+		r := Region{Start: vma.Start, End: vma.End, Prot: vma.Prot, Shared: vma.Shared(),
 			Name: memsearch.MappingName(p, vma), Kind: regionKind(p, vma, sps)}
 		if p.Mem != nil {
 			var err error

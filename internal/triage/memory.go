@@ -92,7 +92,7 @@ func (t *run) memoryRules(p *criuimg.Process, pr Process, rt string) {
 					t.add(Finding{Process: pr, Rule: RuleDeletedExe, Severity: Medium, Reason: "not-in-root", Subject: v.Path, Evidence: []Evidence{ev}})
 				}
 			}
-			if v.Flags&0x01 == 0 { // MAP_PRIVATE
+			if v.Flags&criuimg.MapShared == 0 { // MAP_PRIVATE
 				t.modifiedCode(p, v, pr, inject)
 			}
 		}
