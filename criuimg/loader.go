@@ -191,6 +191,7 @@ func (l *loader) readThreads(p *Process) ([]problem, bool) {
 			p.Threads = append(p.Threads, t)
 		}
 	}
+	p.stackPointers()
 	if len(p.ProcInfo.Threads) > 0 && !seen[l.pid] {
 		probs = append(probs, problem{tid: l.pid, err: errors.New("pstree.img does not list the main thread"), lost: LossMainThread})
 	}

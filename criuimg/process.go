@@ -160,6 +160,8 @@ type Process struct {
 	// Notes lists facts a user should know that do not stop conversion
 	// (pages kept in a parent checkpoint, lazy pages, unnamed mappings).
 	Notes []Note
+	// sps are the threads' stack pointers, sorted (VMAKind).
+	sps []uint64
 }
 
 // NoteKind says what a Note is about.

@@ -96,39 +96,27 @@ func (s Searcher) Search(p *criuimg.Process, m Matcher, fn func(Hit) error) erro
 	return s.search(p.Pid, p.Comm, maps, p.Mem.VMAExtents, m, fn)
 }
 
-// MappingName is how hits name the mapping v of p: for shared memory,
-// "[shared]" (shared anonymous memory, whose shmem file is "/dev/zero
-// (deleted)") or the "/memfd:NAME (deleted)" path of a memfd; "[heap]";
-// "[stack]" (the mapping holding mm_start_stack of mm-<pid>.img, or one
-// CRIU marks as a stack); "[vdso]", "[vvar]", "[vsyscall]"; the path of
-// a mapped file; or "[anon]" for other anonymous memory.
+// MappingName is how hits name the mapping v of p, by its kind
+// (criuimg's Process.VMAKind): for shared memory, "[shared]" (shared
+// anonymous memory, whose shmem file is "/dev/zero (deleted)") or the
+// path of a memfd ("/memfd:NAME (deleted)") or SysV segment; the path of
+// a mapped file; else the kind in brackets: "[heap]", "[stack]" (the
+// initial stack or a thread's), "[vdso]", "[vvar]", "[vsyscall]",
+// "[aio]", "[socket]", or "[anon]" for other anonymous memory.
 func MappingName(p *criuimg.Process, v *criuimg.VMA) string {
-	var stack uint64
-	if p != nil && p.MM != nil {
-		stack = p.MM.GetMmStartStack()
-	}
-	switch {
-	case v.HasShmem || v.Status&criuimg.VMAAnonShared != 0:
+	switch k := p.VMAKind(v); k {
+	case criuimg.KindShared, criuimg.KindSysV:
 		// CRIU >= 4.2 records shared anonymous memory as a memfd named
 		// "dev/zero", the name of the kernel's shmem file for it.
 		if v.Path == "" || v.Path == anonSharedPath {
 			return "[shared]"
 		}
 		return v.Path
-	case v.Status&criuimg.VMAAreaHeap != 0:
-		return "[heap]"
-	case v.Status&criuimg.VMAAreaStack != 0, stack != 0 && v.Start <= stack && stack < v.End:
-		return "[stack]"
-	case v.Status&criuimg.VMAAreaVDSO != 0:
-		return "[vdso]"
-	case v.Status&criuimg.VMAAreaVVAR != 0:
-		return "[vvar]"
-	case v.Status&criuimg.VMAAreaVsyscall != 0:
-		return "[vsyscall]"
-	case v.Path != "":
+	case criuimg.KindFile:
 		return v.Path
+	default:
+		return "[" + k.String() + "]"
 	}
-	return "[anon]"
 }
 
 // anonSharedPath is the path criuimg gives shared anonymous memory.
