@@ -76,6 +76,10 @@ func (a Arch) String() string {
 	return "unknown"
 }
 
+// AnonSharedPath is the path the kernel shows for shared anonymous memory
+// (its shmem file), VMA.Path of such a mapping.
+const AnonSharedPath = "/dev/zero (deleted)"
+
 // VMA is one mapping of a process.
 type VMA struct {
 	Start, End uint64 // [Start, End)
@@ -289,7 +293,7 @@ func (l *loader) vma(p *Process, v *vmaimg.VmaEntry) (VMA, error) {
 		}
 		vma.Shmem, vma.HasShmem = v.GetShmid(), true
 	case st&VMAAnonShared != 0:
-		vma.Path, vma.Shmem, vma.HasShmem = "/dev/zero (deleted)", v.GetShmid(), true
+		vma.Path, vma.Shmem, vma.HasShmem = AnonSharedPath, v.GetShmid(), true
 	case st&(VMAFilePrivate|VMAFileShared) != 0:
 		path, ok := l.c.FilePath(uint32(v.GetShmid()))
 		if !ok {

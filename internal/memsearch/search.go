@@ -108,7 +108,7 @@ func MappingName(p *criuimg.Process, v *criuimg.VMA) string {
 	case criuimg.KindShared, criuimg.KindSysV:
 		// CRIU >= 4.2 records shared anonymous memory as a memfd named
 		// "dev/zero", the name of the kernel's shmem file for it.
-		if v.Path == "" || v.Path == anonSharedPath {
+		if v.Path == "" || v.Path == criuimg.AnonSharedPath {
 			return "[shared]"
 		}
 		return v.Path
@@ -118,9 +118,6 @@ func MappingName(p *criuimg.Process, v *criuimg.VMA) string {
 		return "[" + k.String() + "]"
 	}
 }
-
-// anonSharedPath is the path criuimg gives shared anonymous memory.
-const anonSharedPath = "/dev/zero (deleted)"
 
 // mapping is one VMA to search and the name hits give it.
 type mapping struct {
