@@ -204,7 +204,7 @@ func (p *Process) Close() error {
 
 // ErrZombie is returned by LoadProcess for a zombie, which, as with the
 // kernel, gets no core: it has no memory and no registers.
-var ErrZombie = errors.New("zombie process (exited, not reaped): no memory or registers to dump")
+var ErrZombie = errors.New("zombie process (exited, not reaped): no memory or registers")
 
 // atPagesz is AT_PAGESZ in the auxiliary vector.
 const atPagesz = 6

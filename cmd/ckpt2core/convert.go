@@ -320,8 +320,11 @@ func convertOne(ck *criuimg.Checkpoint, pid uint32, dir string, force bool, opts
 	res.notes = append(res.notes, plan.Warnings...)
 	name := fmt.Sprintf("core.%d", pid)
 	if err := elfcore.WriteFile(dir, name, plan, force, progress); err != nil {
-		if errors.Is(err, elfcore.ErrExists) {
+		switch {
+		case errors.Is(err, elfcore.ErrExists):
 			err = fmt.Errorf("%w (use --force to replace it)", err)
+		case errors.Is(err, elfcore.ErrIsDir):
+			err = fmt.Errorf("%w (not replaced, also with --force)", err)
 		}
 		res.err = err
 		return res

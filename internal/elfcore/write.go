@@ -168,7 +168,7 @@ var ErrExists = errors.New("file exists")
 
 // ErrIsDir is returned by WriteFile when the destination is a directory:
 // it is never replaced, not even with force.
-var ErrIsDir = errors.New("is a directory (not replaced, also with --force)")
+var ErrIsDir = errors.New("is a directory")
 
 // WriteFile writes the core to dir/name safely: into a new temporary file
 // of dir (created exclusively, mode 0600, never through a symlink), renamed
