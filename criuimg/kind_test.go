@@ -37,7 +37,7 @@ func TestVMAKindOracle(t *testing.T) {
 			defer oracle.Close()
 			p := imgtest.LoadProcess(t, filepath.Join(dir, "images"), uint32(pid))
 			want := map[uint64]criuimg.VMAKind{} // an address, the kind of its mapping
-			spReg := 19                           // rsp in user_regs_struct
+			spReg := 19                          // rsp in user_regs_struct
 			if p.Arch == criuimg.ArchARM64 {
 				spReg = 31 // x0..x30, sp
 			}
