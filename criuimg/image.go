@@ -324,25 +324,5 @@ func readAll[M proto.Message](src Source, name string, magic uint32, lim *limits
 // an entry cannot be read (the Reader's error, naming file and entry) or fn
 // fails (its error).
 func EachEntry[M proto.Message](src Source, name string, magic uint32, newMsg func() M, fn func(M) error) error {
-	f, err := src.Open(name)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	r, err := NewReader(f, magic)
-	if err != nil {
-		return err
-	}
-	for {
-		m := newMsg()
-		if err := r.Next(m); err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return err
-		}
-		if err := fn(m); err != nil {
-			return err
-		}
-	}
+	return readAll(src, name, magic, nil, newMsg, func(_ int, _ int64, m M) error { return fn(m) })
 }
