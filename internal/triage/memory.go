@@ -67,11 +67,12 @@ func (t *run) memoryRules(p *criuimg.Process, pr Process, rt string) {
 	checked := map[uint32]bool{}
 	for i := range p.VMAs {
 		v := &p.VMAs[i]
-		if v.Prot&criuimg.ProtExec == 0 || v.Special() || v.Status&criuimg.VMAAreaVDSO != 0 {
+		k := p.VMAKind(v)
+		if v.Prot&criuimg.ProtExec == 0 || k.Special() {
 			continue
 		}
-		memfd := v.Status&criuimg.VMAAreaMemfd != 0
-		fileBacked := v.Path != "" && !v.HasShmem && !memfd
+		memfd := k == criuimg.KindShared && v.Status&criuimg.VMAAreaMemfd != 0
+		fileBacked := k == criuimg.KindFile
 		switch {
 		case memfd:
 			// Reported with the memfd rule (exeRules): every executable
