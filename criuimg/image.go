@@ -295,6 +295,12 @@ func readFirst(src Source, name string, magic uint32, m proto.Message, lim *limi
 // (created by newMsg), its index and its byte offset, checking lim (if not
 // nil) before decoding each.
 func readAll[M proto.Message](src Source, name string, magic uint32, lim *limits, newMsg func() M, fn func(i int, off int64, m M) error) error {
+	return walk(src, name, magic, lim, newMsg, func(_ *Reader, i int, off int64, m M) error { return fn(i, off, m) })
+}
+
+// walk is readAll whose fn also gets the Reader, past the entry: the one
+// loop over the entries of an image.
+func walk[M proto.Message](src Source, name string, magic uint32, lim *limits, newMsg func() M, fn func(r *Reader, i int, off int64, m M) error) error {
 	f, err := src.Open(name)
 	if err != nil {
 		return err
@@ -313,7 +319,7 @@ func readAll[M proto.Message](src Source, name string, magic uint32, lim *limits
 			}
 			return err
 		}
-		if err := fn(i, off, m); err != nil {
+		if err := fn(r, i, off, m); err != nil {
 			return err
 		}
 	}
