@@ -89,9 +89,9 @@ func (p *Process) holdsStack(v *VMA) bool {
 	return i < len(p.sps) && p.sps[i] < v.End
 }
 
-// StackPointer returns the stack pointer of thread t of p, false if its
+// stackPointer returns the stack pointer of thread t of p, false if its
 // core has no general registers.
-func (p *Process) StackPointer(t *Thread) (uint64, bool) {
+func (p *Process) stackPointer(t *Thread) (uint64, bool) {
 	switch p.Arch {
 	case ArchX86_64:
 		if r := t.Core.GetThreadInfo().GetGpregs(); r != nil {
@@ -109,7 +109,7 @@ func (p *Process) StackPointer(t *Thread) (uint64, bool) {
 func (p *Process) stackPointers() {
 	p.sps = p.sps[:0]
 	for i := range p.Threads {
-		if sp, ok := p.StackPointer(&p.Threads[i]); ok {
+		if sp, ok := p.stackPointer(&p.Threads[i]); ok {
 			p.sps = append(p.sps, sp)
 		}
 	}
