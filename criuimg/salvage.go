@@ -43,9 +43,9 @@ func (c *Checkpoint) SalvageProcess(pid uint32) (*Process, []error) {
 type Part int
 
 const (
-	// PartNone: the problem costs what its error says (a mapping left
-	// out, bytes of memory unreadable, bytes of an image ignored), or
-	// nothing more than it says (a thread listed twice).
+	// PartNone: the problem costs what its Lost says (a mapping left out,
+	// bytes of an image ignored, a thread read once...), or, for pagemaps
+	// and pages files, what its error says (bytes of memory unreadable).
 	PartNone Part = iota
 	// PartTask: core-<pid>.img cannot be read: Task is nil, Comm, State
 	// and ExitCode are unknown, and the main thread is missing.
