@@ -31,10 +31,10 @@ package memsearch
 import (
 	"errors"
 	"fmt"
-	"io"
 	"sort"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
+	"github.com/ckpt2core/ckpt2core/internal/readat"
 )
 
 // DefaultContext is the number of context bytes on each side of a hit that
@@ -322,14 +322,10 @@ func (st *state) scanRun(run []piece) error {
 // read fills b with the captured bytes of pc from address addr.
 func (st *state) read(pc piece, addr uint64, b []byte) error {
 	off := pc.off + int64(addr-pc.start)
-	k, err := pc.src.ReadAt(b, off)
-	if k == len(b) {
-		return nil
+	if _, err := readat.Full(pc.src, b, off); err != nil {
+		return fmt.Errorf("pid %d: %s [%#x-%#x): reading %s at offset %d: %w", st.pid, st.m.name, st.m.vma.Start, st.m.vma.End, pc.src.Name(), off, err)
 	}
-	if err == nil || err == io.EOF {
-		err = io.ErrUnexpectedEOF
-	}
-	return fmt.Errorf("pid %d: %s [%#x-%#x): reading %s at offset %d: %w", st.pid, st.m.name, st.m.vma.Start, st.m.vma.End, pc.src.Name(), off, err)
+	return nil
 }
 
 // report builds the hit data[s:e] at addr, with its context, and passes it

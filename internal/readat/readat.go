@@ -40,3 +40,17 @@ func Window(r io.ReaderAt, name string, base, size int64, p []byte, off int64) (
 	}
 	return n, err
 }
+
+// Full reads exactly len(p) bytes at off of r: a read that returns fewer
+// fails, with io.ErrUnexpectedEOF if r gave no other error. It returns
+// how many bytes were read.
+func Full(r io.ReaderAt, p []byte, off int64) (int, error) {
+	n, err := r.ReadAt(p, off)
+	if n == len(p) {
+		return n, nil
+	}
+	if err == nil || err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
+}

@@ -51,3 +51,37 @@ func TestWindow(t *testing.T) {
 		}
 	}
 }
+
+func TestFull(t *testing.T) {
+	data := []byte("0123456789")
+	errBad := errors.New("bad disk")
+	for _, r := range []io.ReaderAt{bytes.NewReader(data), eofReader{data}} {
+		tests := []struct {
+			n    int
+			off  int64
+			want string
+			err  error
+		}{
+			{4, 2, "2345", nil},
+			{4, 6, "6789", nil},
+			{4, 8, "89", io.ErrUnexpectedEOF},
+			{1, 10, "", io.ErrUnexpectedEOF},
+			{0, 10, "", nil},
+		}
+		for _, tc := range tests {
+			p := make([]byte, tc.n)
+			n, err := Full(r, p, tc.off)
+			if string(p[:n]) != tc.want || err != tc.err {
+				t.Errorf("%T: %d at %d: got %q, %v; want %q, %v", r, tc.n, tc.off, p[:n], err, tc.want, tc.err)
+			}
+		}
+	}
+	if _, err := Full(failing{errBad}, make([]byte, 2), 0); err != errBad {
+		t.Errorf("a reader's own error: %v", err)
+	}
+}
+
+// failing reads one byte, then fails with err.
+type failing struct{ err error }
+
+func (f failing) ReadAt(p []byte, off int64) (int, error) { return 1, f.err }
