@@ -6,19 +6,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/internal/imgtest"
 )
 
 // TestConvertNotes: what the images lack (criuimg's Process.Notes) is
 // worded by convert as what the core lacks; the core is written.
 func TestConvertNotes(t *testing.T) {
-	c := imgtest.New(imgtest.X86_64)
-	p := c.AddProcess(3, 0)
-	p.AddAnon(0x10000, 0x40000)
-	p.AddPages(0x10000, []byte("X"), criuimg.PEPresent)
-	p.AddPageEntry(0x20000, 3, criuimg.PEParent)
-	p.AddPageEntry(0x30000, 1, criuimg.PELazy)
+	c := imgtest.IncompleteMemory()
 	out := filepath.Join(t.TempDir(), "out")
 	var stdout, stderr bytes.Buffer
 	if status := run([]string{c.WriteTemp(t), "-o", out}, &stdout, &stderr); status != exitOK {

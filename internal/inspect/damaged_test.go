@@ -327,13 +327,7 @@ func TestDamagedFilesImg(t *testing.T) {
 // parent checkpoint that is not here, pages left to lazy migration) is
 // worded for inspect, which makes no core: no "left out of the core".
 func TestIncompleteMemoryWarnings(t *testing.T) {
-	c := imgtest.New(imgtest.X86_64)
-	p := c.AddProcess(3, 0)
-	p.AddAnon(0x10000, 0x40000)
-	p.AddPages(0x10000, []byte("X"), criuimg.PEPresent)
-	p.AddPageEntry(0x20000, 3, criuimg.PEParent)
-	p.AddPageEntry(0x30000, 1, criuimg.PELazy)
-	rep, err := Inspect(imgtest.OpenDir(t, c.WriteTemp(t)), Options{})
+	rep, err := Inspect(imgtest.OpenDir(t, imgtest.IncompleteMemory().WriteTemp(t)), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
