@@ -87,7 +87,8 @@ func (c *Checkpoint) extrasDone() *extras {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if !st.done {
-		st.waiting++
+		st.waiting++        // the reader no longer holds back (holdBack)
+		st.cond.Broadcast() // it may be waiting there
 		for !st.done {
 			st.cond.Wait()
 		}
