@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
 )
@@ -137,4 +138,64 @@ func TestParentInArchive(t *testing.T) {
 			t.Errorf("err = %v, want fs.ErrNotExist", err)
 		}
 	})
+}
+
+// TestParentWhileHeldBack: a caller reading a consumed pages file holds
+// the stream back (more than streamAhead ahead); asking then for the
+// parent, which waits for the end of the stream, must not deadlock.
+func TestParentWhileHeldBack(t *testing.T) {
+	files := counterFiles(t)
+	big := make([]byte, streamAhead+16<<20)
+	for i := range big {
+		big[i] = byte(i*7 + i>>12)
+	}
+	es := crioEntries(files)
+	es = append(es,
+		entry{name: "checkpoint/pages-99.img", data: big},
+		entry{name: "checkpoint/parent", typ: tar.TypeSymlink, linkname: "../pre-checkpoint"},
+		entry{name: "pre-checkpoint/pages-1.img", data: files["pages-1.img"]})
+	data, _ := buildTar(t, es)
+	p, _ := writeArchive(t, KindTarZstd, data)
+	ck, err := Open(p, Options{Stream: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck.Close()
+	ck.Consume("pages-99.img")
+	f, err := ck.Images.Open("pages-99.img")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, 4096)
+	if _, err := f.ReadAt(b, 0); err != nil {
+		t.Fatal(err)
+	}
+	// Until the reader is held back: more than streamAhead of pages
+	// written ahead of what was read.
+	deadline := time.Now().Add(30 * time.Second)
+	for held := false; !held; {
+		st := ck.stream
+		st.mu.Lock()
+		g := st.grow["pages-99.img"]
+		held = g.written < g.size && st.holdBack(g)
+		st.mu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatal("the reader never held back")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := ck.Parent()
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("Parent still waits after 60 s: the stream is held back")
+	}
 }
