@@ -100,6 +100,12 @@ func openCheckpoint(stop *stopper, path string, opts *archive.Options) (criuimg.
 	if opts != nil {
 		o = *opts
 	}
+	if o.Container != "" { // --container: a container of a pod checkpoint (pod.go)
+		var err error
+		if path, err = resolveContainer(path, &o); err != nil {
+			return nil, nil, err
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	o.Context = ctx
 	opened := make(chan struct{})
@@ -117,7 +123,7 @@ func openCheckpoint(stop *stopper, path string, opts *archive.Options) (criuimg.
 		cancel()
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, podOf(err, o)
 	}
 	// A stream is read until Close: a stop cancels it (what it holds is
 	// anonymous: nothing to remove).
@@ -149,7 +155,7 @@ func openConversion(stop *stopper, path string, aopts *archive.Options, root, im
 	src, closeSrc, err := openCheckpoint(stop, path, &o)
 	endBar()
 	if err != nil {
-		return nil, exitFailed, err
+		return nil, openStatus(err), err
 	}
 	c := &conversion{src: src, close: []func(){closeSrc}}
 	if c.ck, err = criuimg.Open(src); err != nil {

@@ -149,6 +149,11 @@ type Options struct {
 	// Checkpoint.Ahead, Consume, Wait and Notes. Errors of the archive
 	// then come from the Source's methods (and Wait), not from Open.
 	Stream bool
+	// Container, for a pod checkpoint archive (pod.go), is the directory
+	// of the one container to open ("<id>-<name>", a PodContainer's Dir):
+	// its members are read as a container checkpoint's, every other
+	// member is validated and skipped. Empty for any other checkpoint.
+	Container string
 	// OnRead, if set, is called with the number of bytes of the archive
 	// file read, as a compressed archive is read (for a progress display;
 	// from the goroutine that reads, with Stream).
@@ -282,6 +287,11 @@ func openDir(path string) (*Checkpoint, error) {
 		}
 		c.Images, c.top = img, top
 		return c, nil
+	}
+	if st, err := os.Lstat(filepath.Join(path, PodOptionsFile)); err == nil && st.Mode().IsRegular() {
+		if _, err := os.Lstat(filepath.Join(path, "inventory.img")); err != nil {
+			return nil, &PodError{Path: path} // an extracted pod checkpoint
+		}
 	}
 	img, err := criuimg.NewDirSource(path)
 	if err != nil {

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/spf13/pflag"
+
+	"github.com/ckpt2core/ckpt2core/internal/archive"
+)
+
+// containerFlag registers --container on a command that reads one
+// container of a CRI-O pod checkpoint. The name (or id) is kept in
+// o.Container until openCheckpoint resolves it to the container's
+// directory (resolveContainer).
+func containerFlag(fs *pflag.FlagSet, o *archive.Options) {
+	fs.StringVar(&o.Container, "container", "", "the container (name or id) of a CRI-O pod checkpoint to read")
+}
+
+// podUsageError is a --container that does not fit the checkpoint: a
+// usage error (exit status 2).
+type podUsageError struct{ msg string }
+
+func (e *podUsageError) Error() string { return e.msg }
+
+// podChoiceError is a pod checkpoint opened without --container by a
+// command that reads one container: a usage error naming the containers.
+type podChoiceError struct {
+	pod *archive.Pod
+	err error // the archive.PodError
+}
+
+func (e *podChoiceError) Error() string {
+	return fmt.Sprintf("%s is a CRI-O pod checkpoint of %s (%s): choose one with --container NAME",
+		e.pod.Path, count(len(e.pod.Containers), "container"), strings.Join(e.pod.Names(), ", "))
+}
+
+func (e *podChoiceError) Unwrap() error { return e.err }
+
+// isUsage reports whether err from openCheckpoint is a usage error.
+func isUsage(err error) bool {
+	var ue *podUsageError
+	var pc *podChoiceError
+	return errors.As(err, &ue) || errors.As(err, &pc)
+}
+
+// openStatus is the exit status for an error of openCheckpoint.
+func openStatus(err error) int {
+	if isUsage(err) {
+		return exitUsage
+	}
+	return exitFailed
+}
+
+// resolveContainer turns --container KEY (in o.Container) into what to
+// open: the path, and o.Container set to the container's directory in
+// the archive ("" for an extracted pod, whose container directory is
+// returned as the path).
+func resolveContainer(path string, o *archive.Options) (string, error) {
+	key := o.Container
+	ro := *o
+	ro.Container = ""
+	p, err := archive.ReadPod(path, ro)
+	if errors.Is(err, archive.ErrNotPod) {
+		return "", &podUsageError{fmt.Sprintf("--container %s: %s is not a pod checkpoint (--container chooses a container of a CRI-O pod checkpoint)", key, path)}
+	}
+	if err != nil {
+		return "", err
+	}
+	c, ok := p.Container(key)
+	if !ok {
+		return "", &podUsageError{fmt.Sprintf("--container %s: no such container in the pod checkpoint %s (it has %s)", key, path, strings.Join(p.Names(), ", "))}
+	}
+	if c.Err != nil {
+		return "", c.Err
+	}
+	path, o.Container = p.Locate(c)
+	return path, nil
+}
+
+// podOf turns the archive.PodError of a pod checkpoint opened without
+// --container into a podChoiceError naming its containers; other errors
+// are returned as they are.
+func podOf(err error, o archive.Options) error {
+	var pe *archive.PodError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	o.Container, o.Context, o.Stream = "", nil, false
+	p, rerr := archive.ReadPod(pe.Path, o)
+	if rerr != nil {
+		return fmt.Errorf("%w; reading it as a pod checkpoint: %w", err, rerr)
+	}
+	return &podChoiceError{pod: p, err: err}
+}
+
+// podChoice returns the pod of err, a podChoiceError, or nil.
+func podChoice(err error) *archive.Pod {
+	var pc *podChoiceError
+	if errors.As(err, &pc) {
+		return pc.pod
+	}
+	return nil
+}
+
+// podConvert is a conversion of every container of a pod checkpoint
+// (convert without --container): container NAME's cores go to
+// OUT/NAME/core.PID.
+type podConvert struct {
+	pod                  *archive.Pod
+	aopts                archive.Options
+	out                  string
+	root, image          string
+	jobs                 int
+	force, quiet, asJSON bool
+}
+
+// run converts each container in turn and reports every core at once;
+// it returns the exit status (as convert's: 0 all converted, 1 none, 3
+// some).
+func (pc podConvert) run(stop *stopper, stdout, stderr io.Writer) int {
+	var (
+		madeMu  sync.Mutex
+		created []string
+	)
+	defer stop.onStop(func() {
+		madeMu.Lock()
+		defer madeMu.Unlock()
+		removeEmpty(created)
+	})()
+	var results []convertResult
+	missing := 0
+	for _, c := range pc.pod.Containers {
+		if c.Err != nil {
+			results = append(results, convertResult{container: c.Name, err: c.Err})
+			missing++
+			continue
+		}
+		o := pc.aopts
+		path, dir := pc.pod.Locate(c)
+		o.Container = dir
+		cv, _, err := openConversion(stop, path, &o, pc.root, pc.image, stderr)
+		if err != nil {
+			results = append(results, convertResult{container: c.Name, err: err})
+			missing++
+			continue
+		}
+		out := filepath.Join(pc.out, c.Name)
+		madeMu.Lock()
+		made, err := makeOutDir(out)
+		created = append(made, created...)
+		madeMu.Unlock()
+		if err != nil {
+			cv.Close()
+			complain(stderr, "", "%s", err)
+			return exitFailed
+		}
+		prog := startProgress(stderr, pagesBytes(cv.src), !pc.quiet)
+		rs := convertAll(cv.ck, cv.ck.Pids(), pc.jobs, out, pc.force, cv.opts, prog.add)
+		prog.finish()
+		cv.Close()
+		for i := range rs {
+			rs[i].container = c.Name
+		}
+		results = append(results, rs...)
+	}
+	ok, failed := reportConversion(results, convertReport{quiet: pc.quiet, asJSON: pc.asJSON}, stdout, stderr)
+	switch {
+	case failed == 0 && missing == 0:
+		return exitOK
+	case ok == 0:
+		madeMu.Lock()
+		removeEmpty(created)
+		madeMu.Unlock()
+		return exitFailed
+	}
+	return exitPartial
+}
