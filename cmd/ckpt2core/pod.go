@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ckpt2core/ckpt2core/internal/archive"
+	"github.com/ckpt2core/ckpt2core/internal/inspect"
 )
 
 // containerFlag registers --container on a command that reads one
@@ -179,4 +183,121 @@ func (pc podConvert) run(stop *stopper, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	return exitPartial
+}
+
+// pod searches every container of a pod checkpoint (grep without
+// --container): each hit names its container (text: the name first; JSON:
+// "container"), and the JSON is one array of all hits.
+func (g grepRun) pod(stop *stopper, pod *archive.Pod, stdout, stderr io.Writer) int {
+	if len(g.pids) > 0 {
+		return usageError(stderr, "grep", grepTrouble, "--pid on a pod checkpoint needs --container NAME (pids are per container; it has %s)", strings.Join(pod.Names(), ", "))
+	}
+	if g.asJSON && g.counts != nil {
+		return usageError(stderr, "grep", grepTrouble, "-f with --json on a pod checkpoint needs --container NAME (it has %s)", strings.Join(pod.Names(), ", "))
+	}
+	code := grepNone
+	var hits []json.RawMessage
+	for _, c := range pod.Containers {
+		if c.Err != nil {
+			complain(stderr, "grep", "container %s: %s", c.Name, c.Err)
+			code = grepTrouble
+			continue
+		}
+		gc := g
+		ao := *g.aopts
+		path, dir := pod.Locate(c)
+		ao.Container, gc.aopts, gc.container = dir, &ao, c.Name
+		var buf bytes.Buffer
+		w := stdout
+		if g.asJSON {
+			w = &buf
+		}
+		st := gc.one(stop, path, w, stderr)
+		if g.asJSON {
+			var hs []json.RawMessage
+			if err := json.Unmarshal(buf.Bytes(), &hs); err == nil {
+				hits = append(hits, hs...)
+			}
+		}
+		switch {
+		case st == grepTrouble:
+			code = grepTrouble
+		case st == grepFound && code == grepNone:
+			code = grepFound
+		}
+	}
+	if g.asJSON {
+		out := bufio.NewWriter(stdout)
+		out.WriteString("[")
+		for i, h := range hits {
+			if i > 0 {
+				out.WriteString(",")
+			}
+			out.WriteString("\n")
+			out.Write(h)
+		}
+		if len(hits) > 0 {
+			out.WriteString("\n")
+		}
+		out.WriteString("]\n")
+		if err := out.Flush(); err != nil {
+			complain(stderr, "grep", "writing output: %v", err)
+			return grepTrouble
+		}
+	}
+	return code
+}
+
+// inspectPod reports on every container of a pod checkpoint (inspect
+// without --container): the pod (pod.dump, pod.options) then each
+// container's report; a container that cannot be read costs only its
+// report (its error is said, exit status 1 at the end).
+func inspectPod(stop *stopper, pod *archive.Pod, aopts *archive.Options, asJSON, env bool, pids []uint, sysroot, image string, stdout, stderr io.Writer) int {
+	if len(pids) > 0 {
+		return usageError(stderr, "inspect", exitUsage, "--pid on a pod checkpoint needs --container NAME (pids are per container; it has %s)", strings.Join(pod.Names(), ", "))
+	}
+	rep := &inspect.PodReport{Checkpoint: pod.Path, Unlisted: append([]string{}, pod.Unlisted...), Warnings: append([]string{}, pod.Notes...)}
+	rep.Pod = inspect.PodInfo{Version: pod.Version, Annotations: pod.Annotations, Layout: "directories"}
+	if pod.Nested {
+		rep.Pod.Layout = "nested archives"
+	}
+	if s := pod.Sandbox; s != nil {
+		rep.Pod.Name, rep.Pod.Namespace, rep.Pod.UID, rep.Pod.Hostname, rep.Pod.LogDirectory = s.Name, s.Namespace, s.UID, s.Hostname, s.LogDirectory
+	}
+	rep.Pod.FillFromAnnotations()
+	code := exitOK
+	for _, c := range pod.Containers {
+		pc := inspect.PodContainer{Name: c.Name, Directory: c.Dir, ID: c.ID}
+		err := c.Err
+		if err == nil {
+			o := *aopts
+			path, dir := pod.Locate(c)
+			o.Container = dir
+			var r *inspect.Report
+			r, _, err = inspectReport(stop, path, &o, env, nil, sysroot, image, stderr)
+			if err == nil {
+				r.Checkpoint = pod.Path + ":" + c.Dir
+				pc.Report = r
+			}
+		}
+		if err != nil {
+			complain(stderr, "", "container %s: %s", c.Name, err)
+			pc.Error = err.Error()
+			code = exitFailed
+		}
+		rep.Containers = append(rep.Containers, pc)
+	}
+	var err error
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		err = enc.Encode(rep)
+	} else {
+		err = inspect.WritePodText(stdout, rep)
+	}
+	if err != nil {
+		complain(stderr, "", "%v", err)
+		return exitFailed
+	}
+	return code
 }
