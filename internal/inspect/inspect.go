@@ -234,7 +234,7 @@ func inspectProcess(ck *criuimg.Checkpoint, info criuimg.ProcInfo, files fileTab
 	pr.Exe = p.ExePath
 
 	if p.MM != nil && p.Mem != nil {
-		argv, trunc, err := readStrings(p.Mem, p.MM.GetMmArgStart(), p.MM.GetMmArgEnd())
+		argv, trunc, err := readArgv(p)
 		if err != nil {
 			warn("command line: %v", err)
 		}
@@ -345,6 +345,45 @@ func readStrings(mem *criuimg.Memory, start, end uint64) ([]string, bool, error)
 		trunc = true
 	}
 	return splitNUL(b), trunc, err
+}
+
+// readArgv reads p's command line as the kernel shows it in
+// /proc/PID/cmdline (fs/proc/base.c get_mm_cmdline): the argument area's
+// strings; but when the area's last byte is not NUL, the process has
+// written a title over it (setproctitle, as nginx and postgres do) that may
+// run on into the environment area, and the command line is that title: the
+// bytes from mm_arg_start up to the first NUL, within one page and within
+// the environment area when it follows the arguments (get_mm_proctitle).
+func readArgv(p *criuimg.Process) ([]string, bool, error) {
+	start, end := p.MM.GetMmArgStart(), p.MM.GetMmArgEnd()
+	argv, trunc, err := readStrings(p.Mem, start, end)
+	if err != nil || end <= start {
+		return argv, trunc, err
+	}
+	var last [1]byte
+	if _, err := p.Mem.ReadAt(last[:], int64(end-1)); err != nil || last[0] == 0 {
+		return argv, trunc, nil
+	}
+	limit := end
+	if envStart, envEnd := p.MM.GetMmEnvStart(), p.MM.GetMmEnvEnd(); envStart == end && envEnd >= envStart {
+		limit = envEnd
+	}
+	page := p.PageSize
+	if page == 0 || page > 1<<16 {
+		page = 4096
+	}
+	limit = min(limit, start+page)
+	b := make([]byte, limit-start)
+	k, err := p.Mem.ReadAt(b, int64(start))
+	b = b[:k]
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	} else if err != nil {
+		// The title runs into bytes the checkpoint lacks: keep the
+		// argument area's strings.
+		return argv, trunc, nil
+	}
+	return []string{string(b)}, false, nil
 }
 
 // splitNUL splits NUL-terminated strings; an unterminated last string is

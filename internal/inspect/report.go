@@ -56,7 +56,7 @@
 //	    "exit_code": int,              // or null; zombies that exited: exit status
 //	    "exit_signal": int,            // or null; zombies killed by a signal
 //	    "thread_count": int,           // threads in pstree.img
-//	    "argv": [string],              // full, from the argument pages
+//	    "argv": [string],              // from the argument pages, as /proc/PID/cmdline shows it (a title written over the arguments, setproctitle, is one string up to its NUL)
 //	    "argv_truncated": bool,        // argument area longer than read
 //	    "env": [string],               // or null: only with --env
 //	    "exe": string, "cwd": string, "root": string,
