@@ -256,7 +256,7 @@ func inspectPod(stop *stopper, pod *archive.Pod, aopts *archive.Options, asJSON,
 	if len(pids) > 0 {
 		return usageError(stderr, "inspect", exitUsage, "--pid on a pod checkpoint needs --container NAME (pids are per container; it has %s)", strings.Join(pod.Names(), ", "))
 	}
-	rep := &inspect.PodReport{Checkpoint: pod.Path, Unlisted: append([]string{}, pod.Unlisted...), Warnings: append([]string{}, pod.Notes...)}
+	rep := &inspect.PodReport{Checkpoint: pod.Path, Containers: []inspect.PodContainer{}, Unlisted: append([]string{}, pod.Unlisted...), Warnings: append([]string{}, pod.Notes...)}
 	rep.Pod = inspect.PodInfo{Version: pod.Version, Annotations: pod.Annotations, Layout: "directories"}
 	if pod.Nested {
 		rep.Pod.Layout = "nested archives"
