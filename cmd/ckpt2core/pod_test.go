@@ -359,3 +359,50 @@ func TestPodHostile(t *testing.T) {
 		})
 	}
 }
+
+// TestPodCheckpointEarlierLayout: CRI-O's earlier pod checkpoint (cri-o
+// server/container_checkpoint.go at 7a8f62f1b7^, CheckpointContainer with
+// a pod id: pod.dump (the CRI PodSandboxConfig as JSON), each container's
+// archive "<name>.tar" (ContainerCheckpoint with TargetFile in the pod
+// directory), pod.options (version 1, the names as a list, mountLabel,
+// processLabel), the directory tarred with IncludeSourceDir), plain and
+// zstd: inspect shows pod.dump's pod and hostname and both containers;
+// convert's cores equal each container's image directory's.
+func TestPodCheckpointEarlierLayout(t *testing.T) {
+	before := intrusionBefore(t)
+	tree := podTree(t, "")
+	legacy := t.TempDir()
+	tarDir(t, filepath.Join(tree, podWebDir), filepath.Join(legacy, "web.tar"), "")
+	tarDir(t, filepath.Join(tree, podCountDir), filepath.Join(legacy, "counter.tar"), "")
+	writeFile(t, filepath.Join(legacy, "pod.dump"), []byte(`{"metadata":{"name":"intr-pod","uid":"5f0c2a47-uid","namespace":"shop","attempt":1},"hostname":"intr-host","log_directory":"/var/log/pods/shop_intr-pod_5f0c2a47-uid"}`))
+	writeFile(t, filepath.Join(legacy, "pod.options"), []byte(`{"version":1,"containers":["web","counter"],"mountLabel":"","processLabel":""}`))
+	tmp := t.TempDir()
+	for _, comp := range []string{"", "zstd"} {
+		arch := filepath.Join(tmp, "legacy"+comp+".tar")
+		tarDir(t, legacy, arch, comp)
+		code, stdout, stderr := convertCLI(t, "inspect", "--json", arch)
+		if code != exitOK {
+			t.Fatalf("inspect %s: exit %d: %s", comp, code, stderr)
+		}
+		var rep inspect.PodReport
+		if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+			t.Fatal(err)
+		}
+		if p := rep.Pod; p.Name != "intr-pod" || p.Namespace != "shop" || p.UID != "5f0c2a47-uid" || p.Hostname != "intr-host" || p.Layout != "nested archives" {
+			t.Errorf("pod %+v", p)
+		}
+		if len(rep.Containers) != 2 || rep.Containers[1].Name != "web" || rep.Containers[1].Report == nil || len(rep.Containers[1].Report.Processes) == 0 {
+			t.Fatalf("containers %+v", rep.Containers)
+		}
+		out := filepath.Join(tmp, "out"+comp)
+		if code, _, stderr := convertCLI(t, arch, "-o", out); code != exitOK {
+			t.Fatalf("convert: exit %d: %s", code, stderr)
+		}
+		convertSame(t, filepath.Join(out, "web"), filepath.Join(before, "checkpoint"))
+		convertSame(t, filepath.Join(out, "counter"), filepath.Join(counterDir, "images"))
+		code, stdout, _ = convertCLI(t, "grep", "--container", "counter", "RANDOM_1432_KEY", arch)
+		if code != grepFound || !strings.HasPrefix(stdout, "3760 ") {
+			t.Errorf("grep --container counter: exit %d, %q", code, stdout)
+		}
+	}
+}

@@ -21,6 +21,9 @@
 //	rootfs-diff.tar   the files the container changed
 //
 // plus files this package ignores (devshm-checkpoint.tar, artifacts/, ...).
+// A CRI-O pod checkpoint holds several containers laid out so, each in a
+// directory (or a nested archive) of its own; see pod.go, ReadPod and
+// Options.Container.
 // A CRIU image directory holds the images themselves (and often dump.log
 // and stats-dump next to them).
 //
@@ -89,6 +92,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
 )
@@ -246,6 +250,9 @@ func (c *Checkpoint) Close() error {
 // documentation).
 func Open(path string, opts Options) (*Checkpoint, error) {
 	opts = opts.withDefaults()
+	if strings.HasSuffix(opts.Container, nestedSuffix) {
+		return openNested(path, opts) // pod.go
+	}
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, err

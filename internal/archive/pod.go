@@ -17,9 +17,11 @@ package archive
 // PodSandboxConfig as JSON: metadata, hostname, log_directory, ...) is
 // written by CRI-O's earlier proof of concept (cri-o before commit
 // 7a8f62f1b7, server/container_checkpoint.go) and read when present; that
-// proof of concept stored each container as a nested archive
-// "<name>.tar" listed in pod.options "containers" as a JSON array, which
-// is recognised (Pod.Nested) but whose containers are not read.
+// proof of concept stored each container as a nested plain tar
+// "<name>.tar" (a whole container checkpoint archive) listed in
+// pod.options "containers" as a JSON array (Pod.Nested); such a container
+// is opened in place inside a plain pod tar, or spooled into an anonymous
+// file from a compressed one.
 
 import (
 	"archive/tar"
@@ -112,7 +114,7 @@ type PodContainer struct {
 	// ID is the container id: Dir up to its first "-" ("" if Nested).
 	ID string
 	// Err says why the container cannot be read (its directory is missing
-	// or has no images, it is a nested archive); nil if it can.
+	// or has no images, its nested archive is missing); nil if it can.
 	Err error
 }
 
@@ -154,6 +156,113 @@ func (p *Pod) Names() []string {
 		out[i] = c.Name
 	}
 	return out
+}
+
+// nestedSuffix ends the name of a nested container archive of CRI-O's
+// earlier pod layout ("<name>.tar"); a KEP-5823 directory
+// ("<id>-<name>", a Kubernetes name being a DNS label) never ends so.
+const nestedSuffix = ".tar"
+
+// openNested opens the nested container archive opts.Container (a plain
+// tar member of the pod archive at path, as CRI-O's earlier pod
+// checkpoints store each container): in place when the pod archive is a
+// plain tar, else spooled into an anonymous file first. Every member of
+// the pod archive is validated on the way, the nested archive as a
+// container checkpoint.
+func openNested(path string, opts Options) (c *Checkpoint, err error) {
+	name := opts.Container
+	opts.Container = ""
+	if opts.ExtractDir != "" {
+		return nil, fmt.Errorf("%s: %s: extracting a nested container archive: not supported (extract the pod, then give %s)", path, name, name)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if c == nil || c.f != f {
+			f.Close()
+		}
+	}()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	head := make([]byte, 8)
+	n, err := f.ReadAt(head, 0)
+	if err != nil && err != io.EOF {
+		return nil, err
+	}
+	comp, err := sniff(path, head[:n])
+	if err != nil {
+		return nil, err
+	}
+	var cr *countReader
+	var tr *tar.Reader
+	kind := KindTar
+	fileSize := int64(-1)
+	if comp == compNone {
+		scr := &seekCountReader{countReader: countReader{r: f, limit: math.MaxInt64}, s: f}
+		cr, tr, fileSize = &scr.countReader, tar.NewReader(scr), st.Size()
+	} else {
+		r, k, closeDecomp, err := decompress(path, f, comp, opts)
+		if err != nil {
+			return nil, err
+		}
+		defer closeDecomp()
+		kind = k
+		cr = &countReader{r: r, limit: opts.MaxBytes}
+		tr = tar.NewReader(cr)
+	}
+	var (
+		inner     *os.File
+		off, size int64
+		found     bool
+	)
+	defer func() {
+		if err != nil && inner != nil && inner != f {
+			inner.Close()
+		}
+	}()
+	_, err = scan(path, cr, tr, opts, fileSize, true, func(m *member) error {
+		if m.name != name || m.hdr.Typeflag != tar.TypeReg {
+			return nil
+		}
+		if found {
+			return memberError(path, m.hdr.Name, "duplicate member (%q appears twice): refused", name)
+		}
+		found, size = true, m.hdr.Size
+		if comp == compNone {
+			inner, off = f, m.off
+			return nil
+		}
+		af, err := newAnonFile(opts.TempDir)
+		if err != nil {
+			return memberError(path, m.hdr.Name, "%v", err)
+		}
+		inner = af
+		if n, err := io.Copy(af, tr); err != nil || n != size {
+			return memberError(path, m.hdr.Name, "truncated archive: declares %d bytes, the data ends after %d bytes (%v)", size, n, err)
+		}
+		return nil
+	})
+	var pe *PodError
+	if err != nil && !errors.As(err, &pe) {
+		return nil, err
+	}
+	if !found {
+		return nil, fmt.Errorf("%s: no member %q (the nested container archive): %w", path, name, fs.ErrNotExist)
+	}
+	where := path + ":" + name
+	c, err = openInPlaceAt(where, inner, io.NewSectionReader(inner, off, size), off, size, opts)
+	if err != nil {
+		return nil, err
+	}
+	c.kind = kind
+	return c, nil
 }
 
 // Locate returns what to open for container c of the pod at p.Path:
@@ -413,7 +522,6 @@ func (p *Pod) check(hasImages func(dir string) bool, hasFile func(name string) b
 		listed[c.Dir] = true
 		switch {
 		case p.Nested && hasFile(c.Dir):
-			c.Err = fmt.Errorf("%s: container %q: a nested archive %q (CRI-O's earlier pod layout): %w", p.Path, c.Name, c.Dir, errors.ErrUnsupported)
 		case p.Nested:
 			c.Err = fmt.Errorf("%s: container %q: %s names it, the checkpoint lacks %q: %w", p.Path, c.Name, PodOptionsFile, c.Dir, fs.ErrNotExist)
 		case !hasImages(c.Dir):

@@ -43,13 +43,13 @@ func podTar(t *testing.T, members [][2]string) string {
 // server/container_checkpoint.go before commit 7a8f62f1b7: pod.dump, the
 // CRI PodSandboxConfig; pod.options with "containers" a list and the
 // SELinux labels; each container a nested archive NAME.tar) is
-// recognised: pod.dump's pod, hostname and log directory are read, each
-// nested container is named as not read (errors.ErrUnsupported), one that
-// is missing as such.
+// read: pod.dump's pod, hostname and log directory; each nested container
+// archive opened in place; one that is missing named as such.
 func TestReadPodEarlierLayout(t *testing.T) {
+	inner := fileBytesOf(t, podTar(t, [][2]string{{"checkpoint/", ""}, {"checkpoint/inventory.img", "inv-db"}, {"config.dump", `{"name":"db"}`}}))
 	p := podTar(t, [][2]string{
 		{"./", ""},
-		{"db.tar", "not read"},
+		{"db.tar", string(inner)},
 		{"pod.dump", `{"metadata":{"name":"shop-pod","uid":"u-1","namespace":"shop","attempt":2},"hostname":"shop-host","log_directory":"/var/log/pods/shop_shop-pod_u-1"}`},
 		{"pod.options", `{"version":1,"containers":["db","web"],"mountLabel":"system_u:object_r:container_file_t:s0:c1,c2","processLabel":"system_u:system_r:container_t:s0:c1,c2"}`},
 	})
@@ -69,8 +69,23 @@ func TestReadPodEarlierLayout(t *testing.T) {
 	if !pod.Nested || pod.MountLabel == "" || pod.ProcessLabel == "" || len(pod.Containers) != 2 {
 		t.Fatalf("pod %+v", pod)
 	}
-	if c := pod.Containers[0]; c.Name != "db" || !errors.Is(c.Err, errors.ErrUnsupported) {
+	if c := pod.Containers[0]; c.Name != "db" || c.Err != nil || c.Dir != "db.tar" {
 		t.Errorf("db: %+v", c)
+	}
+	path, dir := pod.Locate(pod.Containers[0])
+	ck, err := Open(path, Options{Container: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck.Close()
+	f, err := ck.Images.Open("inventory.img")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 6)
+	f.ReadAt(b, 0)
+	if string(b) != "inv-db" {
+		t.Errorf("db.tar's inventory.img reads %q", b)
 	}
 	if c := pod.Containers[1]; c.Name != "web" || c.Err == nil || !strings.Contains(c.Err.Error(), `lacks "web.tar"`) {
 		t.Errorf("web: %+v", c)
@@ -126,4 +141,13 @@ func TestPodContainerView(t *testing.T) {
 	if _, err := ReadPod(filepath.Join("..", "..", "testdata", "x86_64", "intrusion", "before.tar"), Options{}); !errors.Is(err, ErrNotPod) {
 		t.Errorf("ReadPod of before.tar: %v, want ErrNotPod", err)
 	}
+}
+
+func fileBytesOf(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
