@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/ckpt2core/ckpt2core/internal/archive"
 	"github.com/ckpt2core/ckpt2core/internal/inspect"
+	"github.com/ckpt2core/ckpt2core/internal/rootfs"
 )
 
 // containerFlag registers --container on a command that reads one
@@ -68,7 +70,7 @@ func resolveContainer(path string, o *archive.Options) (string, error) {
 	key := o.Container
 	ro := *o
 	ro.Container = ""
-	p, err := archive.ReadPod(path, ro)
+	p, err := readPod(path, ro)
 	if errors.Is(err, archive.ErrNotPod) {
 		return "", &podUsageError{fmt.Sprintf("--container %s: %s is not a pod checkpoint (--container chooses a container of a CRI-O pod checkpoint)", key, path)}
 	}
@@ -95,7 +97,7 @@ func podOf(err error, o archive.Options) error {
 		return err
 	}
 	o.Container, o.Context, o.Stream = "", nil, false
-	p, rerr := archive.ReadPod(pe.Path, o)
+	p, rerr := readPod(pe.Path, o)
 	if rerr != nil {
 		return fmt.Errorf("%w; reading it as a pod checkpoint: %w", err, rerr)
 	}
@@ -300,4 +302,78 @@ func inspectPod(stop *stopper, pod *archive.Pod, aopts *archive.Options, asJSON,
 		return exitFailed
 	}
 	return code
+}
+
+// errNotImage: the checkpoint path is not a container image.
+var errNotImage = errors.New("not a container image")
+
+// isOCILayout reports whether path is an OCI image layout directory.
+func isOCILayout(path string) bool {
+	st, err := os.Lstat(path + "/oci-layout")
+	return err == nil && st.Mode().IsRegular()
+}
+
+// spoolCheckpointImage returns, for a checkpoint committed as a container
+// image (cri-o's PodCheckpoint to a non-local target, exported with
+// podman save or skopeo: docker-archive, oci-archive or an OCI layout
+// directory), its one layer uncompressed into an anonymous file; the
+// layer is the checkpoint's tree. errNotImage when path is no image.
+func spoolCheckpointImage(path string, o archive.Options) (*os.File, error) {
+	img, err := rootfs.OpenImage(path)
+	if err != nil {
+		return nil, errNotImage
+	}
+	defer img.Close()
+	rc, _, err := img.CheckpointLayer()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	defer rc.Close()
+	return archive.SpoolFile(path+": its layer", rc, o)
+}
+
+// openArchive is archive.Open, and for a checkpoint committed as a
+// container image, archive.OpenFile of its layer.
+func openArchive(path string, o archive.Options) (*archive.Checkpoint, error) {
+	var ck *archive.Checkpoint
+	err := archive.ErrNotCheckpoint
+	if !isOCILayout(path) {
+		ck, err = archive.Open(path, o)
+	}
+	if !errors.Is(err, archive.ErrNotCheckpoint) {
+		return ck, err
+	}
+	f, ierr := spoolCheckpointImage(path, o)
+	switch {
+	case errors.Is(ierr, errNotImage) && isOCILayout(path):
+		return nil, fmt.Errorf("%s: %w", path, ierr)
+	case errors.Is(ierr, errNotImage):
+		return nil, err
+	case ierr != nil:
+		return nil, ierr
+	}
+	ck, err = archive.OpenFile(path, f, o)
+	var pe *archive.PodError
+	if err != nil && !errors.As(err, &pe) {
+		return nil, fmt.Errorf("%s is a container image, its layer no checkpoint: %w", path, err)
+	}
+	return ck, err
+}
+
+// readPod is archive.ReadPod, and for a pod checkpoint committed as a
+// container image, archive.ReadPodFile of its layer.
+func readPod(path string, o archive.Options) (*archive.Pod, error) {
+	p, err := archive.ReadPod(path, o)
+	if !errors.Is(err, archive.ErrNotPod) {
+		return p, err
+	}
+	f, ierr := spoolCheckpointImage(path, o)
+	switch {
+	case errors.Is(ierr, errNotImage):
+		return nil, err
+	case ierr != nil:
+		return nil, ierr
+	}
+	defer f.Close()
+	return archive.ReadPodFile(path, f, o)
 }

@@ -116,7 +116,7 @@ func openCheckpoint(stop *stopper, path string, opts *archive.Options) (criuimg.
 		case <-time.After(5 * time.Second):
 		}
 	})
-	ck, err := archive.Open(path, o)
+	ck, err := openArchive(path, o) // archive.Open, or a checkpoint image's layer (pod.go)
 	close(opened)
 	if err != nil || !o.Stream {
 		release()

@@ -55,6 +55,11 @@ func (e *PodError) Error() string {
 	return e.Path + ": a pod checkpoint (" + PodOptionsFile + "): its containers lie in directories; choose one"
 }
 
+// ErrNotCheckpoint is wrapped by Open's error for a tar archive without
+// CRIU images: not a container checkpoint (maybe a container image
+// holding one: see OpenFile).
+var ErrNotCheckpoint = errors.New("not a container checkpoint")
+
 // ErrNotPod is returned by ReadPod for a checkpoint that is not a pod
 // checkpoint.
 var ErrNotPod = errors.New("not a pod checkpoint (no " + PodOptionsFile + " at the top, or checkpoint/ images there)")
@@ -170,11 +175,6 @@ const nestedSuffix = ".tar"
 // the pod archive is validated on the way, the nested archive as a
 // container checkpoint.
 func openNested(path string, opts Options) (c *Checkpoint, err error) {
-	name := opts.Container
-	opts.Container = ""
-	if opts.ExtractDir != "" {
-		return nil, fmt.Errorf("%s: %s: extracting a nested container archive: not supported (extract the pod, then give %s)", path, name, name)
-	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -184,6 +184,17 @@ func openNested(path string, opts Options) (c *Checkpoint, err error) {
 			f.Close()
 		}
 	}()
+	return openNestedFile(path, f, opts)
+}
+
+// openNestedFile is openNested on the open pod archive f; the
+// Checkpoint's f is f when the nested archive is read in place.
+func openNestedFile(path string, f *os.File, opts Options) (c *Checkpoint, err error) {
+	name := opts.Container
+	opts.Container = ""
+	if opts.ExtractDir != "" {
+		return nil, fmt.Errorf("%s: %s: extracting a nested container archive: not supported (extract the pod, then give %s)", path, name, name)
+	}
 	st, err := f.Stat()
 	if err != nil {
 		return nil, err
@@ -295,6 +306,15 @@ func ReadPod(path string, opts Options) (*Pod, error) {
 		return nil, err
 	}
 	defer f.Close()
+	return ReadPodFile(path, f, opts)
+}
+
+// ReadPodFile is ReadPod on the open archive f (named path in errors and
+// in Pod.Path), as OpenFile: f is read with ReadAt and seeks, and stays
+// open.
+func ReadPodFile(path string, f *os.File, opts Options) (*Pod, error) {
+	opts = opts.withDefaults()
+	opts.Container = ""
 	head := make([]byte, 8)
 	n, err := f.ReadAt(head, 0)
 	if err != nil && err != io.EOF {
@@ -302,6 +322,9 @@ func ReadPod(path string, opts Options) (*Pod, error) {
 	}
 	comp, err := sniff(path, head[:n])
 	if err != nil {
+		return nil, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return nil, err
 	}
 	var cr *countReader
@@ -579,4 +602,45 @@ func objectPairs(b []byte) ([][2]string, error) {
 		out = append(out, [2]string{k, v})
 	}
 	return out, nil
+}
+
+// OpenFile opens the checkpoint archive f, named path in errors and in
+// Checkpoint.Path (a file that has no name of its own: an anonymous file
+// holding a checkpoint image's layer, SpoolFile), as Open opens a file.
+// OpenFile takes f, whatever happens: the Checkpoint's Close closes it
+// (or it is closed at once when not needed).
+func OpenFile(path string, f *os.File, opts Options) (c *Checkpoint, err error) {
+	opts = opts.withDefaults()
+	if strings.HasSuffix(opts.Container, nestedSuffix) {
+		c, err = openNestedFile(path, f, opts)
+	} else {
+		c, err = openFile(path, f, opts)
+	}
+	if err != nil || c.f != f {
+		f.Close()
+	}
+	return c, err
+}
+
+// SpoolFile copies r (at most opts.MaxBytes bytes: more is an error) into
+// an anonymous file under opts.TempDir, which nothing can leave behind,
+// and returns it. what names r in errors.
+func SpoolFile(what string, r io.Reader, opts Options) (*os.File, error) {
+	opts = opts.withDefaults()
+	f, err := newAnonFile(opts.TempDir)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Context != nil {
+		r = &ctxReader{ctx: opts.Context, r: r}
+	}
+	n, err := io.Copy(f, io.LimitReader(r, opts.MaxBytes+1))
+	if err == nil && n > opts.MaxBytes {
+		err = fmt.Errorf("more than %d bytes (MaxBytes; a tar bomb?)", opts.MaxBytes)
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return f, nil
 }

@@ -275,13 +275,13 @@ func scan(path string, cr *countReader, tr *tar.Reader, opts Options, fileSize i
 		return 0, fmt.Errorf("%s: no member: empty tar archive", path)
 	}
 	if nImages == 0 && opts.Container != "" {
-		return 0, fmt.Errorf("%s: no %s/checkpoint/ images in the pod archive: %w", path, opts.Container, fs.ErrNotExist)
+		return 0, fmt.Errorf("%s: no %s/checkpoint/ images in the pod archive: %w", path, opts.Container, errors.Join(fs.ErrNotExist, ErrNotCheckpoint))
 	}
 	if nImages == 0 && sawPod {
 		return 0, &PodError{Path: path}
 	}
 	if nImages == 0 {
-		return 0, fmt.Errorf("%s: no checkpoint/ images in the archive: not a container checkpoint", path)
+		return 0, fmt.Errorf("%s: no checkpoint/ images in the archive: %w", path, ErrNotCheckpoint)
 	}
 	return nImages, nil
 }

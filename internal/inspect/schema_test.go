@@ -220,7 +220,7 @@ func TestStableKeys(t *testing.T) {
 // pod.go's, names every key PodReport writes, and those are always
 // present.
 func TestPodSchemaDocumented(t *testing.T) {
-	readme := schemaBlock(t, filepath.Join("..", "..", "README.md"), "can be given as the checkpoint).\n\n```\n", "```", "")
+	readme := schemaBlock(t, filepath.Join("..", "..", "README.md"), "single container's checkpoint image.\n\n```\n", "```", "")
 	doc := schemaBlock(t, "pod.go", "every key is always present.\n//\n", "\ntype PodReport", "//\t")
 	if !slices.Equal(readme, doc) {
 		t.Errorf("README pod schema and pod.go's differ:\n%s\n---\n%s", strings.Join(readme, "\n"), strings.Join(doc, "\n"))
