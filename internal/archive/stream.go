@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
+	"github.com/ckpt2core/ckpt2core/internal/readat"
 )
 
 // Streaming (Options.Stream): Open returns as soon as the archive is
@@ -360,7 +361,7 @@ func (f *growingFile) Size() int64  { return f.g.size }
 func (f *growingFile) ReadAt(p []byte, off int64) (int, error) {
 	st, g := f.st, f.g
 	if off < 0 {
-		return 0, fmt.Errorf("%s: %w", g.name, errNegOffset)
+		return 0, fmt.Errorf("%s: %w", g.name, readat.ErrNegativeOffset)
 	}
 	if off >= g.size {
 		if len(p) == 0 {
@@ -399,13 +400,7 @@ func (f *growingFile) ReadAt(p []byte, off int64) (int, error) {
 		return 0, fmt.Errorf("%s: the archive stream ended: %w", g.name, err)
 	}
 	st.mu.Unlock()
-	n, err := g.f.ReadAt(p[:end-off], off)
-	if err == io.EOF && int64(n) == end-off {
-		err = nil
-	}
-	if err == nil && end-off < int64(len(p)) {
-		err = io.EOF
-	}
+	n, err := readat.Window(g.f, g.name, 0, g.size, p, off)
 	st.mu.Lock()
 	if end > g.readEnd {
 		g.readEnd = end

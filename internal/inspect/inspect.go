@@ -138,12 +138,10 @@ func Inspect(ck *criuimg.Checkpoint, opts Options) (*Report, error) {
 		rep.Sizes = sz
 	}
 
-	files, err := loadFiles(ck.Src)
+	files := fileTable{ck}
 	if ferr := ck.FilesError(); ferr != nil {
-		// files.img is damaged (Open): what can be read of it.
-		warn("%v: only its first %d entries are read: the other files' paths (mappings, open files, cwd, executable) are unknown", ferr, len(files))
-	} else if err != nil {
-		warn("files.img: %v", err)
+		// files.img is damaged (SalvageOpen): what could be read of it.
+		warn("%v: only its first %d entries are read: the other files' paths (mappings, open files, cwd, executable) are unknown", ferr, ck.FileCount())
 	}
 	mounts, err := loadMounts(ck.Src)
 	if err != nil {
@@ -216,7 +214,9 @@ func inspectProcess(ck *criuimg.Checkpoint, info criuimg.ProcInfo, files fileTab
 		return pr, criuimg.ArchUnknown // (not in pstree.img)
 	}
 	defer p.Close()
-	pr.Warnings = append(pr.Warnings, p.Warnings...)
+	for _, n := range p.Notes {
+		warn("%s", noteWarning(n))
+	}
 	pr.Comm, pr.State = p.Comm, stateName(p.State)
 	if p.Zombie() {
 		if ws := criuimg.WaitStatus(p.ExitCode); ws.Signaled() {
@@ -278,11 +278,7 @@ func inspectProcess(ck *criuimg.Checkpoint, info criuimg.ProcInfo, files fileTab
 	}
 
 	if p.MM != nil {
-		var sps []uint64
-		for _, t := range pr.Threads {
-			sps = append(sps, uint64(t.SP))
-		}
-		mem, err := memorySummary(p, sps)
+		mem, err := memorySummary(p)
 		if err != nil {
 			warn("memory: %v", err)
 		}
@@ -302,6 +298,18 @@ func inspectProcess(ck *criuimg.Checkpoint, info criuimg.ProcInfo, files fileTab
 		pr.Files = fds
 	}
 	return pr, p.Arch
+}
+
+// noteWarning is the warning about a fact of a process's images that
+// leaves memory out of the report (or a mapping unnamed).
+func noteWarning(n criuimg.Note) string {
+	switch n.Kind {
+	case criuimg.NoteParentPages:
+		return fmt.Sprintf("%d bytes of memory are in a parent checkpoint (incremental dump) that is not here: they are not read", n.Bytes)
+	case criuimg.NoteLazyPages:
+		return fmt.Sprintf("%d bytes of memory were left to lazy migration and are not in the images", n.Bytes)
+	}
+	return n.Err.Error()
 }
 
 // salvageWarning is the warning about a problem criuimg.SalvageProcess
@@ -401,31 +409,21 @@ func splitNUL(b []byte) []string {
 	return out
 }
 
-// memoryKind classifies a mapping for MemorySummary. stack says whether
-// the mapping holds a thread's stack pointer or the initial stack.
-func memoryKind(v *criuimg.VMA, stack bool) string {
-	switch {
-	case v.Status&(criuimg.VMAAreaVDSO|criuimg.VMAAreaVVAR|criuimg.VMAAreaVsyscall|criuimg.VMAAreaAIORing|criuimg.VMAAreaSocket) != 0:
+// MemoryKind is the kind (KindFile, KindAnon, KindHeap, KindStack,
+// KindShared, KindSysV, KindSpecial) that MemorySummary counts a mapping
+// of kind k under: criuimg's kinds, the kernel's special ones as one.
+func MemoryKind(k criuimg.VMAKind) string {
+	if k.Special() {
 		return KindSpecial
-	case v.Status&criuimg.VMAAreaHeap != 0:
-		return KindHeap
-	case v.Status&criuimg.VMAAreaStack != 0 || v.Flags&criuimg.MapGrowsdown != 0 || stack:
-		return KindStack
-	case v.Status&criuimg.VMAAreaSysVIPC != 0:
-		return KindSysV
-	case v.HasShmem || v.Status&(criuimg.VMAAnonShared|criuimg.VMAAreaMemfd) != 0:
-		return KindShared
-	case v.Path != "":
-		return KindFile
 	}
-	return KindAnon
+	return k.String() // the names of the others are inspect's
 }
 
-// memorySummary sums p's mappings by kind. sps are the threads' stack
-// pointers: the anonymous mappings holding them are stacks. Without a
+// memorySummary sums p's mappings by kind (criuimg's Process.VMAKind).
+// Without a
 // memory view (no page size) every byte of the mappings but the kernel's
 // special ones is counted unreadable.
-func memorySummary(p *criuimg.Process, sps []uint64) (*MemorySummary, error) {
+func memorySummary(p *criuimg.Process) (*MemorySummary, error) {
 	order := []string{KindFile, KindAnon, KindHeap, KindStack, KindShared, KindSysV, KindSpecial}
 	kinds := map[string]*MemKind{}
 	for _, k := range order {
@@ -433,14 +431,9 @@ func memorySummary(p *criuimg.Process, sps []uint64) (*MemorySummary, error) {
 	}
 	m := &MemorySummary{VMAs: len(p.VMAs)}
 	var firstErr error
-	startStack := p.MM.GetMmStartStack()
 	for i := range p.VMAs {
 		v := &p.VMAs[i]
-		stack := v.Start <= startStack && startStack < v.End
-		for _, sp := range sps {
-			stack = stack || (v.Start <= sp && sp < v.End)
-		}
-		k := kinds[memoryKind(v, stack && v.Path == "" && !v.HasShmem)]
+		k := kinds[MemoryKind(p.VMAKind(v))]
 		size := v.End - v.Start
 		k.VMAs++
 		k.Bytes += size
