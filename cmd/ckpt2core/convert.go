@@ -103,6 +103,9 @@ func runConvert(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	if pod := podChoice(err); pod != nil {
 		// A pod checkpoint without --container: every container, each
 		// into OUT_DIR/NAME (pod.go).
+		if aopts.ExtractDir != "" {
+			return badUsage("--extract on a pod checkpoint needs --container NAME (it has %s)", strings.Join(pod.Names(), ", "))
+		}
 		if len(*pids) > 0 {
 			return badUsage("--pid on a pod checkpoint needs --container NAME (pids are per container; it has %s)", strings.Join(pod.Names(), ", "))
 		}

@@ -191,6 +191,9 @@ func (pc podConvert) run(stop *stopper, stdout, stderr io.Writer) int {
 // --container): each hit names its container (text: the name first; JSON:
 // "container"), and the JSON is one array of all hits.
 func (g grepRun) pod(stop *stopper, pod *archive.Pod, stdout, stderr io.Writer) int {
+	if g.aopts.ExtractDir != "" {
+		return usageError(stderr, "grep", grepTrouble, "--extract on a pod checkpoint needs --container NAME (it has %s)", strings.Join(pod.Names(), ", "))
+	}
 	if len(g.pids) > 0 {
 		return usageError(stderr, "grep", grepTrouble, "--pid on a pod checkpoint needs --container NAME (pids are per container; it has %s)", strings.Join(pod.Names(), ", "))
 	}
@@ -255,6 +258,9 @@ func (g grepRun) pod(stop *stopper, pod *archive.Pod, stdout, stderr io.Writer) 
 // container's report; a container that cannot be read costs only its
 // report (its error is said, exit status 1 at the end).
 func inspectPod(stop *stopper, pod *archive.Pod, aopts *archive.Options, asJSON, env bool, pids []uint, sysroot, image string, stdout, stderr io.Writer) int {
+	if aopts.ExtractDir != "" {
+		return usageError(stderr, "inspect", exitUsage, "--extract on a pod checkpoint needs --container NAME (it has %s)", strings.Join(pod.Names(), ", "))
+	}
 	if len(pids) > 0 {
 		return usageError(stderr, "inspect", exitUsage, "--pid on a pod checkpoint needs --container NAME (pids are per container; it has %s)", strings.Join(pod.Names(), ", "))
 	}
