@@ -37,12 +37,16 @@ func openInPlaceAt(path string, f *os.File, rs io.ReadSeeker, base, size int64, 
 	tr := tar.NewReader(cr)
 	images := map[string]span{}
 	top := map[string]span{}
+	x := newExtras()
 	_, err := scan(path, &cr.countReader, tr, opts, size, false, func(m *member) error {
 		sp := span{off: base + m.off, size: m.hdr.Size, mtime: m.hdr.ModTime}
-		if m.role == roleImage {
+		switch m.role {
+		case roleImage:
 			images[m.key] = sp
-		} else {
+		case roleTop:
 			top[m.key] = sp
+		default:
+			x.add(m, sp)
 		}
 		return nil
 	})
@@ -55,6 +59,7 @@ func openInPlaceAt(path string, f *os.File, rs io.ReadSeeker, base, size int64, 
 		f:      f,
 		Images: &tarSource{f: f, path: path, prefix: "checkpoint/", members: images},
 		top:    &tarSource{f: f, path: path, members: top},
+		x:      x,
 	}, nil
 }
 

@@ -58,6 +58,7 @@ type stream struct {
 	consume    map[string]bool
 	retain     map[string][]byteRange // Retain, by pages image name
 	notes      []string
+	x          *extras // the parent links (parent.go), complete once done
 }
 
 // byteRange is [off, end) of a file.
@@ -117,7 +118,7 @@ func isPagesImage(key string) bool {
 // when the stream ends.
 func openStream(path string, cr *countReader, tr *tar.Reader, opts Options, kind string, closeDecomp func()) *Checkpoint {
 	b := &blobs{dir: opts.TempDir, members: map[string]*blob{}}
-	st := &stream{path: path, b: b, grow: map[string]*growing{}, consume: map[string]bool{}, retain: map[string][]byteRange{}}
+	st := &stream{path: path, b: b, grow: map[string]*growing{}, consume: map[string]bool{}, retain: map[string][]byteRange{}, x: newExtras()}
 	st.cond = sync.NewCond(&st.mu)
 	go func() {
 		defer closeDecomp()
@@ -136,6 +137,7 @@ func openStream(path string, cr *countReader, tr *tar.Reader, opts Options, kind
 		kind:   kind,
 		blobs:  b,
 		stream: st,
+		x:      st.x,
 		Images: &streamSource{st: st, prefix: "checkpoint/"},
 		top:    &streamSource{st: st},
 	}
@@ -145,6 +147,15 @@ func (st *stream) read(path string, cr *countReader, tr *tar.Reader, opts Option
 	buf := make([]byte, 1<<20)
 	lw := &limitWriter{limit: opts.MaxBytes}
 	_, err := scan(path, cr, tr, opts, -1, false, func(m *member) error {
+		switch m.role { // parent.go: read once the stream has ended
+		case roleLink, roleParent, roleVolume:
+			st.mu.Lock()
+			st.x.add(m, span{mtime: m.hdr.ModTime})
+			st.mu.Unlock()
+			if m.role == roleLink {
+				return nil
+			}
+		}
 		if m.role == roleImage && isPagesImage(m.key) {
 			return st.readPages(path, m, tr, lw, buf)
 		}

@@ -120,6 +120,7 @@ func Inspect(ck *criuimg.Checkpoint, opts Options) (*Report, error) {
 		}
 	}
 
+	rep.Volumes = readVolumes(opts.Meta, warn)
 	addEngineFiles(rep, rep.Container, opts.Meta, readFile, warn)
 	uts, err := loadUTS(ck.Src)
 	if err != nil {

@@ -145,6 +145,21 @@ func WriteText(w io.Writer, r *Report) error {
 		}
 		tw.Flush()
 	}
+	for _, v := range r.Volumes {
+		more := ""
+		if v.Truncated {
+			more = fmt.Sprintf(", the first %d listed", len(v.Files))
+		}
+		p("\nVolume %s (volumes/%s.tar, %s, %d entries%s)\n", clean(v.Name), clean(v.Name), humanBytes(uint64(v.Size)), v.Entries, more)
+		if len(v.Files) > 0 {
+			tw := tabwriter.NewWriter(ew, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "  SIZE\tTYPE\tPATH")
+			for _, d := range v.Files {
+				fmt.Fprintf(tw, "  %s\t%s\t%s\n", humanBytes(uint64(d.Size)), d.Type, clean(d.Path))
+			}
+			tw.Flush()
+		}
+	}
 	if len(r.Warnings) > 0 {
 		p("\nWarnings\n")
 		for _, w := range r.Warnings {
