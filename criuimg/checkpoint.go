@@ -42,9 +42,8 @@ type Checkpoint struct {
 	Src       Source
 	Inventory *inventory.InventoryEntry
 	Procs     []ProcInfo
-	byPid     map[uint32]int // index in Procs
-	files     map[uint32]RegFile
-	memfds    map[uint32]uint32 // memfd file id -> memfd inode id
+	byPid     map[uint32]int               // index in Procs
+	files     map[uint32]*fdinfo.FileEntry // files.img by id
 	inodes    map[uint32]memfdInode
 	inodesErr error
 	inodesOK  bool
@@ -84,7 +83,7 @@ func (c *Checkpoint) FilesError() error { return c.filesErr }
 // against the images; the caller compares them with pstree.img once it
 // has it (Open of the same source).
 func OpenWithTree(src Source, procs []ProcInfo) (*Checkpoint, error) {
-	c := &Checkpoint{Src: src, files: map[uint32]RegFile{}, memfds: map[uint32]uint32{}, byPid: map[uint32]int{}}
+	c := &Checkpoint{Src: src, files: map[uint32]*fdinfo.FileEntry{}, byPid: map[uint32]int{}}
 	if err := c.readInventory(); err != nil {
 		return nil, err
 	}
@@ -111,7 +110,7 @@ func (c *Checkpoint) readInventory() error {
 }
 
 func open(src Source, salvage bool) (*Checkpoint, error) {
-	c := &Checkpoint{Src: src, files: map[uint32]RegFile{}, memfds: map[uint32]uint32{}}
+	c := &Checkpoint{Src: src, files: map[uint32]*fdinfo.FileEntry{}}
 	if err := c.readInventory(); err != nil {
 		return nil, err
 	}
@@ -154,21 +153,12 @@ func open(src Source, salvage bool) (*Checkpoint, error) {
 }
 
 // readFiles reads files.img (optional for our purpose: without it,
-// mappings have no path).
+// mappings have no path), the one decoding of it.
 func (c *Checkpoint) readFiles(salvage bool) error {
 	src := c.Src
 	err := readAll(src, "files.img", MagicFiles, nil, func() *fdinfo.FileEntry { return &fdinfo.FileEntry{} },
 		func(_ int, _ int64, e *fdinfo.FileEntry) error {
-			if r := e.GetReg(); r != nil {
-				rf := RegFile{Path: r.GetName(), Size: r.GetSize(), HasSize: r.Size != nil, Mode: r.GetMode()}
-				for _, w := range r.GetBuildId() {
-					rf.BuildID = binary.LittleEndian.AppendUint32(rf.BuildID, w)
-				}
-				c.files[e.GetId()] = rf
-			}
-			if m := e.GetMemfd(); m != nil {
-				c.memfds[e.GetId()] = m.GetInodeId()
-			}
+			c.files[e.GetId()] = e
 			return nil
 		})
 	if err != nil && !IsNotExist(err) {
@@ -245,16 +235,38 @@ type RegFile struct {
 // FilePath returns the path of the regular file with the given id in
 // files.img.
 func (c *Checkpoint) FilePath(id uint32) (string, bool) {
-	f, ok := c.files[id]
-	return f.Path, ok
+	if r := c.files[id].GetReg(); r != nil {
+		return r.GetName(), true
+	}
+	return "", false
 }
 
 // RegFile returns what files.img records of the regular file with the
 // given id.
 func (c *Checkpoint) RegFile(id uint32) (RegFile, bool) {
-	f, ok := c.files[id]
-	return f, ok
+	r := c.files[id].GetReg()
+	if r == nil {
+		return RegFile{}, false
+	}
+	rf := RegFile{Path: r.GetName(), Size: r.GetSize(), HasSize: r.Size != nil, Mode: r.GetMode()}
+	for _, w := range r.GetBuildId() {
+		rf.BuildID = binary.LittleEndian.AppendUint32(rf.BuildID, w)
+	}
+	return rf, true
 }
+
+// FileEntry returns the entry of files.img with the given id, of any kind
+// (regular file, pipe, FIFO, socket, memfd, tty...), as decoded. With
+// SalvageOpen and a damaged files.img, only the entries before the
+// damaged one are known.
+func (c *Checkpoint) FileEntry(id uint32) (*fdinfo.FileEntry, bool) {
+	e, ok := c.files[id]
+	return e, ok
+}
+
+// FileCount returns the number of files files.img holds (of those read,
+// with SalvageOpen and a damaged files.img).
+func (c *Checkpoint) FileCount() int { return len(c.files) }
 
 // Pids returns the pids of the tree, sorted.
 func (c *Checkpoint) Pids() []uint32 {

@@ -2,12 +2,15 @@ package criuimg_test
 
 import (
 	"encoding/json"
+	"math"
 	"path/filepath"
 	"strconv"
 	"testing"
 
+	"github.com/checkpoint-restore/go-criu/v8/crit/images/fdinfo"
 	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/internal/imgtest"
+	"google.golang.org/protobuf/proto"
 )
 
 // Real fixtures (testdata/README.md): their image directories and the
@@ -205,4 +208,42 @@ func loadFacts(t *testing.T, path string, f *fixture) {
 func openDir(t *testing.T, dir string) (*criuimg.Checkpoint, error) {
 	t.Helper()
 	return criuimg.Open(imgtest.DirSource(t, dir))
+}
+
+// TestFileEntries: the checkpoint keeps every entry of files.img, of any
+// kind, decoded once. counter runs `python3 counter.py 2>&1 | tee
+// /opt/fixture/run/logfile` (manifest.json argv): its files.img holds the
+// pipe between python3 and tee, tee's logfile, and python3's listening
+// socket.
+func TestFileEntries(t *testing.T) {
+	ck := imgtest.OpenDir(t, filepath.Join("..", "testdata", "x86_64", "counter", "images"))
+	n, pipes, listening, logfile := 0, 0, 0, false
+	err := criuimg.EachEntry(ck.Src, "files.img", criuimg.MagicFiles, func() *fdinfo.FileEntry { return &fdinfo.FileEntry{} },
+		func(want *fdinfo.FileEntry) error {
+			n++
+			got, ok := ck.FileEntry(want.GetId())
+			if !ok || !proto.Equal(got, want) {
+				t.Errorf("file %d: %v, want %v", want.GetId(), got, want)
+			}
+			pipes += btoi(got.GetPipe() != nil)
+			listening += btoi(got.GetIsk().GetState() == 10) // TCP_LISTEN
+			logfile = logfile || got.GetReg().GetName() == "/opt/fixture/run/logfile"
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ck.FileCount() != n || pipes == 0 || listening == 0 || !logfile {
+		t.Errorf("%d files of %d, %d pipes, %d listening sockets, logfile %v", ck.FileCount(), n, pipes, listening, logfile)
+	}
+	if _, ok := ck.FileEntry(math.MaxUint32); ok {
+		t.Error("an id files.img lacks is found")
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

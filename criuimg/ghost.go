@@ -8,6 +8,7 @@ import (
 
 	ghostfile "github.com/checkpoint-restore/go-criu/v8/crit/images/ghost-file"
 	remapfile "github.com/checkpoint-restore/go-criu/v8/crit/images/remap-file-path"
+	"github.com/ckpt2core/ckpt2core/internal/readat"
 )
 
 // Magics of the images of deleted files (criu/include/magic.h).
@@ -112,12 +113,12 @@ func (c *Checkpoint) ReadRemaps() (*RemapTable, error) {
 			if j, dup := t.byFile[r.FileID]; dup {
 				return &FormatError{File: "remap-fpath.img", Entry: i, Offset: off, Msg: fmt.Sprintf("file id %#x already remapped by entry %d", r.FileID, j)}
 			}
-			if f, ok := c.files[r.FileID]; ok {
-				r.Path = f.Path
+			if path, ok := c.FilePath(r.FileID); ok {
+				r.Path = path
 			}
 			if r.Kind == RemapLinked {
-				if f, ok := c.files[r.RemapID]; ok {
-					r.LinkPath = f.Path
+				if path, ok := c.FilePath(r.RemapID); ok {
+					r.LinkPath = path
 				}
 			}
 			t.byFile[r.FileID] = len(t.list)
@@ -372,12 +373,9 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 	if left := c.cOff + c.cLen - c.pos; n > left {
 		n = left
 	}
-	m, err := c.g.f.ReadAt(p[:n], c.cImg+(c.pos-c.cOff))
+	m, err := readat.Full(c.g.f, p[:n], c.cImg+(c.pos-c.cOff))
 	c.pos += int64(m)
-	if m < int(n) {
-		if err == nil || err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
+	if err != nil {
 		c.err = fmt.Errorf("%s: reading chunk at file offset %d: %w", c.g.Image, c.cOff, err)
 		return m, c.err
 	}

@@ -28,6 +28,7 @@ const (
 	MagicIDs        uint32 = 0x54432030 // ids-<pid>.img
 	MagicFdinfo     uint32 = 0x56213732 // fdinfo-<id>.img
 	MagicMnts       uint32 = 0x55563928 // mountpoints-<id>.img
+	MagicUTSNS      uint32 = 0x54473203 // utsns-<id>.img
 )
 
 // MaxEntrySize bounds one protobuf entry. CRIU's largest entries (an mm
@@ -294,6 +295,12 @@ func readFirst(src Source, name string, magic uint32, m proto.Message, lim *limi
 // (created by newMsg), its index and its byte offset, checking lim (if not
 // nil) before decoding each.
 func readAll[M proto.Message](src Source, name string, magic uint32, lim *limits, newMsg func() M, fn func(i int, off int64, m M) error) error {
+	return walk(src, name, magic, lim, newMsg, func(_ *Reader, i int, off int64, m M) error { return fn(i, off, m) })
+}
+
+// walk is readAll whose fn also gets the Reader, past the entry: the one
+// loop over the entries of an image.
+func walk[M proto.Message](src Source, name string, magic uint32, lim *limits, newMsg func() M, fn func(r *Reader, i int, off int64, m M) error) error {
 	f, err := src.Open(name)
 	if err != nil {
 		return err
@@ -312,7 +319,7 @@ func readAll[M proto.Message](src Source, name string, magic uint32, lim *limits
 			}
 			return err
 		}
-		if err := fn(i, off, m); err != nil {
+		if err := fn(r, i, off, m); err != nil {
 			return err
 		}
 	}
@@ -323,25 +330,5 @@ func readAll[M proto.Message](src Source, name string, magic uint32, lim *limits
 // an entry cannot be read (the Reader's error, naming file and entry) or fn
 // fails (its error).
 func EachEntry[M proto.Message](src Source, name string, magic uint32, newMsg func() M, fn func(M) error) error {
-	f, err := src.Open(name)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	r, err := NewReader(f, magic)
-	if err != nil {
-		return err
-	}
-	for {
-		m := newMsg()
-		if err := r.Next(m); err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return err
-		}
-		if err := fn(m); err != nil {
-			return err
-		}
-	}
+	return readAll(src, name, magic, nil, newMsg, func(_ int, _ int64, m M) error { return fn(m) })
 }

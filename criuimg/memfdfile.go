@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"github.com/checkpoint-restore/go-criu/v8/crit/images/memfd"
+	"github.com/ckpt2core/ckpt2core/internal/readat"
 )
 
 // MemfdInode is one memfd inode of memfd.img: a file that lives only in
@@ -37,8 +38,8 @@ func (c *Checkpoint) ReadMemfdInodes() ([]MemfdInode, error) {
 // MemfdInodeOf returns the memfd inode id of the memfd file fileID of
 // files.img.
 func (c *Checkpoint) MemfdInodeOf(fileID uint32) (uint32, bool) {
-	id, ok := c.memfds[fileID]
-	return id, ok
+	m := c.files[fileID].GetMemfd()
+	return m.GetInodeId(), m != nil
 }
 
 // MaxMemfdHoles bounds the bytes of a memfd's claimed size that its
@@ -113,12 +114,9 @@ func (m *MemfdContents) Read(p []byte) (int, error) {
 	}
 	r := runs[m.run]
 	n := min(uint64(len(p)), r.Addr+r.Len-pos)
-	k, err := m.idx.Pages.ReadAt(p[:n], r.Offset+int64(pos-r.Addr))
+	k, err := readat.Full(m.idx.Pages, p[:n], r.Offset+int64(pos-r.Addr))
 	m.pos += int64(k)
-	if k < int(n) {
-		if err == nil || err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
+	if err != nil {
 		return k, fmt.Errorf("%s: %w", m.idx.pagesName, err)
 	}
 	return k, nil

@@ -75,44 +75,46 @@ func ReadPageIndex(src Source, name string, pageSize uint64) (*PageIndex, error)
 // in a shmem object).
 func readPageIndex(src Source, name string, pageSize uint64, salvage bool, key string) (*PageIndex, []error) {
 	idx := &PageIndex{Name: name}
+	probs := idx.read(src, pageSize, key)
 	var errs []error
-	// unreadable ends a salvaged index before its first entry.
-	unreadable := func(err error) (*PageIndex, []error) {
-		if !salvage {
-			return nil, []error{err}
+	for _, pr := range probs {
+		switch {
+		case !salvage && pr.strict != nil:
+			idx.Close()
+			return nil, []error{pr.strict}
+		case salvage && pr.salvaged != nil:
+			errs = append(errs, pr.salvaged)
 		}
-		idx.Lost = err
-		return idx, []error{fmt.Errorf("%w: every page it describes is unreadable", err)}
 	}
-	if pageSize == 0 || pageSize&(pageSize-1) != 0 {
-		return unreadable(fmt.Errorf("%s: page size %d is not a power of two", name, pageSize))
-	}
-	f, err := src.Open(name)
+	return idx, errs
+}
+
+// pagemapProblem is one problem of a pagemap or its pages file, as a
+// strict reader states it (nil: none for it) and as a salvaging one does,
+// with what it costs (nil: said otherwise).
+type pagemapProblem struct {
+	strict, salvaged error
+}
+
+// read fills in the index from the pagemap image x.Name and opens its
+// pages file, and returns the problems met. The data of entries beyond
+// the end of the pages file is a problem of each entry for a strict
+// reader, one problem of them all (shortPages) for a salvaging one.
+func (x *PageIndex) read(src Source, pageSize uint64, key string) []pagemapProblem {
+	r, f, err := openPagemap(src, x.Name, pageSize)
 	if err != nil {
-		return unreadable(err)
+		x.Lost = err
+		return []pagemapProblem{{err, fmt.Errorf("%w: every page it describes is unreadable", err)}}
 	}
 	defer f.Close()
-	r, err := NewReader(f, MagicPagemap)
-	if err != nil {
-		return unreadable(err)
-	}
-	head := &pagemap.PagemapHead{}
-	if err := r.Next(head); err != nil {
-		if err == io.EOF {
-			err = &FormatError{File: name, Entry: 0, Offset: r.Offset(), Msg: "no pagemap_head"}
-		}
-		return unreadable(err)
-	}
-	idx.pagesName = fmt.Sprintf("pages-%d.img", head.GetPagesId())
+	var probs []pagemapProblem
+	x.pagesName = fmt.Sprintf("pages-%d.img", r.head.GetPagesId())
 	var pagesSize uint64
-	if pages, err := src.Open(idx.pagesName); err != nil {
-		err = fmt.Errorf("%s: pages file of pagemap_head: %w", name, err)
-		if !salvage {
-			return nil, []error{err}
-		}
-		errs = append(errs, fmt.Errorf("%w: the pages it holds are unreadable", err))
+	if pages, err := src.Open(x.pagesName); err != nil {
+		err = fmt.Errorf("%s: pages file of pagemap_head: %w", x.Name, err)
+		probs = append(probs, pagemapProblem{err, fmt.Errorf("%w: the pages it holds are unreadable", err)})
 	} else {
-		idx.Pages, pagesSize = pages, uint64(pages.Size())
+		x.Pages, pagesSize = pages, uint64(pages.Size())
 	}
 	var fileOff uint64
 	for {
@@ -123,42 +125,78 @@ func readPageIndex(src Source, name string, pageSize uint64, salvage bool, key s
 			break
 		}
 		var run Run
+		var short error
 		if err == nil {
-			run, err = idx.entryRun(e, pageSize, fileOff, pagesSize, salvage)
+			run, short, err = x.entryRun(e, pageSize, fileOff, pagesSize)
+			if short != nil {
+				probs = append(probs, pagemapProblem{strict: &FormatError{File: x.Name, Entry: i, Offset: off, Msg: short.Error()}})
+			}
 			if err != nil {
-				err = &FormatError{File: name, Entry: i, Offset: off, Msg: err.Error()}
+				err = &FormatError{File: x.Name, Entry: i, Offset: off, Msg: err.Error()}
 			}
 		}
 		if err != nil {
-			if !salvage {
-				idx.Close()
-				return nil, []error{err}
-			}
-			idx.Known, idx.Lost = 0, fmt.Errorf("%w (the pagemap is unreadable from there on)", err)
-			if n := len(idx.Runs); n > 0 {
-				idx.Known = idx.Runs[n-1].Addr + idx.Runs[n-1].Len
-			}
-			errs = append(errs, fmt.Errorf("%w: the pagemap is read up to there: what it says from %s %#x on is lost", err, key, idx.Known))
+			probs = append(probs, x.lostFrom(err, key))
 			break
 		}
 		if run.InFile() {
 			fileOff += run.Len
 		}
-		idx.Runs = append(idx.Runs, run)
+		x.Runs = append(x.Runs, run)
 	}
-	if salvage {
-		if err := idx.shortPages(); err != nil {
-			errs = append(errs, err)
+	if err := x.shortPages(); err != nil {
+		probs = append(probs, pagemapProblem{salvaged: err})
+	}
+	return probs
+}
+
+// pagemapReader is a Reader of a pagemap image past its pagemap_head.
+type pagemapReader struct {
+	*Reader
+	head *pagemap.PagemapHead
+}
+
+// openPagemap opens the pagemap image name and reads its pagemap_head.
+func openPagemap(src Source, name string, pageSize uint64) (*pagemapReader, File, error) {
+	if pageSize == 0 || pageSize&(pageSize-1) != 0 {
+		return nil, nil, fmt.Errorf("%s: page size %d is not a power of two", name, pageSize)
+	}
+	f, err := src.Open(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := NewReader(f, MagicPagemap)
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	head := &pagemap.PagemapHead{}
+	if err := r.Next(head); err != nil {
+		if err == io.EOF {
+			err = &FormatError{File: name, Entry: 0, Offset: r.Offset(), Msg: "no pagemap_head"}
 		}
+		f.Close()
+		return nil, nil, err
 	}
-	return idx, errs
+	return &pagemapReader{r, head}, f, nil
+}
+
+// lostFrom records that the pagemap cannot be read from bad entry err on:
+// the keys from the end of the last run read are Lost.
+func (x *PageIndex) lostFrom(err error, key string) pagemapProblem {
+	x.Known, x.Lost = 0, fmt.Errorf("%w (the pagemap is unreadable from there on)", err)
+	if n := len(x.Runs); n > 0 {
+		x.Known = x.Runs[n-1].Addr + x.Runs[n-1].Len
+	}
+	return pagemapProblem{err, fmt.Errorf("%w: the pagemap is read up to there: what it says from %s %#x on is lost", err, key, x.Known)}
 }
 
 // entryRun validates pagemap entry e, which follows the runs of x, and
 // returns its run; its data, if in the pages file, starts at byte fileOff.
-// Strict, the data must lie in the pages file (pagesSize bytes); with
-// salvage, data beyond it is left for the memory view to mark unreadable.
-func (x *PageIndex) entryRun(e *pagemap.PagemapEntry, pageSize, fileOff, pagesSize uint64, salvage bool) (Run, error) {
+// short says that the data does not lie in the pages file (pagesSize
+// bytes): a strict reader fails there, a salvaging one leaves the data
+// beyond it for the memory view to mark unreadable.
+func (x *PageIndex) entryRun(e *pagemap.PagemapEntry, pageSize, fileOff, pagesSize uint64) (run Run, short, err error) {
 	n := uint64(e.GetCompatNrPages())
 	if e.NrPages != nil {
 		n = e.GetNrPages()
@@ -173,32 +211,32 @@ func (x *PageIndex) entryRun(e *pagemap.PagemapEntry, pageSize, fileOff, pagesSi
 	}
 	addr := e.GetVaddr()
 	if n == 0 {
-		return Run{}, fmt.Errorf("zero pages at %#x", addr)
+		return Run{}, nil, fmt.Errorf("zero pages at %#x", addr)
 	}
 	if addr%pageSize != 0 {
-		return Run{}, fmt.Errorf("address %#x is not page-aligned", addr)
+		return Run{}, nil, fmt.Errorf("address %#x is not page-aligned", addr)
 	}
 	if n > math.MaxUint64/pageSize || addr > math.MaxUint64-n*pageSize {
-		return Run{}, fmt.Errorf("%d pages at %#x overflow the address space", n, addr)
+		return Run{}, nil, fmt.Errorf("%d pages at %#x overflow the address space", n, addr)
 	}
 	length := n * pageSize
 	if k := len(x.Runs); k > 0 {
 		prev := x.Runs[k-1]
 		if addr < prev.Addr+prev.Len {
-			return Run{}, fmt.Errorf("entry at %#x overlaps or precedes the previous one [%#x-%#x)", addr, prev.Addr, prev.Addr+prev.Len)
+			return Run{}, nil, fmt.Errorf("entry at %#x overlaps or precedes the previous one [%#x-%#x)", addr, prev.Addr, prev.Addr+prev.Len)
 		}
 	}
-	run := Run{Addr: addr, Len: length, Flags: flags, Offset: -1}
+	run = Run{Addr: addr, Len: length, Flags: flags, Offset: -1}
 	if flags&PEPresent != 0 {
-		switch {
-		case !salvage && (length > pagesSize || fileOff > pagesSize-length):
-			return Run{}, fmt.Errorf("%d pages at %#x end at byte %d of %s, which has %d", n, addr, fileOff+length, x.pagesName, pagesSize)
-		case length > math.MaxInt64-fileOff:
-			return Run{}, fmt.Errorf("%d pages at %#x: the pages file offset overflows", n, addr)
+		if length > pagesSize || fileOff > pagesSize-length {
+			short = fmt.Errorf("%d pages at %#x end at byte %d of %s, which has %d", n, addr, fileOff+length, x.pagesName, pagesSize)
+		}
+		if length > math.MaxInt64-fileOff {
+			return Run{}, short, fmt.Errorf("%d pages at %#x: the pages file offset overflows", n, addr)
 		}
 		run.Offset = int64(fileOff)
 	}
-	return run, nil
+	return run, short, nil
 }
 
 // shortPages says which runs of a salvaged index have data beyond the end
@@ -328,26 +366,72 @@ type Memory struct {
 	shmem   map[uint64]*PageIndex
 }
 
-// openMemory builds p's memory view from its pagemaps. Strict, any
-// problem stops loading (nil); with salvage the indexes keep what is sound
+// openMemory builds p's memory view from its pagemaps. Strict, the
+// indexes must be sound; with salvage they keep what is sound
 // (readPageIndex).
-func (l *loader) openMemory(p *Process) *Memory {
-	c := l.c
+func (l *loader) openMemory(p *Process) ([]problem, bool) {
 	m := &Memory{vmas: p.VMAs, shmem: map[uint64]*PageIndex{}}
-	priv, errs := readPageIndex(c.Src, fmt.Sprintf("pagemap-%d.img", p.Pid), p.PageSize, l.salvage, "address")
-	for _, err := range errs {
-		if l.problem(PartNone, 0, err, "") {
-			return nil
-		}
+	priv, errs := readPageIndex(l.c.Src, fmt.Sprintf("pagemap-%d.img", p.Pid), p.PageSize, l.salvage, "address")
+	probs := plainProblems(errs)
+	if priv == nil {
+		return probs, true
 	}
 	m.private = priv
-	if err := openParents(c.Src, priv, p.PageSize); err != nil && err != errNoParent {
-		if l.problem(PartNone, 0, err, "") {
-			m.Close()
-			return nil
+	p.Mem = m
+	if err := openParents(l.c.Src, priv, p.PageSize); err != nil && err != errNoParent {
+		probs = append(probs, problem{err: err})
+	}
+	for _, v := range p.VMAs {
+		if !v.HasShmem || m.shmem[v.Shmem] != nil {
+			continue
+		}
+		idx, errs := l.shmemIndex(v, p.PageSize)
+		probs = append(probs, plainProblems(errs)...)
+		if idx == nil {
+			return probs, true
+		}
+		m.shmem[v.Shmem] = idx
+	}
+	if parent, lazy := uncaptured(priv); parent > 0 || lazy > 0 {
+		if parent > 0 {
+			p.Notes = append(p.Notes, Note{Kind: NoteParentPages, Bytes: parent})
+		}
+		if lazy > 0 {
+			p.Notes = append(p.Notes, Note{Kind: NoteLazyPages, Bytes: lazy})
 		}
 	}
-	var parent, lazy uint64
+	return probs, false
+}
+
+// plainProblems are the problems of errs, each of which says what it
+// costs.
+func plainProblems(errs []error) []problem {
+	probs := make([]problem, 0, len(errs))
+	for _, err := range errs {
+		probs = append(probs, problem{err: err})
+	}
+	return probs
+}
+
+// shmemIndex returns the index of the shared memory object that v maps:
+// strict, the one validated once for every process (nil and the problem
+// if it is not sound); with salvage, read for this process with what is
+// sound of it.
+func (l *loader) shmemIndex(v VMA, pageSize uint64) (*PageIndex, []error) {
+	if l.salvage {
+		return readPageIndex(l.c.Src, fmt.Sprintf("pagemap-shmem-%d.img", v.Shmem), pageSize, true, "offset")
+	}
+	idx, err := l.c.shmemIndex(v.Shmem, pageSize)
+	if err != nil {
+		return nil, []error{fmt.Errorf("shared mapping [%#x-%#x): %w", v.Start, v.End, err)}
+	}
+	return idx, nil
+}
+
+// uncaptured counts the bytes of the private pagemap's runs that are in
+// no pages file at hand: in a parent checkpoint that is not, or left to
+// lazy migration.
+func uncaptured(priv *PageIndex) (parent, lazy uint64) {
 	for _, r := range priv.Runs {
 		if !r.InFile() {
 			if r.Flags&PEParent != 0 {
@@ -359,33 +443,7 @@ func (l *loader) openMemory(p *Process) *Memory {
 			}
 		}
 	}
-	for _, v := range p.VMAs {
-		if !v.HasShmem || m.shmem[v.Shmem] != nil {
-			continue
-		}
-		if l.salvage {
-			idx, errs := readPageIndex(c.Src, fmt.Sprintf("pagemap-shmem-%d.img", v.Shmem), p.PageSize, true, "offset")
-			for _, err := range errs {
-				l.problem(PartNone, 0, err, "")
-			}
-			m.shmem[v.Shmem] = idx
-			continue
-		}
-		idx, err := c.shmemIndex(v.Shmem, p.PageSize)
-		if err != nil {
-			m.Close()
-			l.problem(PartNone, 0, fmt.Errorf("shared mapping [%#x-%#x): %w", v.Start, v.End, err), "")
-			return nil
-		}
-		m.shmem[v.Shmem] = idx
-	}
-	if parent > 0 {
-		p.Warnings = append(p.Warnings, fmt.Sprintf("%d bytes of memory are in a parent checkpoint (incremental dump) and are left out of the core", parent))
-	}
-	if lazy > 0 {
-		p.Warnings = append(p.Warnings, fmt.Sprintf("%d bytes of memory were left to lazy migration and are not in the images; they are left out of the core", lazy))
-	}
-	return m
+	return parent, lazy
 }
 
 // shmemKey identifies a validated shmem pagemap.

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -525,13 +526,9 @@ func TestExtentsSynthetic(t *testing.T) {
 	if n, err := pr.Mem.ReadAt(b, 0x505ffc); n != 4 || !errors.Is(err, criuimg.ErrNotCaptured) {
 		t.Errorf("read into a parent run: %d %v", n, err)
 	}
-	var parentWarn, lazyWarn bool
-	for _, w := range pr.Warnings {
-		parentWarn = parentWarn || strings.Contains(w, "8192 bytes") && strings.Contains(w, "parent")
-		lazyWarn = lazyWarn || strings.Contains(w, "4096 bytes") && strings.Contains(w, "lazy")
-	}
-	if !parentWarn || !lazyWarn {
-		t.Errorf("warnings %q", pr.Warnings)
+	wantNotes := []criuimg.Note{{Kind: criuimg.NoteParentPages, Bytes: 8192}, {Kind: criuimg.NoteLazyPages, Bytes: 4096}}
+	if !slices.Equal(pr.Notes, wantNotes) {
+		t.Errorf("notes %v, want %v", pr.Notes, wantNotes)
 	}
 }
 
@@ -546,7 +543,7 @@ func TestMemoryPrivateMemfdCOW(t *testing.T) {
 	s.MemfdName = "memfd:jit"
 	s.AddPages(0, append(page("ORIG"), page("ORI2")...), criuimg.PEPresent)
 	v := p.MapMemfd(0x700000, s, 0, criuimg.ProtRead|criuimg.ProtWrite)
-	v.Flags = proto.Uint32(imgtest.MapPrivate)
+	v.Flags = proto.Uint32(criuimg.MapPrivate)
 	v.Status = proto.Uint32(criuimg.VMAAreaRegular | criuimg.VMAFilePrivate | criuimg.VMAAreaMemfd)
 	p.AddPages(0x700000, page("COW!"), criuimg.PEPresent)
 	pr := c.Load(t, 10)

@@ -85,7 +85,7 @@ func openParents(src Source, idx *PageIndex, pageSize uint64) error {
 			if errors.Is(err, fs.ErrNotExist) && cur == idx {
 				return errNoParent
 			}
-			return fmt.Errorf("%s marks pages in the parent checkpoint: %w", filepath.Join(curSrc.String(), cur.Name), err)
+			return fmt.Errorf("%s marks pages in the parent checkpoint (PE_PARENT, the first at %#x): %w", filepath.Join(curSrc.String(), cur.Name), firstParentAddr(cur), err)
 		}
 		if depth >= MaxParents {
 			return fmt.Errorf("%s: more than %d parent checkpoints: refused", filepath.Join(curSrc.String(), ParentLink), MaxParents)
@@ -103,6 +103,16 @@ func openParents(src Source, idx *PageIndex, pageSize uint64) error {
 		cur, curSrc = p, psrc
 	}
 	return nil
+}
+
+// firstParentAddr is the address of x's first run marked PE_PARENT.
+func firstParentAddr(x *PageIndex) uint64 {
+	for _, r := range x.Runs {
+		if !r.InFile() && r.Flags&PEParent != 0 {
+			return r.Addr
+		}
+	}
+	return 0
 }
 
 func hasParentRuns(x *PageIndex) bool {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"math/bits"
 	"sort"
 	"strings"
 
@@ -44,6 +43,8 @@ const (
 // MAP_* bits of vma_entry.flags.
 const (
 	MapShared    = 0x01
+	MapPrivate   = 0x02
+	MapAnonymous = 0x20
 	MapGrowsdown = 0x100
 )
 
@@ -74,6 +75,10 @@ func (a Arch) String() string {
 	}
 	return "unknown"
 }
+
+// AnonSharedPath is the path the kernel shows for shared anonymous memory
+// (its shmem file), VMA.Path of such a mapping.
+const AnonSharedPath = "/dev/zero (deleted)"
 
 // VMA is one mapping of a process.
 type VMA struct {
@@ -156,9 +161,34 @@ type Process struct {
 	// Mem is the memory view; salvage: nil without MM or PageSize, and
 	// with Unreadable extents where pagemaps or pages files are damaged.
 	Mem *Memory
-	// Warnings lists facts a user should know that do not stop conversion
-	// (pages kept in a parent checkpoint, lazy pages, unknown mappings).
-	Warnings []string
+	// Notes lists facts a user should know that do not stop conversion
+	// (pages kept in a parent checkpoint, lazy pages, unnamed mappings).
+	Notes []Note
+	// sps are the threads' stack pointers, sorted (VMAKind).
+	sps []uint64
+}
+
+// NoteKind says what a Note is about.
+type NoteKind int
+
+const (
+	// NoteParentPages: Bytes of memory are in a parent checkpoint
+	// (incremental dump) that is not at hand; the memory view has them as
+	// Absent extents.
+	NoteParentPages NoteKind = iota + 1
+	// NoteLazyPages: Bytes of memory were left to lazy migration and are
+	// not in the images.
+	NoteLazyPages
+	// NoteMapping: a mapping's name is unknown; Err names the image and
+	// the mapping, says what is wrong and how the mapping is named.
+	NoteMapping
+)
+
+// Note is a fact about the images of a process that does not stop a load.
+type Note struct {
+	Kind  NoteKind
+	Bytes uint64 // NoteParentPages, NoteLazyPages: how many bytes of memory
+	Err   error  // NoteMapping: what is wrong
 }
 
 // Zombie reports whether the process had exited and not been reaped.
@@ -174,7 +204,7 @@ func (p *Process) Close() error {
 
 // ErrZombie is returned by LoadProcess for a zombie, which, as with the
 // kernel, gets no core: it has no memory and no registers.
-var ErrZombie = errors.New("zombie process (exited, not reaped): no memory or registers to dump")
+var ErrZombie = errors.New("zombie process (exited, not reaped): no memory or registers")
 
 // atPagesz is AT_PAGESZ in the auxiliary vector.
 const atPagesz = 6
@@ -190,179 +220,10 @@ func (c *Checkpoint) LoadProcess(pid uint32) (*Process, error) {
 	}
 	l := &loader{c: c, pid: pid}
 	p := l.load()
+	if p != nil && p.Zombie() {
+		return p, fmt.Errorf("pid %d: %w", pid, ErrZombie)
+	}
 	return p, l.err
-}
-
-// loader reads the images of one process, for LoadProcess (strict: the
-// first problem ends it) or SalvageProcess (salvage: every problem is
-// recorded, and what the images still say is kept).
-type loader struct {
-	c       *Checkpoint
-	pid     uint32
-	salvage bool
-	err     error   // strict: the problem that ended it, as LoadProcess returns it
-	errs    []error // salvage: the problems, as SalvageProcess returns them
-}
-
-// problem records a problem of the images: err says what is wrong, part
-// what of the Process it leaves out (tid: the thread concerned), and lost,
-// in salvage mode, what else it costs. It reports whether loading stops
-// (strict mode).
-func (l *loader) problem(part Part, tid uint32, err error, lost string) (stop bool) {
-	if !l.salvage {
-		l.err = fmt.Errorf("pid %d: %w", l.pid, err)
-		return true
-	}
-	if lost != "" {
-		err = fmt.Errorf("%w: %s", err, lost)
-	}
-	l.errs = append(l.errs, &SalvageError{Part: part, Tid: tid, Err: err})
-	return false
-}
-
-// load reads the process's images. It returns nil when loading stopped
-// (strict mode), but for a zombie, whose Process it returns with l.err
-// set.
-func (l *loader) load() *Process {
-	c, pid := l.c, l.pid
-	info, _ := c.Proc(pid)
-	p := &Process{ProcInfo: info}
-
-	// The process's architecture is its task's, or (the task's core
-	// unreadable) that of the first thread's core read.
-	var mtype criucore.CoreEntryMarch
-	archSet := false
-	setArch := func(tid uint32, ce *criucore.CoreEntry) (stop bool) {
-		archSet, mtype = true, ce.GetMtype()
-		switch mtype {
-		case criucore.CoreEntry_X86_64:
-			p.Arch = ArchX86_64
-		case criucore.CoreEntry_AARCH64:
-			p.Arch = ArchARM64
-		default:
-			return l.problem(PartNone, tid, fmt.Errorf("core-%d.img: unsupported architecture %v", tid, mtype), "no thread is decoded")
-		}
-		return false
-	}
-
-	task, trailing, err := readCore(c.Src, pid)
-	if err != nil {
-		if l.problem(PartTask, pid, err, "") {
-			return nil
-		}
-	} else {
-		if trailing != nil && l.problem(PartNone, pid, trailing, "ignored") {
-			return nil
-		}
-		p.Task = task
-		p.Comm = task.GetTc().GetComm()
-		p.State = task.GetTc().GetTaskState()
-		p.ExitCode = task.GetTc().GetExitCode()
-		if setArch(pid, task) {
-			return nil
-		}
-	}
-	if p.Zombie() {
-		if !l.salvage {
-			l.err = fmt.Errorf("pid %d: %w", pid, ErrZombie)
-		}
-		return p
-	}
-	if task != nil && task.GetTc() == nil && l.problem(PartNone, pid, fmt.Errorf("core-%d.img: no task_core entry", pid), "comm, state and exit code are unknown") {
-		return nil
-	}
-
-	if len(info.Threads) == 0 && l.problem(PartNone, 0, errors.New("pstree.img lists no thread"), "") {
-		return nil
-	}
-	seen := map[uint32]bool{}
-	for _, tid := range info.Threads {
-		if seen[tid] {
-			if l.problem(PartNone, tid, fmt.Errorf("pstree.img lists thread %d twice", tid), "it is read once") {
-				return nil
-			}
-			continue
-		}
-		seen[tid] = true
-		ce := task
-		if tid != pid {
-			var trailing error
-			if ce, trailing, err = readCore(c.Src, tid); err != nil {
-				if l.problem(PartThread, tid, fmt.Errorf("thread %d: %w", tid, err), "") {
-					return nil
-				}
-				continue
-			}
-			if trailing != nil && l.problem(PartNone, tid, fmt.Errorf("thread %d: %w", tid, trailing), "ignored") {
-				return nil
-			}
-		}
-		if ce == nil {
-			continue // core-<pid>.img is unreadable (said above)
-		}
-		if !archSet && setArch(tid, ce) {
-			return nil
-		}
-		if p.Arch == ArchUnknown {
-			continue // said by setArch
-		}
-		if ce.GetMtype() != mtype {
-			if l.problem(PartThread, tid, fmt.Errorf("core-%d.img: architecture %v differs from the process's %v", tid, ce.GetMtype(), mtype), "") {
-				return nil
-			}
-			continue
-		}
-		t := Thread{Tid: tid, Core: ce}
-		if tid == pid {
-			p.Threads = append([]Thread{t}, p.Threads...)
-		} else {
-			p.Threads = append(p.Threads, t)
-		}
-	}
-	if len(info.Threads) > 0 && !seen[pid] && l.problem(PartNone, pid, errors.New("pstree.img does not list the main thread"), "it is left out") {
-		return nil
-	}
-
-	mmName := fmt.Sprintf("mm-%d.img", pid)
-	m := &mm.MmEntry{}
-	if trailing, err = readFirst(c.Src, mmName, MagicMM, m, mmLimits); err != nil {
-		if l.problem(PartMM, 0, err, "") {
-			return nil
-		}
-		return p
-	}
-	if trailing != nil && l.problem(PartNone, 0, trailing, "ignored") {
-		return nil
-	}
-	p.MM = m
-	if auxv := m.GetMmSavedAuxv(); len(auxv)%2 != 0 {
-		if l.problem(PartMemory, 0, fmt.Errorf("%s: saved auxv has an odd number (%d) of words", mmName, len(auxv)), "") {
-			return nil
-		}
-	} else {
-		p.Auxv = auxvUpToNull(auxv)
-		p.PageSize = auxvValue(p.Auxv, atPagesz)
-		if p.PageSize < 4096 || p.PageSize > 1<<20 || bits.OnesCount64(p.PageSize) != 1 {
-			if l.problem(PartMemory, 0, fmt.Errorf("%s: AT_PAGESZ %d in the saved auxv is not a page size (a power of two from 4 KiB to 1 MiB)", mmName, p.PageSize), "") {
-				return nil
-			}
-			p.PageSize = 0
-		}
-	}
-	if path, ok := c.FilePath(m.GetExeFileId()); ok {
-		p.ExePath = path
-	}
-	if l.loadVMAs(p, mmName) {
-		return nil
-	}
-	if p.PageSize == 0 {
-		return p // salvage: no memory view without a page size (said above)
-	}
-	p.Mem = l.openMemory(p)
-	if p.Mem == nil {
-		return nil
-	}
-	return p
 }
 
 // auxvUpToNull cuts the saved auxv after its AT_NULL pair; CRIU does not
@@ -389,31 +250,9 @@ func auxvValue(a []uint64, tag uint64) uint64 {
 // AuxvValue returns the value of tag in the saved auxv (0 if absent).
 func (p *Process) AuxvValue(tag uint64) uint64 { return auxvValue(p.Auxv, tag) }
 
-// loadVMAs converts mm's mappings into p.VMAs. A mapping that is empty,
-// out of order, unaligned to the page size (unchecked without one, in
-// salvage mode), or whose memfd is unknown is a problem: LoadProcess
-// stops, SalvageProcess leaves the mapping out. It reports whether loading
-// stops.
-func (l *loader) loadVMAs(p *Process, mmName string) (stop bool) {
-	p.VMAs = make([]VMA, 0, len(p.MM.GetVmas()))
-	for i, v := range p.MM.GetVmas() {
-		vma, err := l.vma(p, v, mmName)
-		if err != nil {
-			if l.problem(PartNone, 0, fmt.Errorf("%s: vma %d [%#x-%#x): %w", mmName, i, v.GetStart(), v.GetEnd(), err), "left out of the mappings") {
-				return true
-			}
-			continue
-		}
-		p.VMAs = append(p.VMAs, vma)
-	}
-	// The decoded entries are a dozen small allocations each; VMAs holds
-	// what they say (tens of MiB less for tens of thousands of mappings).
-	p.MM.Vmas = nil
-	return false
-}
-
 // vma converts one mapping of mm, which follows p.VMAs.
-func (l *loader) vma(p *Process, v *vmaimg.VmaEntry, mmName string) (VMA, error) {
+func (l *loader) vma(p *Process, v *vmaimg.VmaEntry) (VMA, error) {
+	mmName := l.mmName
 	ps := p.PageSize
 	vma := VMA{Start: v.GetStart(), End: v.GetEnd(), Pgoff: v.GetPgoff(), Prot: v.GetProt(), Flags: v.GetFlags(), Status: v.GetStatus()}
 	switch n := len(p.VMAs); {
@@ -446,19 +285,19 @@ func (l *loader) vma(p *Process, v *vmaimg.VmaEntry, mmName string) (VMA, error)
 		case ok:
 			vma.Path = SysVPath(seg.Key)
 		case err != nil:
-			p.Warnings = append(p.Warnings, fmt.Sprintf("%s: vma [%#x-%#x): SysV segment %d: %v; its key is unknown", mmName, vma.Start, vma.End, v.GetShmid(), err))
+			p.Notes = append(p.Notes, Note{Kind: NoteMapping, Err: fmt.Errorf("%s: vma [%#x-%#x): SysV segment %d: %w; its key is unknown", mmName, vma.Start, vma.End, v.GetShmid(), err)})
 			vma.Path = SysVPath(0)
 		default:
-			p.Warnings = append(p.Warnings, fmt.Sprintf("%s: vma [%#x-%#x): SysV segment %d is not in any ipcns-shm image; its key is unknown", mmName, vma.Start, vma.End, v.GetShmid()))
+			p.Notes = append(p.Notes, Note{Kind: NoteMapping, Err: fmt.Errorf("%s: vma [%#x-%#x): SysV segment %d is not in any ipcns-shm image; its key is unknown", mmName, vma.Start, vma.End, v.GetShmid())})
 			vma.Path = SysVPath(0)
 		}
 		vma.Shmem, vma.HasShmem = v.GetShmid(), true
 	case st&VMAAnonShared != 0:
-		vma.Path, vma.Shmem, vma.HasShmem = "/dev/zero (deleted)", v.GetShmid(), true
+		vma.Path, vma.Shmem, vma.HasShmem = AnonSharedPath, v.GetShmid(), true
 	case st&(VMAFilePrivate|VMAFileShared) != 0:
 		path, ok := l.c.FilePath(uint32(v.GetShmid()))
 		if !ok {
-			p.Warnings = append(p.Warnings, fmt.Sprintf("%s: vma [%#x-%#x): file id %d is not in files.img; mapped as unnamed", mmName, vma.Start, vma.End, v.GetShmid()))
+			p.Notes = append(p.Notes, Note{Kind: NoteMapping, Err: fmt.Errorf("%s: vma [%#x-%#x): file id %d is not in files.img; mapped as unnamed", mmName, vma.Start, vma.End, v.GetShmid())})
 			path = fmt.Sprintf("[unknown file %d]", v.GetShmid())
 		}
 		vma.Path, vma.FileID = path, uint32(v.GetShmid())
@@ -471,7 +310,7 @@ func (l *loader) vma(p *Process, v *vmaimg.VmaEntry, mmName string) (VMA, error)
 // A damaged memfd.img fails every memfd, but with salvage those of the
 // entries read before the damaged one.
 func (c *Checkpoint) memfdInfo(fileID uint32, salvage bool) (string, uint32, error) {
-	inode, ok := c.memfds[fileID]
+	inode, ok := c.MemfdInodeOf(fileID)
 	if !ok {
 		return "", 0, fmt.Errorf("memfd file %d is not in files.img", fileID)
 	}

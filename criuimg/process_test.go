@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -332,7 +333,7 @@ func TestParentAndLazyWarnings(t *testing.T) {
 	if len(runs) != 2 || runs[1].Offset != -1 || runs[1].InFile() || runs[1].Len != 3*4096 {
 		t.Fatalf("runs %+v", runs)
 	}
-	if len(p.Warnings) != 1 || !strings.Contains(p.Warnings[0], "12288 bytes") || !strings.Contains(p.Warnings[0], "parent") {
-		t.Errorf("warnings %q", p.Warnings)
+	if want := []criuimg.Note{{Kind: criuimg.NoteParentPages, Bytes: 12288}}; !slices.Equal(p.Notes, want) {
+		t.Errorf("notes %v, want %v", p.Notes, want)
 	}
 }

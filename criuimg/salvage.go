@@ -43,9 +43,9 @@ func (c *Checkpoint) SalvageProcess(pid uint32) (*Process, []error) {
 type Part int
 
 const (
-	// PartNone: the problem costs what its error says (a mapping left
-	// out, bytes of memory unreadable, bytes of an image ignored), or
-	// nothing more than it says (a thread listed twice).
+	// PartNone: the problem costs what its Lost says (a mapping left out,
+	// bytes of an image ignored, a thread read once...), or, for pagemaps
+	// and pages files, what its error says (bytes of memory unreadable).
 	PartNone Part = iota
 	// PartTask: core-<pid>.img cannot be read: Task is nil, Comm, State
 	// and ExitCode are unknown, and the main thread is missing.
@@ -70,12 +70,21 @@ type SalvageError struct {
 	// out).
 	Tid uint32
 	// Err names the file, the entry and what is wrong (it wraps the
-	// *FormatError, or the error of opening the image), and what the
-	// problem costs when Part does not say it.
+	// *FormatError, or the error of opening the image); for the problems
+	// of pagemaps and pages files it also says which bytes are
+	// unreadable.
 	Err error
+	// Lost is what else the problem costs.
+	Lost Loss
 }
 
-func (e *SalvageError) Error() string { return e.Err.Error() }
+// Error is Err's text followed by what is lost.
+func (e *SalvageError) Error() string {
+	if e.Lost == LossNone {
+		return e.Err.Error()
+	}
+	return e.Err.Error() + ": " + e.Lost.String()
+}
 
 // Unwrap returns Err.
 func (e *SalvageError) Unwrap() error { return e.Err }

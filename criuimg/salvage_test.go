@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -253,7 +254,7 @@ func vmaExtents(t *testing.T, m *Memory, v *VMA) []Extent {
 func sameProcess(t *testing.T, lp, sp *Process) {
 	t.Helper()
 	if lp.Arch != sp.Arch || lp.Comm != sp.Comm || lp.State != sp.State || lp.ExitCode != sp.ExitCode || lp.PageSize != sp.PageSize || lp.ExePath != sp.ExePath ||
-		!slices.Equal(lp.VMAs, sp.VMAs) || !slices.Equal(lp.Auxv, sp.Auxv) || !slices.Equal(lp.Warnings, sp.Warnings) ||
+		!slices.Equal(lp.VMAs, sp.VMAs) || !slices.Equal(lp.Auxv, sp.Auxv) || fmt.Sprint(lp.Notes) != fmt.Sprint(sp.Notes) ||
 		!proto.Equal(lp.Task, sp.Task) || !proto.Equal(lp.MM, sp.MM) || len(lp.Threads) != len(sp.Threads) {
 		t.Fatalf("pid %d: salvaged process differs from the loaded one", lp.Pid)
 	}

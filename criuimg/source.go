@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/ckpt2core/ckpt2core/internal/readat"
 )
 
 // File is one image file of a checkpoint: random access over its bytes and
@@ -118,20 +120,7 @@ type dirFile struct {
 }
 
 func (f *dirFile) ReadAt(p []byte, off int64) (int, error) {
-	if off >= f.size {
-		if len(p) == 0 {
-			return 0, nil
-		}
-		return 0, io.EOF
-	}
-	if max := f.size - off; int64(len(p)) > max {
-		n, err := f.f.ReadAt(p[:max], off)
-		if err == nil {
-			err = io.EOF
-		}
-		return n, err
-	}
-	return f.f.ReadAt(p, off)
+	return readat.Window(f.f, f.name, 0, f.size, p, off)
 }
 func (f *dirFile) Close() error              { return f.f.Close() }
 func (f *dirFile) Name() string              { return f.name }

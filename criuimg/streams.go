@@ -54,34 +54,15 @@ func (r *spanReader) Close() error { return r.f.Close() }
 // bytes: dataLen gives the number of bytes an entry claims, which must lie
 // in the image, and fn gets the entry and the span of its bytes.
 func readWithData[M proto.Message](src Source, name string, magic uint32, newMsg func() M, dataLen func(M) uint64, fn func(m M, span Span) error) error {
-	f, err := src.Open(name)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	r, err := NewReader(f, magic)
-	if err != nil {
-		return err
-	}
-	for {
-		m := newMsg()
-		i, off := r.entry, r.off
-		if err := r.next(m, nil); err != nil {
-			if err == io.EOF {
-				return nil
-			}
-			return err
-		}
+	return walk(src, name, magic, nil, newMsg, func(r *Reader, i int, off int64, m M) error {
 		n := dataLen(m)
-		if left := f.Size() - r.off; n > uint64(left) {
+		if left := r.f.Size() - r.off; n > uint64(left) {
 			return &FormatError{File: name, Entry: i, Offset: off, Msg: fmt.Sprintf("%d bytes of data claimed, %d bytes left in the image", n, left)}
 		}
 		span := Span{Image: name, Entry: i, Offset: r.off, Len: int64(n)}
 		r.off += int64(n)
-		if err := fn(m, span); err != nil {
-			return err
-		}
-	}
+		return fn(m, span)
+	})
 }
 
 // PipeData is the buffered contents of one pipe or FIFO

@@ -269,6 +269,22 @@ func writeJSONError(stdout io.Writer, code int, msg string) {
 	enc.Encode(jsonError{Error: msg, ExitStatus: code})
 }
 
+// coreNotes words the facts of a process's images that its core lacks.
+func coreNotes(notes []criuimg.Note) []string {
+	var out []string
+	for _, n := range notes {
+		switch n.Kind {
+		case criuimg.NoteParentPages:
+			out = append(out, fmt.Sprintf("%d bytes of memory are in a parent checkpoint (incremental dump) and are left out of the core", n.Bytes))
+		case criuimg.NoteLazyPages:
+			out = append(out, fmt.Sprintf("%d bytes of memory were left to lazy migration and are not in the images; they are left out of the core", n.Bytes))
+		default:
+			out = append(out, n.Err.Error())
+		}
+	}
+	return out
+}
+
 // convertOne loads, plans and writes the core of one process. Nothing is
 // left on disk when it fails.
 func convertOne(ck *criuimg.Checkpoint, pid uint32, dir string, force bool, opts elfcore.Options, progress elfcore.Progress) (res convertResult) {
@@ -292,7 +308,7 @@ func convertOne(ck *criuimg.Checkpoint, pid uint32, dir string, force bool, opts
 		res.err = err
 		return res
 	}
-	res.notes = p.Warnings
+	res.notes = coreNotes(p.Notes)
 	res.threads = len(p.Threads)
 	res.exePath = p.ExePath
 	res.arch = p.Arch
@@ -304,8 +320,11 @@ func convertOne(ck *criuimg.Checkpoint, pid uint32, dir string, force bool, opts
 	res.notes = append(res.notes, plan.Warnings...)
 	name := fmt.Sprintf("core.%d", pid)
 	if err := elfcore.WriteFile(dir, name, plan, force, progress); err != nil {
-		if errors.Is(err, elfcore.ErrExists) {
+		switch {
+		case errors.Is(err, elfcore.ErrExists):
 			err = fmt.Errorf("%w (use --force to replace it)", err)
+		case errors.Is(err, elfcore.ErrIsDir):
+			err = fmt.Errorf("%w (not replaced, also with --force)", err)
 		}
 		res.err = err
 		return res

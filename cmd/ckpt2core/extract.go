@@ -17,6 +17,7 @@ import (
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/internal/carve"
+	"github.com/ckpt2core/ckpt2core/internal/inspect"
 	"github.com/ckpt2core/ckpt2core/internal/outfile"
 )
 
@@ -46,6 +47,8 @@ Kinds (all when none is given):
   env        each process's environment area (NUL-separated)
   history    each bash's command history, recovered from its heap
              (HISTFILE format: "#SECONDS" before each line)
+  volume     each file of the container's named volumes (Podman's
+             volumes/NAME.tar; label: the volume's name)
 
 Flags:
 %s
@@ -142,6 +145,12 @@ func runExtract(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		} else if !criuimg.IsNotExist(err) {
 			fmt.Fprintf(stderr, "ckpt2core extract: %s\n", safe(err.Error()))
 		}
+		vols, closeVols, err := openVolumes(cs.ck.Meta())
+		defer closeVols()
+		if err != nil {
+			fmt.Fprintf(stderr, "ckpt2core extract: %s\n", safe(err.Error()))
+		}
+		opts.Volumes = vols
 	}
 	dir, dirf, err := openOutputDir(*out)
 	if err != nil {
@@ -400,4 +409,41 @@ func runCat(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		return fail(fmt.Errorf("writing output: %w", err))
 	}
 	return exitOK
+}
+
+// openVolumes opens the volumes (volumes/NAME.tar) of meta for carve; the
+// function returned closes them. A volume that cannot be opened is left
+// out and named in the error; the others are opened.
+func openVolumes(meta fs.FS) ([]carve.VolumeTar, func(), error) {
+	var out []carve.VolumeTar
+	var files []fs.File
+	closeAll := func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}
+	ents, err := fs.ReadDir(meta, inspect.VolumesDir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			err = nil
+		}
+		return nil, closeAll, err
+	}
+	var errs []error
+	for _, e := range ents {
+		f, err := meta.Open(inspect.VolumesDir + "/" + e.Name())
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		files = append(files, f)
+		st, err := f.Stat()
+		ra, ok := f.(io.ReaderAt)
+		if err != nil || !ok {
+			errs = append(errs, fmt.Errorf("%s/%s: not readable in place", inspect.VolumesDir, e.Name()))
+			continue
+		}
+		out = append(out, carve.VolumeTar{Name: strings.TrimSuffix(e.Name(), ".tar"), R: ra, Size: st.Size()})
+	}
+	return out, closeAll, errors.Join(errs...)
 }

@@ -30,9 +30,10 @@ and shared memory) for PATTERN, and prints one line per hit:
 
   PID COMM 0xADDRESS MAPPING+0xOFFSET  CONTEXT
 
-MAPPING is the mapped file's path, [heap], [stack], [vdso], [anon] (other
-anonymous memory), [shared] (shared anonymous memory) or a memfd's
-/memfd:NAME (deleted); OFFSET is the hit's offset from the mapping's start.
+MAPPING is the mapped file's path, [heap], [stack] (the initial stack or a
+thread's), [vdso], [anon] (other anonymous memory), [shared] (shared
+anonymous memory) or a memfd's /memfd:NAME (deleted); OFFSET is the hit's
+offset from the mapping's start.
 CONTEXT shows the hit with up to -C bytes on each side, non-printable bytes
 as '.'.
 

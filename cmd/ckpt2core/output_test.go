@@ -106,6 +106,16 @@ func TestConvertExistingCores(t *testing.T) {
 	if got := listDir(t, out); !slices.Equal(got, []string{"core.1535", "core.1539"}) {
 		t.Errorf("OUT holds %v", got)
 	}
+	// A directory where a core goes is kept, also with -f.
+	if err := os.Remove(filepath.Join(out, "core.1539")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(out, "core.1539"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if status, _, stderr := convertStaticC(t, out, "-f"); status != exitPartial || !strings.Contains(stderr, "core.1539: is a directory (not replaced, also with --force)") {
+		t.Errorf("directory at a core, with -f: status %d, want %d; stderr:\n%s", status, exitPartial, stderr)
+	}
 }
 
 // TestExitStatusDocumented: the statuses are what --help and the README

@@ -41,19 +41,22 @@ func checkpointMeta(src criuimg.Source) fs.FS {
 }
 
 // Parent returns the parent checkpoint's images of an incremental
-// checkpoint (implements criuimg.ParentSource; only image directories
-// have one).
+// checkpoint (implements criuimg.ParentSource): the directory the parent
+// link names, in the image directory or in the archive, else in the
+// --parent checkpoint.
 func (c *checkpointSource) Parent() (criuimg.Source, error) {
-	if ps, ok := c.Source.(criuimg.ParentSource); ok {
-		return ps.Parent()
+	src, err := c.ck.Parent()
+	if errors.Is(err, archive.ErrParentNotInArchive) {
+		return nil, fmt.Errorf("%w (Podman exports a --pre-checkpoint separately: give that export with --parent)", err)
 	}
-	return nil, fmt.Errorf("%s: %s: %w", c.Source, criuimg.ParentLink, fs.ErrNotExist)
+	return src, err
 }
 
 // archiveFlags registers the flags that control how archives are read.
 func archiveFlags(fs *pflag.FlagSet) *archive.Options {
 	o := &archive.Options{}
 	fs.StringVar(&o.ExtractDir, "extract", "", "also extract every member of an archive into this new directory, and keep it")
+	fs.StringVar(&o.Parent, "parent", "", "the pre-checkpoint (export archive or directory) holding the pages an incremental checkpoint marks in its parent")
 	o.MaxMembers, o.MaxBytes = archive.DefaultMaxMembers, archive.DefaultMaxBytes
 	fs.Var(positive[int]{&o.MaxMembers}, "max-members", "refuse archives with more members (tar bomb guard)")
 	fs.Var(positive[int64]{&o.MaxBytes}, "max-bytes", "refuse archives with more uncompressed bytes (tar bomb guard)")

@@ -1,9 +1,9 @@
 package archive
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
+	"github.com/ckpt2core/ckpt2core/internal/readat"
 )
 
 // Bounds of what a compressed archive's members take in memory: a member
@@ -139,34 +140,21 @@ func (s *anonSource) Open(name string) (criuimg.File, error) {
 	if b.f != nil {
 		return &anonFile{f: b.f, name: name, size: b.size}, nil
 	}
-	return &memFile{data: b.data, name: name}, nil
+	return &memFile{data: bytes.NewReader(b.data), name: name}, nil
 }
 
 // memFile is a member kept in memory.
 type memFile struct {
-	data []byte
+	data *bytes.Reader
 	name string
 }
 
 func (m *memFile) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, fmt.Errorf("%s: %w", m.name, errNegOffset)
-	}
-	if off >= int64(len(m.data)) {
-		if len(p) == 0 {
-			return 0, nil
-		}
-		return 0, io.EOF
-	}
-	n := copy(p, m.data[off:])
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
+	return readat.Window(m.data, m.name, 0, m.data.Size(), p, off)
 }
 func (m *memFile) Close() error { return nil }
 func (m *memFile) Name() string { return m.name }
-func (m *memFile) Size() int64  { return int64(len(m.data)) }
+func (m *memFile) Size() int64  { return m.data.Size() }
 
 // anonFile is a member kept in an anonymous file (closed with the
 // Checkpoint, not with the anonFile).
@@ -177,27 +165,7 @@ type anonFile struct {
 }
 
 func (a *anonFile) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, fmt.Errorf("%s: %w", a.name, errNegOffset)
-	}
-	if off >= a.size {
-		if len(p) == 0 {
-			return 0, nil
-		}
-		return 0, io.EOF
-	}
-	if rem := a.size - off; int64(len(p)) > rem {
-		n, err := a.f.ReadAt(p[:rem], off)
-		if err == nil {
-			err = io.EOF
-		}
-		return n, err
-	}
-	n, err := a.f.ReadAt(p, off)
-	if err == io.EOF && n == len(p) {
-		err = nil
-	}
-	return n, err
+	return readat.Window(a.f, a.name, 0, a.size, p, off)
 }
 func (a *anonFile) Close() error              { return nil }
 func (a *anonFile) Name() string              { return a.name }

@@ -153,6 +153,18 @@ type Options struct {
 	// file read, as a compressed archive is read (for a progress display;
 	// from the goroutine that reads, with Stream).
 	OnRead func(n int64)
+	// Parent, if set, is the checkpoint holding the parent images that
+	// the archive's checkpoint/parent link names but the archive lacks:
+	// the export of the pre-checkpoint (an archive, or a directory with
+	// the link's NAME/ in it), or the parent's image directory itself.
+	// It is opened with the same limits (and PreCheckpoint), never
+	// extracted, and closed with the checkpoint.
+	Parent string
+	// PreCheckpoint accepts an archive without checkpoint/ images when it
+	// has a directory of page images: the export of a pre-checkpoint
+	// (Podman's --pre-checkpoint --export writes pre-checkpoint/ instead
+	// of checkpoint/), given as another checkpoint's Options.Parent.
+	PreCheckpoint bool
 	// Context, if set, stops the extraction or spooling of an archive
 	// when it is canceled: Open then fails with the context's error and
 	// removes what it wrote, as on any other error.
@@ -182,6 +194,8 @@ type Checkpoint struct {
 	f      *os.File       // the archive, when read in place
 	blobs  *blobs         // the members kept from a compressed archive
 	stream *stream        // Options.Stream: the stream being read
+	x      *extras        // parent links, parent images and volumes seen
+	parent *Checkpoint    // Options.Parent: where parent images not in the archive are
 	closed bool
 }
 
@@ -220,6 +234,9 @@ func (c *Checkpoint) Close() error {
 	if c.f != nil {
 		errs = append(errs, c.f.Close())
 	}
+	if c.parent != nil {
+		errs = append(errs, c.parent.Close())
+	}
 	if c.stream != nil {
 		// The reading goroutine may still write: stop it first (the
 		// descriptors are freed when the process ends anyway).
@@ -244,6 +261,22 @@ func Open(path string, opts Options) (*Checkpoint, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, err
+	}
+	if opts.Parent != "" {
+		po := opts
+		po.Parent, po.ExtractDir, po.Stream, po.PreCheckpoint = "", "", false, true
+		p, err := Open(opts.Parent, po)
+		if err != nil {
+			return nil, fmt.Errorf("the parent checkpoint: %w", err)
+		}
+		opts.Parent = ""
+		c, err := Open(path, opts)
+		if err != nil {
+			p.Close()
+			return nil, err
+		}
+		c.parent = p
+		return c, nil
 	}
 	if st.IsDir() {
 		return openDir(path)

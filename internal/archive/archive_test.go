@@ -696,6 +696,14 @@ func FuzzOpen(f *testing.F) {
 	f.Add(compress(f, KindTarZstd, tb))
 	f.Add([]byte{0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0})
 	f.Add([]byte("garbage"))
+	// An incremental checkpoint with its parent and a volume (parent.go).
+	inc, _ := buildTar(f, append(small(),
+		entry{name: "checkpoint/parent", typ: tar.TypeSymlink, linkname: "../pre-checkpoint"},
+		entry{name: "pre-checkpoint/pages-1.img", data: []byte("pages")},
+		entry{name: "pre-checkpoint/parent", typ: tar.TypeSymlink, linkname: "../checkpoint"},
+		entry{name: "volumes/v.tar", data: []byte("not a tar")}))
+	f.Add(inc)
+	f.Add(compress(f, KindTarZstd, inc))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		root := t.TempDir()
 		p := filepath.Join(root, "x")
@@ -718,6 +726,20 @@ func FuzzOpen(f *testing.F) {
 			}
 		}
 		fs.ReadFile(ck.Meta(), "config.dump")
+		for src, err := ck.Parent(); err == nil && src != nil; {
+			names, _ := src.Names()
+			for _, n := range names {
+				if fl, err := src.Open(n); err == nil {
+					fl.Close()
+				}
+			}
+			break
+		}
+		if ents, err := fs.ReadDir(ck.Meta(), "volumes"); err == nil {
+			for _, e := range ents {
+				fs.ReadFile(ck.Meta(), "volumes/"+e.Name())
+			}
+		}
 		ck.Close()
 		if got := listTree(t, tmp); len(got) != 0 {
 			t.Fatalf("left %v", got)

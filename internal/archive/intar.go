@@ -2,8 +2,6 @@ package archive
 
 import (
 	"archive/tar"
-	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"math"
@@ -11,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
+	"github.com/ckpt2core/ckpt2core/internal/readat"
 )
 
 // span is where a member's data lies in the archive file, and the
@@ -30,12 +29,16 @@ func openInPlace(path string, f *os.File, size int64, opts Options) (*Checkpoint
 	tr := tar.NewReader(cr)
 	images := map[string]span{}
 	top := map[string]span{}
+	x := newExtras()
 	_, err := scan(path, &cr.countReader, tr, opts, size, false, func(m *member) error {
 		sp := span{off: m.off, size: m.hdr.Size, mtime: m.hdr.ModTime}
-		if m.role == roleImage {
+		switch m.role {
+		case roleImage:
 			images[m.key] = sp
-		} else {
+		case roleTop:
 			top[m.key] = sp
+		default:
+			x.add(m, sp)
 		}
 		return nil
 	})
@@ -48,6 +51,7 @@ func openInPlace(path string, f *os.File, size int64, opts Options) (*Checkpoint
 		f:      f,
 		Images: &tarSource{f: f, path: path, prefix: "checkpoint/", members: images},
 		top:    &tarSource{f: f, path: path, members: top},
+		x:      x,
 	}, nil
 }
 
@@ -93,30 +97,8 @@ type sectionFile struct {
 	off, size int64
 }
 
-var errNegOffset = errors.New("negative offset")
-
 func (s *sectionFile) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, fmt.Errorf("%s: %w", s.name, errNegOffset)
-	}
-	if off >= s.size {
-		if len(p) == 0 {
-			return 0, nil
-		}
-		return 0, io.EOF
-	}
-	if rem := s.size - off; int64(len(p)) > rem {
-		n, err := s.f.ReadAt(p[:rem], s.off+off)
-		if err == nil {
-			err = io.EOF
-		}
-		return n, err
-	}
-	n, err := s.f.ReadAt(p, s.off+off)
-	if err == io.EOF && n == len(p) {
-		err = nil
-	}
-	return n, err
+	return readat.Window(s.f, s.name, s.off, s.size, p, off)
 }
 
 func (s *sectionFile) Close() error              { return nil }

@@ -15,6 +15,18 @@ const (
 	roleSkip  role = iota // not needed: ignored
 	roleImage             // checkpoint/<image>
 	roleTop               // a metadata file or rootfs-diff.tar
+	// roleParent: DIR/pagemap-*.img or DIR/pages-*.img in a top-level
+	// directory other than checkpoint/: the page images of a parent
+	// checkpoint (Podman's pre-checkpoint/); key is the member's name.
+	roleParent
+	// roleLink: DIR/parent, a symbolic link ../NAME to the sibling
+	// directory holding the parent checkpoint's images (CRIU's
+	// --prev-images-dir, Podman's checkpoint/parent -> ../pre-checkpoint);
+	// key is DIR, the link's target NAME is in hdr.Linkname (cleaned).
+	roleLink
+	// roleVolume: volumes/NAME.tar, a named volume's content (Podman's
+	// exportCheckpoint); key is the member's name.
+	roleVolume
 )
 
 // member is one validated header of the archive.
@@ -114,7 +126,60 @@ func cleanName(raw string) (string, error) {
 // inNeededArea reports whether a member named name would be read by this
 // package: anything under checkpoint/ and the top-level files it uses.
 func inNeededArea(name string) bool {
-	return name == "checkpoint" || strings.HasPrefix(name, "checkpoint/") || isMetaName(name) || name == rootfsDiff
+	return name == "checkpoint" || strings.HasPrefix(name, "checkpoint/") || isMetaName(name) || name == rootfsDiff ||
+		isParentImage(name) || isVolumeName(name)
+}
+
+// imagesDir is the directory of a container checkpoint holding the CRIU
+// images.
+const imagesDir = "checkpoint"
+
+// topDirFile splits name into a top-level directory and a file directly
+// in it.
+func topDirFile(name string) (dir, file string, ok bool) {
+	dir, file, ok = strings.Cut(name, "/")
+	if !ok || dir == "" || file == "" || strings.Contains(file, "/") {
+		return "", "", false
+	}
+	return dir, file, true
+}
+
+// isParentImage reports whether name is a page image (pagemap-*.img,
+// pages-*.img) of a top-level directory other than checkpoint/: those a
+// parent checkpoint's images give (criu/pagemap.c reads only them there).
+func isParentImage(name string) bool {
+	dir, file, ok := topDirFile(name)
+	return ok && dir != imagesDir && strings.HasSuffix(file, ".img") && len(file) <= maxImageLen &&
+		(strings.HasPrefix(file, "pagemap-") || strings.HasPrefix(file, "pages-"))
+}
+
+// volumesDir is where Podman's exportCheckpoint puts the named volumes,
+// one uncompressed tar each (volumes/NAME.tar).
+const volumesDir = "volumes"
+
+func isVolumeName(name string) bool {
+	dir, file, ok := topDirFile(name)
+	return ok && dir == volumesDir && strings.HasSuffix(file, ".tar") && len(file) > len(".tar") && len(file) <= maxImageLen
+}
+
+// parentLink reports whether the link member hdr, named name, is the one
+// link accepted: DIR/parent (DIR a top-level directory), a symbolic link
+// whose target is ../NAME, NAME a sibling directory. It returns DIR and
+// NAME.
+func parentLink(name string, hdr *tar.Header) (dir, target string, ok bool) {
+	if hdr.Typeflag != tar.TypeSymlink {
+		return "", "", false
+	}
+	dir, file, ok := topDirFile(name)
+	if !ok || file != "parent" {
+		return "", "", false
+	}
+	t := strings.TrimSuffix(hdr.Linkname, "/")
+	sib, ok := strings.CutPrefix(t, "../")
+	if !ok || sib == "" || sib == "." || sib == ".." || strings.Contains(sib, "/") || len(sib) > maxImageLen {
+		return "", "", false
+	}
+	return dir, sib, true
 }
 
 // escapes reports whether a link target leaves the archive's tree.
@@ -161,7 +226,7 @@ func physSize(h *tar.Header) int64 {
 // must lie in it), -1 when streaming.
 func scan(path string, cr *countReader, tr *tar.Reader, opts Options, fileSize int64, every bool, fn func(*member) error) (nImages int, err error) {
 	seen := make(map[string]struct{})
-	count := 0
+	count, nParent := 0, 0
 	var prev *member
 	for {
 		hdr, err := tr.Next()
@@ -200,8 +265,17 @@ func scan(path string, cr *countReader, tr *tar.Reader, opts Options, fileSize i
 				}
 			case isMetaName(name) || name == rootfsDiff:
 				m.role, m.key = roleTop, name
+			case isParentImage(name):
+				m.role, m.key = roleParent, name
+			case isVolumeName(name):
+				m.role, m.key = roleVolume, name
 			}
 		case tar.TypeSymlink, tar.TypeLink:
+			if dir, target, ok := parentLink(name, hdr); ok {
+				hdr.Linkname = target
+				m.role, m.key = roleLink, dir
+				break
+			}
 			what := "symbolic link"
 			if hdr.Typeflag == tar.TypeLink {
 				what = "hard link"
@@ -257,6 +331,9 @@ func scan(path string, cr *countReader, tr *tar.Reader, opts Options, fileSize i
 		if m.role == roleImage {
 			nImages++
 		}
+		if m.role == roleParent {
+			nParent++
+		}
 		if err := fn(m); err != nil {
 			return 0, err
 		}
@@ -264,7 +341,7 @@ func scan(path string, cr *countReader, tr *tar.Reader, opts Options, fileSize i
 	if count == 0 {
 		return 0, fmt.Errorf("%s: no member: empty tar archive", path)
 	}
-	if nImages == 0 {
+	if nImages == 0 && !(opts.PreCheckpoint && nParent > 0) {
 		return 0, fmt.Errorf("%s: no checkpoint/ images in the archive: not a container checkpoint", path)
 	}
 	return nImages, nil

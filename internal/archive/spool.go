@@ -125,7 +125,15 @@ func keepAnon(path string, cr *countReader, tr *tar.Reader, opts Options) (c *Ch
 	}()
 	buf := make([]byte, 1<<20)
 	lw := &limitWriter{limit: opts.MaxBytes}
+	x := newExtras()
 	_, err = scan(path, cr, tr, opts, -1, false, func(m *member) error {
+		switch m.role {
+		case roleLink:
+			x.add(m, span{})
+			return nil
+		case roleParent, roleVolume:
+			x.add(m, span{mtime: m.hdr.ModTime})
+		}
 		return keepMember(path, b, m, tr, lw, buf)
 	})
 	if err != nil {
@@ -133,6 +141,7 @@ func keepAnon(path string, cr *countReader, tr *tar.Reader, opts Options) (c *Ch
 	}
 	return &Checkpoint{
 		path:   path,
+		x:      x,
 		blobs:  b,
 		Images: &anonSource{path: path, prefix: "checkpoint/", b: b},
 		top:    &anonSource{path: path, b: b},
@@ -214,6 +223,7 @@ func extract(path string, cr *countReader, tr *tar.Reader, opts Options) (c *Che
 	defer root.Close()
 	images := map[string]time.Time{} // name -> the header's modification time
 	top := map[string]time.Time{}
+	x := newExtras()
 	buf := make([]byte, 1<<20)
 	lw := &limitWriter{limit: opts.MaxBytes}
 	_, err = scan(path, cr, tr, opts, -1, true, func(m *member) error {
@@ -225,6 +235,9 @@ func extract(path string, cr *countReader, tr *tar.Reader, opts Options) (c *Che
 			return nil
 		case tar.TypeReg:
 		default:
+			if m.role == roleLink {
+				x.add(m, span{}) // followed within the archive, not created
+			}
 			return nil // a link: not created
 		}
 		if d := filepath.Dir(m.name); d != "." {
@@ -237,6 +250,8 @@ func extract(path string, cr *countReader, tr *tar.Reader, opts Options) (c *Che
 			images[m.key] = m.hdr.ModTime
 		case roleTop:
 			top[m.key] = m.hdr.ModTime
+		case roleParent, roleVolume:
+			x.add(m, span{mtime: m.hdr.ModTime})
 		}
 		return spoolMember(path, root, m.name, m, tr, lw, buf)
 	})
@@ -254,6 +269,7 @@ func extract(path string, cr *countReader, tr *tar.Reader, opts Options) (c *Che
 	return &Checkpoint{
 		path:   path,
 		dir:    dir,
+		x:      x,
 		Images: &spoolSource{ds: img, path: path, prefix: "checkpoint/", names: images},
 		top:    &spoolSource{ds: topSrc, path: path, names: top},
 	}, nil

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
+	"github.com/ckpt2core/ckpt2core/internal/readat"
 )
 
 // Streaming (Options.Stream): Open returns as soon as the archive is
@@ -57,6 +58,7 @@ type stream struct {
 	consume    map[string]bool
 	retain     map[string][]byteRange // Retain, by pages image name
 	notes      []string
+	x          *extras // the parent links (parent.go), complete once done
 }
 
 // byteRange is [off, end) of a file.
@@ -116,7 +118,7 @@ func isPagesImage(key string) bool {
 // when the stream ends.
 func openStream(path string, cr *countReader, tr *tar.Reader, opts Options, kind string, closeDecomp func()) *Checkpoint {
 	b := &blobs{dir: opts.TempDir, members: map[string]*blob{}}
-	st := &stream{path: path, b: b, grow: map[string]*growing{}, consume: map[string]bool{}, retain: map[string][]byteRange{}}
+	st := &stream{path: path, b: b, grow: map[string]*growing{}, consume: map[string]bool{}, retain: map[string][]byteRange{}, x: newExtras()}
 	st.cond = sync.NewCond(&st.mu)
 	go func() {
 		defer closeDecomp()
@@ -135,6 +137,7 @@ func openStream(path string, cr *countReader, tr *tar.Reader, opts Options, kind
 		kind:   kind,
 		blobs:  b,
 		stream: st,
+		x:      st.x,
 		Images: &streamSource{st: st, prefix: "checkpoint/"},
 		top:    &streamSource{st: st},
 	}
@@ -144,6 +147,15 @@ func (st *stream) read(path string, cr *countReader, tr *tar.Reader, opts Option
 	buf := make([]byte, 1<<20)
 	lw := &limitWriter{limit: opts.MaxBytes}
 	_, err := scan(path, cr, tr, opts, -1, false, func(m *member) error {
+		switch m.role { // parent.go: read once the stream has ended
+		case roleLink, roleParent, roleVolume:
+			st.mu.Lock()
+			st.x.add(m, span{mtime: m.hdr.ModTime})
+			st.mu.Unlock()
+			if m.role == roleLink {
+				return nil
+			}
+		}
 		if m.role == roleImage && isPagesImage(m.key) {
 			return st.readPages(path, m, tr, lw, buf)
 		}
@@ -360,7 +372,7 @@ func (f *growingFile) Size() int64  { return f.g.size }
 func (f *growingFile) ReadAt(p []byte, off int64) (int, error) {
 	st, g := f.st, f.g
 	if off < 0 {
-		return 0, fmt.Errorf("%s: %w", g.name, errNegOffset)
+		return 0, fmt.Errorf("%s: %w", g.name, readat.ErrNegativeOffset)
 	}
 	if off >= g.size {
 		if len(p) == 0 {
@@ -399,13 +411,7 @@ func (f *growingFile) ReadAt(p []byte, off int64) (int, error) {
 		return 0, fmt.Errorf("%s: the archive stream ended: %w", g.name, err)
 	}
 	st.mu.Unlock()
-	n, err := g.f.ReadAt(p[:end-off], off)
-	if err == io.EOF && int64(n) == end-off {
-		err = nil
-	}
-	if err == nil && end-off < int64(len(p)) {
-		err = io.EOF
-	}
+	n, err := readat.Window(g.f, g.name, 0, g.size, p, off)
 	st.mu.Lock()
 	if end > g.readEnd {
 		g.readEnd = end

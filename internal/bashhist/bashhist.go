@@ -78,7 +78,7 @@ func Recover(p *criuimg.Process) ([]Entry, error) {
 	var regions []Region
 	for i := range p.VMAs {
 		v := &p.VMAs[i]
-		if v.Status&criuimg.VMAAreaHeap == 0 {
+		if p.VMAKind(v) != criuimg.KindHeap {
 			continue
 		}
 		err := p.Mem.VMAExtents(v, func(e criuimg.Extent) error {

@@ -39,10 +39,11 @@ const (
 	KindTCPQueue Kind = "tcp-queue" // a TCP socket's receive or send queue (tcp-stream-N.img)
 	KindEnv      Kind = "env"       // a process's environment area (NUL-separated)
 	KindHistory  Kind = "history"   // a bash's command history recovered from its heap (HISTFILE format)
+	KindVolume   Kind = "volume"    // a file of a named volume (Podman's volumes/NAME.tar)
 )
 
 // Kinds lists every kind, in the order Carve produces them.
-var kinds = []Kind{KindGhost, KindMemfd, KindExe, KindRootfs, KindTmpfs, KindPipe, KindFifo, KindTTY, KindSkQueue, KindTCPQueue, KindEnv, KindHistory}
+var kinds = []Kind{KindGhost, KindMemfd, KindExe, KindRootfs, KindTmpfs, KindPipe, KindFifo, KindTTY, KindSkQueue, KindTCPQueue, KindEnv, KindHistory, KindVolume}
 
 // Kinds returns every kind, in the order Carve produces them.
 func Kinds() []Kind { return append([]Kind(nil), kinds...) }
@@ -98,6 +99,8 @@ type Options struct {
 	Kinds []Kind
 	// RootfsDiff is rootfs-diff.tar, or nil.
 	RootfsDiff criuimg.File
+	// Volumes are the container's named volumes (volumes/NAME.tar).
+	Volumes []VolumeTar
 	// PageSize is the page size of shmem pagemaps (memfds); 0: the first
 	// process's (AT_PAGESZ), or 4096.
 	PageSize uint64
@@ -141,7 +144,7 @@ func Carve(ck *criuimg.Checkpoint, opts Options, emit func(Artifact) error, prob
 		{KindGhost, c.ghosts}, {KindMemfd, c.memfds}, {KindExe, c.exes}, {KindRootfs, c.rootfs},
 		{KindTmpfs, c.tmpfs}, {KindPipe, func() error { return c.pipes(false) }}, {KindFifo, func() error { return c.pipes(true) }},
 		{KindTTY, c.ttys}, {KindSkQueue, c.skQueues}, {KindTCPQueue, c.tcpQueues}, {KindEnv, c.envs},
-		{KindHistory, c.histories},
+		{KindHistory, c.histories}, {KindVolume, c.volumes},
 	}
 	for _, s := range steps {
 		if len(want) > 0 && !want[s.k] {

@@ -58,7 +58,7 @@ type MappingChange struct {
 	Prot        string      `json:"prot"`        // "rwx" form, B's (A's if removed)
 	ProtBefore  string      `json:"prot_before"` // A's, when it differs
 	Path        string      `json:"path"`        // mapped file; "" anonymous
-	Kind        string      `json:"kind"`        // "file", "anon", "heap", "stack", "shared", "special"
+	Kind        string      `json:"kind"`        // as inspect's memory summary: "file", "anon", "heap", "stack", "shared", "sysv", "special"
 	// Content of a mapping in both.
 	PagesChanged       uint64 `json:"pages_changed"`
 	BytesChanged       uint64 `json:"bytes_changed"`
@@ -113,25 +113,10 @@ func protString(p uint32) string {
 	return string(b)
 }
 
-// vmaKind classifies a mapping as inspect's memory summary does.
-func vmaKind(v *criuimg.VMA) string {
-	switch {
-	case v.Status&(criuimg.VMAAreaVDSO|criuimg.VMAAreaVVAR|criuimg.VMAAreaVsyscall|criuimg.VMAAreaAIORing|criuimg.VMAAreaSocket) != 0:
-		return inspect.KindSpecial
-	case v.Status&criuimg.VMAAreaHeap != 0:
-		return inspect.KindHeap
-	case v.Status&criuimg.VMAAreaStack != 0 || v.Flags&0x100 != 0:
-		return inspect.KindStack
-	case v.HasShmem || v.Status&(criuimg.VMAAnonShared|criuimg.VMAAreaSysVIPC|criuimg.VMAAreaMemfd) != 0:
-		return inspect.KindShared
-	case v.Path != "":
-		return inspect.KindFile
-	}
-	return inspect.KindAnon
-}
-
-func mappingOf(change string, v *criuimg.VMA) MappingChange {
-	return MappingChange{Change: change, Start: inspect.Hex(v.Start), End: inspect.Hex(v.End), Prot: protString(v.Prot), Path: v.Path, Kind: vmaKind(v)}
+// mappingOf is the change of mapping v of p; its kind is the one
+// inspect's memory summary counts it under.
+func mappingOf(change string, p *criuimg.Process, v *criuimg.VMA) MappingChange {
+	return MappingChange{Change: change, Start: inspect.Hex(v.Start), End: inspect.Hex(v.End), Prot: protString(v.Prot), Path: v.Path, Kind: inspect.MemoryKind(p.VMAKind(v))}
 }
 
 // matchVMAs pairs B's mappings with A's: same start and path, then (for
@@ -178,11 +163,11 @@ func (mc *memComparer) compare(pa, pb *criuimg.Process, replaced bool) (*MemoryD
 		vb := &pb.VMAs[j]
 		i := match[j]
 		if i < 0 {
-			changes[j] = mappingOf(Added, vb)
+			changes[j] = mappingOf(Added, pb, vb)
 			continue
 		}
 		va := &pa.VMAs[i]
-		c := mappingOf(Unchanged, vb)
+		c := mappingOf(Unchanged, pb, vb)
 		if va.Start != vb.Start || va.End != vb.End {
 			c.StartBefore, c.EndBefore = inspect.Hex(va.Start), inspect.Hex(va.End)
 			if vb.End-vb.Start > va.End-va.Start {
@@ -202,7 +187,7 @@ func (mc *memComparer) compare(pa, pb *criuimg.Process, replaced bool) (*MemoryD
 	var removed []MappingChange
 	for i := range pa.VMAs {
 		if !used[i] {
-			removed = append(removed, mappingOf(Removed, &pa.VMAs[i]))
+			removed = append(removed, mappingOf(Removed, pa, &pa.VMAs[i]))
 		}
 	}
 
@@ -318,6 +303,7 @@ func (mc *memComparer) comparePages(pa, pb *criuimg.Process, match []int, change
 		vb := &pb.VMAs[j]
 		c := &changes[j]
 		rs := runs[j]
+		name := mappingName(pb, vb)
 		var inA uint64 // B pages whose A page was captured
 		err := readCaptured(pb.Mem, vb, ps, mc.bufB, func(addr uint64, pages []byte) error {
 			for off := uint64(0); off < uint64(len(pages)); off += ps {
@@ -348,12 +334,12 @@ func (mc *memComparer) comparePages(pa, pb *criuimg.Process, match []int, change
 					m.BytesChanged += nb
 					c.PagesChanged++
 					c.BytesChanged += nb
-					m.NewStringsTotal += top.scan(a, pg, old, mc.opts.MinString, mappingName(vb))
+					m.NewStringsTotal += top.scan(a, pg, old, mc.opts.MinString, name)
 					continue
 				}
 				m.PagesNewlyCaptured++
 				c.PagesNewlyCaptured++
-				m.NewStringsTotal += top.scan(a, pg, nil, mc.opts.MinString, mappingName(vb))
+				m.NewStringsTotal += top.scan(a, pg, nil, mc.opts.MinString, name)
 			}
 			return nil
 		})
@@ -388,11 +374,13 @@ func lookup(rs []hashRun, addr, ps uint64) (uint64, bool) {
 	return rs[i].h[(addr-rs[i].start)/ps], true
 }
 
-func mappingName(v *criuimg.VMA) string {
+// mappingName names mapping v of p for its new strings: its path, or its
+// kind.
+func mappingName(p *criuimg.Process, v *criuimg.VMA) string {
 	if v.Path != "" {
 		return v.Path
 	}
-	return vmaKind(v)
+	return inspect.MemoryKind(p.VMAKind(v))
 }
 
 // topStrings keeps the n longest new strings (distinct texts).

@@ -5,6 +5,7 @@ import (
 	"debug/elf"
 	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -104,8 +105,8 @@ func TestSegmentPolicy(t *testing.T) {
 			t.Errorf("%#x: %q, want %q", tc.addr, b, tc.want)
 		}
 	}
-	if !strings.Contains(strings.Join(pr.Warnings, "\n"), "parent checkpoint") {
-		t.Errorf("no warning about the parent checkpoint's pages: %q", pr.Warnings)
+	if !slices.ContainsFunc(pr.Notes, func(n criuimg.Note) bool { return n.Kind == criuimg.NoteParentPages && n.Bytes > 0 }) {
+		t.Errorf("no note about the parent checkpoint's pages: %v", pr.Notes)
 	}
 }
 

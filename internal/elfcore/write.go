@@ -9,9 +9,9 @@ import (
 	"strings"
 	"syscall"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/ckpt2core/ckpt2core/internal/outfile"
+	"github.com/ckpt2core/ckpt2core/internal/readat"
+	"golang.org/x/sys/unix"
 )
 
 // osFiler is implemented by sources whose bytes lie in a regular file, so
@@ -107,11 +107,7 @@ func copyPiece(dst Output, dstOff int64, pc Piece, cs *copyState, progress Progr
 	b := cs.buf
 	for pc.Len > 0 {
 		n := min(uint64(len(b)), pc.Len)
-		k, err := pc.Src.ReadAt(b[:n], pc.SrcOff)
-		if uint64(k) < n {
-			if err == nil || err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
+		if _, err := readat.Full(pc.Src, b[:n], pc.SrcOff); err != nil {
 			return fmt.Errorf("reading source at %d: %w", pc.SrcOff, err)
 		}
 		if _, err := dst.WriteAt(b[:n], dstOff); err != nil {
@@ -169,7 +165,7 @@ var ErrExists = errors.New("file exists")
 
 // ErrIsDir is returned by WriteFile when the destination is a directory:
 // it is never replaced, not even with force.
-var ErrIsDir = errors.New("is a directory (not replaced, also with --force)")
+var ErrIsDir = errors.New("is a directory")
 
 // WriteFile writes the core to dir/name safely: into a new temporary file
 // of dir (created exclusively, mode 0600, never through a symlink), renamed

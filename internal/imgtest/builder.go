@@ -41,15 +41,6 @@ func (a Arch) String() string {
 	return fmt.Sprintf("Arch(%d)", int(a))
 }
 
-// MAP_* flags of vma_entry.flags.
-const (
-	MapShared    = 0x01
-	MapPrivate   = 0x02
-	MapAnonymous = 0x20
-	MapGrowsdown = 0x100
-	MapNoreserve = 0x4000
-)
-
 // Auxiliary vector tags.
 const (
 	AtNull   = 0
@@ -320,20 +311,20 @@ func (p *Process) AddVMA(start, end uint64, prot, flags, status uint32, path str
 	var shmid uint64
 	if path == "" {
 		if flags == 0 {
-			flags = MapPrivate | MapAnonymous
+			flags = criuimg.MapPrivate | criuimg.MapAnonymous
 		}
 		if status == 0 {
 			status = criuimg.VMAAreaRegular | criuimg.VMAAnonPrivate
 		}
 	} else {
 		if flags == 0 {
-			flags = MapPrivate
+			flags = criuimg.MapPrivate
 		}
 		if status == 0 {
 			status = criuimg.VMAAreaRegular
 		}
 		if status&(criuimg.VMAFilePrivate|criuimg.VMAFileShared) == 0 {
-			if flags&MapShared != 0 {
+			if flags&criuimg.MapShared != 0 {
 				status |= criuimg.VMAFileShared
 			} else {
 				status |= criuimg.VMAFilePrivate
@@ -411,7 +402,7 @@ func (p *Process) SetArgsEnv(argv, env []string) *vma.VmaEntry {
 	strStart := (end - 16 - area) &^ 15
 	npages := max(uint64(8), (end-strStart)/ps+2)
 	start := end - npages*ps
-	v := p.AddVMA(start, end, criuimg.ProtRead|criuimg.ProtWrite, MapPrivate|MapAnonymous|MapGrowsdown, 0, "")
+	v := p.AddVMA(start, end, criuimg.ProtRead|criuimg.ProtWrite, criuimg.MapPrivate|criuimg.MapAnonymous|criuimg.MapGrowsdown, 0, "")
 	firstPage := strStart &^ (ps - 1)
 	data := make([]byte, end-firstPage)
 	copy(data[strStart-firstPage:], args+envs)
@@ -452,7 +443,7 @@ func (s *Shmem) AddPagesFunc(off, npages uint64, fill func(pageIndex int, page [
 // anonymous memory: MAP_SHARED|MAP_ANONYMOUS, status
 // VMA_AREA_REGULAR|VMA_ANON_SHARED, shmid s.ID (as CRIU < 4.2 dumps it).
 func (p *Process) MapShmem(start uint64, s *Shmem, pgoff uint64, prot uint32) *vma.VmaEntry {
-	v := p.AddVMA(start, start+s.Size-pgoff, prot, MapShared|MapAnonymous, criuimg.VMAAreaRegular|criuimg.VMAAnonShared, "")
+	v := p.AddVMA(start, start+s.Size-pgoff, prot, criuimg.MapShared|criuimg.MapAnonymous, criuimg.VMAAreaRegular|criuimg.VMAAnonShared, "")
 	v.Shmid = proto.Uint64(s.ID)
 	v.Pgoff = proto.Uint64(pgoff)
 	return v
@@ -481,7 +472,7 @@ func (p *Process) MapMemfd(start uint64, s *Shmem, pgoff uint64, prot uint32) *v
 			Shmid: proto.Uint32(uint32(s.ID)), Seals: proto.Uint32(0), InodeId: proto.Uint64(uint64(s.memfdNode)),
 		})
 	}
-	v := p.AddVMA(start, start+s.Size-pgoff, prot, MapShared,
+	v := p.AddVMA(start, start+s.Size-pgoff, prot, criuimg.MapShared,
 		criuimg.VMAAreaRegular|criuimg.VMAFileShared|criuimg.VMAAreaMemfd, "")
 	v.Shmid = proto.Uint64(uint64(s.memfdFile))
 	v.Pgoff = proto.Uint64(pgoff)

@@ -164,3 +164,17 @@ func Gunzip(tb testing.TB, gz, dir string) string {
 	}
 	return dst
 }
+
+// IncompleteMemory is an x86_64 checkpoint of one process, pid 3, whose
+// anonymous mapping [0x10000, 0x40000) has one page captured, 3 pages
+// (12288 bytes) in a parent checkpoint that is not there and one page
+// (4096 bytes) left to lazy migration.
+func IncompleteMemory() *Checkpoint {
+	c := New(X86_64)
+	p := c.AddProcess(3, 0)
+	p.AddAnon(0x10000, 0x40000)
+	p.AddPages(0x10000, []byte("X"), criuimg.PEPresent)
+	p.AddPageEntry(0x20000, 3, criuimg.PEParent)
+	p.AddPageEntry(0x30000, 1, criuimg.PELazy)
+	return c
+}

@@ -322,3 +322,22 @@ func TestDamagedFilesImg(t *testing.T) {
 		t.Error("no mapping is said to lack its file's path")
 	}
 }
+
+// TestIncompleteMemoryWarnings: memory the images do not hold (pages in a
+// parent checkpoint that is not here, pages left to lazy migration) is
+// worded for inspect, which makes no core: no "left out of the core".
+func TestIncompleteMemoryWarnings(t *testing.T) {
+	rep, err := Inspect(imgtest.OpenDir(t, imgtest.IncompleteMemory().WriteTemp(t)), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"12288 bytes of memory are in a parent checkpoint (incremental dump) that is not here: they are not read",
+		"4096 bytes of memory were left to lazy migration and are not in the images",
+	}
+	// (The synthetic images have no fs-3.img or ids-3.img: two more
+	// warnings follow.)
+	if got := allWarnings(rep); len(got) < 2 || !slices.Equal(got[:2], want) {
+		t.Errorf("warnings %q, want %q first", got, want)
+	}
+}

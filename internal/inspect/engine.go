@@ -92,8 +92,6 @@ type UTS struct {
 	Domain   string `json:"domain"`
 }
 
-const magicUTSNS uint32 = 0x54473203 // utsns-<id>.img (CRIU's UTSNS_MAGIC)
-
 // loadUTS reads every utsns-<id>.img of src.
 func loadUTS(src criuimg.Source) ([]UTS, error) {
 	names, err := src.Names()
@@ -106,7 +104,7 @@ func loadUTS(src criuimg.Source) ([]UTS, error) {
 		if !strings.HasPrefix(n, "utsns-") || !strings.HasSuffix(n, ".img") {
 			continue
 		}
-		err := criuimg.EachEntry(src, n, magicUTSNS, func() *utsns.UtsnsEntry { return &utsns.UtsnsEntry{} },
+		err := criuimg.EachEntry(src, n, criuimg.MagicUTSNS, func() *utsns.UtsnsEntry { return &utsns.UtsnsEntry{} },
 			func(e *utsns.UtsnsEntry) error {
 				out = append(out, UTS{Image: n, Hostname: e.GetNodename(), Domain: e.GetDomainname()})
 				return nil

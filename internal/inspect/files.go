@@ -20,20 +20,13 @@ import (
 // MaxFDs bounds the descriptors listed for one fdinfo image.
 const MaxFDs = 1 << 20
 
-// fileTable is files.img by id.
-type fileTable map[uint32]*fdinfo.FileEntry
+// fileTable is files.img by id, as the checkpoint decoded it.
+type fileTable struct{ ck *criuimg.Checkpoint }
 
-func loadFiles(src criuimg.Source) (fileTable, error) {
-	t := fileTable{}
-	err := criuimg.EachEntry(src, "files.img", criuimg.MagicFiles, func() *fdinfo.FileEntry { return &fdinfo.FileEntry{} },
-		func(e *fdinfo.FileEntry) error {
-			t[e.GetId()] = e
-			return nil
-		})
-	if err != nil && !criuimg.IsNotExist(err) {
-		return t, err
-	}
-	return t, nil
+// entry returns the file with the given id, nil if files.img lacks it.
+func (t fileTable) entry(id uint32) *fdinfo.FileEntry {
+	e, _ := t.ck.FileEntry(id)
+	return e
 }
 
 // fsPaths returns the cwd and root of pid from fs-<pid>.img.
@@ -64,10 +57,8 @@ func fsPaths(src criuimg.Source, files fileTable, pid uint32) (cwd, root string,
 }
 
 func (t fileTable) regPath(id uint32) string {
-	if f := t[id]; f != nil && f.GetReg() != nil {
-		return f.GetReg().GetName()
-	}
-	return ""
+	path, _ := t.ck.FilePath(id)
+	return path
 }
 
 // filesID returns the id of the fd table of pid: ids-<pid>.img, else the
@@ -116,7 +107,7 @@ func openFiles(src criuimg.Source, files fileTable, filesID uint32) ([]OpenFile,
 
 func describeFD(e *fdinfo.FdinfoEntry, files fileTable) OpenFile {
 	o := OpenFile{FD: e.GetFd(), ID: e.GetId(), Type: strings.ToLower(e.GetType().String())}
-	f := files[e.GetId()]
+	f := files.entry(e.GetId())
 	if f == nil {
 		o.Description = fmt.Sprintf("%s (file %d not in files.img)", o.Type, o.ID)
 		return o

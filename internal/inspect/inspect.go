@@ -120,6 +120,7 @@ func Inspect(ck *criuimg.Checkpoint, opts Options) (*Report, error) {
 		}
 	}
 
+	rep.Volumes = readVolumes(opts.Meta, warn)
 	addEngineFiles(rep, rep.Container, opts.Meta, readFile, warn)
 	uts, err := loadUTS(ck.Src)
 	if err != nil {
@@ -138,12 +139,10 @@ func Inspect(ck *criuimg.Checkpoint, opts Options) (*Report, error) {
 		rep.Sizes = sz
 	}
 
-	files, err := loadFiles(ck.Src)
+	files := fileTable{ck}
 	if ferr := ck.FilesError(); ferr != nil {
-		// files.img is damaged (Open): what can be read of it.
-		warn("%v: only its first %d entries are read: the other files' paths (mappings, open files, cwd, executable) are unknown", ferr, len(files))
-	} else if err != nil {
-		warn("files.img: %v", err)
+		// files.img is damaged (SalvageOpen): what could be read of it.
+		warn("%v: only its first %d entries are read: the other files' paths (mappings, open files, cwd, executable) are unknown", ferr, ck.FileCount())
 	}
 	mounts, err := loadMounts(ck.Src)
 	if err != nil {
@@ -216,7 +215,9 @@ func inspectProcess(ck *criuimg.Checkpoint, info criuimg.ProcInfo, files fileTab
 		return pr, criuimg.ArchUnknown // (not in pstree.img)
 	}
 	defer p.Close()
-	pr.Warnings = append(pr.Warnings, p.Warnings...)
+	for _, n := range p.Notes {
+		warn("%s", noteWarning(n))
+	}
 	pr.Comm, pr.State = p.Comm, stateName(p.State)
 	if p.Zombie() {
 		if ws := criuimg.WaitStatus(p.ExitCode); ws.Signaled() {
@@ -234,7 +235,7 @@ func inspectProcess(ck *criuimg.Checkpoint, info criuimg.ProcInfo, files fileTab
 	pr.Exe = p.ExePath
 
 	if p.MM != nil && p.Mem != nil {
-		argv, trunc, err := readStrings(p.Mem, p.MM.GetMmArgStart(), p.MM.GetMmArgEnd())
+		argv, trunc, err := readArgv(p)
 		if err != nil {
 			warn("command line: %v", err)
 		}
@@ -278,11 +279,7 @@ func inspectProcess(ck *criuimg.Checkpoint, info criuimg.ProcInfo, files fileTab
 	}
 
 	if p.MM != nil {
-		var sps []uint64
-		for _, t := range pr.Threads {
-			sps = append(sps, uint64(t.SP))
-		}
-		mem, err := memorySummary(p, sps)
+		mem, err := memorySummary(p)
 		if err != nil {
 			warn("memory: %v", err)
 		}
@@ -302,6 +299,18 @@ func inspectProcess(ck *criuimg.Checkpoint, info criuimg.ProcInfo, files fileTab
 		pr.Files = fds
 	}
 	return pr, p.Arch
+}
+
+// noteWarning is the warning about a fact of a process's images that
+// leaves memory out of the report (or a mapping unnamed).
+func noteWarning(n criuimg.Note) string {
+	switch n.Kind {
+	case criuimg.NoteParentPages:
+		return fmt.Sprintf("%d bytes of memory are in a parent checkpoint (incremental dump) that is not here: they are not read", n.Bytes)
+	case criuimg.NoteLazyPages:
+		return fmt.Sprintf("%d bytes of memory were left to lazy migration and are not in the images", n.Bytes)
+	}
+	return n.Err.Error()
 }
 
 // salvageWarning is the warning about a problem criuimg.SalvageProcess
@@ -347,6 +356,45 @@ func readStrings(mem *criuimg.Memory, start, end uint64) ([]string, bool, error)
 	return splitNUL(b), trunc, err
 }
 
+// readArgv reads p's command line as the kernel shows it in
+// /proc/PID/cmdline (fs/proc/base.c get_mm_cmdline): the argument area's
+// strings; but when the area's last byte is not NUL, the process has
+// written a title over it (setproctitle, as nginx and postgres do) that may
+// run on into the environment area, and the command line is that title: the
+// bytes from mm_arg_start up to the first NUL, within one page and within
+// the environment area when it follows the arguments (get_mm_proctitle).
+func readArgv(p *criuimg.Process) ([]string, bool, error) {
+	start, end := p.MM.GetMmArgStart(), p.MM.GetMmArgEnd()
+	argv, trunc, err := readStrings(p.Mem, start, end)
+	if err != nil || end <= start {
+		return argv, trunc, err
+	}
+	var last [1]byte
+	if _, err := p.Mem.ReadAt(last[:], int64(end-1)); err != nil || last[0] == 0 {
+		return argv, trunc, nil
+	}
+	limit := end
+	if envStart, envEnd := p.MM.GetMmEnvStart(), p.MM.GetMmEnvEnd(); envStart == end && envEnd >= envStart {
+		limit = envEnd
+	}
+	page := p.PageSize
+	if page == 0 || page > 1<<16 {
+		page = 4096
+	}
+	limit = min(limit, start+page)
+	b := make([]byte, limit-start)
+	k, err := p.Mem.ReadAt(b, int64(start))
+	b = b[:k]
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	} else if err != nil {
+		// The title runs into bytes the checkpoint lacks: keep the
+		// argument area's strings.
+		return argv, trunc, nil
+	}
+	return []string{string(b)}, false, nil
+}
+
 // splitNUL splits NUL-terminated strings; an unterminated last string is
 // kept.
 func splitNUL(b []byte) []string {
@@ -362,31 +410,21 @@ func splitNUL(b []byte) []string {
 	return out
 }
 
-// memoryKind classifies a mapping for MemorySummary. stack says whether
-// the mapping holds a thread's stack pointer or the initial stack.
-func memoryKind(v *criuimg.VMA, stack bool) string {
-	switch {
-	case v.Status&(criuimg.VMAAreaVDSO|criuimg.VMAAreaVVAR|criuimg.VMAAreaVsyscall|criuimg.VMAAreaAIORing|criuimg.VMAAreaSocket) != 0:
+// MemoryKind is the kind (KindFile, KindAnon, KindHeap, KindStack,
+// KindShared, KindSysV, KindSpecial) that MemorySummary counts a mapping
+// of kind k under: criuimg's kinds, the kernel's special ones as one.
+func MemoryKind(k criuimg.VMAKind) string {
+	if k.Special() {
 		return KindSpecial
-	case v.Status&criuimg.VMAAreaHeap != 0:
-		return KindHeap
-	case v.Status&criuimg.VMAAreaStack != 0 || v.Flags&criuimg.MapGrowsdown != 0 || stack:
-		return KindStack
-	case v.Status&criuimg.VMAAreaSysVIPC != 0:
-		return KindSysV
-	case v.HasShmem || v.Status&(criuimg.VMAAnonShared|criuimg.VMAAreaMemfd) != 0:
-		return KindShared
-	case v.Path != "":
-		return KindFile
 	}
-	return KindAnon
+	return k.String() // the names of the others are inspect's
 }
 
-// memorySummary sums p's mappings by kind. sps are the threads' stack
-// pointers: the anonymous mappings holding them are stacks. Without a
+// memorySummary sums p's mappings by kind (criuimg's Process.VMAKind).
+// Without a
 // memory view (no page size) every byte of the mappings but the kernel's
 // special ones is counted unreadable.
-func memorySummary(p *criuimg.Process, sps []uint64) (*MemorySummary, error) {
+func memorySummary(p *criuimg.Process) (*MemorySummary, error) {
 	order := []string{KindFile, KindAnon, KindHeap, KindStack, KindShared, KindSysV, KindSpecial}
 	kinds := map[string]*MemKind{}
 	for _, k := range order {
@@ -394,14 +432,9 @@ func memorySummary(p *criuimg.Process, sps []uint64) (*MemorySummary, error) {
 	}
 	m := &MemorySummary{VMAs: len(p.VMAs)}
 	var firstErr error
-	startStack := p.MM.GetMmStartStack()
 	for i := range p.VMAs {
 		v := &p.VMAs[i]
-		stack := v.Start <= startStack && startStack < v.End
-		for _, sp := range sps {
-			stack = stack || (v.Start <= sp && sp < v.End)
-		}
-		k := kinds[memoryKind(v, stack && v.Path == "" && !v.HasShmem)]
+		k := kinds[MemoryKind(p.VMAKind(v))]
 		size := v.End - v.Start
 		k.VMAs++
 		k.Bytes += size

@@ -522,3 +522,18 @@ func openRoot(t *testing.T, root string, ck *criuimg.Checkpoint) MappedFiles {
 	t.Cleanup(func() { r.Close() })
 	return r
 }
+
+// TestMemoryKind: every kind of criuimg's classification is counted under
+// one of the summary's kinds, the kernel's special ones together.
+func TestMemoryKind(t *testing.T) {
+	want := map[criuimg.VMAKind]string{
+		criuimg.KindAnon: KindAnon, criuimg.KindFile: KindFile, criuimg.KindStack: KindStack, criuimg.KindHeap: KindHeap,
+		criuimg.KindShared: KindShared, criuimg.KindSysV: KindSysV, criuimg.KindVDSO: KindSpecial, criuimg.KindVVAR: KindSpecial,
+		criuimg.KindVsyscall: KindSpecial, criuimg.KindAIO: KindSpecial, criuimg.KindSocket: KindSpecial,
+	}
+	for k := criuimg.KindAnon; k <= criuimg.KindSocket; k++ {
+		if got := MemoryKind(k); got != want[k] {
+			t.Errorf("MemoryKind(%v) = %q, want %q", k, got, want[k])
+		}
+	}
+}

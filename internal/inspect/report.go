@@ -56,7 +56,7 @@
 //	    "exit_code": int,              // or null; zombies that exited: exit status
 //	    "exit_signal": int,            // or null; zombies killed by a signal
 //	    "thread_count": int,           // threads in pstree.img
-//	    "argv": [string],              // full, from the argument pages
+//	    "argv": [string],              // from the argument pages, as /proc/PID/cmdline shows it (a title written over the arguments, setproctitle, is one string up to its NUL)
 //	    "argv_truncated": bool,        // argument area longer than read
 //	    "env": [string],               // or null: only with --env
 //	    "exe": string, "cwd": string, "root": string,
@@ -96,6 +96,10 @@
 //	              "fstype", "root", "options": string}],
 //	  "rootfs_diff": [{"path": string, "size": int,
 //	                  "type": "file"|"dir"|"symlink"|"other"|"deleted"|"opaque"}],
+//	  "volumes": [{"name": string,    // Podman's volumes/NAME.tar
+//	               "size", "entries": int, // the tar's bytes; its entries
+//	               "files": [{"path", "size", "type"}], // the first 1000, as rootfs_diff
+//	               "truncated": bool}],    // more entries than files lists
 //	  "uts": [{"image", "hostname", "domain": string}], // utsns-*.img
 //	  "sizes": {                      // or null: the images could not be listed
 //	    "checkpoint_bytes", "memory_pages_bytes", "rootfs_diff_bytes": int // -1: none
@@ -127,6 +131,8 @@ type Report struct {
 	Processes     []Process     `json:"processes"`
 	Mounts        []Mount       `json:"mounts"`
 	RootfsDiff    []DiffFile    `json:"rootfs_diff"`
+	// Volumes are Podman's named volumes (volumes/NAME.tar).
+	Volumes []Volume `json:"volumes"`
 	// UTS are the UTS namespaces' host and domain names (utsns-*.img).
 	UTS []UTS `json:"uts"`
 	// Sizes are the checkpoint's sizes as checkpointctl shows them.
@@ -141,6 +147,10 @@ func (r Report) MarshalJSON() ([]byte, error) {
 	r.Processes = nonNil(r.Processes)
 	r.Mounts = nonNil(r.Mounts)
 	r.RootfsDiff = nonNil(r.RootfsDiff)
+	r.Volumes = nonNil(r.Volumes)
+	for i := range r.Volumes {
+		r.Volumes[i].Files = nonNil(r.Volumes[i].Files)
+	}
 	r.UTS = nonNil(r.UTS)
 	r.Warnings = nonNil(r.Warnings)
 	return json.Marshal(plain(r))

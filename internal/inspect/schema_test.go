@@ -14,7 +14,7 @@ import (
 // schemaKeys are the keys of each object of the --json schema (README,
 // report.go). Every one is always present.
 var schemaKeys = map[string][]string{
-	"report":        {"checkpoint", "arch", "images_version", "container", "dump_stats", "restore_stats", "processes", "mounts", "rootfs_diff", "uts", "sizes", "warnings"},
+	"report":        {"checkpoint", "arch", "images_version", "container", "dump_stats", "restore_stats", "processes", "mounts", "rootfs_diff", "volumes", "uts", "sizes", "warnings"},
 	"container":     {"engine", "name", "id", "image", "image_id", "runtime", "hostname", "created", "checkpointed", "checkpointed_from", "ips", "pod", "namespace", "command", "annotations", "image_ref", "log_path", "networks", "bind_mounts", "logs"},
 	"dump_stats":    {"freezing_time_us", "frozen_time_us", "memdump_time_us", "memwrite_time_us", "irmap_resolve_us", "pages_scanned", "pages_skipped_parent", "pages_written", "pages_lazy", "page_pipes", "page_pipe_bufs", "shpages_scanned", "shpages_skipped_parent", "shpages_written"},
 	"restore_stats": {"pages_compared", "pages_skipped_cow", "pages_restored", "forking_time_us", "restore_time_us"},
@@ -27,6 +27,7 @@ var schemaKeys = map[string][]string{
 	"socket":        {"family", "type", "state", "protocol", "local", "remote", "peer", "inode"},
 	"mount":         {"mount_id", "parent_id", "mountpoint", "source", "fstype", "root", "options"},
 	"diff":          {"path", "size", "type"},
+	"volume":        {"name", "size", "entries", "files", "truncated"},
 }
 
 // nullable are the keys whose value may be null (the schema's "or null");
@@ -85,6 +86,9 @@ func checkStableKeys(t *testing.T, rep *Report) {
 			list("process", o["processes"])
 			list("mount", o["mounts"])
 			list("diff", o["rootfs_diff"])
+			list("volume", o["volumes"])
+		case "volume":
+			list("diff", o["files"])
 		case "process":
 			list("thread", o["threads"])
 			list("file", o["files"])

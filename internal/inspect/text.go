@@ -119,7 +119,7 @@ func WriteText(w io.Writer, r *Report) error {
 	depth := treeDepths(r.Processes)
 	for _, pr := range r.Processes {
 		fmt.Fprintf(tw, "  %d\t%d\t%s\t%d\t%s%s\t%s\n", pr.Pid, pr.PPid, pr.State, pr.ThreadCount,
-			strings.Repeat("  ", depth[pr.Pid]), clean(pr.Comm), oneLine(ShellQuote(pr.Argv), 100))
+			strings.Repeat("  ", depth[pr.Pid]), clean(pr.Comm), oneLine(commandText(pr.Argv), 100))
 	}
 	tw.Flush()
 
@@ -145,6 +145,21 @@ func WriteText(w io.Writer, r *Report) error {
 		}
 		tw.Flush()
 	}
+	for _, v := range r.Volumes {
+		more := ""
+		if v.Truncated {
+			more = fmt.Sprintf(", the first %d listed", len(v.Files))
+		}
+		p("\nVolume %s (volumes/%s.tar, %s, %d entries%s)\n", clean(v.Name), clean(v.Name), humanBytes(uint64(v.Size)), v.Entries, more)
+		if len(v.Files) > 0 {
+			tw := tabwriter.NewWriter(ew, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "  SIZE\tTYPE\tPATH")
+			for _, d := range v.Files {
+				fmt.Fprintf(tw, "  %s\t%s\t%s\n", humanBytes(uint64(d.Size)), d.Type, clean(d.Path))
+			}
+			tw.Flush()
+		}
+	}
 	if len(r.Warnings) > 0 {
 		p("\nWarnings\n")
 		for _, w := range r.Warnings {
@@ -169,7 +184,7 @@ func writeProcess(ew io.Writer, pr *Process) {
 		if pr.ArgvTruncated {
 			trunc = " (truncated)"
 		}
-		p("  Command:  %s%s\n", ShellQuote(pr.Argv), trunc)
+		p("  Command:  %s%s\n", commandText(pr.Argv), trunc)
 	}
 	if pr.Exe != "" {
 		p("  Exe:      %s\n", clean(pr.Exe))
@@ -279,6 +294,20 @@ func ShellQuote(argv []string) string {
 		}
 	}
 	return strings.Join(q, " ")
+}
+
+// commandText is argv shell-quoted for the text report, with a run of
+// trailing empty arguments (a process title padded with NULs over its
+// argument area, as nginx's workers have) counted instead of quoted.
+func commandText(argv []string) string {
+	n := len(argv)
+	for n > 0 && argv[n-1] == "" {
+		n--
+	}
+	if empty := len(argv) - n; empty > 1 {
+		return fmt.Sprintf("%s (+%d empty arguments)", ShellQuote(argv[:n]), empty)
+	}
+	return ShellQuote(argv)
 }
 
 func notPrintable(r rune) bool { return !unicode.IsPrint(r) && r != ' ' }

@@ -31,10 +31,10 @@ package memsearch
 import (
 	"errors"
 	"fmt"
-	"io"
 	"sort"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
+	"github.com/ckpt2core/ckpt2core/internal/readat"
 )
 
 // DefaultContext is the number of context bytes on each side of a hit that
@@ -96,43 +96,28 @@ func (s Searcher) Search(p *criuimg.Process, m Matcher, fn func(Hit) error) erro
 	return s.search(p.Pid, p.Comm, maps, p.Mem.VMAExtents, m, fn)
 }
 
-// MappingName is how hits name the mapping v of p: for shared memory,
-// "[shared]" (shared anonymous memory, whose shmem file is "/dev/zero
-// (deleted)") or the "/memfd:NAME (deleted)" path of a memfd; "[heap]";
-// "[stack]" (the mapping holding mm_start_stack of mm-<pid>.img, or one
-// CRIU marks as a stack); "[vdso]", "[vvar]", "[vsyscall]"; the path of
-// a mapped file; or "[anon]" for other anonymous memory.
+// MappingName is how hits name the mapping v of p, by its kind
+// (criuimg's Process.VMAKind): for shared memory, "[shared]" (shared
+// anonymous memory, whose shmem file is "/dev/zero (deleted)") or the
+// path of a memfd ("/memfd:NAME (deleted)") or SysV segment; the path of
+// a mapped file; else the kind in brackets: "[heap]", "[stack]" (the
+// initial stack or a thread's), "[vdso]", "[vvar]", "[vsyscall]",
+// "[aio]", "[socket]", or "[anon]" for other anonymous memory.
 func MappingName(p *criuimg.Process, v *criuimg.VMA) string {
-	var stack uint64
-	if p != nil && p.MM != nil {
-		stack = p.MM.GetMmStartStack()
-	}
-	switch {
-	case v.HasShmem || v.Status&criuimg.VMAAnonShared != 0:
+	switch k := p.VMAKind(v); k {
+	case criuimg.KindShared, criuimg.KindSysV:
 		// CRIU >= 4.2 records shared anonymous memory as a memfd named
 		// "dev/zero", the name of the kernel's shmem file for it.
-		if v.Path == "" || v.Path == anonSharedPath {
+		if v.Path == "" || v.Path == criuimg.AnonSharedPath {
 			return "[shared]"
 		}
 		return v.Path
-	case v.Status&criuimg.VMAAreaHeap != 0:
-		return "[heap]"
-	case v.Status&criuimg.VMAAreaStack != 0, stack != 0 && v.Start <= stack && stack < v.End:
-		return "[stack]"
-	case v.Status&criuimg.VMAAreaVDSO != 0:
-		return "[vdso]"
-	case v.Status&criuimg.VMAAreaVVAR != 0:
-		return "[vvar]"
-	case v.Status&criuimg.VMAAreaVsyscall != 0:
-		return "[vsyscall]"
-	case v.Path != "":
+	case criuimg.KindFile:
 		return v.Path
+	default:
+		return "[" + k.String() + "]"
 	}
-	return "[anon]"
 }
-
-// anonSharedPath is the path criuimg gives shared anonymous memory.
-const anonSharedPath = "/dev/zero (deleted)"
 
 // mapping is one VMA to search and the name hits give it.
 type mapping struct {
@@ -337,14 +322,10 @@ func (st *state) scanRun(run []piece) error {
 // read fills b with the captured bytes of pc from address addr.
 func (st *state) read(pc piece, addr uint64, b []byte) error {
 	off := pc.off + int64(addr-pc.start)
-	k, err := pc.src.ReadAt(b, off)
-	if k == len(b) {
-		return nil
+	if _, err := readat.Full(pc.src, b, off); err != nil {
+		return fmt.Errorf("pid %d: %s [%#x-%#x): reading %s at offset %d: %w", st.pid, st.m.name, st.m.vma.Start, st.m.vma.End, pc.src.Name(), off, err)
 	}
-	if err == nil || err == io.EOF {
-		err = io.ErrUnexpectedEOF
-	}
-	return fmt.Errorf("pid %d: %s [%#x-%#x): reading %s at offset %d: %w", st.pid, st.m.name, st.m.vma.Start, st.m.vma.End, pc.src.Name(), off, err)
+	return nil
 }
 
 // report builds the hit data[s:e] at addr, with its context, and passes it

@@ -433,6 +433,11 @@ func TestMappingName(t *testing.T) {
 		{criuimg.VMA{Status: criuimg.VMAAreaRegular | criuimg.VMAAnonShared, Path: "/dev/zero (deleted)", Shmem: 5, HasShmem: true}, "[shared]"},
 		{criuimg.VMA{Status: criuimg.VMAAreaRegular | criuimg.VMAAreaMemfd | criuimg.VMAFileShared, Path: "/dev/zero (deleted)", Shmem: 5, HasShmem: true}, "[shared]"},
 		{criuimg.VMA{Status: criuimg.VMAAreaRegular | criuimg.VMAAreaMemfd | criuimg.VMAFileShared, Path: "/memfd:buf (deleted)", Shmem: 6, HasShmem: true}, "/memfd:buf (deleted)"},
+		{criuimg.VMA{Status: criuimg.VMAAreaRegular | criuimg.VMAAnonPrivate, Flags: criuimg.MapPrivate | criuimg.MapAnonymous | criuimg.MapGrowsdown}, "[stack]"},
+		{criuimg.VMA{Status: criuimg.VMAAreaRegular | criuimg.VMAAreaAIORing | criuimg.VMAAnonShared, Shmem: 7, HasShmem: true}, "[aio]"},
+		{criuimg.VMA{Status: criuimg.VMAAreaRegular | criuimg.VMAAreaSocket, Path: "socket:[12]"}, "[socket]"},
+		{criuimg.VMA{Status: criuimg.VMAAreaRegular | criuimg.VMAAreaSysVIPC, Path: "/SYSV00000001 (deleted)", Shmem: 8, HasShmem: true}, "/SYSV00000001 (deleted)"},
+		{criuimg.VMA{Status: criuimg.VMAAreaRegular | criuimg.VMAFilePrivate | criuimg.VMAAreaStack, Path: "/x"}, "[stack]"},
 	}
 	for _, tt := range tests {
 		if got := MappingName(p, &tt.v); got != tt.want {

@@ -212,15 +212,11 @@ func buildProcess(ck *criuimg.Checkpoint, v *ProcessView, marks []Mark, notes []
 	if len(p.VMAs) == 0 {
 		return
 	}
-	var sps []uint64
-	for _, t := range v.Threads {
-		sps = append(sps, uint64(t.SP))
-	}
 	regions := make([]Region, 0, len(p.VMAs))
 	for i := range p.VMAs {
 		vma := &p.VMAs[i]
-		r := Region{Start: vma.Start, End: vma.End, Prot: vma.Prot, Shared: vma.Flags&0x01 != 0 || vma.HasShmem,
-			Name: memsearch.MappingName(p, vma), Kind: regionKind(p, vma, sps)}
+		r := Region{Start: vma.Start, End: vma.End, Prot: vma.Prot, Shared: vma.Shared(),
+			Name: memsearch.MappingName(p, vma), Kind: regionKind(p, vma)}
 		if p.Mem != nil {
 			var err error
 			r.Captured, err = captured(p.Mem, vma, vma.Start, vma.End)
@@ -276,28 +272,20 @@ func captured(m *criuimg.Memory, vma *criuimg.VMA, s, e uint64) (uint64, error) 
 	return n, err
 }
 
-// regionKind classifies a mapping for the drawing: inspect's kinds, with
+// regionKind classifies a mapping for the drawing: criuimg's kinds, with
 // file mappings split into the executable and the rest, and anonymous
 // memory into executable (JIT, shellcode), PROT_NONE and the rest.
-func regionKind(p *criuimg.Process, v *criuimg.VMA, sps []uint64) string {
-	stack := false
-	if p.MM != nil {
-		st := p.MM.GetMmStartStack()
-		stack = v.Start <= st && st < v.End
-	}
-	for _, sp := range sps {
-		stack = stack || (v.Start <= sp && sp < v.End)
-	}
-	switch inspect.MemoryKind(v, stack) {
-	case inspect.KindSpecial:
+func regionKind(p *criuimg.Process, v *criuimg.VMA) string {
+	switch k := p.VMAKind(v); {
+	case k.Special():
 		return RegionSpecial
-	case inspect.KindHeap:
+	case k == criuimg.KindHeap:
 		return RegionHeap
-	case inspect.KindStack:
+	case k == criuimg.KindStack:
 		return RegionStack
-	case inspect.KindShared:
+	case k == criuimg.KindShared:
 		return RegionShared
-	case inspect.KindFile:
+	case k == criuimg.KindFile:
 		if p.ExePath != "" && v.Path == p.ExePath {
 			return RegionExe
 		}

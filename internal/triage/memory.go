@@ -67,64 +67,68 @@ func (t *run) memoryRules(p *criuimg.Process, pr Process, rt string) {
 	checked := map[uint32]bool{}
 	for i := range p.VMAs {
 		v := &p.VMAs[i]
-		if v.Prot&criuimg.ProtExec == 0 || v.Special() || v.Status&criuimg.VMAAreaVDSO != 0 {
+		k := p.VMAKind(v)
+		if v.Prot&criuimg.ProtExec == 0 || k.Special() {
 			continue
 		}
-		memfd := v.Status&criuimg.VMAAreaMemfd != 0
-		fileBacked := v.Path != "" && !v.HasShmem && !memfd
+		memfd := k == criuimg.KindShared && v.Status&criuimg.VMAAreaMemfd != 0
+		fileBacked := k == criuimg.KindFile
 		switch {
 		case memfd:
 			// Reported with the memfd rule (exeRules): every executable
 			// memfd mapping.
 			t.add(Finding{Process: pr, Rule: RuleMemfdExe, Severity: High, Reason: "mapping", Subject: v.Path,
-				Evidence: []Evidence{vmaEvidence(p.Pid, v), {Image: "memfd.img", Entry: fmt.Sprintf("shmid %d", v.Shmem), Mapping: v.Path}}})
+				Evidence: []Evidence{vmaEvidence(p, v), {Image: "memfd.img", Entry: fmt.Sprintf("shmid %d", v.Shmem), Mapping: v.Path}}})
 		case fileBacked:
 			if r, ok := t.deleted(v.FileID); ok {
-				ev := append([]Evidence{vmaEvidence(p.Pid, v)}, t.ghostEvidence(r)...)
+				ev := append([]Evidence{vmaEvidence(p, v)}, t.ghostEvidence(r)...)
 				t.add(Finding{Process: pr, Rule: RuleDeletedExe, Severity: High, Reason: "mapping", Subject: r.Path, Evidence: ev})
 			} else if t.opts.Files != nil && !checked[v.FileID] {
 				// With a root: code the image does not contain (or
 				// another file than the one mapped).
 				checked[v.FileID] = true
 				if _, _, err := t.opts.Files.OpenMapped(v); err != nil {
-					ev := vmaEvidence(p.Pid, v)
+					ev := vmaEvidence(p, v)
 					ev.Value = err.Error()
 					t.add(Finding{Process: pr, Rule: RuleDeletedExe, Severity: Medium, Reason: "not-in-root", Subject: v.Path, Evidence: []Evidence{ev}})
 				}
 			}
-			if v.Flags&0x01 == 0 { // MAP_PRIVATE
+			if v.Flags&criuimg.MapShared == 0 { // MAP_PRIVATE
 				t.modifiedCode(p, v, pr, inject)
 			}
 		}
 		if v.Prot&criuimg.ProtWrite != 0 {
 			s, name := sev()
-			ev := []Evidence{vmaEvidence(p.Pid, v)}
+			ev := []Evidence{vmaEvidence(p, v)}
 			for _, c := range captured(p, v) {
 				ev = append(ev, capturedEvidence(p, v, c[0], c[1]))
 				break
 			}
-			t.add(Finding{Process: pr, Rule: RuleWXMemory, Severity: s, Reason: kind(v), Subject: mappingName(v), Runtime: name, Evidence: ev})
+			t.add(Finding{Process: pr, Rule: RuleWXMemory, Severity: s, Reason: kind(p, v), Subject: mappingName(p, v), Runtime: name, Evidence: ev})
 			continue
 		}
 		if !fileBacked && !memfd {
 			s, name := sev()
-			ev := []Evidence{vmaEvidence(p.Pid, v)}
+			ev := []Evidence{vmaEvidence(p, v)}
 			for _, c := range captured(p, v) {
 				ev = append(ev, capturedEvidence(p, v, c[0], c[1]))
 				break
 			}
-			t.add(Finding{Process: pr, Rule: RuleAnonExec, Severity: s, Reason: kind(v), Subject: mappingName(v), Runtime: name, Evidence: ev})
+			t.add(Finding{Process: pr, Rule: RuleAnonExec, Severity: s, Reason: kind(p, v), Subject: mappingName(p, v), Runtime: name, Evidence: ev})
 		}
 	}
 }
 
-func kind(v *criuimg.VMA) string {
-	switch {
-	case v.Status&criuimg.VMAAreaMemfd != 0:
-		return "memfd"
-	case v.HasShmem:
+// kind is the reason a finding gives for mapping v of p: "memfd",
+// "shared-anon", "file" or "anon" (criuimg's kinds, grouped).
+func kind(p *criuimg.Process, v *criuimg.VMA) string {
+	switch p.VMAKind(v) {
+	case criuimg.KindShared, criuimg.KindSysV:
+		if v.Status&criuimg.VMAAreaMemfd != 0 {
+			return "memfd"
+		}
 		return "shared-anon"
-	case v.Path != "":
+	case criuimg.KindFile:
 		return "file"
 	}
 	return "anon"
@@ -155,7 +159,7 @@ func (t *run) modifiedCode(p *criuimg.Process, v *criuimg.VMA, pr Process, injec
 		file, fileSize, fileErr = t.opts.Files.OpenMapped(v)
 	}
 	for _, r := range runs {
-		ev := []Evidence{vmaEvidence(p.Pid, v)}
+		ev := []Evidence{vmaEvidence(p, v)}
 		if file == nil {
 			ev = append(ev, capturedEvidence(p, v, r[0], r[1]))
 			reason := "captured"

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/internal/inspect"
+	"github.com/ckpt2core/ckpt2core/internal/memsearch"
 )
 
 // Severity ranks a finding.
@@ -227,17 +228,8 @@ func protString(p uint32) string {
 	return string(b)
 }
 
-func mappingName(v *criuimg.VMA) string {
-	switch {
-	case v.Path != "":
-		return v.Path
-	case v.Status&criuimg.VMAAreaHeap != 0:
-		return "[heap]"
-	case v.Status&criuimg.VMAAreaStack != 0:
-		return "[stack]"
-	}
-	return "[anon]"
-}
+// mappingName names a mapping as grep's hits do.
+func mappingName(p *criuimg.Process, v *criuimg.VMA) string { return memsearch.MappingName(p, v) }
 
 // excerpt reads up to ExcerptLen bytes at addr (fewer at the end of what
 // is captured) and returns them as hex and ASCII.
@@ -264,14 +256,14 @@ func hexASCII(b []byte) (string, string) {
 }
 
 // vmaEvidence is the evidence of a mapping: mm-<pid>.img's entry.
-func vmaEvidence(pid uint32, v *criuimg.VMA) Evidence {
-	return Evidence{Image: fmt.Sprintf("mm-%d.img", pid), Entry: fmt.Sprintf("vma [%#x-%#x) %s", v.Start, v.End, protString(v.Prot)),
-		Start: hexAddr(v.Start), End: hexAddr(v.End), Mapping: mappingName(v), Prot: protString(v.Prot)}
+func vmaEvidence(p *criuimg.Process, v *criuimg.VMA) Evidence {
+	return Evidence{Image: fmt.Sprintf("mm-%d.img", p.Pid), Entry: fmt.Sprintf("vma [%#x-%#x) %s", v.Start, v.End, protString(v.Prot)),
+		Start: hexAddr(v.Start), End: hexAddr(v.End), Mapping: mappingName(p, v), Prot: protString(v.Prot)}
 }
 
 // capturedEvidence is the evidence of captured bytes [s, e) of v.
 func capturedEvidence(p *criuimg.Process, v *criuimg.VMA, s, e uint64) Evidence {
-	ev := vmaEvidence(p.Pid, v)
+	ev := vmaEvidence(p, v)
 	ev.Image = pagemapName(p, v)
 	ev.Entry = fmt.Sprintf("pages [%#x-%#x) of vma [%#x-%#x) (mm-%d.img)", s, e, v.Start, v.End, p.Pid)
 	ev.Start, ev.End = hexAddr(s), hexAddr(e)

@@ -22,7 +22,7 @@ func TestTrim(t *testing.T) {
 	p.Comm = "srv"
 	p.SetExe("/bin/srv")
 	fill := func(i int, pg []byte) { pg[0], pg[ps-1] = byte(i+1), 0xee }
-	p.AddVMA(0x10000000, 0x10004000, criuimg.ProtRead|criuimg.ProtWrite|criuimg.ProtExec, imgtest.MapPrivate|imgtest.MapAnonymous, 0, "")
+	p.AddVMA(0x10000000, 0x10004000, criuimg.ProtRead|criuimg.ProtWrite|criuimg.ProtExec, criuimg.MapPrivate|criuimg.MapAnonymous, 0, "")
 	p.AddAnon(0x10004000, 0x10024000)
 	p.AddPagesFunc(0x10000000, 4+32, fill) // one run over both
 	p.AddAnon(0x20000000, 0x20001000)
