@@ -138,7 +138,7 @@ func runReport(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if *artifacts {
-		opts.Artifacts = reportArtifacts(src, ck, stderr)
+		opts.Artifacts = reportArtifacts(src, ck, rep, stderr)
 	}
 	doc := report.Build(ck, rep, opts)
 	return writeReport(*out, doc.Write, processes(len(doc.Views)), stderr)
@@ -194,8 +194,8 @@ func processes(n int) string {
 // reportArtifacts lists what carve recovers from ck, each hashed as it
 // streams by (nothing is written). A problem is said on stderr and the
 // other artifacts are still listed.
-func reportArtifacts(src criuimg.Source, ck *criuimg.Checkpoint, stderr io.Writer) []report.Artifact {
-	var opts carve.Options
+func reportArtifacts(src criuimg.Source, ck *criuimg.Checkpoint, rep *inspect.Report, stderr io.Writer) []report.Artifact {
+	opts := carve.Options{Report: rep}
 	if cs, ok := src.(*checkpointSource); ok {
 		if f, err := cs.ck.RootfsDiff(); err == nil {
 			defer f.Close()

@@ -23,6 +23,7 @@ import (
 	"github.com/ckpt2core/ckpt2core/internal/archive"
 	"github.com/ckpt2core/ckpt2core/internal/carve"
 	"github.com/ckpt2core/ckpt2core/internal/imgtest"
+	"github.com/ckpt2core/ckpt2core/internal/inspect"
 )
 
 const intrusion = "../../testdata/x86_64/intrusion"
@@ -486,5 +487,27 @@ func TestTmpfsFiles(t *testing.T) {
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestReportGiven: with the caller's inspect report (as 'ckpt2core
+// report' passes the one it made, with environments) Carve yields the
+// same artifacts, holders included, as when it inspects itself.
+func TestReportGiven(t *testing.T) {
+	ck, diff := openAfter(t)
+	own, ownProbs := carveAll(t, ck, carve.Options{RootfsDiff: diff})
+	rep, err := inspect.Inspect(ck, inspect.Options{Env: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	given, givenProbs := carveAll(t, ck, carve.Options{RootfsDiff: diff, Report: rep})
+	if len(own) == 0 || len(own) != len(given) || len(ownProbs) != len(givenProbs) {
+		t.Fatalf("%d artifacts (%d problems) own, %d (%d) given", len(own), len(ownProbs), len(given), len(givenProbs))
+	}
+	for i := range own {
+		a, b := own[i].a, given[i].a
+		if a.Kind != b.Kind || a.Pid != b.Pid || a.FD != b.FD || !slices.Equal(a.Refs, b.Refs) || a.Path != b.Path || a.Image != b.Image || a.Entry != b.Entry || sum(own[i].data) != sum(given[i].data) {
+			t.Errorf("artifact %d: own %+v, given %+v", i, a, b)
+		}
 	}
 }
