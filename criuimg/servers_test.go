@@ -2,9 +2,7 @@ package criuimg_test
 
 import (
 	"bytes"
-	"compress/gzip"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -307,26 +305,7 @@ func TestServerPostgresOracle(t *testing.T) {
 		t.Fatalf("manifest: %d oracles, want 1", len(m.Oracles))
 	}
 	o := m.Oracles[0]
-	in, err := os.Open(filepath.Join(base, o.File))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	zr, err := gzip.NewReader(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "core")
-	out, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, zr); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
+	path := imgtest.Gunzip(t, filepath.Join(base, o.File), t.TempDir())
 	oracle, err := coredump.Open(path)
 	if err != nil {
 		t.Fatal(err)

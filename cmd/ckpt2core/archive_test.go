@@ -15,9 +15,9 @@ import (
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
-)
 
-const podmanDir = "../../testdata/x86_64/podman-counter"
+	"github.com/ckpt2core/ckpt2core/internal/imgtest"
+)
 
 // convertCLI runs the converter in-process and returns the exit status,
 // stdout and stderr.
@@ -207,19 +207,7 @@ func TestRootGdb(t *testing.T) {
 	if strings.Contains(stderr, "build-id") {
 		t.Skipf("this host's files are not the checkpoint's: %s", stderr)
 	}
-	oracle := filepath.Join(t.TempDir(), "core.3760")
-	gz, err := os.Open("../../testdata/x86_64/counter/core.3760.gz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gz.Close()
-	zr, err := gzip.NewReader(gz)
-	if err != nil {
-		t.Fatal(err)
-	}
-	of, _ := os.Create(oracle)
-	io.Copy(of, zr)
-	of.Close()
+	oracle := imgtest.Gunzip(t, imgtest.Testdata("x86_64", "counter", "core.3760.gz"), t.TempDir())
 	ours := gdbFuncs(t, filepath.Join(out, "core.3760"))
 	want := gdbFuncs(t, oracle)
 	if len(want) == 0 || strings.Join(ours, ",") != strings.Join(want, ",") {

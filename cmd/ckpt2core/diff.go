@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/internal/archive"
 	"github.com/ckpt2core/ckpt2core/internal/ckptdiff"
 	"github.com/ckpt2core/ckpt2core/internal/inspect"
@@ -116,13 +115,8 @@ func runDiff(stop *stopper, args []string, stdout, stderr io.Writer) int {
 // compares: inspect's report (with environments), the images, the
 // rootfs-diff.tar and deleted.files.
 func openDiffSide(stop *stopper, path string, aopts *archive.Options) (*ckptdiff.Checkpoint, func(), error) {
-	src, closeSrc, err := openCheckpoint(stop, inspectPath(path), aopts)
+	src, ck, closeSrc, err := openSalvaged(stop, inspectPath(path), aopts)
 	if err != nil {
-		return nil, nil, err
-	}
-	ck, err := criuimg.SalvageOpen(src)
-	if err != nil {
-		closeSrc()
 		return nil, nil, err
 	}
 	opts := inspect.Options{Env: true, Name: path}
@@ -141,10 +135,8 @@ func openDiffSide(stop *stopper, path string, aopts *archive.Options) (*ckptdiff
 				}{io.NewSectionReader(f, 0, f.Size()), f}, nil
 			}
 		}
-		if b, err := fs.ReadFile(cs.ck.Meta(), inspect.SpecDumpFile); err == nil {
-			if sp, err := inspect.ParseSpecSecurity(b); err == nil {
-				c.Spec = sp // for triage's credentials rule
-			}
+		if sp, err := specSecurity(cs.ck.Meta()); err == nil {
+			c.Spec = sp // for triage's credentials rule
 		}
 		if b, err := fs.ReadFile(cs.ck.Meta(), "deleted.files"); err == nil {
 			if c.DeletedFiles, err = inspect.ParseDeletedFiles(b); err != nil {

@@ -47,15 +47,12 @@ type checkpointRow struct {
 // summarize opens the checkpoint at path and describes it in one row.
 func summarize(stop *stopper, path string, aopts *archive.Options) (checkpointRow, error) {
 	row := checkpointRow{File: path}
-	src, closeSrc, err := openCheckpoint(stop, inspectPath(path), aopts)
+	// inventory.img and pstree.img: a checkpoint
+	src, ck, closeSrc, err := openSalvaged(stop, inspectPath(path), aopts)
 	if err != nil {
 		return row, err
 	}
 	defer closeSrc()
-	ck, err := criuimg.SalvageOpen(src) // inventory.img and pstree.img: a checkpoint
-	if err != nil {
-		return row, err
-	}
 	row.Processes = len(ck.Procs)
 	opts := inspect.Options{Name: path}
 	if len(ck.Procs) > 0 {

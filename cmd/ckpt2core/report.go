@@ -107,17 +107,12 @@ func runReport(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		return usageError(stderr, "report", exitUsage, "--mark-hex %q: %v", pat, err)
 	}
 	path := fs.Arg(0)
-	src, closeSrc, err := openCheckpoint(stop, inspectPath(path), aopts)
+	src, ck, closeSrc, err := openSalvaged(stop, inspectPath(path), aopts)
 	if err != nil {
 		fmt.Fprintf(stderr, "ckpt2core report: %s\n", safe(err.Error()))
 		return exitFailed
 	}
 	defer closeSrc()
-	ck, err := criuimg.SalvageOpen(src)
-	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core report: %s\n", safe(err.Error()))
-		return exitFailed
-	}
 	// Environments for triage's rules (LD_PRELOAD, ...); shown only
 	// with --env.
 	iopts := inspect.Options{Env: true, Name: path}
@@ -236,12 +231,8 @@ func reportArtifacts(src criuimg.Source, ck *criuimg.Checkpoint, rep *inspect.Re
 // each, placed at the first evidence's address.
 func reportFindings(ck *criuimg.Checkpoint, rep *inspect.Report, meta iofs.FS) ([]report.Finding, []string) {
 	var topts triage.Options
-	if meta != nil {
-		if b, err := iofs.ReadFile(meta, inspect.SpecDumpFile); err == nil {
-			if sp, err := inspect.ParseSpecSecurity(b); err == nil {
-				topts.Spec = sp
-			}
-		}
+	if sp, err := specSecurity(meta); err == nil {
+		topts.Spec = sp
 	}
 	found, warnings := triage.Run(ck, rep, topts)
 	var out []report.Finding

@@ -4,12 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"strings"
 
 	"github.com/spf13/pflag"
 
-	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/internal/inspect"
 	"github.com/ckpt2core/ckpt2core/internal/triage"
 )
@@ -59,17 +57,12 @@ func runTriage(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		return usageError(stderr, "triage", exitUsage, "--root and --image exclude each other")
 	}
 	path := fset.Arg(0)
-	src, closeSrc, err := openCheckpoint(stop, inspectPath(path), aopts)
+	src, ck, closeSrc, err := openSalvaged(stop, inspectPath(path), aopts)
 	if err != nil {
 		complain(stderr, "", "%s", err)
 		return exitFailed
 	}
 	defer closeSrc()
-	ck, err := criuimg.SalvageOpen(src)
-	if err != nil {
-		complain(stderr, "", "%s", err)
-		return exitFailed
-	}
 	iopts := inspect.Options{Env: true, Name: path, Meta: checkpointMeta(src)}
 	topts := triage.Options{}
 	for _, p := range *pids {
@@ -96,14 +89,10 @@ func runTriage(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		defer r.Close()
 		topts.Files = r
 	}
-	if iopts.Meta != nil {
-		if b, err := fs.ReadFile(iopts.Meta, inspect.SpecDumpFile); err == nil {
-			if sp, err := inspect.ParseSpecSecurity(b); err == nil {
-				topts.Spec = sp
-			} else {
-				fmt.Fprintf(stderr, "ckpt2core: %s (credentials are not compared with the spec)\n", safe(err.Error()))
-			}
-		}
+	if sp, err := specSecurity(iopts.Meta); err == nil {
+		topts.Spec = sp
+	} else {
+		fmt.Fprintf(stderr, "ckpt2core: %s (credentials are not compared with the spec)\n", safe(err.Error()))
 	}
 	rep, err := inspect.Inspect(ck, iopts)
 	if err != nil {

@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/internal/archive"
 	"github.com/ckpt2core/ckpt2core/internal/rootfs"
 	"github.com/ckpt2core/ckpt2core/internal/verify"
@@ -92,17 +91,12 @@ func checkBuildID(stop *stopper, ckpt string, aopts *archive.Options, pid uint, 
 		}
 		pid = uint(n)
 	}
-	src, closeSrc, err := openCheckpoint(stop, ckpt, aopts)
+	_, ck, closeSrc, err := openSalvaged(stop, ckpt, aopts)
 	if err != nil {
 		complain(stderr, "verify", "%s", err)
 		return exitFailed, false
 	}
 	defer closeSrc()
-	ck, err := criuimg.SalvageOpen(src)
-	if err != nil {
-		complain(stderr, "verify", "%s", err)
-		return exitFailed, false
-	}
 	want, err := selectPids(ck, []uint{pid})
 	if err != nil {
 		return usageError(stderr, "verify", exitUsage, "%v", err), false

@@ -12,17 +12,6 @@ import (
 	"github.com/ckpt2core/ckpt2core/internal/imgtest"
 )
 
-type histManifest struct {
-	Indicators []struct {
-		ID    string `json:"id"`
-		Pid   uint32 `json:"pid"`
-		Lines []struct {
-			Line    string   `json:"line"`
-			FoundAt []string `json:"found_at"`
-		} `json:"lines"`
-	} `json:"indicators"`
-}
-
 func openArchive(t *testing.T, path string) *criuimg.Checkpoint {
 	t.Helper()
 	a, err := archive.Open(path, archive.Options{TempDir: t.TempDir()})
@@ -41,25 +30,14 @@ func openArchive(t *testing.T, path string) *criuimg.Checkpoint {
 // recipe/history.txt, in order, each read at one of the addresses where
 // the manifest found it in bash's heap.
 func TestIntrusionHistory(t *testing.T) {
-	dir := filepath.Join("..", "..", "testdata", "x86_64", "intrusion")
-	var m histManifest
-	imgtest.ReadJSON(t, filepath.Join(dir, "manifest.json"), &m)
-	i := slices.IndexFunc(m.Indicators, func(x struct {
-		ID    string `json:"id"`
-		Pid   uint32 `json:"pid"`
-		Lines []struct {
-			Line    string   `json:"line"`
-			FoundAt []string `json:"found_at"`
-		} `json:"lines"`
-	}) bool {
-		return x.ID == "I12"
-	})
+	m := imgtest.Intrusion(t)
+	i := slices.IndexFunc(m.Indicators, func(x imgtest.Indicator) bool { return x.ID == "I12" })
 	if i < 0 {
 		t.Fatal("manifest has no I12")
 	}
 	want := m.Indicators[i]
-	ck := openArchive(t, filepath.Join(dir, "after.tar.zst"))
-	p := imgtest.LoadFrom(t, ck, want.Pid)
+	ck := openArchive(t, imgtest.IntrusionArchive("after.tar.zst"))
+	p := imgtest.LoadFrom(t, ck, want.PidOr(0))
 	got, err := bashhist.Recover(p)
 	if err != nil {
 		t.Fatal(err)

@@ -26,8 +26,6 @@ import (
 	"github.com/ckpt2core/ckpt2core/internal/inspect"
 )
 
-const intrusion = "../../testdata/x86_64/intrusion"
-
 type carved struct {
 	a    carve.Artifact
 	data []byte
@@ -61,7 +59,7 @@ func sum(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:
 
 func openAfter(t *testing.T) (*criuimg.Checkpoint, criuimg.File) {
 	t.Helper()
-	a, err := archive.Open(filepath.Join(intrusion, "after.tar.zst"), archive.Options{TempDir: t.TempDir()})
+	a, err := archive.Open(imgtest.IntrusionArchive("after.tar.zst"), archive.Options{TempDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,35 +84,7 @@ func openAfter(t *testing.T) (*criuimg.Checkpoint, criuimg.File) {
 // TCP receive queue, every added file of the rw layer by sha256, and
 // LD_PRELOAD in pid 57's environment.
 func TestIntrusion(t *testing.T) {
-	var m struct {
-		Delivered map[string]struct {
-			Path   string `json:"path_in_container"`
-			SHA256 string `json:"sha256"`
-			Size   int64  `json:"size"`
-		} `json:"delivered_files"`
-		BeforeVsAfter struct {
-			Sockets struct {
-				After []struct {
-					Pid   uint32 `json:"pid"`
-					FD    int    `json:"fd"`
-					Inq   string `json:"inq"`
-					Image string `json:"tcp_stream_image"`
-				} `json:"after_only"`
-			} `json:"sockets"`
-		} `json:"before_vs_after"`
-		Indicators []struct {
-			ID    string `json:"id"`
-			Lines []struct {
-				Line string `json:"line"`
-			} `json:"lines"`
-			Files []struct {
-				Path   string  `json:"path"`
-				Type   string  `json:"type"`
-				SHA256 *string `json:"sha256"`
-			} `json:"files"`
-		} `json:"indicators"`
-	}
-	imgtest.ReadJSON(t, filepath.Join(intrusion, "manifest.json"), &m)
+	m := imgtest.Intrusion(t)
 	ck, diff := openAfter(t)
 	got, probs := carveAll(t, ck, carve.Options{RootfsDiff: diff})
 	for _, p := range probs {
@@ -162,7 +132,7 @@ func TestIntrusion(t *testing.T) {
 		t.Errorf("stolen data: pid %d fd %d image %s, want 42 5 ghost-file-2.img", c[0].a.Pid, c[0].a.FD, c[0].a.Image)
 	}
 	nq := 0
-	for _, s := range m.BeforeVsAfter.Sockets.After {
+	for _, s := range m.BeforeVsAfter.Sockets.AfterOnly {
 		if s.Inq == "" {
 			continue
 		}

@@ -186,3 +186,27 @@ func BenchmarkWriteLarge(b *testing.B) {
 		pr.Close()
 	}
 }
+
+// TestTestdata: the fixtures are found from the package's directory and
+// from deeper ones, by the repository's go.mod; the intrusion manifest
+// reads with its typed indicators (the 13 of the fixture's README).
+func TestTestdata(t *testing.T) {
+	want := imgtest.Testdata("x86_64", "intrusion", "manifest.json")
+	if !filepath.IsAbs(want) {
+		t.Fatalf("Testdata %q: not found by go.mod", want)
+	}
+	if _, err := os.Stat(want); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(filepath.Join(filepath.Dir(filepath.Dir(want)), "go-goroutines", "src"))
+	if got := imgtest.Testdata("x86_64", "intrusion", "manifest.json"); got != want {
+		t.Errorf("from a deeper directory: %q, want %q", got, want)
+	}
+	m := imgtest.Intrusion(t)
+	if len(m.Indicators) != 13 || m.Indicators[0].ID != "I01" || m.Indicators[0].PidOr(0) == 0 || m.Indicators[12].Pid != nil {
+		t.Errorf("indicators: %d, first %+v", len(m.Indicators), m.Indicators[0])
+	}
+	if m.Container.Name == "" || len(m.BeforeVsAfter.Files.GhostImagesAfter) == 0 || len(m.Delivered) == 0 {
+		t.Errorf("manifest read incompletely: %+v", m.Container)
+	}
+}
