@@ -48,6 +48,9 @@ type convertResult struct {
 	exitCode uint32
 	err      error
 	notes    []string
+	// container is the pod checkpoint's container it comes from ("" for
+	// another checkpoint); pid 0 with err: the container was not read.
+	container string
 }
 
 func runConvert(stop *stopper, args []string, stdout, stderr io.Writer) int {
@@ -61,6 +64,7 @@ func runConvert(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	root := fs.String("root", "", "root filesystem supplying the clean pages of mapped files (e.g. / or an unpacked image)")
 	image := imageFlag(fs)
 	aopts := archiveFlags(fs)
+	containerFlag(fs, aopts)
 	help := func(w io.Writer) {
 		fmt.Fprintf(w, "Usage: ckpt2core [flags] CHECKPOINT -o OUT_DIR\n\nFlags:\n%s%s", fs.FlagUsages(), convertExamples)
 	}
@@ -96,6 +100,17 @@ func runConvert(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		return fail(exitUsage, "--jobs must be at least 1")
 	}
 	cv, code, err := openConversion(stop, fs.Arg(0), aopts, *root, *image, stderr)
+	if pod := podChoice(err); pod != nil {
+		// A pod checkpoint without --container: every container, each
+		// into OUT_DIR/NAME (pod.go).
+		if aopts.ExtractDir != "" {
+			return badUsage("--extract on a pod checkpoint needs --container NAME (it has %s)", strings.Join(pod.Names(), ", "))
+		}
+		if len(*pids) > 0 {
+			return badUsage("--pid on a pod checkpoint needs --container NAME (pids are per container; it has %s)", strings.Join(pod.Names(), ", "))
+		}
+		return podConvert{pod: pod, aopts: *aopts, out: *out, root: *root, image: *image, jobs: *jobs, force: *force, quiet: *quiet, asJSON: *asJSON}.run(stop, stdout, stderr)
+	}
 	if err != nil {
 		return fail(code, "%s", err)
 	}
@@ -170,7 +185,7 @@ type convertReport struct {
 func reportConversion(results []convertResult, o convertReport, stdout, stderr io.Writer) (ok, failed int) {
 	records := make([]convertRecord, 0, len(results))
 	for _, r := range results {
-		rec := convertRecord{Pid: r.pid, Comm: r.comm, Threads: r.threads, Bytes: r.size, Path: r.path, Zombie: r.zombie, Warnings: append([]string{}, r.notes...)}
+		rec := convertRecord{Container: r.container, Pid: r.pid, Comm: r.comm, Threads: r.threads, Bytes: r.size, Path: r.path, Zombie: r.zombie, Warnings: append([]string{}, r.notes...)}
 		if !o.quiet {
 			for _, n := range r.notes {
 				complain(stderr, "", "pid %d (%s): %s", r.pid, r.comm, n)
@@ -191,8 +206,11 @@ func reportConversion(results []convertResult, o convertReport, stdout, stderr i
 		case r.err != nil:
 			failed++
 			msg := r.err.Error() // criuimg's errors start with the pid already
-			if prefix := fmt.Sprintf("pid %d: ", r.pid); !strings.HasPrefix(msg, prefix) {
+			if prefix := fmt.Sprintf("pid %d: ", r.pid); r.pid != 0 && !strings.HasPrefix(msg, prefix) {
 				msg = prefix + msg
+			}
+			if r.container != "" {
+				msg = "container " + r.container + ": " + msg
 			}
 			rec.Error = msg
 			complain(stderr, "", "%s", msg)
@@ -245,14 +263,15 @@ func removeEmpty(dirs []string) {
 
 // convertRecord is what --json prints for each process.
 type convertRecord struct {
-	Pid      uint32   `json:"pid"`
-	Comm     string   `json:"comm"`
-	Threads  int      `json:"threads"`
-	Bytes    uint64   `json:"bytes"` // size of the core (holes included)
-	Path     string   `json:"path"`  // "" when no core was written
-	Zombie   bool     `json:"zombie"`
-	Error    string   `json:"error"`    // "" when converted
-	Warnings []string `json:"warnings"` // [] when none
+	Container string   `json:"container,omitempty"` // a pod checkpoint's container
+	Pid       uint32   `json:"pid"`
+	Comm      string   `json:"comm"`
+	Threads   int      `json:"threads"`
+	Bytes     uint64   `json:"bytes"` // size of the core (holes included)
+	Path      string   `json:"path"`  // "" when no core was written
+	Zombie    bool     `json:"zombie"`
+	Error     string   `json:"error"`    // "" when converted
+	Warnings  []string `json:"warnings"` // [] when none
 }
 
 // jsonError is what --json prints on stdout instead of the records when

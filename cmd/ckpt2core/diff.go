@@ -60,6 +60,7 @@ func runDiff(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	minString := fs.Int("min-string", 6, "shortest printable run counted as a string")
 	pids := fs.UintSlice("pid", nil, "compare only this process (its pid in A or B; repeatable)")
 	aopts := archiveFlags(fs)
+	containerFlag(fs, aopts)
 	help := func(w io.Writer) {
 		fmt.Fprintf(w, "Usage: ckpt2core diff A B [--pid N] [--json] [--show-unchanged] [-n N]\n\nFlags:\n%s%s", fs.FlagUsages(), diffExamples)
 	}

@@ -83,6 +83,7 @@ func runGrep(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	maxCount := fs.IntP("max-count", "m", 0, "stop after N hits in each process (0: no limit)")
 	patFile := fs.StringP("file", "f", "", "search for every pattern of FILE (one per line, '-': stdin) in one pass, and count each")
 	aopts := archiveFlags(fs)
+	containerFlag(fs, aopts)
 	jobs := fs.IntP("jobs", "j", 1, "checkpoints searched in parallel (with several CHECKPOINTs)")
 	verbose := fs.BoolP("verbose", "v", false, "say what a compressed archive could not stream (pages spooled whole)")
 	help := func(w io.Writer) { fmt.Fprintf(w, grepUsage, fs.FlagUsages()) }
@@ -168,6 +169,9 @@ type grepRun struct {
 	maxCount int
 	aopts    *archive.Options
 	verbose  bool
+	// container names a pod checkpoint's container in every hit, when
+	// all of them are searched (pod.go).
+	container string
 }
 
 // one searches one checkpoint and returns grep's exit status.
@@ -184,12 +188,20 @@ func (g grepRun) one(stop *stopper, path string, stdout, stderr io.Writer) int {
 		counts = &patternCounts{set: g.counts.set, lines: g.counts.lines, n: make([]int, len(g.counts.n))}
 	}
 	src, closeSrc, err := openCheckpoint(stop, path, &aopts)
+	if pod := podChoice(err); pod != nil && g.container == "" {
+		endBar()
+		return g.pod(stop, pod, stdout, stderr) // every container (pod.go)
+	}
 	if err != nil {
 		complain(stderr, "grep", "%s", err)
 		return grepTrouble
 	}
 	defer closeSrc()
 	ck, provisional, err := openStreamTree(src)
+	if pod := podChoice(podOf(err, aopts)); pod != nil && g.container == "" {
+		endBar()
+		return g.pod(stop, pod, stdout, stderr)
+	}
 	if err != nil {
 		complain(stderr, "grep", "%s", err)
 		return grepTrouble
@@ -209,7 +221,9 @@ func (g grepRun) one(stop *stopper, path string, stdout, stderr io.Writer) int {
 		}
 		out.WriteString("[")
 		emit = func(h memsearch.Hit) error {
-			b, err := json.Marshal(newJSONHit(h))
+			jh := newJSONHit(h)
+			jh.Container = g.container
+			b, err := json.Marshal(jh)
 			if err != nil {
 				return err
 			}
@@ -222,6 +236,9 @@ func (g grepRun) one(stop *stopper, path string, stdout, stderr io.Writer) int {
 		}
 	} else {
 		emit = func(h memsearch.Hit) error {
+			if g.container != "" {
+				fmt.Fprintf(out, "%s ", safe(g.container))
+			}
 			_, err := fmt.Fprintf(out, "%d %s %#x %s+%#x  %s\n", h.Pid, safe(h.Comm), h.Addr, safe(h.Mapping), h.Offset, grepContext(h))
 			return err
 		}
@@ -414,6 +431,7 @@ func grepContext(h memsearch.Hit) string {
 // (printable ASCII as is, '\\' for a backslash, \xNN for other bytes) and
 // as hex.
 type jsonHit struct {
+	Container    string `json:"container,omitempty"` // a pod checkpoint's container
 	Pid          uint32 `json:"pid"`
 	Comm         string `json:"comm"`
 	Address      string `json:"address"`

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -50,6 +51,7 @@ func runInspect(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print one JSON object (schema in the README) instead of tables")
 	env := fs.Bool("env", false, "include each process's environment")
 	aopts := archiveFlags(fs)
+	containerFlag(fs, aopts)
 	pids := fs.UintSlice("pid", nil, "report only this process (repeatable)")
 	sysroot := fs.String("root", "", "directory with the checkpointed system's files, to decode code the checkpoint did not capture")
 	jobs := fs.IntP("jobs", "j", 1, "checkpoints inspected in parallel (with several CHECKPOINTs)")
@@ -88,75 +90,20 @@ func runInspect(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	return code
 }
 
-// inspectOne reports on one checkpoint and returns the exit status.
+// inspectOne reports on one checkpoint and returns the exit status. A
+// CRI-O pod checkpoint is reported container by container (pod.go).
 func inspectOne(stop *stopper, path string, aopts *archive.Options, asJSON, env bool, pids []uint, sysroot, image string, stdout, stderr io.Writer) int {
-	o := *aopts
-	// A compressed archive streams: only the pages inspect reads are kept
-	// (argument areas, code at each PC).
-	o.Stream = o.ExtractDir == ""
-	endBar := readProgress(&o, path, stderr, "unpacking")
-	src, closeSrc, err := openCheckpoint(stop, inspectPath(path), &o)
-	if err != nil {
-		endBar()
-		complain(stderr, "", "%v", err)
-		return exitFailed
+	rep, code, err := inspectReport(stop, path, aopts, env, pids, sysroot, image, stderr)
+	if pod := podChoice(err); pod != nil {
+		return inspectPod(stop, pod, aopts, asJSON, env, pids, sysroot, image, stdout, stderr)
 	}
-	defer closeSrc()
-	if a := streamedArchive(src); a != nil {
-		retainForInspect(src)
-		err := a.Wait()
-		endBar()
-		if err != nil {
-			complain(stderr, "", "%s", err)
-			return exitFailed
-		}
-	}
-	endBar()
-	// criuimg.Open, but a damaged files.img does not stop the report: the
-	// files of its entries before the damaged one are known, and Inspect
-	// says what lacks a path because of it.
-	ck, err := criuimg.SalvageOpen(src)
-	if err != nil {
-		complain(stderr, "", "%v", err)
-		return exitFailed
-	}
-	opts := inspect.Options{Env: env, Name: path}
-	if image != "" {
-		if sysroot != "" {
-			return usageError(stderr, "inspect", exitUsage, "--root and --image exclude each other")
-		}
-		dir, cleanup, err := imageRoot(image, src, ck, stderr)
-		if err != nil {
-			complain(stderr, "", "%s", err)
-			return exitUsage
-		}
-		defer cleanup()
-		sysroot = dir
-	}
-	if sysroot != "" {
-		// As convert and gdb open --root (overlaid by rootfs-diff.tar,
-		// files checked against what CRIU recorded); one that cannot be
-		// opened is a usage error, said at once.
-		r, err := openRoot(sysroot, src, ck, stderr)
-		if err != nil {
-			complain(stderr, "", "%s", err)
-			return exitUsage
-		}
-		defer r.Close()
-		opts.Files = r
-	}
-	// config.dump, ..., rootfs-diff.tar, with the archive's member times
-	// (a Podman checkpoint is dated by stats-dump's).
-	opts.Meta = checkpointMeta(src)
-	if len(pids) > 0 {
-		if opts.Pids, err = selectPids(ck, pids); err != nil {
-			return usageError(stderr, "inspect", exitUsage, "%v", err)
-		}
-	}
-	rep, err := inspect.Inspect(ck, opts)
-	if err != nil {
-		complain(stderr, "", "%v", err)
-		return exitUsage // only an unknown --pid fails the whole report
+	var ue *inspectUsage
+	switch {
+	case errors.As(err, &ue):
+		return usageError(stderr, "inspect", exitUsage, "%v", ue.err)
+	case err != nil:
+		complain(stderr, "", "%s", err)
+		return code
 	}
 	if asJSON {
 		enc := json.NewEncoder(stdout)
@@ -170,6 +117,80 @@ func inspectOne(stop *stopper, path string, aopts *archive.Options, asJSON, env 
 		return exitFailed
 	}
 	return exitOK
+}
+
+// inspectUsage is a usage error of inspectReport said as such.
+type inspectUsage struct{ err error }
+
+func (e *inspectUsage) Error() string { return e.err.Error() }
+
+// inspectReport opens and inspects one checkpoint; on error, the exit
+// status to use. A pod checkpoint gives a podChoiceError.
+func inspectReport(stop *stopper, path string, aopts *archive.Options, env bool, pids []uint, sysroot, image string, stderr io.Writer) (*inspect.Report, int, error) {
+	o := *aopts
+	// A compressed archive streams: only the pages inspect reads are kept
+	// (argument areas, code at each PC).
+	o.Stream = o.ExtractDir == ""
+	endBar := readProgress(&o, path, stderr, "unpacking")
+	src, closeSrc, err := openCheckpoint(stop, inspectPath(path), &o)
+	if err != nil {
+		endBar()
+		return nil, openStatus(err), err
+	}
+	defer closeSrc()
+	if a := streamedArchive(src); a != nil {
+		retainForInspect(src)
+		err := a.Wait()
+		endBar()
+		if err != nil {
+			err = podOf(err, o)
+			return nil, openStatus(err), err
+		}
+	}
+	endBar()
+	// criuimg.Open, but a damaged files.img does not stop the report: the
+	// files of its entries before the damaged one are known, and Inspect
+	// says what lacks a path because of it.
+	ck, err := criuimg.SalvageOpen(src)
+	if err != nil {
+		return nil, exitFailed, err
+	}
+	opts := inspect.Options{Env: env, Name: path}
+	if image != "" {
+		if sysroot != "" {
+			return nil, exitUsage, &inspectUsage{errors.New("--root and --image exclude each other")}
+		}
+		dir, cleanup, err := imageRoot(image, src, ck, stderr)
+		if err != nil {
+			return nil, exitUsage, err
+		}
+		defer cleanup()
+		sysroot = dir
+	}
+	if sysroot != "" {
+		// As convert and gdb open --root (overlaid by rootfs-diff.tar,
+		// files checked against what CRIU recorded); one that cannot be
+		// opened is a usage error, said at once.
+		r, err := openRoot(sysroot, src, ck, stderr)
+		if err != nil {
+			return nil, exitUsage, err
+		}
+		defer r.Close()
+		opts.Files = r
+	}
+	// config.dump, ..., rootfs-diff.tar, with the archive's member times
+	// (a Podman checkpoint is dated by stats-dump's).
+	opts.Meta = checkpointMeta(src)
+	if len(pids) > 0 {
+		if opts.Pids, err = selectPids(ck, pids); err != nil {
+			return nil, exitUsage, &inspectUsage{err}
+		}
+	}
+	rep, err := inspect.Inspect(ck, opts)
+	if err != nil {
+		return nil, exitUsage, err // only an unknown --pid fails the whole report
+	}
+	return rep, exitOK, nil
 }
 
 // inspectPath returns what to open for path: the parent directory when

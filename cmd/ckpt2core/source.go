@@ -103,6 +103,12 @@ func openCheckpoint(stop *stopper, path string, opts *archive.Options) (criuimg.
 	if opts != nil {
 		o = *opts
 	}
+	if o.Container != "" { // --container: a container of a pod checkpoint (pod.go)
+		var err error
+		if path, err = resolveContainer(path, &o); err != nil {
+			return nil, nil, err
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	o.Context = ctx
 	opened := make(chan struct{})
@@ -113,14 +119,14 @@ func openCheckpoint(stop *stopper, path string, opts *archive.Options) (criuimg.
 		case <-time.After(5 * time.Second):
 		}
 	})
-	ck, err := archive.Open(path, o)
+	ck, err := openArchive(path, o) // archive.Open, or a checkpoint image's layer (pod.go)
 	close(opened)
 	if err != nil || !o.Stream {
 		release()
 		cancel()
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, podOf(err, o)
 	}
 	// A stream is read until Close: a stop cancels it (what it holds is
 	// anonymous: nothing to remove).
@@ -152,7 +158,7 @@ func openConversion(stop *stopper, path string, aopts *archive.Options, root, im
 	src, closeSrc, err := openCheckpoint(stop, path, &o)
 	endBar()
 	if err != nil {
-		return nil, exitFailed, err
+		return nil, openStatus(err), err
 	}
 	c := &conversion{src: src, close: []func(){closeSrc}}
 	if c.ck, err = criuimg.Open(src); err != nil {

@@ -41,6 +41,7 @@ func runTriage(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	fset := pflag.NewFlagSet("ckpt2core triage", pflag.ContinueOnError)
 	asJSON := fset.Bool("json", false, "print a JSON list of findings")
 	aopts := archiveFlags(fset)
+	containerFlag(fset, aopts)
 	pids := fset.UintSlice("pid", nil, "examine only this process (repeatable)")
 	sysroot := fset.String("root", "", "directory with the container's files, to show the bytes of modified code that differ from them")
 	image := imageFlag(fset)

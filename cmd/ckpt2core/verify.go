@@ -43,6 +43,7 @@ func runVerify(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	ckpt := fs.String("checkpoint", "", "the checkpoint the core was made from: warn if EXE's build-id is not the one it recorded")
 	pid := fs.Uint("pid", 0, "with --checkpoint: the core's process (default: the pid in CORE's name core.<pid>)")
 	aopts := archiveFlags(fs)
+	containerFlag(fs, aopts)
 	help := func(w io.Writer) {
 		fmt.Fprintf(w, "Usage: ckpt2core verify --exe EXE CORE [--json] [--checkpoint CHECKPOINT [--pid N]]\n\nFlags:\n%s%s", fs.FlagUsages(), verifyExamples)
 	}

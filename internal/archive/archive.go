@@ -21,6 +21,9 @@
 //	rootfs-diff.tar   the files the container changed
 //
 // plus files this package ignores (devshm-checkpoint.tar, artifacts/, ...).
+// A CRI-O pod checkpoint holds several containers laid out so, each in a
+// directory (or a nested archive) of its own; see pod.go, ReadPod and
+// Options.Container.
 // A CRIU image directory holds the images themselves (and often dump.log
 // and stats-dump next to them).
 //
@@ -89,6 +92,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
 )
@@ -149,6 +153,11 @@ type Options struct {
 	// Checkpoint.Ahead, Consume, Wait and Notes. Errors of the archive
 	// then come from the Source's methods (and Wait), not from Open.
 	Stream bool
+	// Container, for a pod checkpoint archive (pod.go), is the directory
+	// of the one container to open ("<id>-<name>", a PodContainer's Dir):
+	// its members are read as a container checkpoint's, every other
+	// member is validated and skipped. Empty for any other checkpoint.
+	Container string
 	// OnRead, if set, is called with the number of bytes of the archive
 	// file read, as a compressed archive is read (for a progress display;
 	// from the goroutine that reads, with Stream).
@@ -258,6 +267,9 @@ func (c *Checkpoint) Close() error {
 // documentation).
 func Open(path string, opts Options) (*Checkpoint, error) {
 	opts = opts.withDefaults()
+	if strings.HasSuffix(opts.Container, nestedSuffix) {
+		return openNested(path, opts) // pod.go
+	}
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, err
@@ -315,6 +327,11 @@ func openDir(path string) (*Checkpoint, error) {
 		}
 		c.Images, c.top = img, top
 		return c, nil
+	}
+	if st, err := os.Lstat(filepath.Join(path, PodOptionsFile)); err == nil && st.Mode().IsRegular() {
+		if _, err := os.Lstat(filepath.Join(path, "inventory.img")); err != nil {
+			return nil, &PodError{Path: path} // an extracted pod checkpoint
+		}
 	}
 	img, err := criuimg.NewDirSource(path)
 	if err != nil {

@@ -25,13 +25,21 @@ func openInPlace(path string, f *os.File, size int64, opts Options) (*Checkpoint
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return nil, err
 	}
-	cr := &seekCountReader{countReader: countReader{r: f, limit: math.MaxInt64}, s: f}
+	return openInPlaceAt(path, f, f, 0, size, opts)
+}
+
+// openInPlaceAt indexes the plain tar archive of size bytes at offset base
+// of f (read through rs, positioned at its start) and serves its members
+// as sections of f: a nested container archive of a pod (pod.go) lies at
+// a member's offset.
+func openInPlaceAt(path string, f *os.File, rs io.ReadSeeker, base, size int64, opts Options) (*Checkpoint, error) {
+	cr := &seekCountReader{countReader: countReader{r: rs, limit: math.MaxInt64}, s: rs}
 	tr := tar.NewReader(cr)
 	images := map[string]span{}
 	top := map[string]span{}
 	x := newExtras()
 	_, err := scan(path, &cr.countReader, tr, opts, size, false, func(m *member) error {
-		sp := span{off: m.off, size: m.hdr.Size, mtime: m.hdr.ModTime}
+		sp := span{off: base + m.off, size: m.hdr.Size, mtime: m.hdr.ModTime}
 		switch m.role {
 		case roleImage:
 			images[m.key] = sp

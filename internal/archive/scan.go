@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"strings"
 )
 
@@ -227,6 +228,7 @@ func physSize(h *tar.Header) int64 {
 func scan(path string, cr *countReader, tr *tar.Reader, opts Options, fileSize int64, every bool, fn func(*member) error) (nImages int, err error) {
 	seen := make(map[string]struct{})
 	count, nParent := 0, 0
+	sawPod := false
 	var prev *member
 	for {
 		hdr, err := tr.Next()
@@ -251,6 +253,10 @@ func scan(path string, cr *countReader, tr *tar.Reader, opts Options, fileSize i
 		if err != nil {
 			return 0, memberError(path, raw, "%v: refused", err)
 		}
+		name, inside := opts.within(name) // Options.Container (pod.go)
+		if name == PodOptionsFile && opts.Container == "" && hdr.Typeflag == tar.TypeReg {
+			sawPod = true
+		}
 		m := &member{hdr: hdr, name: name, off: cr.n}
 		switch hdr.Typeflag {
 		case tar.TypeXGlobalHeader:
@@ -258,6 +264,7 @@ func scan(path string, cr *countReader, tr *tar.Reader, opts Options, fileSize i
 		case tar.TypeDir:
 		case tar.TypeReg, tar.TypeGNUSparse:
 			switch {
+			case !inside:
 			case strings.HasPrefix(name, "checkpoint/") && !strings.ContainsAny(name[len("checkpoint/"):], `/\`):
 				m.role, m.key = roleImage, name[len("checkpoint/"):]
 				if len(m.key) > maxImageLen {
@@ -280,7 +287,7 @@ func scan(path string, cr *countReader, tr *tar.Reader, opts Options, fileSize i
 			if hdr.Typeflag == tar.TypeLink {
 				what = "hard link"
 			}
-			if inNeededArea(name) {
+			if inside && inNeededArea(name) {
 				return 0, memberError(path, raw, "%s to %q: links are refused in checkpoint/ and for checkpoint files", what, hdr.Linkname)
 			}
 			if escapes(hdr.Linkname) {
@@ -291,7 +298,7 @@ func scan(path string, cr *countReader, tr *tar.Reader, opts Options, fileSize i
 		case tar.TypeFifo:
 			return 0, memberError(path, raw, "FIFO: refused")
 		default:
-			if inNeededArea(name) {
+			if inside && inNeededArea(name) {
 				return 0, memberError(path, raw, "unsupported member type %q", hdr.Typeflag)
 			}
 		}
@@ -309,6 +316,9 @@ func scan(path string, cr *countReader, tr *tar.Reader, opts Options, fileSize i
 			return 0, memberError(path, raw, "truncated archive: declares %d bytes, the file has %d after its header", hdr.Size, max(fileSize-m.off, 0))
 		}
 		prev = m
+		if !inside {
+			continue // another container of a pod: validated, not passed on
+		}
 		if m.role == roleSkip {
 			if every && !isSparse(hdr) {
 				if err := fn(m); err != nil {
@@ -341,8 +351,17 @@ func scan(path string, cr *countReader, tr *tar.Reader, opts Options, fileSize i
 	if count == 0 {
 		return 0, fmt.Errorf("%s: no member: empty tar archive", path)
 	}
-	if nImages == 0 && !(opts.PreCheckpoint && nParent > 0) {
-		return 0, fmt.Errorf("%s: no checkpoint/ images in the archive: not a container checkpoint", path)
+	if nImages == 0 && opts.PreCheckpoint && nParent > 0 {
+		return nImages, nil
+	}
+	if nImages == 0 && opts.Container != "" {
+		return 0, fmt.Errorf("%s: no %s/checkpoint/ images in the pod archive: %w", path, opts.Container, errors.Join(fs.ErrNotExist, ErrNotCheckpoint))
+	}
+	if nImages == 0 && sawPod {
+		return 0, &PodError{Path: path}
+	}
+	if nImages == 0 {
+		return 0, fmt.Errorf("%s: no checkpoint/ images in the archive: %w", path, ErrNotCheckpoint)
 	}
 	return nImages, nil
 }

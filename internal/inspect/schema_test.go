@@ -219,3 +219,40 @@ func TestStableKeys(t *testing.T) {
 		t.Errorf("thread without code: %s", b)
 	}
 }
+
+// TestPodSchemaDocumented: the README's pod checkpoint schema is
+// pod.go's, names every key PodReport writes, and those are always
+// present.
+func TestPodSchemaDocumented(t *testing.T) {
+	readme := schemaBlock(t, filepath.Join("..", "..", "README.md"), "single container's checkpoint image.\n\n```\n", "```", "")
+	doc := schemaBlock(t, "pod.go", "every key is always present.\n//\n", "\ntype PodReport", "//\t")
+	if !slices.Equal(readme, doc) {
+		t.Errorf("README pod schema and pod.go's differ:\n%s\n---\n%s", strings.Join(readme, "\n"), strings.Join(doc, "\n"))
+	}
+	b, err := json.Marshal(PodReport{Containers: []PodContainer{{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Join(readme, "\n")
+	var check func(v any)
+	check = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				if !regexp.MustCompile(`"` + k + `"\s*[:,]`).MatchString(text) {
+					t.Errorf("key %q is not in the README's pod schema", k)
+				}
+				if k != "annotations" {
+					check(e)
+				}
+			}
+		case []any:
+			for _, e := range x {
+				check(e)
+			}
+		}
+	}
+	var v any
+	json.Unmarshal(b, &v)
+	check(v)
+}

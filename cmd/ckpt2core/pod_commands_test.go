@@ -1,0 +1,50 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestPodOtherCommands: every command that opens a checkpoint takes
+// --container (triage, diff, list, inspect --extract: only the chosen
+// container's members are extracted, laid out as a container checkpoint);
+// without it they name the pod's containers.
+func TestPodOtherCommands(t *testing.T) {
+	arch := podArchive(t, "")
+	if code, stdout, stderr := convertCLI(t, "triage", "--container", "web", arch); code != exitOK || !strings.Contains(stdout, "/bin/busybox") {
+		t.Errorf("triage --container web: exit %d: %s", code, stderr)
+	}
+	if code, _, stderr := convertCLI(t, "triage", arch); code == exitOK || !strings.Contains(stderr, "pod checkpoint of 2 containers (counter, web): choose one with --container NAME") {
+		t.Errorf("triage on the pod: exit %d: %q", code, stderr)
+	}
+	if code, stdout, stderr := convertCLI(t, "diff", "--container", "web", arch, arch); code != exitOK || !strings.Contains(stdout, "no differences") {
+		t.Errorf("diff --container web: exit %d: %s", code, stderr)
+	}
+	if code, stdout, stderr := convertCLI(t, "list", "--container", "counter", arch); code != exitOK || !strings.Contains(stdout, "counter") {
+		t.Errorf("list --container counter: exit %d: %s", code, stderr)
+	}
+	root := t.TempDir()
+	x := filepath.Join(root, "x")
+	if code, _, stderr := convertCLI(t, "inspect", "--extract", x, arch); code != exitUsage || !strings.Contains(stderr, "--extract on a pod checkpoint needs --container") {
+		t.Errorf("inspect --extract on the pod: exit %d: %q", code, stderr)
+	}
+	if ents, _ := os.ReadDir(root); len(ents) != 0 {
+		t.Errorf("inspect --extract on the pod left %d entries", len(ents))
+	}
+	if code, _, stderr := convertCLI(t, "inspect", "--extract", x, "--container", "web", arch); code != exitOK {
+		t.Fatalf("inspect --extract --container web: exit %d: %s", code, stderr)
+	}
+	for _, name := range []string{"checkpoint/inventory.img", "config.dump", "rootfs-diff.tar"} {
+		if _, err := os.Stat(filepath.Join(x, name)); err != nil {
+			t.Errorf("extracted: %v", err)
+		}
+	}
+	ents, _ := os.ReadDir(x)
+	for _, e := range ents {
+		if strings.Contains(e.Name(), podCounterID) || e.Name() == "pod.options" {
+			t.Errorf("extracted %s: not the web container's", e.Name())
+		}
+	}
+}
