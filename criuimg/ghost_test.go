@@ -15,23 +15,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
-	"github.com/ckpt2core/ckpt2core/internal/archive"
 	"github.com/ckpt2core/ckpt2core/internal/imgtest"
+	"github.com/ckpt2core/ckpt2core/internal/imgtest/archived"
 )
-
-func openIntrusionAfter(t *testing.T) *criuimg.Checkpoint {
-	t.Helper()
-	a, err := archive.Open(imgtest.IntrusionArchive("after.tar.zst"), archive.Options{TempDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	ck, err := criuimg.Open(a.Images)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ck
-}
 
 // TestGhostIntrusion: every ghost file of the real attacked container, by
 // the file id the manifest names, has the manifest's path, mode, size and
@@ -42,7 +28,7 @@ func TestGhostIntrusion(t *testing.T) {
 	if len(want) != 3 {
 		t.Fatalf("manifest lists %d ghost files, want 3", len(want))
 	}
-	ck := openIntrusionAfter(t)
+	ck := archived.Images(t, imgtest.IntrusionArchive("after.tar.zst"))
 	tab, err := ck.ReadRemaps()
 	if err != nil {
 		t.Fatal(err)

@@ -10,8 +10,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/ckpt2core/ckpt2core/internal/synth"
 )
 
 // TestInspectStreamSame: inspect of a compressed archive, streamed (only
@@ -65,18 +63,9 @@ func TestInspectStreamDisk(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and a 128 MiB archive")
 	}
-	bin := filepath.Join(t.TempDir(), "ckpt2core")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	tmp := t.TempDir()
-	img := filepath.Join(tmp, "images")
-	if err := synth.Large(128 << 20).Write(img); err != nil {
-		t.Fatal(err)
-	}
-	arch := filepath.Join(tmp, "big.tar.zst")
-	writeTarZstd(t, img, arch)
-	os.RemoveAll(img)
+	arch := largeArchive(t, tmp)
 	work := filepath.Join(tmp, "tmp")
 	os.Mkdir(work, 0o700)
 	var out bytes.Buffer

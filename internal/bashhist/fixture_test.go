@@ -1,30 +1,14 @@
 package bashhist_test
 
 import (
-	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
 
-	"github.com/ckpt2core/ckpt2core/criuimg"
-	"github.com/ckpt2core/ckpt2core/internal/archive"
 	"github.com/ckpt2core/ckpt2core/internal/bashhist"
 	"github.com/ckpt2core/ckpt2core/internal/imgtest"
+	"github.com/ckpt2core/ckpt2core/internal/imgtest/archived"
 )
-
-func openArchive(t *testing.T, path string) *criuimg.Checkpoint {
-	t.Helper()
-	a, err := archive.Open(path, archive.Options{TempDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	ck, err := criuimg.Open(a.Images)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ck
-}
 
 // The intrusion fixture's attacker shell (I12): the seven lines of
 // recipe/history.txt, in order, each read at one of the addresses where
@@ -36,7 +20,7 @@ func TestIntrusionHistory(t *testing.T) {
 		t.Fatal("manifest has no I12")
 	}
 	want := m.Indicators[i]
-	ck := openArchive(t, imgtest.IntrusionArchive("after.tar.zst"))
+	ck := archived.Images(t, imgtest.IntrusionArchive("after.tar.zst"))
 	p := imgtest.LoadFrom(t, ck, want.PidOr(0))
 	got, err := bashhist.Recover(p)
 	if err != nil {
@@ -71,7 +55,7 @@ func TestIntrusionHistory(t *testing.T) {
 // Only bash keeps history lists: no other process of the fixture, nor the
 // non-interactive bash -c loop (pid 57), yields an entry.
 func TestIntrusionNoHistoryElsewhere(t *testing.T) {
-	ck := openArchive(t, filepath.Join("..", "..", "testdata", "x86_64", "intrusion", "after.tar.zst"))
+	ck := archived.Images(t, imgtest.IntrusionArchive("after.tar.zst"))
 	for _, pid := range ck.Pids() {
 		if pid == 68 {
 			continue

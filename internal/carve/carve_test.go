@@ -20,9 +20,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
-	"github.com/ckpt2core/ckpt2core/internal/archive"
 	"github.com/ckpt2core/ckpt2core/internal/carve"
 	"github.com/ckpt2core/ckpt2core/internal/imgtest"
+	"github.com/ckpt2core/ckpt2core/internal/imgtest/archived"
 	"github.com/ckpt2core/ckpt2core/internal/inspect"
 )
 
@@ -59,11 +59,7 @@ func sum(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:
 
 func openAfter(t *testing.T) (*criuimg.Checkpoint, criuimg.File) {
 	t.Helper()
-	a, err := archive.Open(imgtest.IntrusionArchive("after.tar.zst"), archive.Options{TempDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
+	a := archived.Open(t, imgtest.IntrusionArchive("after.tar.zst"))
 	ck, err := criuimg.Open(a.Images)
 	if err != nil {
 		t.Fatal(err)

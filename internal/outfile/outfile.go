@@ -98,11 +98,16 @@ func (o *File) tempName() (string, error) {
 	return fmt.Sprintf("%s%x", o.prefix, buf), nil
 }
 
-func checkName(name string) error {
-	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") {
-		return fmt.Errorf("%q: %w", name, ErrName)
+// target checks that the file may still be committed, to name, and
+// returns its directory's descriptor.
+func (o *File) target(name string) (int, error) {
+	if o.done {
+		return -1, os.ErrClosed
 	}
-	return nil
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") {
+		return -1, fmt.Errorf("%q: %w", name, ErrName)
+	}
+	return int(o.dir.Fd()), nil
 }
 
 func (o *File) close() error {
@@ -119,13 +124,10 @@ func (o *File) close() error {
 // an error the file stays uncommitted: Link may be tried with another
 // name, and Discard removes it.
 func (o *File) Link(name string) error {
-	if o.done {
-		return os.ErrClosed
-	}
-	if err := checkName(name); err != nil {
+	dfd, err := o.target(name)
+	if err != nil {
 		return err
 	}
-	dfd := int(o.dir.Fd())
 	if o.tmp == "" {
 		if err := linkAnon(o.File, dfd, name); err != nil {
 			return err
@@ -140,7 +142,7 @@ func (o *File) Link(name string) error {
 	if err := o.close(); err != nil {
 		return err
 	}
-	err := o.renameNoReplace(dfd, o.tmp, dfd, name)
+	err = o.renameNoReplace(dfd, o.tmp, dfd, name)
 	if errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOSYS) {
 		// The filesystem lacks RENAME_NOREPLACE: link(2) does not
 		// replace either.
@@ -159,16 +161,12 @@ func (o *File) Link(name string) error {
 // directory, replacing what has that name (rename(2): a symlink there is
 // replaced, not followed; a directory is not replaced, syscall.EISDIR).
 func (o *File) Replace(name string) error {
-	if o.done {
-		return os.ErrClosed
-	}
-	if err := checkName(name); err != nil {
+	dfd, err := o.target(name)
+	if err != nil {
 		return err
 	}
-	dfd := int(o.dir.Fd())
 	if o.tmp == "" {
 		// Name the anonymous file first, then rename that name.
-		var err error
 		for range 100 {
 			var tmp string
 			if tmp, err = o.tempName(); err != nil {
