@@ -68,6 +68,10 @@ func openStatus(err error) int {
 // returned as the path).
 func resolveContainer(path string, o *archive.Options) (string, error) {
 	key := o.Container
+	if dir, ok := strings.CutPrefix(key, resolvedDir); ok {
+		o.Container = dir // chosen from the pod already (podTarget)
+		return path, nil
+	}
 	ro := *o
 	ro.Container = ""
 	p, err := readPod(path, ro)
@@ -86,6 +90,23 @@ func resolveContainer(path string, o *archive.Options) (string, error) {
 	}
 	path, o.Container = p.Locate(c)
 	return path, nil
+}
+
+// resolvedDir marks an Options.Container that podTarget set to a
+// container's directory, so that opening it does not read the pod again.
+// No command-line argument can hold a NUL byte: --container cannot
+// forge it.
+const resolvedDir = "\x00dir:"
+
+// podTarget returns the path and the options to open container c of pod
+// with (o's copy; its Container set to the directory, resolved).
+func podTarget(pod *archive.Pod, c archive.PodContainer, o archive.Options) (string, archive.Options) {
+	path, dir := pod.Locate(c)
+	o.Container = ""
+	if dir != "" {
+		o.Container = resolvedDir + dir
+	}
+	return path, o
 }
 
 // podOf turns the archive.PodError of a pod checkpoint opened without
@@ -146,9 +167,7 @@ func (pc podConvert) run(stop *stopper, stdout, stderr io.Writer) int {
 			missing++
 			continue
 		}
-		o := pc.aopts
-		path, dir := pc.pod.Locate(c)
-		o.Container = dir
+		path, o := podTarget(pc.pod, c, pc.aopts)
 		cv, _, err := openConversion(stop, path, &o, pc.root, pc.image, stderr)
 		if err != nil {
 			results = append(results, convertResult{container: c.Name, err: err})
@@ -209,9 +228,8 @@ func (g grepRun) pod(stop *stopper, pod *archive.Pod, stdout, stderr io.Writer) 
 			continue
 		}
 		gc := g
-		ao := *g.aopts
-		path, dir := pod.Locate(c)
-		ao.Container, gc.aopts, gc.container = dir, &ao, c.Name
+		path, ao := podTarget(pod, c, *g.aopts)
+		gc.aopts, gc.container = &ao, c.Name
 		var buf bytes.Buffer
 		w := stdout
 		if g.asJSON {
@@ -278,9 +296,7 @@ func inspectPod(stop *stopper, pod *archive.Pod, aopts *archive.Options, asJSON,
 		pc := inspect.PodContainer{Name: c.Name, Directory: c.Dir, ID: c.ID}
 		err := c.Err
 		if err == nil {
-			o := *aopts
-			path, dir := pod.Locate(c)
-			o.Container = dir
+			path, o := podTarget(pod, c, *aopts)
 			var r *inspect.Report
 			r, _, err = inspectReport(stop, path, &o, env, nil, sysroot, image, stderr)
 			if err == nil {
