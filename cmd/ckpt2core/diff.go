@@ -60,10 +60,7 @@ func runDiff(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	minString := fs.Int("min-string", 6, "shortest printable run counted as a string")
 	pids := fs.UintSlice("pid", nil, "compare only this process (its pid in A or B; repeatable)")
 	aopts := archiveFlags(fs)
-	containerFlag(fs, aopts)
-	help := func(w io.Writer) {
-		fmt.Fprintf(w, "Usage: ckpt2core diff A B [--pid N] [--json] [--show-unchanged] [-n N]\n\nFlags:\n%s%s", fs.FlagUsages(), diffExamples)
-	}
+	help := helpText(fs, "Usage: ckpt2core diff A B [--pid N] [--json] [--show-unchanged] [-n N]", diffExamples)
 	if status, ok := parseFlags(fs, "diff", args, help, stdout, stderr, diffTrouble); !ok {
 		return status
 	}

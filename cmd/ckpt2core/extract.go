@@ -105,7 +105,6 @@ func runExtract(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	out := fs.StringP("output", "o", "", "write the files into this directory (required)")
 	pid := fs.Uint32("pid", 0, "only this process's objects (no rootfs, tmpfs or tty)")
 	aopts := archiveFlags(fs)
-	containerFlag(fs, aopts)
 	help := func(w io.Writer) { fmt.Fprintf(w, extractUsage, fs.FlagUsages()) }
 	if status, ok := parseFlags(fs, "extract", args, help, stdout, stderr, exitUsage); !ok {
 		return status
@@ -369,7 +368,6 @@ func (w *extractWriter) writeManifest(b []byte) error {
 func runCat(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("ckpt2core cat", pflag.ContinueOnError)
 	aopts := archiveFlags(fs)
-	containerFlag(fs, aopts)
 	help := func(w io.Writer) { fmt.Fprintf(w, catUsage, fs.FlagUsages()) }
 	if status, ok := parseFlags(fs, "cat", args, help, stdout, stderr, exitUsage); !ok {
 		return status

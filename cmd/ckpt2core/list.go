@@ -146,10 +146,7 @@ func runList(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("ckpt2core list", pflag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print a JSON array of rows")
 	aopts := archiveFlags(fs)
-	containerFlag(fs, aopts)
-	help := func(w io.Writer) {
-		fmt.Fprintf(w, "Usage: ckpt2core list [DIR...] [--json]\n\nFlags:\n%s%s", fs.FlagUsages(), listExamples)
-	}
+	help := helpText(fs, "Usage: ckpt2core list [DIR...] [--json]", listExamples)
 	if status, ok := parseFlags(fs, "list", args, help, stdout, stderr, exitUsage); !ok {
 		return status
 	}

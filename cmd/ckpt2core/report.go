@@ -71,7 +71,6 @@ func runReport(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	findings := fs.Bool("findings", true, "run triage's rules and show their findings, placed on the maps")
 	artifacts := fs.Bool("artifacts", true, "list what 'extract' recovers (ghost files, memfds, rw layer, buffers, queues) with its SHA-256")
 	aopts := archiveFlags(fs)
-	containerFlag(fs, aopts)
 	help := func(w io.Writer) { fmt.Fprintf(w, reportUsage, fs.FlagUsages()) }
 	if status, ok := parseFlags(fs, "report", args, help, stdout, stderr, exitUsage); !ok {
 		return status

@@ -52,7 +52,9 @@ func (c *checkpointSource) Parent() (criuimg.Source, error) {
 	return src, err
 }
 
-// archiveFlags registers the flags that control how archives are read.
+// archiveFlags registers the flags every command that reads a checkpoint
+// shares (the one place for them): how archives are read, and
+// --container for pod checkpoints.
 func archiveFlags(fs *pflag.FlagSet) *archive.Options {
 	o := &archive.Options{}
 	fs.StringVar(&o.ExtractDir, "extract", "", "also extract every member of an archive into this new directory, and keep it")
@@ -60,6 +62,7 @@ func archiveFlags(fs *pflag.FlagSet) *archive.Options {
 	o.MaxMembers, o.MaxBytes = archive.DefaultMaxMembers, archive.DefaultMaxBytes
 	fs.Var(positive[int]{&o.MaxMembers}, "max-members", "refuse archives with more members (tar bomb guard)")
 	fs.Var(positive[int64]{&o.MaxBytes}, "max-bytes", "refuse archives with more uncompressed bytes (tar bomb guard)")
+	containerFlag(fs, o)
 	return o
 }
 

@@ -41,13 +41,10 @@ func runTriage(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	fset := pflag.NewFlagSet("ckpt2core triage", pflag.ContinueOnError)
 	asJSON := fset.Bool("json", false, "print a JSON list of findings")
 	aopts := archiveFlags(fset)
-	containerFlag(fset, aopts)
 	pids := fset.UintSlice("pid", nil, "examine only this process (repeatable)")
 	sysroot := fset.String("root", "", "directory with the container's files, to show the bytes of modified code that differ from them")
 	image := imageFlag(fset)
-	help := func(w io.Writer) {
-		fmt.Fprintf(w, "Usage: ckpt2core triage CHECKPOINT [--pid N] [--json] [--root DIR | --image IMAGE]\n\nFlags:\n%s%s", fset.FlagUsages(), triageExamples)
-	}
+	help := helpText(fset, "Usage: ckpt2core triage CHECKPOINT [--pid N] [--json] [--root DIR | --image IMAGE]", triageExamples)
 	if status, ok := parseFlags(fset, "triage", args, help, stdout, stderr, exitUsage); !ok {
 		return status
 	}

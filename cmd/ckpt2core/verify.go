@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -43,10 +42,7 @@ func runVerify(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	ckpt := fs.String("checkpoint", "", "the checkpoint the core was made from: warn if EXE's build-id is not the one it recorded")
 	pid := fs.Uint("pid", 0, "with --checkpoint: the core's process (default: the pid in CORE's name core.<pid>)")
 	aopts := archiveFlags(fs)
-	containerFlag(fs, aopts)
-	help := func(w io.Writer) {
-		fmt.Fprintf(w, "Usage: ckpt2core verify --exe EXE CORE [--json] [--checkpoint CHECKPOINT [--pid N]]\n\nFlags:\n%s%s", fs.FlagUsages(), verifyExamples)
-	}
+	help := helpText(fs, "Usage: ckpt2core verify --exe EXE CORE [--json] [--checkpoint CHECKPOINT [--pid N]]", verifyExamples)
 	if status, ok := parseFlags(fs, "verify", args, help, stdout, stderr, exitUsage); !ok {
 		return status
 	}
