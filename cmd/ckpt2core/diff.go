@@ -77,7 +77,7 @@ func runDiff(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	for i, path := range fs.Args() {
 		c, closeIt, err := openDiffSide(stop, path, aopts)
 		if err != nil {
-			fmt.Fprintf(stderr, "ckpt2core: %s\n", safe(err.Error()))
+			complain(stderr, "", "%v", err)
 			return diffTrouble
 		}
 		defer closeIt()
@@ -89,7 +89,7 @@ func runDiff(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	}
 	res, err := ckptdiff.Diff(sides[0], sides[1], opts)
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core: %s\n", safe(err.Error()))
+		complain(stderr, "", "%v", err)
 		return diffTrouble
 	}
 	if *asJSON {

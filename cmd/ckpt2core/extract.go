@@ -125,7 +125,7 @@ func runExtract(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		kinds = append(kinds, k)
 	}
 	fail := func(err error) int {
-		fmt.Fprintf(stderr, "ckpt2core extract: %s\n", safe(err.Error()))
+		complain(stderr, "extract", "%v", err)
 		return exitFailed
 	}
 	src, closeSrc, err := openCheckpoint(stop, fs.Arg(0), aopts)
@@ -143,12 +143,12 @@ func runExtract(stop *stopper, args []string, stdout, stderr io.Writer) int {
 			defer f.Close()
 			opts.RootfsDiff = f
 		} else if !criuimg.IsNotExist(err) {
-			fmt.Fprintf(stderr, "ckpt2core extract: %s\n", safe(err.Error()))
+			complain(stderr, "extract", "%v", err)
 		}
 		vols, closeVols, err := openVolumes(cs.ck.Meta())
 		defer closeVols()
 		if err != nil {
-			fmt.Fprintf(stderr, "ckpt2core extract: %s\n", safe(err.Error()))
+			complain(stderr, "extract", "%v", err)
 		}
 		opts.Volumes = vols
 	}
@@ -176,7 +176,7 @@ func runExtract(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		return nil
 	}, func(err error) {
 		problems++
-		fmt.Fprintf(stderr, "ckpt2core extract: %s\n", safe(err.Error()))
+		complain(stderr, "extract", "%v", err)
 	})
 	if err != nil {
 		if errors.Is(err, carve.ErrNoPid) {
@@ -376,7 +376,7 @@ func runCat(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		return usageError(stderr, "cat", exitUsage, "want CHECKPOINT and PATH, got %d arguments", fs.NArg())
 	}
 	fail := func(err error) int {
-		fmt.Fprintf(stderr, "ckpt2core cat: %s\n", safe(err.Error()))
+		complain(stderr, "cat", "%v", err)
 		return exitFailed
 	}
 	src, closeSrc, err := openCheckpoint(stop, fs.Arg(0), aopts)

@@ -162,7 +162,7 @@ func runList(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	for _, dir := range dirs {
 		cands, err := candidates(dir)
 		if err != nil {
-			fmt.Fprintf(stderr, "ckpt2core: %s\n", safe(err.Error()))
+			complain(stderr, "", "%v", err)
 			status = exitFailed
 			continue
 		}
@@ -281,7 +281,7 @@ func runSummary(stop *stopper, paths []string, asJSON bool, aopts *archive.Optio
 	for _, p := range paths {
 		row, err := summarize(stop, p, aopts)
 		if err != nil {
-			fmt.Fprintf(stderr, "ckpt2core: %s\n", safe(err.Error()))
+			complain(stderr, "", "%v", err)
 			status = exitFailed
 			continue
 		}

@@ -109,7 +109,7 @@ func runReport(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	path := fs.Arg(0)
 	src, ck, closeSrc, err := openSalvaged(stop, inspectPath(path), aopts)
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core report: %s\n", safe(err.Error()))
+		complain(stderr, "report", "%v", err)
 		return exitFailed
 	}
 	defer closeSrc()
@@ -119,7 +119,7 @@ func runReport(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	iopts.Meta = checkpointMeta(src)
 	rep, err := inspect.Inspect(ck, iopts)
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core report: %s\n", safe(err.Error()))
+		complain(stderr, "report", "%v", err)
 		return exitFailed
 	}
 	if *findings {
@@ -145,7 +145,7 @@ func reportDiff(stop *stopper, a, b string, aopts *archive.Options, out string, 
 	for i, path := range []string{a, b} {
 		c, closeIt, err := openDiffSide(stop, path, aopts)
 		if err != nil {
-			fmt.Fprintf(stderr, "ckpt2core report: %s\n", safe(err.Error()))
+			complain(stderr, "report", "%v", err)
 			return exitFailed
 		}
 		defer closeIt()
@@ -153,7 +153,7 @@ func reportDiff(stop *stopper, a, b string, aopts *archive.Options, out string, 
 	}
 	res, err := ckptdiff.Diff(sides[0], sides[1], ckptdiff.Options{Strings: 20, MinString: 6})
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core report: %s\n", safe(err.Error()))
+		complain(stderr, "report", "%v", err)
 		return exitFailed
 	}
 	docB := report.Build(sides[1].Images, sides[1].Report, report.Options{Notes: report.DiffNotes(res)})
@@ -170,7 +170,7 @@ func writeReport(out string, write func(io.Writer) error, what string, stderr io
 		return bw.Flush()
 	})
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core report: %s\n", safe(err.Error()))
+		complain(stderr, "report", "%v", err)
 		return exitFailed
 	}
 	if st, err := os.Stat(out); err == nil {
