@@ -34,6 +34,10 @@ func WriteFile(path string, write func(io.Writer) error) error {
 	}
 	d, err := outfile.OpenDir(dir)
 	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // path names the directory already
+		}
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	defer d.Close()
