@@ -103,25 +103,7 @@ func reportContainer(t *testing.T, stdout string) (checkpointed, from string) {
 // directory. The expected times are read from the archives here, with
 // archive/tar and the decompressors.
 func TestInspectCheckpointTime(t *testing.T) {
-	plain := filepath.Join(t.TempDir(), "checkpoint.tar")
-	{
-		f, err := os.Open(filepath.Join(podmanDir, "checkpoint-counters_default-counter-gzip.tar.gz"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		zr, err := gzip.NewReader(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(zr)
-		f.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(plain, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	plain := imgtest.Gunzip(t, filepath.Join(podmanDir, "checkpoint-counters_default-counter-gzip.tar.gz"), t.TempDir())
 	check := func(t *testing.T, want time.Time, args ...string) {
 		t.Helper()
 		code, stdout, stderr := inspectCLI(append([]string{"--json"}, args...)...)

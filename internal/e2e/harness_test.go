@@ -2,12 +2,10 @@ package e2e
 
 import (
 	"bytes"
-	"compress/gzip"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
 	"os"
 	"os/exec"
@@ -143,32 +141,6 @@ func runExit(t *testing.T, name string, args ...string) (stdout, stderr string, 
 		t.Fatalf("run %s %v: %v", name, args, err)
 	}
 	return so.String(), se.String(), exit
-}
-
-// gunzip unpacks gz into dir and returns the unpacked path.
-func gunzip(gz, dir string) (string, error) {
-	in, err := os.Open(gz)
-	if err != nil {
-		return "", fmt.Errorf("open oracle: %w", err)
-	}
-	defer in.Close()
-	zr, err := gzip.NewReader(in)
-	if err != nil {
-		return "", fmt.Errorf("gunzip %s: %w", gz, err)
-	}
-	dst := filepath.Join(dir, strings.TrimSuffix(filepath.Base(gz), ".gz"))
-	f, err := os.Create(dst)
-	if err != nil {
-		return "", fmt.Errorf("gunzip: %w", err)
-	}
-	if _, err := io.Copy(f, zr); err != nil {
-		f.Close()
-		return "", fmt.Errorf("gunzip %s: %w", gz, err)
-	}
-	if err := f.Close(); err != nil {
-		return "", fmt.Errorf("gunzip: %w", err)
-	}
-	return dst, nil
 }
 
 // process is what the fixture's manifest (or facts.json) says of one process.
