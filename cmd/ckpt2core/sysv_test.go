@@ -109,7 +109,7 @@ func testSysVShm(t *testing.T, id uint64) {
 // kernel's own core of it, core.28722.gz): the mapping's NT_FILE name and
 // its page equal the kernel's.
 func TestSysVPostgres(t *testing.T) {
-	fx := "../../testdata/x86_64/servers/postgres"
+	fx := filepath.Join(imgtest.ServersDir(), "postgres")
 	if _, err := os.Stat(fx); err != nil {
 		t.Skip("the postgres fixture is on branch h19c until it is merged")
 	}

@@ -196,3 +196,62 @@ func isModule(gomod []byte) bool {
 	}
 	return false
 }
+
+// ServersDir is the real server checkpoints' fixture (jvm, nginx, node,
+// postgres, python, redis; its README says how they were made).
+func ServersDir() string { return Testdata("x86_64", "servers") }
+
+// Servers lists the server fixtures: the directories of ServersDir with
+// a manifest.json, sorted, or fails tb when there are none.
+func Servers(tb testing.TB) []string {
+	tb.Helper()
+	ents, err := os.ReadDir(ServersDir())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		if _, err := os.Stat(filepath.Join(ServersDir(), e.Name(), "manifest.json")); e.IsDir() && err == nil {
+			names = append(names, e.Name())
+		}
+	}
+	if len(names) == 0 {
+		tb.Fatalf("%s: no server fixtures", ServersDir())
+	}
+	return names
+}
+
+// ServerManifest is a server fixture's manifest.json (what /proc showed
+// of the live processes just before the dump), as far as tests read it.
+type ServerManifest struct {
+	Program string
+	RootPid uint32 `json:"root_pid"`
+	JIT     string `json:"jit_code_cache"`
+	// Oracles are the kernel's cores of the processes (core.PID.gz).
+	Oracles []struct {
+		Pid  uint32
+		File string
+	}
+	Processes []struct {
+		Pid      uint32
+		Comm     string
+		Threads  int
+		Maps     string
+		AnonExec []ServerMapping `json:"anon_exec_mappings"`
+		SysV     []ServerMapping `json:"sysv_shm_mappings"`
+	}
+}
+
+// ServerMapping is a mapping of /proc/PID/maps as a server manifest
+// lists it.
+type ServerMapping struct {
+	Start, End, Perms, Path string
+}
+
+// Server reads the manifest of the server fixture name, or fails tb.
+func Server(tb testing.TB, name string) *ServerManifest {
+	tb.Helper()
+	var m ServerManifest
+	ReadJSON(tb, filepath.Join(ServersDir(), name, "manifest.json"), &m)
+	return &m
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/checkpoint-restore/go-criu/v8/crit/images/mm"
@@ -208,5 +209,13 @@ func TestTestdata(t *testing.T) {
 	}
 	if m.Container.Name == "" || len(m.BeforeVsAfter.Files.GhostImagesAfter) == 0 || len(m.Delivered) == 0 {
 		t.Errorf("manifest read incompletely: %+v", m.Container)
+	}
+	// The six server fixtures of servers/README.md; postgres has the
+	// kernel's core as its oracle.
+	if got := strings.Join(imgtest.Servers(t), " "); got != "jvm nginx node postgres python redis" {
+		t.Errorf("servers %q", got)
+	}
+	if pg := imgtest.Server(t, "postgres"); len(pg.Oracles) != 1 || pg.RootPid == 0 || len(pg.Processes) == 0 {
+		t.Errorf("postgres manifest %+v", pg)
 	}
 }
