@@ -109,7 +109,7 @@ func kubeArchive(t *testing.T, path, comp string) {
 		}
 	}
 	tw.WriteHeader(&tar.Header{Name: "checkpoint/", Mode: 0o700, Typeflag: tar.TypeDir})
-	dir := "../../testdata/x86_64/counter/images"
+	dir := imgtest.Testdata("x86_64/counter/images")
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
 		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
@@ -140,7 +140,7 @@ func (nopCloser) Close() error { return nil }
 func TestKubeArchives(t *testing.T) {
 	tmp := t.TempDir()
 	ref := filepath.Join(tmp, "ref")
-	if code, _, stderr := convertCLI(t, "../../testdata/x86_64/counter/images", "-o", ref); code != exitOK {
+	if code, _, stderr := convertCLI(t, imgtest.Testdata("x86_64/counter/images"), "-o", ref); code != exitOK {
 		t.Fatalf("directory: exit %d: %s", code, stderr)
 	}
 	want := coresIn(t, ref)
@@ -200,7 +200,7 @@ func TestRootGdb(t *testing.T) {
 		t.Skip("gdb not installed")
 	}
 	out := t.TempDir()
-	code, _, stderr := convertCLI(t, "../../testdata/x86_64/counter/images", "-o", out, "--root", "/", "--pid", "3760")
+	code, _, stderr := convertCLI(t, imgtest.Testdata("x86_64/counter/images"), "-o", out, "--root", "/", "--pid", "3760")
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}

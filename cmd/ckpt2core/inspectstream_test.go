@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ckpt2core/ckpt2core/internal/imgtest"
 )
 
 // TestInspectStreamSame: inspect of a compressed archive, streamed (only
@@ -20,7 +22,7 @@ func TestInspectStreamSame(t *testing.T) {
 	for _, a := range []string{
 		filepath.Join(podmanDir, "checkpoint-counters_default-counter-gzip.tar.gz"),
 		filepath.Join(podmanDir, "checkpoint-counters_default-counter-zstd.tar.gz"),
-		"../../testdata/x86_64/intrusion/after.tar.zst",
+		imgtest.Testdata("x86_64/intrusion/after.tar.zst"),
 	} {
 		var s, e bytes.Buffer
 		if code := run([]string{"inspect", "--json", "--env", a}, &s, &e); code != exitOK {

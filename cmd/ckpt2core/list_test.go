@@ -33,7 +33,7 @@ func TestList(t *testing.T) {
 	dir := t.TempDir()
 	copyFile(t, filepath.Join(intrusionDir, "before.tar"), filepath.Join(dir, "a.bin"))
 	copyFile(t, filepath.Join(intrusionDir, "after.tar.zst"), filepath.Join(dir, "b.bin"))
-	pc := "../../testdata/x86_64/podman-counter"
+	pc := imgtest.Testdata("x86_64/podman-counter")
 	copyFile(t, filepath.Join(pc, "checkpoint-counters_default-counter-gzip.tar.gz"), filepath.Join(dir, "gzip"))
 	copyFile(t, filepath.Join(pc, "checkpoint-counters_default-counter-zstd.tar.gz"), filepath.Join(dir, "zstd"))
 	imgDir := filepath.Join(dir, "images")

@@ -242,7 +242,7 @@ func TestCatIntrusion(t *testing.T) {
 // pipes-data.img with an empty buffer (cat had read the line: it is in
 // cat's read buffer per facts.json), so extract writes no pipe file.
 func TestPipelinePipe(t *testing.T) {
-	ck := imgtest.OpenDir(t, "../../testdata/arm64/pipeline/images")
+	ck := imgtest.OpenDir(t, imgtest.Testdata("arm64/pipeline/images"))
 	pds, err := ck.ReadPipeData(false)
 	if err != nil {
 		t.Fatal(err)

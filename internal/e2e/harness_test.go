@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	criucore "github.com/checkpoint-restore/go-criu/v8/crit/images/criu-core"
 	"github.com/checkpoint-restore/go-criu/v8/crit/images/mm"
 	"github.com/checkpoint-restore/go-criu/v8/crit/images/pagemap"
+	"github.com/ckpt2core/ckpt2core/internal/imgtest"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -57,14 +57,8 @@ var fixtures = []fixture{
 	{arch: "arm64", name: "go-goroutines", gcore: true},
 }
 
-// testdataDir is the repository's testdata/, located from this file.
-func testdataDir() string {
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		return filepath.Join("..", "..", "testdata")
-	}
-	return filepath.Join(filepath.Dir(file), "..", "..", "testdata")
-}
+// testdataDir is the repository's testdata/.
+func testdataDir() string { return imgtest.Testdata() }
 
 func repoRoot() string { return filepath.Join(testdataDir(), "..") }
 
