@@ -15,55 +15,20 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
-	"github.com/ckpt2core/ckpt2core/internal/archive"
 	"github.com/ckpt2core/ckpt2core/internal/imgtest"
+	"github.com/ckpt2core/ckpt2core/internal/imgtest/archived"
 )
-
-const intrusionDir = "../testdata/x86_64/intrusion"
-
-// intrusionGhosts are the ghost images of after.tar.zst as manifest.json's
-// before_vs_after.files.ghost_images_after lists them.
-type manifestGhost struct {
-	Image      string `json:"image"`
-	OrigFileID uint32 `json:"orig_file_id"`
-	Path       string `json:"path"`
-	Mode       string `json:"mode"`
-	Size       int64  `json:"size"`
-	SHA256     string `json:"sha256"`
-}
-
-func openIntrusionAfter(t *testing.T) *criuimg.Checkpoint {
-	t.Helper()
-	a, err := archive.Open(filepath.Join(intrusionDir, "after.tar.zst"), archive.Options{TempDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	ck, err := criuimg.Open(a.Images)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ck
-}
 
 // TestGhostIntrusion: every ghost file of the real attacked container, by
 // the file id the manifest names, has the manifest's path, mode, size and
 // sha256 (crit's oracle); the implant (29168 bytes) is chunked, the stolen
 // data (169 bytes) plain.
 func TestGhostIntrusion(t *testing.T) {
-	var m struct {
-		BeforeVsAfter struct {
-			Files struct {
-				Ghosts []manifestGhost `json:"ghost_images_after"`
-			} `json:"files"`
-		} `json:"before_vs_after"`
-	}
-	imgtest.ReadJSON(t, filepath.Join(intrusionDir, "manifest.json"), &m)
-	want := m.BeforeVsAfter.Files.Ghosts
+	want := imgtest.Intrusion(t).BeforeVsAfter.Files.GhostImagesAfter
 	if len(want) != 3 {
 		t.Fatalf("manifest lists %d ghost files, want 3", len(want))
 	}
-	ck := openIntrusionAfter(t)
+	ck := archived.Images(t, imgtest.IntrusionArchive("after.tar.zst"))
 	tab, err := ck.ReadRemaps()
 	if err != nil {
 		t.Fatal(err)

@@ -2,9 +2,7 @@ package criuimg_test
 
 import (
 	"bytes"
-	"compress/gzip"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -21,27 +19,6 @@ import (
 // trimmed by scripts/trimcheckpoint): each checks against what /proc
 // showed of the live processes just before the dump (info/), not against
 // criuimg's own output.
-
-var serverNames = []string{"jvm", "node", "nginx", "redis", "postgres", "python"}
-
-// serverManifest is the part of manifest.json the tests read.
-type serverManifest struct {
-	Program   string
-	RootPid   uint32 `json:"root_pid"`
-	JIT       string `json:"jit_code_cache"`
-	Processes []struct {
-		Pid      uint32
-		Comm     string
-		Threads  int
-		Maps     string
-		AnonExec []procMapping `json:"anon_exec_mappings"`
-		SysV     []procMapping `json:"sysv_shm_mappings"`
-	}
-}
-
-type procMapping struct {
-	Start, End, Perms, Path string
-}
 
 // procMap is one line of /proc/PID/maps.
 type procMap struct {
@@ -98,11 +75,10 @@ func perms(v *criuimg.VMA) string {
 }
 
 func TestServers(t *testing.T) {
-	for _, name := range serverNames {
+	for _, name := range imgtest.Servers(t) {
 		t.Run(name, func(t *testing.T) {
-			base := filepath.Join("..", "testdata", "x86_64", "servers", name)
-			var m serverManifest
-			imgtest.ReadJSON(t, filepath.Join(base, "manifest.json"), &m)
+			base := filepath.Join(imgtest.ServersDir(), name)
+			m := imgtest.Server(t, name)
 			if m.Program != name || len(m.Processes) == 0 {
 				t.Fatalf("manifest: program %q with %d processes", m.Program, len(m.Processes))
 			}
@@ -204,10 +180,10 @@ func checkServerProcess(t *testing.T, base string, p *criuimg.Process, comm stri
 // /proc/PID/maps and a VMA with its protection; a JIT code cache keeps
 // its captured pages; and the checkpoint has no anonymous executable VMA
 // that the manifest does not list.
-func checkManifestMappings(t *testing.T, p *criuimg.Process, maps []procMap, anonExec, sysv []procMapping) {
+func checkManifestMappings(t *testing.T, p *criuimg.Process, maps []procMap, anonExec, sysv []imgtest.ServerMapping) {
 	t.Helper()
 	listed := map[uint64]bool{}
-	for _, mm := range append(append([]procMapping(nil), anonExec...), sysv...) {
+	for _, mm := range append(append([]imgtest.ServerMapping(nil), anonExec...), sysv...) {
 		start, err1 := strconv.ParseUint(mm.Start, 0, 64)
 		end, err2 := strconv.ParseUint(mm.End, 0, 64)
 		if err1 != nil || err2 != nil {
@@ -262,7 +238,7 @@ func checkManifestMappings(t *testing.T, p *criuimg.Process, maps []procMap, ano
 // at the bounds jcmd Compiler.codecache printed before the dump (committed
 // part [low, high) of each), with captured code in each.
 func TestServerJVMCodeHeaps(t *testing.T) {
-	base := filepath.Join("..", "testdata", "x86_64", "servers", "jvm")
+	base := filepath.Join(imgtest.ServersDir(), "jvm")
 	b, err := os.ReadFile(filepath.Join(base, "info", "codecache.txt"))
 	if err != nil {
 		t.Fatal(err)
@@ -271,8 +247,7 @@ func TestServerJVMCodeHeaps(t *testing.T) {
 	if len(bounds) != 3 {
 		t.Fatalf("codecache.txt: %d code heaps, want 3", len(bounds))
 	}
-	var m serverManifest
-	imgtest.ReadJSON(t, filepath.Join(base, "manifest.json"), &m)
+	m := imgtest.Server(t, "jvm")
 	p := imgtest.LoadProcess(t, filepath.Join(base, "images"), m.RootPid)
 	for _, bd := range bounds {
 		low, _ := strconv.ParseUint(bd[1], 16, 64)
@@ -291,42 +266,13 @@ func TestServerJVMCodeHeaps(t *testing.T) {
 // the oracle's, but the thread's struct rseq (the kernel rewrites its cpu
 // fields when the thread resumes).
 func TestServerPostgresOracle(t *testing.T) {
-	base := filepath.Join("..", "testdata", "x86_64", "servers", "postgres")
-	var m struct {
-		Oracles []struct {
-			Pid  uint32
-			File string
-		}
-		Processes []struct {
-			Pid  uint32
-			SysV []procMapping `json:"sysv_shm_mappings"`
-		}
-	}
-	imgtest.ReadJSON(t, filepath.Join(base, "manifest.json"), &m)
+	base := filepath.Join(imgtest.ServersDir(), "postgres")
+	m := imgtest.Server(t, "postgres")
 	if len(m.Oracles) != 1 {
 		t.Fatalf("manifest: %d oracles, want 1", len(m.Oracles))
 	}
 	o := m.Oracles[0]
-	in, err := os.Open(filepath.Join(base, o.File))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	zr, err := gzip.NewReader(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "core")
-	out, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, zr); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
+	path := imgtest.Gunzip(t, filepath.Join(base, o.File), t.TempDir())
 	oracle, err := coredump.Open(path)
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/internal/imgtest"
+	"github.com/ckpt2core/ckpt2core/internal/imgtest/archived"
 )
 
 func readSpan(t *testing.T, src criuimg.Source, s criuimg.Span) string {
@@ -34,7 +35,7 @@ func readSpan(t *testing.T, src criuimg.Source, s criuimg.Span) string {
 // I10) holds the operator's task in its receive queue and nothing to
 // send; nc's end (206047) holds nothing.
 func TestTCPStreamIntrusion(t *testing.T) {
-	ck := openIntrusionAfter(t)
+	ck := archived.Images(t, imgtest.IntrusionArchive("after.tar.zst"))
 	ts, err := ck.ReadTCPStream(206088)
 	if err != nil {
 		t.Fatal(err)

@@ -15,9 +15,9 @@ import (
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
-)
 
-const podmanDir = "../../testdata/x86_64/podman-counter"
+	"github.com/ckpt2core/ckpt2core/internal/imgtest"
+)
 
 // convertCLI runs the converter in-process and returns the exit status,
 // stdout and stderr.
@@ -109,7 +109,7 @@ func kubeArchive(t *testing.T, path, comp string) {
 		}
 	}
 	tw.WriteHeader(&tar.Header{Name: "checkpoint/", Mode: 0o700, Typeflag: tar.TypeDir})
-	dir := "../../testdata/x86_64/counter/images"
+	dir := imgtest.Testdata("x86_64/counter/images")
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
 		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
@@ -140,7 +140,7 @@ func (nopCloser) Close() error { return nil }
 func TestKubeArchives(t *testing.T) {
 	tmp := t.TempDir()
 	ref := filepath.Join(tmp, "ref")
-	if code, _, stderr := convertCLI(t, "../../testdata/x86_64/counter/images", "-o", ref); code != exitOK {
+	if code, _, stderr := convertCLI(t, imgtest.Testdata("x86_64/counter/images"), "-o", ref); code != exitOK {
 		t.Fatalf("directory: exit %d: %s", code, stderr)
 	}
 	want := coresIn(t, ref)
@@ -200,26 +200,14 @@ func TestRootGdb(t *testing.T) {
 		t.Skip("gdb not installed")
 	}
 	out := t.TempDir()
-	code, _, stderr := convertCLI(t, "../../testdata/x86_64/counter/images", "-o", out, "--root", "/", "--pid", "3760")
+	code, _, stderr := convertCLI(t, imgtest.Testdata("x86_64/counter/images"), "-o", out, "--root", "/", "--pid", "3760")
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	if strings.Contains(stderr, "build-id") {
 		t.Skipf("this host's files are not the checkpoint's: %s", stderr)
 	}
-	oracle := filepath.Join(t.TempDir(), "core.3760")
-	gz, err := os.Open("../../testdata/x86_64/counter/core.3760.gz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gz.Close()
-	zr, err := gzip.NewReader(gz)
-	if err != nil {
-		t.Fatal(err)
-	}
-	of, _ := os.Create(oracle)
-	io.Copy(of, zr)
-	of.Close()
+	oracle := imgtest.Gunzip(t, imgtest.Testdata("x86_64", "counter", "core.3760.gz"), t.TempDir())
 	ours := gdbFuncs(t, filepath.Join(out, "core.3760"))
 	want := gdbFuncs(t, oracle)
 	if len(want) == 0 || strings.Join(ours, ",") != strings.Join(want, ",") {

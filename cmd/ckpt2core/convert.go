@@ -64,10 +64,7 @@ func runConvert(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	root := fs.String("root", "", "root filesystem supplying the clean pages of mapped files (e.g. / or an unpacked image)")
 	image := imageFlag(fs)
 	aopts := archiveFlags(fs)
-	containerFlag(fs, aopts)
-	help := func(w io.Writer) {
-		fmt.Fprintf(w, "Usage: ckpt2core [flags] CHECKPOINT -o OUT_DIR\n\nFlags:\n%s%s", fs.FlagUsages(), convertExamples)
-	}
+	help := helpText(fs, "Usage: ckpt2core [flags] CHECKPOINT -o OUT_DIR", convertExamples)
 	if status, ok := parseFlags(fs, "convert", args, help, stdout, stderr, exitUsage); !ok {
 		return status
 	}

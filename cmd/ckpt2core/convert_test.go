@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/ckpt2core/ckpt2core/internal/imgtest"
 )
 
 // TestConvertJSON: --json gives one record per process of static-c: two
@@ -12,7 +14,7 @@ import (
 // manifest) with no core.
 func TestConvertJSON(t *testing.T) {
 	out := t.TempDir()
-	code, stdout, stderr := convertCLI(t, "../../testdata/x86_64/static-c/images", "-o", out, "--json")
+	code, stdout, stderr := convertCLI(t, imgtest.Testdata("x86_64/static-c/images"), "-o", out, "--json")
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -44,7 +46,7 @@ func TestConvertJSON(t *testing.T) {
 // (a zombie's and a converted process's alike), and a fatal error with
 // --json prints a JSON error object on stdout.
 func TestConvertJSONKeys(t *testing.T) {
-	code, stdout, stderr := convertCLI(t, "../../testdata/x86_64/static-c/images", "-o", t.TempDir(), "--json")
+	code, stdout, stderr := convertCLI(t, imgtest.Testdata("x86_64/static-c/images"), "-o", t.TempDir(), "--json")
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -64,8 +66,8 @@ func TestConvertJSONKeys(t *testing.T) {
 		code int
 	}{
 		{[]string{"/nonexistent/dump", "-o", t.TempDir(), "--json"}, exitFailed},
-		{[]string{"../../testdata/x86_64/static-c/images", "--json"}, exitUsage},
-		{[]string{"../../testdata/x86_64/static-c/images", "-o", t.TempDir(), "--pid", "4", "--json"}, exitUsage},
+		{[]string{imgtest.Testdata("x86_64/static-c/images"), "--json"}, exitUsage},
+		{[]string{imgtest.Testdata("x86_64/static-c/images"), "-o", t.TempDir(), "--pid", "4", "--json"}, exitUsage},
 	} {
 		code, stdout, _ := convertCLI(t, tc.args...)
 		var e jsonError

@@ -43,10 +43,10 @@ type corruptFixture struct {
 var corruptFixtures = map[string]corruptFixture{
 	// bash (3757) -> python3 (3760), tee (3761). pagemap-3757 uses
 	// pages-1, 3760 pages-2, 3761 pages-3.
-	"counter": {"../../testdata/x86_64/counter/images", []uint32{3757, 3760, 3761}},
+	"counter": {imgtest.Testdata("x86_64/counter/images"), []uint32{3757, 3760, 3761}},
 	// 1535 -> 1538 (zombie), 1539; pagemap-1535 uses pages-2, 1539
 	// pages-3, the shared mapping (pagemap-shmem-1972) pages-1.
-	"static-c": {"../../testdata/x86_64/static-c/images", []uint32{1535, 1539}},
+	"static-c": {imgtest.Testdata("x86_64/static-c/images"), []uint32{1535, 1539}},
 }
 
 // Memory bounds for one conversion: a claimed size must never turn into an

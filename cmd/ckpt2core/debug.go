@@ -130,10 +130,7 @@ func (d *debugger) parse(args []string, stdout, stderr io.Writer) (o *debugOptio
 	fs.StringVar(&o.prog, tool, tool, "the debugger to run")
 	fs.StringVar(&o.image, "image", "", imageHelp)
 	o.archive = archiveFlags(fs)
-	containerFlag(fs, o.archive)
-	help := func(w io.Writer) {
-		fmt.Fprintf(w, "Usage: ckpt2core %s [flags] CHECKPOINT [-- DEBUGGER_ARGS...]\n\nFlags:\n%s%s", tool, fs.FlagUsages(), d.help)
-	}
+	help := helpText(fs, "Usage: ckpt2core "+tool+" [flags] CHECKPOINT [-- DEBUGGER_ARGS...]", d.help)
 	if status, ok := parseFlags(fs, tool, args, help, stdout, stderr, exitUsage); !ok {
 		return nil, status, false
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
+	"github.com/ckpt2core/ckpt2core/internal/imgtest"
 )
 
 // TestGdbCommand runs 'ckpt2core gdb' on threads-c in batch mode: gdb
@@ -22,7 +23,7 @@ func TestGdbCommand(t *testing.T) {
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
 	var out, errb bytes.Buffer
-	fx := "../../testdata/x86_64/threads-c"
+	fx := imgtest.Testdata("x86_64/threads-c")
 	code := run([]string{"gdb", fx + "/images", "--exe", fx + "/exe/threads-c", "--", "-batch", "-nx", "-ex", "thread apply all bt"}, &out, &errb)
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, errb.String())
@@ -47,7 +48,7 @@ func TestGdbCommand(t *testing.T) {
 		t.Errorf("without the executable: exit %d, %d threads\nstdout %s\nstderr %s", code, len(threads), out.String(), errb.String())
 	}
 	// A zombie has nothing to debug.
-	code = run([]string{"gdb", "../../testdata/x86_64/static-c/images", "--pid", "1538"}, &out, &errb)
+	code = run([]string{"gdb", imgtest.Testdata("x86_64/static-c/images"), "--pid", "1538"}, &out, &errb)
 	if code != exitFailed || !strings.Contains(errb.String(), "zombie") {
 		t.Errorf("zombie: exit %d, stderr %q", code, errb.String())
 	}
@@ -64,7 +65,7 @@ func TestDlvCommand(t *testing.T) {
 	if err := os.WriteFile(fake, []byte(script), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	fx := "../../testdata/x86_64/go-goroutines"
+	fx := imgtest.Testdata("x86_64/go-goroutines")
 	var out, errb bytes.Buffer
 	code := run([]string{"dlv", fx + "/images", "--exe", fx + "/exe/go-goroutines", "--dlv", fake, "--", "--init", "x"}, &out, &errb)
 	if code != exitOK {
@@ -89,9 +90,9 @@ func TestDlvCommand(t *testing.T) {
 // --gdb names the debugger. A stand-in gdb-multiarch on PATH records its
 // arguments.
 func TestGdbForeignArch(t *testing.T) {
-	fx := "../../testdata/arm64/threads-c/images"
+	fx := imgtest.Testdata("arm64/threads-c/images")
 	if hostArch() == criuimg.ArchARM64 {
-		fx = "../../testdata/x86_64/threads-c/images"
+		fx = imgtest.Testdata("x86_64/threads-c/images")
 	}
 	bin := t.TempDir()
 	record := filepath.Join(t.TempDir(), "called")

@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/internal/archive"
 	"github.com/ckpt2core/ckpt2core/internal/ckptdiff"
 	"github.com/ckpt2core/ckpt2core/internal/inspect"
@@ -61,10 +60,7 @@ func runDiff(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	minString := fs.Int("min-string", 6, "shortest printable run counted as a string")
 	pids := fs.UintSlice("pid", nil, "compare only this process (its pid in A or B; repeatable)")
 	aopts := archiveFlags(fs)
-	containerFlag(fs, aopts)
-	help := func(w io.Writer) {
-		fmt.Fprintf(w, "Usage: ckpt2core diff A B [--pid N] [--json] [--show-unchanged] [-n N]\n\nFlags:\n%s%s", fs.FlagUsages(), diffExamples)
-	}
+	help := helpText(fs, "Usage: ckpt2core diff A B [--pid N] [--json] [--show-unchanged] [-n N]", diffExamples)
 	if status, ok := parseFlags(fs, "diff", args, help, stdout, stderr, diffTrouble); !ok {
 		return status
 	}
@@ -81,7 +77,7 @@ func runDiff(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	for i, path := range fs.Args() {
 		c, closeIt, err := openDiffSide(stop, path, aopts)
 		if err != nil {
-			fmt.Fprintf(stderr, "ckpt2core: %s\n", safe(err.Error()))
+			complain(stderr, "", "%v", err)
 			return diffTrouble
 		}
 		defer closeIt()
@@ -93,7 +89,7 @@ func runDiff(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	}
 	res, err := ckptdiff.Diff(sides[0], sides[1], opts)
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core: %s\n", safe(err.Error()))
+		complain(stderr, "", "%v", err)
 		return diffTrouble
 	}
 	if *asJSON {
@@ -117,13 +113,8 @@ func runDiff(stop *stopper, args []string, stdout, stderr io.Writer) int {
 // compares: inspect's report (with environments), the images, the
 // rootfs-diff.tar and deleted.files.
 func openDiffSide(stop *stopper, path string, aopts *archive.Options) (*ckptdiff.Checkpoint, func(), error) {
-	src, closeSrc, err := openCheckpoint(stop, inspectPath(path), aopts)
+	src, ck, closeSrc, err := openSalvaged(stop, inspectPath(path), aopts)
 	if err != nil {
-		return nil, nil, err
-	}
-	ck, err := criuimg.SalvageOpen(src)
-	if err != nil {
-		closeSrc()
 		return nil, nil, err
 	}
 	opts := inspect.Options{Env: true, Name: path}
@@ -142,10 +133,8 @@ func openDiffSide(stop *stopper, path string, aopts *archive.Options) (*ckptdiff
 				}{io.NewSectionReader(f, 0, f.Size()), f}, nil
 			}
 		}
-		if b, err := fs.ReadFile(cs.ck.Meta(), inspect.SpecDumpFile); err == nil {
-			if sp, err := inspect.ParseSpecSecurity(b); err == nil {
-				c.Spec = sp // for triage's credentials rule
-			}
+		if sp, err := specSecurity(cs.ck.Meta()); err == nil {
+			c.Spec = sp // for triage's credentials rule
 		}
 		if b, err := fs.ReadFile(cs.ck.Meta(), "deleted.files"); err == nil {
 			if c.DeletedFiles, err = inspect.ParseDeletedFiles(b); err != nil {

@@ -13,66 +13,6 @@ import (
 	"github.com/ckpt2core/ckpt2core/internal/triage"
 )
 
-const intrusionDir = "../../testdata/x86_64/intrusion"
-
-// intrusionManifest is the part of manifest.json that diff is held to.
-type intrusionManifest struct {
-	BeforeVsAfter struct {
-		Processes struct {
-			Before    []manifestProc `json:"before"`
-			AfterOnly []manifestProc `json:"after_only"`
-			Gone      []manifestProc `json:"gone"`
-		} `json:"processes"`
-		Sockets struct {
-			Before    []manifestSock `json:"before"`
-			AfterOnly []manifestSock `json:"after_only"`
-		} `json:"sockets"`
-		Files struct {
-			AfterSpecial []struct {
-				Pid       uint32 `json:"pid"`
-				FD        uint32 `json:"fd"`
-				Type      string `json:"type"`
-				Path      string `json:"path"`
-				MemfdName string `json:"memfd_name"`
-			} `json:"after_special"`
-			GhostImagesAfter []struct {
-				Image  string `json:"image"`
-				Path   string `json:"path"`
-				Mode   string `json:"mode"`
-				Size   int64  `json:"size"`
-				SHA256 string `json:"sha256"`
-			} `json:"ghost_images_after"`
-			MemfdInodesAfter []struct {
-				Name string `json:"name"`
-			} `json:"memfd_inodes_after"`
-			RootfsBefore []string `json:"rootfs_diff_before"`
-			RootfsAfter  []string `json:"rootfs_diff_after"`
-		} `json:"files"`
-	} `json:"before_vs_after"`
-	Indicators []struct {
-		ID       string  `json:"id"`
-		Category string  `json:"category"`
-		Pid      *uint32 `json:"pid"`
-	} `json:"indicators"`
-}
-
-type manifestProc struct {
-	Pid        uint32   `json:"pid"`
-	PPid       uint32   `json:"ppid"`
-	Comm       string   `json:"comm"`
-	Exe        string   `json:"exe"`
-	ExeDeleted bool     `json:"exe_deleted"`
-	Argv       []string `json:"argv"`
-}
-
-type manifestSock struct {
-	Pid    uint32 `json:"pid"`
-	FD     uint32 `json:"fd"`
-	State  string `json:"state"`
-	Local  string `json:"local"`
-	Remote string `json:"remote"`
-}
-
 func runDiffJSON(t *testing.T, a, b string, extra ...string) (int, ckptdiff.Result) {
 	t.Helper()
 	var out, errOut bytes.Buffer
@@ -89,8 +29,7 @@ func runDiffJSON(t *testing.T, a, b string, extra ...string) (int, ckptdiff.Resu
 // special file, memfd and rw-layer file new in AFTER is in the diff, and
 // what BEFORE had is neither removed nor reported as another.
 func TestDiffIntrusion(t *testing.T) {
-	var m intrusionManifest
-	imgtest.ReadJSON(t, filepath.Join(intrusionDir, "manifest.json"), &m)
+	m := imgtest.Intrusion(t)
 	bva := m.BeforeVsAfter
 	before, after := filepath.Join(intrusionDir, "before.tar"), filepath.Join(intrusionDir, "after.tar.zst")
 	code, res := runDiffJSON(t, before, after)
@@ -130,7 +69,7 @@ func TestDiffIntrusion(t *testing.T) {
 		}
 	}
 	for _, d := range res.Processes {
-		if d.Change == ckptdiff.Removed && !slices.ContainsFunc(bva.Processes.Gone, func(p manifestProc) bool { return p.Pid == d.Pid }) {
+		if d.Change == ckptdiff.Removed && !slices.ContainsFunc(bva.Processes.Gone, func(p imgtest.ManifestProc) bool { return p.Pid == d.Pid }) {
 			t.Errorf("pid %d removed; manifest: gone %v", d.Pid, bva.Processes.Gone)
 		}
 	}
@@ -143,13 +82,13 @@ func TestDiffIntrusion(t *testing.T) {
 		return ckptdiff.FileChange{}, false
 	}
 	for _, s := range bva.Sockets.AfterOnly {
-		f, ok := file(s.Pid, s.FD)
+		f, ok := file(s.Pid, uint32(s.FD))
 		if !ok || f.Change != ckptdiff.Added || f.Socket == nil || f.Socket.State != s.State || f.Socket.Local != s.Local || f.Socket.Remote != s.Remote {
 			t.Errorf("socket pid %d fd %d %s %s -> %s: diff has %+v", s.Pid, s.FD, s.State, s.Local, s.Remote, f)
 		}
 	}
 	for _, s := range bva.Sockets.Before {
-		if f, ok := file(s.Pid, s.FD); ok {
+		if f, ok := file(s.Pid, uint32(s.FD)); ok {
 			t.Errorf("socket pid %d fd %d, in both, reported %+v", s.Pid, s.FD, f)
 		}
 	}
@@ -235,8 +174,6 @@ func itoa(n uint32) string { b, _ := json.Marshal(n); return string(b) }
 // nothing (exit 0, nothing listed), and --show-unchanged lists its
 // processes as unchanged.
 func TestDiffSameCheckpoint(t *testing.T) {
-	var m intrusionManifest
-	imgtest.ReadJSON(t, filepath.Join(intrusionDir, "manifest.json"), &m)
 	for _, name := range []string{"before.tar", "after.tar.zst"} {
 		p := filepath.Join(intrusionDir, name)
 		code, res := runDiffJSON(t, p, p)

@@ -18,7 +18,6 @@ import (
 
 // intrusionAfter is a zstd Podman checkpoint: opening it unpacks the
 // whole checkpoint into the private temporary directory.
-const intrusionAfter = "../../testdata/x86_64/intrusion/after.tar.zst"
 
 // buildBinary builds the real ckpt2core for tests that run it.
 func buildBinary(t *testing.T) string {

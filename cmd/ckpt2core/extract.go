@@ -18,6 +18,7 @@ import (
 	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/internal/carve"
 	"github.com/ckpt2core/ckpt2core/internal/inspect"
+	"github.com/ckpt2core/ckpt2core/internal/outfile"
 )
 
 const extractUsage = `Usage: ckpt2core extract [flags] CHECKPOINT -o DIR [KIND...]
@@ -104,7 +105,6 @@ func runExtract(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	out := fs.StringP("output", "o", "", "write the files into this directory (required)")
 	pid := fs.Uint32("pid", 0, "only this process's objects (no rootfs, tmpfs or tty)")
 	aopts := archiveFlags(fs)
-	containerFlag(fs, aopts)
 	help := func(w io.Writer) { fmt.Fprintf(w, extractUsage, fs.FlagUsages()) }
 	if status, ok := parseFlags(fs, "extract", args, help, stdout, stderr, exitUsage); !ok {
 		return status
@@ -125,7 +125,7 @@ func runExtract(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		kinds = append(kinds, k)
 	}
 	fail := func(err error) int {
-		fmt.Fprintf(stderr, "ckpt2core extract: %s\n", safe(err.Error()))
+		complain(stderr, "extract", "%v", err)
 		return exitFailed
 	}
 	src, closeSrc, err := openCheckpoint(stop, fs.Arg(0), aopts)
@@ -143,12 +143,12 @@ func runExtract(stop *stopper, args []string, stdout, stderr io.Writer) int {
 			defer f.Close()
 			opts.RootfsDiff = f
 		} else if !criuimg.IsNotExist(err) {
-			fmt.Fprintf(stderr, "ckpt2core extract: %s\n", safe(err.Error()))
+			complain(stderr, "extract", "%v", err)
 		}
 		vols, closeVols, err := openVolumes(cs.ck.Meta())
 		defer closeVols()
 		if err != nil {
-			fmt.Fprintf(stderr, "ckpt2core extract: %s\n", safe(err.Error()))
+			complain(stderr, "extract", "%v", err)
 		}
 		opts.Volumes = vols
 	}
@@ -158,7 +158,7 @@ func runExtract(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	}
 	defer dir.Close()
 	defer dirf.Close()
-	w := &extractWriter{root: dir, dir: dirf, taken: map[string]bool{}, stop: stop}
+	w := &extractWriter{dir: dirf, taken: map[string]bool{}, stop: stop}
 	problems := 0
 	var manifest []manifestEntry
 	err = carve.Carve(ck, opts, func(a carve.Artifact) error {
@@ -176,7 +176,7 @@ func runExtract(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		return nil
 	}, func(err error) {
 		problems++
-		fmt.Fprintf(stderr, "ckpt2core extract: %s\n", safe(err.Error()))
+		complain(stderr, "extract", "%v", err)
 	})
 	if err != nil {
 		if errors.Is(err, carve.ErrNoPid) {
@@ -246,19 +246,36 @@ var errOutputSymlink = errors.New("the output directory is a symbolic link")
 
 // extractWriter writes artifacts into an output directory.
 type extractWriter struct {
-	root  *os.Root
-	dir   *os.File // the same directory, for O_TMPFILE and linkat
+	dir   *os.File // the output directory, for outfile
 	taken map[string]bool
 	stop  *stopper
-	seq   int
+}
+
+// extractTmpPrefix begins the temporary names of files being written
+// (where the filesystem has no O_TMPFILE); no artifact is given one.
+const extractTmpPrefix = ".ckpt2core-tmp-"
+
+// create returns a new output file (outfile: anonymous, O_TMPFILE, so
+// that nothing is left even after SIGKILL; where the filesystem has none,
+// a new file with a temporary name, removed on a stop signal) and the
+// function that releases it.
+func (w *extractWriter) create() (*outfile.File, func(), error) {
+	f, err := outfile.Create(w.dir, extractTmpPrefix)
+	if err != nil {
+		return nil, nil, err
+	}
+	release := func() {}
+	if tmp := f.TempName(); tmp != "" {
+		dfd := int(w.dir.Fd())
+		release = w.stop.onStop(func() { unix.Unlinkat(dfd, tmp, 0) })
+	}
+	return f, func() { f.Discard(); release() }, nil
 }
 
 // write writes a into a new file of the directory and returns its
-// manifest entry. The file is written as an anonymous file (O_TMPFILE:
-// nothing is left even after SIGKILL) or, where the filesystem has none,
-// under a temporary name (created O_EXCL: never through an existing file
-// or link, removed on a stop signal); it is then hard-linked to its final
-// name, which fails rather than replaces when the name exists.
+// manifest entry. The file is written by outfile and then linked to its
+// final name, which fails rather than replaces when the name exists (it
+// is then base-2, base-3...).
 func (w *extractWriter) write(a carve.Artifact) (manifestEntry, error) {
 	e := manifestEntry{Kind: a.Kind, Pid: a.Pid, FD: a.FD, Refs: a.Refs, Original: a.Path, Label: a.Label, Image: a.Image, Entry: a.Entry, Size: a.Size}
 	if e.Refs == nil {
@@ -272,36 +289,22 @@ func (w *extractWriter) write(a carve.Artifact) (manifestEntry, error) {
 		return e, err
 	}
 	defer r.Close()
-	f, tmp, err := w.create()
+	f, release, err := w.create()
 	if err != nil {
 		return e, &writeError{err}
 	}
-	if tmp != "" {
-		release := w.stop.onStop(func() { w.root.Remove(tmp) })
-		defer release()
-		defer w.root.Remove(tmp)
-	}
+	defer release()
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(&fileWriter{f}, h), io.LimitReader(r, a.Size+1))
+	n, err := io.Copy(io.MultiWriter(&fileWriter{f.File}, h), io.LimitReader(r, a.Size+1))
 	if err == nil && n != a.Size {
 		err = fmt.Errorf("%d bytes read, %d expected", n, a.Size)
 	}
-	var name string
-	if err == nil && tmp == "" {
-		if name, err = w.linkAnon(f, carve.FileName(a)); err != nil {
-			err = &writeError{err}
-		}
-	}
-	if cerr := f.Close(); err == nil && cerr != nil {
-		err = &writeError{cerr}
-	}
-	if err == nil && tmp != "" {
-		if name, err = w.link(tmp, carve.FileName(a)); err != nil {
-			err = &writeError{err}
-		}
-	}
 	if err != nil {
 		return e, err
+	}
+	name, err := w.freeName(carve.FileName(a), f.Link)
+	if err != nil {
+		return e, &writeError{err}
 	}
 	e.SHA256 = hex.EncodeToString(h.Sum(nil))
 	e.Path = name
@@ -320,51 +323,6 @@ func (w *fileWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// create returns a new anonymous file in the directory (tmp "") or, where
-// O_TMPFILE is not supported, a new file with a temporary name.
-func (w *extractWriter) create() (f *os.File, tmp string, err error) {
-	fd, err := unix.Openat(int(w.dir.Fd()), ".", unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
-	if err == nil {
-		return os.NewFile(uintptr(fd), "(anonymous output file)"), "", nil
-	}
-	tmp, f, err = w.tempFile()
-	return f, tmp, err
-}
-
-// linkAnon gives the anonymous file f the name base, or base-2, base-3...
-// when taken (linkat never replaces a name, nor follows a symlink there).
-func (w *extractWriter) linkAnon(f *os.File, base string) (string, error) {
-	return w.freeName(base, func(name string) error {
-		err := unix.Linkat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", f.Fd()), int(w.dir.Fd()), name, unix.AT_SYMLINK_FOLLOW)
-		if errors.Is(err, syscall.ENOENT) {
-			// No /proc: AT_EMPTY_PATH (needs CAP_DAC_READ_SEARCH).
-			err = unix.Linkat(int(f.Fd()), "", int(w.dir.Fd()), name, unix.AT_EMPTY_PATH)
-		}
-		if errors.Is(err, syscall.EEXIST) {
-			return fs.ErrExist
-		}
-		return err
-	})
-}
-
-func (w *extractWriter) tempFile() (string, *os.File, error) {
-	for i := 0; i < 100; i++ {
-		w.seq++
-		name := fmt.Sprintf(".ckpt2core-tmp-%d-%d", os.Getpid(), w.seq)
-		f, err := w.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
-		if errors.Is(err, fs.ErrExist) {
-			continue
-		}
-		return name, f, err
-	}
-	return "", nil, errors.New("no free temporary name in the output directory")
-}
-
-// link gives tmp the name base, or base-2, base-3... when taken.
-func (w *extractWriter) link(tmp, base string) (string, error) {
-	return w.freeName(base, func(name string) error { return w.root.Link(tmp, name) })
-}
-
 // freeName calls link with base, then base-2, base-3... until it does not
 // fail with fs.ErrExist, and returns the name linked.
 func (w *extractWriter) freeName(base string, link func(name string) error) (string, error) {
@@ -376,7 +334,7 @@ func (w *extractWriter) freeName(base string, link func(name string) error) (str
 		if i > 1 {
 			name = fmt.Sprintf("%s-%d", base, i)
 		}
-		if w.taken[name] || name == "manifest.json" || strings.HasPrefix(name, ".ckpt2core-tmp-") {
+		if w.taken[name] || name == "manifest.json" || strings.HasPrefix(name, extractTmpPrefix) {
 			continue
 		}
 		err := link(name)
@@ -396,32 +354,20 @@ func (w *extractWriter) freeName(base string, link func(name string) error) (str
 // writeManifest writes manifest.json, replacing an earlier one (a rename
 // replaces a link there rather than following it).
 func (w *extractWriter) writeManifest(b []byte) error {
-	tmp, f, err := w.tempFile()
+	f, release, err := w.create()
 	if err != nil {
 		return err
 	}
-	release := w.stop.onStop(func() { w.root.Remove(tmp) })
 	defer release()
 	if _, err := f.Write(b); err != nil {
-		f.Close()
-		w.root.Remove(tmp)
 		return err
 	}
-	if err := f.Close(); err != nil {
-		w.root.Remove(tmp)
-		return err
-	}
-	if err := w.root.Rename(tmp, "manifest.json"); err != nil {
-		w.root.Remove(tmp)
-		return err
-	}
-	return nil
+	return f.Replace("manifest.json")
 }
 
 func runCat(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("ckpt2core cat", pflag.ContinueOnError)
 	aopts := archiveFlags(fs)
-	containerFlag(fs, aopts)
 	help := func(w io.Writer) { fmt.Fprintf(w, catUsage, fs.FlagUsages()) }
 	if status, ok := parseFlags(fs, "cat", args, help, stdout, stderr, exitUsage); !ok {
 		return status
@@ -430,7 +376,7 @@ func runCat(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		return usageError(stderr, "cat", exitUsage, "want CHECKPOINT and PATH, got %d arguments", fs.NArg())
 	}
 	fail := func(err error) int {
-		fmt.Fprintf(stderr, "ckpt2core cat: %s\n", safe(err.Error()))
+		complain(stderr, "cat", "%v", err)
 		return exitFailed
 	}
 	src, closeSrc, err := openCheckpoint(stop, fs.Arg(0), aopts)

@@ -38,16 +38,7 @@ func readExtractManifest(t *testing.T, dir string) []manifestEntry {
 // not written) and the artifact gets the next name; no temporary file is
 // left.
 func TestExtractIntrusion(t *testing.T) {
-	var fm struct {
-		Delivered map[string]struct {
-			SHA256 string `json:"sha256"`
-		} `json:"delivered_files"`
-	}
-	b, err := os.ReadFile("../../testdata/x86_64/intrusion/manifest.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	json.Unmarshal(b, &fm)
+	fm := imgtest.Intrusion(t)
 	dir := filepath.Join(t.TempDir(), "out")
 	os.Mkdir(dir, 0o700)
 	victim := filepath.Join(t.TempDir(), "victim")

@@ -32,6 +32,12 @@ func parseFlags(fs *pflag.FlagSet, name string, args []string, help func(io.Writ
 	}
 }
 
+// helpText returns the help of a command: its usage line(s), its flags
+// and what follows them (examples, exit status).
+func helpText(fs *pflag.FlagSet, usage, after string) func(io.Writer) {
+	return func(w io.Writer) { fmt.Fprintf(w, "%s\n\nFlags:\n%s%s", usage, fs.FlagUsages(), after) }
+}
+
 // usageError reports a bad command line of 'ckpt2core NAME' on stderr and
 // returns status.
 func usageError(stderr io.Writer, name string, status int, format string, a ...any) int {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/ckpt2core/ckpt2core/internal/imgtest"
 )
 
 // TestFlagsEveryCommand: for every command, --help prints the command's
@@ -60,7 +62,7 @@ func TestFlagsEveryCommand(t *testing.T) {
 // TestUsageErrorsSayWhy: a bad command line gets status 2 and one line
 // saying what is wrong (not just the usage text), with nothing on stdout.
 func TestUsageErrorsSayWhy(t *testing.T) {
-	const fx = "../../testdata/x86_64/threads-c/images"
+	fx := imgtest.Testdata("x86_64/threads-c/images")
 	for _, tc := range []struct {
 		args []string
 		want string

@@ -15,10 +15,10 @@ import (
 
 // fuzzConvertFixtures are the checkpoints FuzzConvert starts from.
 var fuzzConvertFixtures = []string{
-	"../../testdata/x86_64/static-c/images",
-	"../../testdata/x86_64/threads-c/images",
-	"../../testdata/x86_64/threads-c-criu411/images",
-	"../../testdata/arm64/threads-c/images",
+	imgtest.Testdata("x86_64/static-c/images"),
+	imgtest.Testdata("x86_64/threads-c/images"),
+	imgtest.Testdata("x86_64/threads-c-criu411/images"),
+	imgtest.Testdata("arm64/threads-c/images"),
 }
 
 // fuzzImages lists the images of dir a fuzzed input may replace: every

@@ -83,7 +83,6 @@ func runGrep(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	maxCount := fs.IntP("max-count", "m", 0, "stop after N hits in each process (0: no limit)")
 	patFile := fs.StringP("file", "f", "", "search for every pattern of FILE (one per line, '-': stdin) in one pass, and count each")
 	aopts := archiveFlags(fs)
-	containerFlag(fs, aopts)
 	jobs := fs.IntP("jobs", "j", 1, "checkpoints searched in parallel (with several CHECKPOINTs)")
 	verbose := fs.BoolP("verbose", "v", false, "say what a compressed archive could not stream (pages spooled whole)")
 	help := func(w io.Writer) { fmt.Fprintf(w, grepUsage, fs.FlagUsages()) }

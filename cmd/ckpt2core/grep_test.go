@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/ckpt2core/ckpt2core/internal/imgtest"
 )
 
-const (
-	grepCounter = "../../testdata/x86_64/counter/images"
-	grepStatic  = "../../testdata/x86_64/static-c/images"
-	grepThreads = "../../testdata/x86_64/threads-c/images"
+var (
+	grepCounter = imgtest.Testdata("x86_64/counter/images")
+	grepStatic  = imgtest.Testdata("x86_64/static-c/images")
+	grepThreads = imgtest.Testdata("x86_64/threads-c/images")
 )
 
 func runGrepCLI(args ...string) (code int, stdout, stderr string) {

@@ -15,7 +15,7 @@ import (
 	"github.com/ckpt2core/ckpt2core/internal/imgtest"
 )
 
-const counterImages = "../../testdata/x86_64/counter/images"
+var counterImages = imgtest.Testdata("x86_64/counter/images")
 
 // splitIncremental makes an incremental chain from the real counter
 // fixture's images, as CRIU's pre-dump and dump with --prev-images-dir

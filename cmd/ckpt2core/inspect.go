@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -51,15 +50,12 @@ func runInspect(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print one JSON object (schema in the README) instead of tables")
 	env := fs.Bool("env", false, "include each process's environment")
 	aopts := archiveFlags(fs)
-	containerFlag(fs, aopts)
 	pids := fs.UintSlice("pid", nil, "report only this process (repeatable)")
 	sysroot := fs.String("root", "", "directory with the checkpointed system's files, to decode code the checkpoint did not capture")
 	jobs := fs.IntP("jobs", "j", 1, "checkpoints inspected in parallel (with several CHECKPOINTs)")
 	summary := fs.Bool("summary", false, "one row per CHECKPOINT (several allowed), like checkpointctl show")
 	image := imageFlag(fs)
-	help := func(w io.Writer) {
-		fmt.Fprintf(w, "Usage: ckpt2core inspect CHECKPOINT [CHECKPOINT...] [--json] [--env] [--pid N] [--root DIR] [-j N]\n       ckpt2core inspect --summary CHECKPOINT... [--json]\n\nFlags:\n%s%s", fs.FlagUsages(), inspectExamples)
-	}
+	help := helpText(fs, "Usage: ckpt2core inspect CHECKPOINT [CHECKPOINT...] [--json] [--env] [--pid N] [--root DIR] [-j N]\n       ckpt2core inspect --summary CHECKPOINT... [--json]", inspectExamples)
 	if status, ok := parseFlags(fs, "inspect", args, help, stdout, stderr, exitUsage); !ok {
 		return status
 	}

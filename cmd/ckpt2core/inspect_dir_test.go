@@ -6,10 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/ckpt2core/ckpt2core/internal/imgtest"
 )
 
 // inspectDirFixture is the Podman export of the counter container.
-const inspectDirFixture = "../../testdata/x86_64/podman-counter/checkpoint-counters_default-counter-zstd.tar.gz"
+var inspectDirFixture = imgtest.Testdata("x86_64/podman-counter/checkpoint-counters_default-counter-zstd.tar.gz")
 
 // inspectJSON runs inspect --json with args and decodes the report.
 func inspectJSON(t *testing.T, args ...string) map[string]json.RawMessage {

@@ -103,25 +103,7 @@ func reportContainer(t *testing.T, stdout string) (checkpointed, from string) {
 // directory. The expected times are read from the archives here, with
 // archive/tar and the decompressors.
 func TestInspectCheckpointTime(t *testing.T) {
-	plain := filepath.Join(t.TempDir(), "checkpoint.tar")
-	{
-		f, err := os.Open(filepath.Join(podmanDir, "checkpoint-counters_default-counter-gzip.tar.gz"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		zr, err := gzip.NewReader(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(zr)
-		f.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(plain, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	plain := imgtest.Gunzip(t, filepath.Join(podmanDir, "checkpoint-counters_default-counter-gzip.tar.gz"), t.TempDir())
 	check := func(t *testing.T, want time.Time, args ...string) {
 		t.Helper()
 		code, stdout, stderr := inspectCLI(append([]string{"--json"}, args...)...)
@@ -184,7 +166,7 @@ func TestInspectCheckpointTime(t *testing.T) {
 // refuses, with the same message and the usage status 2; a directory is
 // accepted.
 func TestInspectRootChecked(t *testing.T) {
-	fx := "../../testdata/x86_64/threads-c/images"
+	fx := imgtest.Testdata("x86_64/threads-c/images")
 	file := filepath.Join(t.TempDir(), "file")
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -233,7 +215,7 @@ func TestInspectHelpArchives(t *testing.T) {
 // the lost pages are named; the status is 0 (a report was made).
 func TestInspectDamaged(t *testing.T) {
 	dir := t.TempDir()
-	if err := imgtest.CopyImages(dir, "../../testdata/x86_64/threads-c/images"); err != nil {
+	if err := imgtest.CopyImages(dir, imgtest.Testdata("x86_64/threads-c/images")); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Truncate(filepath.Join(dir, "pages-1.img"), 100000); err != nil {

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ckpt2core/ckpt2core/internal/synth"
+	"github.com/ckpt2core/ckpt2core/internal/imgtest"
 )
 
 // TestInspectStreamSame: inspect of a compressed archive, streamed (only
@@ -22,7 +22,7 @@ func TestInspectStreamSame(t *testing.T) {
 	for _, a := range []string{
 		filepath.Join(podmanDir, "checkpoint-counters_default-counter-gzip.tar.gz"),
 		filepath.Join(podmanDir, "checkpoint-counters_default-counter-zstd.tar.gz"),
-		"../../testdata/x86_64/intrusion/after.tar.zst",
+		imgtest.Testdata("x86_64/intrusion/after.tar.zst"),
 	} {
 		var s, e bytes.Buffer
 		if code := run([]string{"inspect", "--json", "--env", a}, &s, &e); code != exitOK {
@@ -65,18 +65,9 @@ func TestInspectStreamDisk(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and a 128 MiB archive")
 	}
-	bin := filepath.Join(t.TempDir(), "ckpt2core")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	tmp := t.TempDir()
-	img := filepath.Join(tmp, "images")
-	if err := synth.Large(128 << 20).Write(img); err != nil {
-		t.Fatal(err)
-	}
-	arch := filepath.Join(tmp, "big.tar.zst")
-	writeTarZstd(t, img, arch)
-	os.RemoveAll(img)
+	arch := largeArchive(t, tmp)
 	work := filepath.Join(tmp, "tmp")
 	os.Mkdir(work, 0o700)
 	var out bytes.Buffer

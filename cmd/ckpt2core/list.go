@@ -47,15 +47,12 @@ type checkpointRow struct {
 // summarize opens the checkpoint at path and describes it in one row.
 func summarize(stop *stopper, path string, aopts *archive.Options) (checkpointRow, error) {
 	row := checkpointRow{File: path}
-	src, closeSrc, err := openCheckpoint(stop, inspectPath(path), aopts)
+	// inventory.img and pstree.img: a checkpoint
+	src, ck, closeSrc, err := openSalvaged(stop, inspectPath(path), aopts)
 	if err != nil {
 		return row, err
 	}
 	defer closeSrc()
-	ck, err := criuimg.SalvageOpen(src) // inventory.img and pstree.img: a checkpoint
-	if err != nil {
-		return row, err
-	}
 	row.Processes = len(ck.Procs)
 	opts := inspect.Options{Name: path}
 	if len(ck.Procs) > 0 {
@@ -149,10 +146,7 @@ func runList(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("ckpt2core list", pflag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print a JSON array of rows")
 	aopts := archiveFlags(fs)
-	containerFlag(fs, aopts)
-	help := func(w io.Writer) {
-		fmt.Fprintf(w, "Usage: ckpt2core list [DIR...] [--json]\n\nFlags:\n%s%s", fs.FlagUsages(), listExamples)
-	}
+	help := helpText(fs, "Usage: ckpt2core list [DIR...] [--json]", listExamples)
 	if status, ok := parseFlags(fs, "list", args, help, stdout, stderr, exitUsage); !ok {
 		return status
 	}
@@ -168,7 +162,7 @@ func runList(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	for _, dir := range dirs {
 		cands, err := candidates(dir)
 		if err != nil {
-			fmt.Fprintf(stderr, "ckpt2core: %s\n", safe(err.Error()))
+			complain(stderr, "", "%v", err)
 			status = exitFailed
 			continue
 		}
@@ -287,7 +281,7 @@ func runSummary(stop *stopper, paths []string, asJSON bool, aopts *archive.Optio
 	for _, p := range paths {
 		row, err := summarize(stop, p, aopts)
 		if err != nil {
-			fmt.Fprintf(stderr, "ckpt2core: %s\n", safe(err.Error()))
+			complain(stderr, "", "%v", err)
 			status = exitFailed
 			continue
 		}

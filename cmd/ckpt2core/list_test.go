@@ -33,7 +33,7 @@ func TestList(t *testing.T) {
 	dir := t.TempDir()
 	copyFile(t, filepath.Join(intrusionDir, "before.tar"), filepath.Join(dir, "a.bin"))
 	copyFile(t, filepath.Join(intrusionDir, "after.tar.zst"), filepath.Join(dir, "b.bin"))
-	pc := "../../testdata/x86_64/podman-counter"
+	pc := imgtest.Testdata("x86_64/podman-counter")
 	copyFile(t, filepath.Join(pc, "checkpoint-counters_default-counter-gzip.tar.gz"), filepath.Join(dir, "gzip"))
 	copyFile(t, filepath.Join(pc, "checkpoint-counters_default-counter-zstd.tar.gz"), filepath.Join(dir, "zstd"))
 	imgDir := filepath.Join(dir, "images")
@@ -67,16 +67,13 @@ func TestList(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &rows); err != nil {
 		t.Fatal(err)
 	}
-	var im intrusionManifest
+	im := imgtest.Intrusion(t)
+	intrName := im.Container.Name
 	var man struct {
 		Container struct {
-			Name  string `json:"name"`
-			Image string `json:"image"`
+			Name string `json:"name"`
 		} `json:"container"`
 	}
-	imgtest.ReadJSON(t, filepath.Join(intrusionDir, "manifest.json"), &im)
-	imgtest.ReadJSON(t, filepath.Join(intrusionDir, "manifest.json"), &man)
-	intrName := man.Container.Name
 	imgtest.ReadJSON(t, filepath.Join(pc, "manifest.json"), &man)
 	counterName := man.Container.Name
 
@@ -167,13 +164,7 @@ func TestInspectSummary(t *testing.T) {
 			diff = h.Size
 		}
 	}
-	var man struct {
-		Container struct {
-			Name  string `json:"name"`
-			Image string `json:"image"`
-		} `json:"container"`
-	}
-	imgtest.ReadJSON(t, filepath.Join(intrusionDir, "manifest.json"), &man)
+	man := imgtest.Intrusion(t)
 	r := rows[0]
 	if r.Container != man.Container.Name || r.Image != man.Container.Image || r.Engine != "Podman" || r.ID == "" {
 		t.Errorf("row %+v, manifest %+v", r, man.Container)

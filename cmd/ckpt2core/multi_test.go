@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ckpt2core/ckpt2core/internal/imgtest"
 )
 
 // TestGrepMany: grep -j 2 on three checkpoints, the middle one missing:
@@ -41,7 +43,7 @@ func TestGrepMany(t *testing.T) {
 // in argument order, each with its status and report.
 func TestInspectManyJSON(t *testing.T) {
 	zst := filepath.Join(podmanDir, "checkpoint-counters_default-counter-zstd.tar.gz")
-	before := "../../testdata/x86_64/intrusion/before.tar"
+	before := imgtest.Testdata("x86_64/intrusion/before.tar")
 	var out, errb bytes.Buffer
 	if code := run([]string{"inspect", "-j", "2", "--json", zst, before}, &out, &errb); code != exitOK {
 		t.Fatalf("exit %d: %s", code, errb.String())

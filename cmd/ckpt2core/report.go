@@ -71,7 +71,6 @@ func runReport(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	findings := fs.Bool("findings", true, "run triage's rules and show their findings, placed on the maps")
 	artifacts := fs.Bool("artifacts", true, "list what 'extract' recovers (ghost files, memfds, rw layer, buffers, queues) with its SHA-256")
 	aopts := archiveFlags(fs)
-	containerFlag(fs, aopts)
 	help := func(w io.Writer) { fmt.Fprintf(w, reportUsage, fs.FlagUsages()) }
 	if status, ok := parseFlags(fs, "report", args, help, stdout, stderr, exitUsage); !ok {
 		return status
@@ -108,24 +107,19 @@ func runReport(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		return usageError(stderr, "report", exitUsage, "--mark-hex %q: %v", pat, err)
 	}
 	path := fs.Arg(0)
-	src, closeSrc, err := openCheckpoint(stop, inspectPath(path), aopts)
+	src, ck, closeSrc, err := openSalvaged(stop, inspectPath(path), aopts)
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core report: %s\n", safe(err.Error()))
+		complain(stderr, "report", "%v", err)
 		return exitFailed
 	}
 	defer closeSrc()
-	ck, err := criuimg.SalvageOpen(src)
-	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core report: %s\n", safe(err.Error()))
-		return exitFailed
-	}
 	// Environments for triage's rules (LD_PRELOAD, ...); shown only
 	// with --env.
 	iopts := inspect.Options{Env: true, Name: path}
 	iopts.Meta = checkpointMeta(src)
 	rep, err := inspect.Inspect(ck, iopts)
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core report: %s\n", safe(err.Error()))
+		complain(stderr, "report", "%v", err)
 		return exitFailed
 	}
 	if *findings {
@@ -139,7 +133,7 @@ func runReport(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if *artifacts {
-		opts.Artifacts = reportArtifacts(src, ck, stderr)
+		opts.Artifacts = reportArtifacts(src, ck, rep, stderr)
 	}
 	doc := report.Build(ck, rep, opts)
 	return writeReport(*out, doc.Write, processes(len(doc.Views)), stderr)
@@ -151,7 +145,7 @@ func reportDiff(stop *stopper, a, b string, aopts *archive.Options, out string, 
 	for i, path := range []string{a, b} {
 		c, closeIt, err := openDiffSide(stop, path, aopts)
 		if err != nil {
-			fmt.Fprintf(stderr, "ckpt2core report: %s\n", safe(err.Error()))
+			complain(stderr, "report", "%v", err)
 			return exitFailed
 		}
 		defer closeIt()
@@ -159,7 +153,7 @@ func reportDiff(stop *stopper, a, b string, aopts *archive.Options, out string, 
 	}
 	res, err := ckptdiff.Diff(sides[0], sides[1], ckptdiff.Options{Strings: 20, MinString: 6})
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core report: %s\n", safe(err.Error()))
+		complain(stderr, "report", "%v", err)
 		return exitFailed
 	}
 	docB := report.Build(sides[1].Images, sides[1].Report, report.Options{Notes: report.DiffNotes(res)})
@@ -176,7 +170,7 @@ func writeReport(out string, write func(io.Writer) error, what string, stderr io
 		return bw.Flush()
 	})
 	if err != nil {
-		fmt.Fprintf(stderr, "ckpt2core report: %s\n", safe(err.Error()))
+		complain(stderr, "report", "%v", err)
 		return exitFailed
 	}
 	if st, err := os.Stat(out); err == nil {
@@ -195,8 +189,8 @@ func processes(n int) string {
 // reportArtifacts lists what carve recovers from ck, each hashed as it
 // streams by (nothing is written). A problem is said on stderr and the
 // other artifacts are still listed.
-func reportArtifacts(src criuimg.Source, ck *criuimg.Checkpoint, stderr io.Writer) []report.Artifact {
-	var opts carve.Options
+func reportArtifacts(src criuimg.Source, ck *criuimg.Checkpoint, rep *inspect.Report, stderr io.Writer) []report.Artifact {
+	opts := carve.Options{Report: rep}
 	if cs, ok := src.(*checkpointSource); ok {
 		if f, err := cs.ck.RootfsDiff(); err == nil {
 			defer f.Close()
@@ -237,12 +231,8 @@ func reportArtifacts(src criuimg.Source, ck *criuimg.Checkpoint, stderr io.Write
 // each, placed at the first evidence's address.
 func reportFindings(ck *criuimg.Checkpoint, rep *inspect.Report, meta iofs.FS) ([]report.Finding, []string) {
 	var topts triage.Options
-	if meta != nil {
-		if b, err := iofs.ReadFile(meta, inspect.SpecDumpFile); err == nil {
-			if sp, err := inspect.ParseSpecSecurity(b); err == nil {
-				topts.Spec = sp
-			}
-		}
+	if sp, err := specSecurity(meta); err == nil {
+		topts.Spec = sp
 	}
 	found, warnings := triage.Run(ck, rep, topts)
 	var out []report.Finding

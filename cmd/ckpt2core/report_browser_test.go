@@ -214,47 +214,12 @@ func checkPage(t *testing.T, f *pageFacts, want []uint32) {
 // checkpoint before it in headless Chromium.
 func TestReportInBrowser(t *testing.T) {
 	browser := chromium(t)
-	var man struct {
-		Markers   map[string]string `json:"markers"`
-		Processes []struct {
-			Pid uint32 `json:"pid"`
-		} `json:"processes_after"`
-		BeforeAfter struct {
-			Processes struct {
-				Before []struct {
-					Pid uint32 `json:"pid"`
-				} `json:"before"`
-				AfterOnly []struct {
-					Pid uint32 `json:"pid"`
-				} `json:"after_only"`
-				Gone []struct {
-					Pid uint32 `json:"pid"`
-				} `json:"gone"`
-			} `json:"processes"`
-		} `json:"before_vs_after"`
-		Indicators []struct {
-			Category string `json:"category"`
-			Pid      uint32 `json:"pid"`
-			Mapping  *struct {
-				Start string `json:"start"`
-			} `json:"mapping"`
-		} `json:"indicators"`
-		Delivered map[string]struct {
-			Path   string `json:"path_in_container"`
-			SHA256 string `json:"sha256"`
-		} `json:"delivered_files"`
-		Hits map[string][]struct {
-			Where string `json:"where"`
-			Pid   uint32 `json:"pid"`
-			Vaddr string `json:"vaddr"`
-		} `json:"marker_hits_after"`
-	}
-	imgtest.ReadJSON(t, "../../testdata/x86_64/intrusion/manifest.json", &man)
+	man := imgtest.Intrusion(t)
 	dir := t.TempDir()
 
 	t.Run("after", func(t *testing.T) {
 		out := filepath.Join(dir, "after.html")
-		args := []string{"report", "../../testdata/x86_64/intrusion/after.tar.zst", "-o", out}
+		args := []string{"report", intrusionAfter, "-o", out}
 		var names []string
 		for name := range man.Markers {
 			names = append(names, name)
@@ -266,7 +231,7 @@ func TestReportInBrowser(t *testing.T) {
 		runReportCLI(t, args...)
 		f := openReport(t, browser, out, filepath.Join(dir, "after.png"))
 		var pids []uint32
-		for _, p := range man.Processes {
+		for _, p := range man.ProcessesAfter {
 			pids = append(pids, p.Pid)
 		}
 		checkPage(t, f, pids)
@@ -274,7 +239,7 @@ func TestReportInBrowser(t *testing.T) {
 		// marked on that process's map at its address.
 		n := 0
 		for _, name := range names {
-			for _, h := range man.Hits[name] {
+			for _, h := range man.MarkerHitsAfter[name] {
 				if h.Where != "private-pages" {
 					continue
 				}
@@ -298,23 +263,23 @@ func TestReportInBrowser(t *testing.T) {
 		// indicators name, and those about a mapping placed on the
 		// process's map at the mapping's start.
 		for _, ind := range man.Indicators {
-			if ind.Pid == 0 {
+			if ind.PidOr(0) == 0 {
 				continue
 			}
-			if !slices.Contains(f.FindingLinks, fmt.Sprintf("#p%d", ind.Pid)) {
-				t.Errorf("indicator %s: no finding about pid %d", ind.Category, ind.Pid)
+			if !slices.Contains(f.FindingLinks, fmt.Sprintf("#p%d", *ind.Pid)) {
+				t.Errorf("indicator %s: no finding about pid %d", ind.Category, *ind.Pid)
 			}
 			if ind.Mapping == nil {
 				continue
 			}
 			found := false
 			for _, s := range f.Sections {
-				if s.ID == fmt.Sprintf("p%d", ind.Pid) {
+				if s.ID == fmt.Sprintf("p%d", *ind.Pid) {
 					found = slices.ContainsFunc(s.Findings, func(m string) bool { return strings.HasSuffix(m, "\n"+ind.Mapping.Start) })
 				}
 			}
 			if !found {
-				t.Errorf("indicator %s: no finding marked at %s on pid %d's map", ind.Category, ind.Mapping.Start, ind.Pid)
+				t.Errorf("indicator %s: no finding marked at %s on pid %d's map", ind.Category, ind.Mapping.Start, *ind.Pid)
 			}
 		}
 		// Every file the attacker delivered is listed with its hash.
@@ -331,10 +296,10 @@ func TestReportInBrowser(t *testing.T) {
 
 	t.Run("before", func(t *testing.T) {
 		out := filepath.Join(dir, "before.html")
-		runReportCLI(t, "report", "../../testdata/x86_64/intrusion/before.tar", "-o", out)
+		runReportCLI(t, "report", filepath.Join(intrusionDir, "before.tar"), "-o", out)
 		f := openReport(t, browser, out, filepath.Join(dir, "before.png"))
 		var pids []uint32
-		for _, p := range man.BeforeAfter.Processes.Before {
+		for _, p := range man.BeforeVsAfter.Processes.Before {
 			pids = append(pids, p.Pid)
 		}
 		checkPage(t, f, pids)
@@ -342,7 +307,7 @@ func TestReportInBrowser(t *testing.T) {
 
 	t.Run("diff", func(t *testing.T) {
 		out := filepath.Join(dir, "diff.html")
-		runReportCLI(t, "report", "../../testdata/x86_64/intrusion/before.tar", "../../testdata/x86_64/intrusion/after.tar.zst", "-o", out)
+		runReportCLI(t, "report", filepath.Join(intrusionDir, "before.tar"), intrusionAfter, "-o", out)
 		f := openReport(t, browser, out, filepath.Join(dir, "diff.png"))
 		if f.Ready != "1" || len(f.Requests) > 0 || len(f.Errors) > 0 || len(f.Dialogs) > 0 || f.Scripts != 1 {
 			t.Errorf("ready %q, requests %q, errors %q, dialogs %q, %d scripts", f.Ready, f.Requests, f.Errors, f.Dialogs, f.Scripts)
@@ -350,16 +315,14 @@ func TestReportInBrowser(t *testing.T) {
 		// The manifest's processes: those of before.tar still there
 		// (changed or not), those only in after.tar.zst added, none gone.
 		var want []string
-		for _, p := range man.BeforeAfter.Processes.Before {
-			if !slices.ContainsFunc(man.BeforeAfter.Processes.Gone, func(g struct {
-				Pid uint32 `json:"pid"`
-			}) bool {
+		for _, p := range man.BeforeVsAfter.Processes.Before {
+			if !slices.ContainsFunc(man.BeforeVsAfter.Processes.Gone, func(g imgtest.ManifestProc) bool {
 				return g.Pid == p.Pid
 			}) {
 				want = append(want, fmt.Sprintf("d%d-changed", p.Pid))
 			}
 		}
-		for _, p := range man.BeforeAfter.Processes.AfterOnly {
+		for _, p := range man.BeforeVsAfter.Processes.AfterOnly {
 			want = append(want, fmt.Sprintf("d%d-added", p.Pid))
 		}
 		var got []string

@@ -15,7 +15,7 @@ import (
 // nothing else is left in its directory, an existing file is replaced and
 // a symbolic link is neither followed nor replaced.
 func TestReportOutput(t *testing.T) {
-	const fx = "../../testdata/x86_64/threads-c/images"
+	fx := imgtest.Testdata("x86_64/threads-c/images")
 	dir := t.TempDir()
 	out := filepath.Join(dir, "r.html")
 	if err := os.WriteFile(out, []byte("old"), 0o644); err != nil {
@@ -84,7 +84,7 @@ func TestReportOutput(t *testing.T) {
 
 // TestReportDeletedFiles: the engine's deleted.files is listed.
 func TestReportDeletedFiles(t *testing.T) {
-	f, err := os.Open("../../testdata/x86_64/intrusion/before.tar")
+	f, err := os.Open(imgtest.Testdata("x86_64/intrusion/before.tar"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -83,18 +83,9 @@ func TestSIGKILLMidSpool(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and a 128 MiB archive")
 	}
-	bin := filepath.Join(t.TempDir(), "ckpt2core")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	tmp := t.TempDir()
-	img := filepath.Join(tmp, "images")
-	if err := synth.Large(128 << 20).Write(img); err != nil {
-		t.Fatal(err)
-	}
-	arch := filepath.Join(tmp, "big.tar.zst")
-	writeTarZstd(t, img, arch)
-	os.RemoveAll(img)
+	arch := largeArchive(t, tmp)
 
 	work := filepath.Join(tmp, "tmp")
 	os.Mkdir(work, 0o700)
@@ -133,4 +124,19 @@ func TestSIGKILLMidSpool(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// largeArchive writes dir/big.tar.zst, a zstd archive of a synthetic
+// checkpoint with 128 MiB of pages (names sorted: pstree.img after the
+// pages), and returns its path.
+func largeArchive(t *testing.T, dir string) string {
+	t.Helper()
+	img := filepath.Join(dir, "images")
+	if err := synth.Large(128 << 20).Write(img); err != nil {
+		t.Fatal(err)
+	}
+	arch := filepath.Join(dir, "big.tar.zst")
+	writeTarZstd(t, img, arch)
+	os.RemoveAll(img)
+	return arch
 }

@@ -52,7 +52,9 @@ func (c *checkpointSource) Parent() (criuimg.Source, error) {
 	return src, err
 }
 
-// archiveFlags registers the flags that control how archives are read.
+// archiveFlags registers the flags every command that reads a checkpoint
+// shares (the one place for them): how archives are read, and
+// --container for pod checkpoints.
 func archiveFlags(fs *pflag.FlagSet) *archive.Options {
 	o := &archive.Options{}
 	fs.StringVar(&o.ExtractDir, "extract", "", "also extract every member of an archive into this new directory, and keep it")
@@ -60,6 +62,7 @@ func archiveFlags(fs *pflag.FlagSet) *archive.Options {
 	o.MaxMembers, o.MaxBytes = archive.DefaultMaxMembers, archive.DefaultMaxBytes
 	fs.Var(positive[int]{&o.MaxMembers}, "max-members", "refuse archives with more members (tar bomb guard)")
 	fs.Var(positive[int64]{&o.MaxBytes}, "max-bytes", "refuse archives with more uncompressed bytes (tar bomb guard)")
+	containerFlag(fs, o)
 	return o
 }
 
@@ -250,4 +253,35 @@ func selectPids(ck *criuimg.Checkpoint, pids []uint) ([]uint32, error) {
 	}
 	slices.Sort(want)
 	return want, nil
+}
+
+// openSalvaged opens the checkpoint at path (openCheckpoint) and its
+// images with the salvage loader, for the commands that read a damaged
+// checkpoint as far as it goes (list, diff, report, triage, verify).
+// close releases both.
+func openSalvaged(stop *stopper, path string, aopts *archive.Options) (criuimg.Source, *criuimg.Checkpoint, func(), error) {
+	src, closeSrc, err := openCheckpoint(stop, path, aopts)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ck, err := criuimg.SalvageOpen(src)
+	if err != nil {
+		closeSrc()
+		return nil, nil, nil, err
+	}
+	return src, ck, closeSrc, nil
+}
+
+// specSecurity is what the container's spec.dump in meta (nil: none)
+// says of the process's security, for triage's credentials rule: nil
+// without a spec, and the error when it does not parse.
+func specSecurity(meta fs.FS) (*inspect.SpecSecurity, error) {
+	if meta == nil {
+		return nil, nil
+	}
+	b, err := fs.ReadFile(meta, inspect.SpecDumpFile)
+	if err != nil {
+		return nil, nil
+	}
+	return inspect.ParseSpecSecurity(b)
 }

@@ -2,10 +2,8 @@ package main
 
 import (
 	"bytes"
-	"compress/gzip"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -111,7 +109,7 @@ func testSysVShm(t *testing.T, id uint64) {
 // kernel's own core of it, core.28722.gz): the mapping's NT_FILE name and
 // its page equal the kernel's.
 func TestSysVPostgres(t *testing.T) {
-	fx := "../../testdata/x86_64/servers/postgres"
+	fx := filepath.Join(imgtest.ServersDir(), "postgres")
 	if _, err := os.Stat(fx); err != nil {
 		t.Skip("the postgres fixture is on branch h19c until it is merged")
 	}
@@ -119,19 +117,7 @@ func TestSysVPostgres(t *testing.T) {
 	if code, _, stderr := convertCLI(t, filepath.Join(fx, "images"), "-o", out, "--pid", "28722"); code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	gz, err := os.Open(filepath.Join(fx, "core.28722.gz"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gz.Close()
-	zr, err := gzip.NewReader(gz)
-	if err != nil {
-		t.Fatal(err)
-	}
-	oracle := filepath.Join(t.TempDir(), "core")
-	of, _ := os.Create(oracle)
-	io.Copy(of, zr)
-	of.Close()
+	oracle := imgtest.Gunzip(t, filepath.Join(fx, "core.28722.gz"), t.TempDir())
 	const seg = 0x7f6c46221000 // maps-28722.txt: /SYSV0098f6f5 (deleted)
 	var pages [2][]byte
 	for i, p := range []string{oracle, filepath.Join(out, "core.28722")} {

@@ -4,12 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"strings"
 
 	"github.com/spf13/pflag"
 
-	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/internal/inspect"
 	"github.com/ckpt2core/ckpt2core/internal/triage"
 )
@@ -43,13 +41,10 @@ func runTriage(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	fset := pflag.NewFlagSet("ckpt2core triage", pflag.ContinueOnError)
 	asJSON := fset.Bool("json", false, "print a JSON list of findings")
 	aopts := archiveFlags(fset)
-	containerFlag(fset, aopts)
 	pids := fset.UintSlice("pid", nil, "examine only this process (repeatable)")
 	sysroot := fset.String("root", "", "directory with the container's files, to show the bytes of modified code that differ from them")
 	image := imageFlag(fset)
-	help := func(w io.Writer) {
-		fmt.Fprintf(w, "Usage: ckpt2core triage CHECKPOINT [--pid N] [--json] [--root DIR | --image IMAGE]\n\nFlags:\n%s%s", fset.FlagUsages(), triageExamples)
-	}
+	help := helpText(fset, "Usage: ckpt2core triage CHECKPOINT [--pid N] [--json] [--root DIR | --image IMAGE]", triageExamples)
 	if status, ok := parseFlags(fset, "triage", args, help, stdout, stderr, exitUsage); !ok {
 		return status
 	}
@@ -60,17 +55,12 @@ func runTriage(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		return usageError(stderr, "triage", exitUsage, "--root and --image exclude each other")
 	}
 	path := fset.Arg(0)
-	src, closeSrc, err := openCheckpoint(stop, inspectPath(path), aopts)
+	src, ck, closeSrc, err := openSalvaged(stop, inspectPath(path), aopts)
 	if err != nil {
 		complain(stderr, "", "%s", err)
 		return exitFailed
 	}
 	defer closeSrc()
-	ck, err := criuimg.SalvageOpen(src)
-	if err != nil {
-		complain(stderr, "", "%s", err)
-		return exitFailed
-	}
 	iopts := inspect.Options{Env: true, Name: path, Meta: checkpointMeta(src)}
 	topts := triage.Options{}
 	for _, p := range *pids {
@@ -97,14 +87,10 @@ func runTriage(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		defer r.Close()
 		topts.Files = r
 	}
-	if iopts.Meta != nil {
-		if b, err := fs.ReadFile(iopts.Meta, inspect.SpecDumpFile); err == nil {
-			if sp, err := inspect.ParseSpecSecurity(b); err == nil {
-				topts.Spec = sp
-			} else {
-				fmt.Fprintf(stderr, "ckpt2core: %s (credentials are not compared with the spec)\n", safe(err.Error()))
-			}
-		}
+	if sp, err := specSecurity(iopts.Meta); err == nil {
+		topts.Spec = sp
+	} else {
+		fmt.Fprintf(stderr, "ckpt2core: %s (credentials are not compared with the spec)\n", safe(err.Error()))
 	}
 	rep, err := inspect.Inspect(ck, iopts)
 	if err != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/internal/archive"
 	"github.com/ckpt2core/ckpt2core/internal/rootfs"
 	"github.com/ckpt2core/ckpt2core/internal/verify"
@@ -44,10 +42,7 @@ func runVerify(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	ckpt := fs.String("checkpoint", "", "the checkpoint the core was made from: warn if EXE's build-id is not the one it recorded")
 	pid := fs.Uint("pid", 0, "with --checkpoint: the core's process (default: the pid in CORE's name core.<pid>)")
 	aopts := archiveFlags(fs)
-	containerFlag(fs, aopts)
-	help := func(w io.Writer) {
-		fmt.Fprintf(w, "Usage: ckpt2core verify --exe EXE CORE [--json] [--checkpoint CHECKPOINT [--pid N]]\n\nFlags:\n%s%s", fs.FlagUsages(), verifyExamples)
-	}
+	help := helpText(fs, "Usage: ckpt2core verify --exe EXE CORE [--json] [--checkpoint CHECKPOINT [--pid N]]", verifyExamples)
 	if status, ok := parseFlags(fs, "verify", args, help, stdout, stderr, exitUsage); !ok {
 		return status
 	}
@@ -93,17 +88,12 @@ func checkBuildID(stop *stopper, ckpt string, aopts *archive.Options, pid uint, 
 		}
 		pid = uint(n)
 	}
-	src, closeSrc, err := openCheckpoint(stop, ckpt, aopts)
+	_, ck, closeSrc, err := openSalvaged(stop, ckpt, aopts)
 	if err != nil {
 		complain(stderr, "verify", "%s", err)
 		return exitFailed, false
 	}
 	defer closeSrc()
-	ck, err := criuimg.SalvageOpen(src)
-	if err != nil {
-		complain(stderr, "verify", "%s", err)
-		return exitFailed, false
-	}
 	want, err := selectPids(ck, []uint{pid})
 	if err != nil {
 		return usageError(stderr, "verify", exitUsage, "%v", err), false

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ckpt2core/ckpt2core/internal/imgtest"
 )
 
 // noteBuildID reads an executable's GNU build-id from its
@@ -33,9 +35,9 @@ func noteBuildID(t *testing.T, path string) string {
 // TestVerifyBuildID: verify --checkpoint is silent for the executable the
 // checkpoint ran and warns, with both build-ids, for another one.
 func TestVerifyBuildID(t *testing.T) {
-	const images = "../../testdata/x86_64/threads-c/images"
-	right := "../../testdata/x86_64/threads-c/exe/threads-c"
-	wrong := "../../testdata/x86_64/static-c/exe/static-c"
+	images := imgtest.Testdata("x86_64/threads-c/images")
+	right := imgtest.Testdata("x86_64/threads-c/exe/threads-c")
+	wrong := imgtest.Testdata("x86_64/static-c/exe/static-c")
 	out := t.TempDir()
 	if code, _, stderr := convertCLI(t, images, "-o", out); code != exitOK {
 		t.Fatalf("convert: %d %s", code, stderr)

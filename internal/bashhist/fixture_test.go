@@ -1,65 +1,27 @@
 package bashhist_test
 
 import (
-	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
 
-	"github.com/ckpt2core/ckpt2core/criuimg"
-	"github.com/ckpt2core/ckpt2core/internal/archive"
 	"github.com/ckpt2core/ckpt2core/internal/bashhist"
 	"github.com/ckpt2core/ckpt2core/internal/imgtest"
+	"github.com/ckpt2core/ckpt2core/internal/imgtest/archived"
 )
-
-type histManifest struct {
-	Indicators []struct {
-		ID    string `json:"id"`
-		Pid   uint32 `json:"pid"`
-		Lines []struct {
-			Line    string   `json:"line"`
-			FoundAt []string `json:"found_at"`
-		} `json:"lines"`
-	} `json:"indicators"`
-}
-
-func openArchive(t *testing.T, path string) *criuimg.Checkpoint {
-	t.Helper()
-	a, err := archive.Open(path, archive.Options{TempDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	ck, err := criuimg.Open(a.Images)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ck
-}
 
 // The intrusion fixture's attacker shell (I12): the seven lines of
 // recipe/history.txt, in order, each read at one of the addresses where
 // the manifest found it in bash's heap.
 func TestIntrusionHistory(t *testing.T) {
-	dir := filepath.Join("..", "..", "testdata", "x86_64", "intrusion")
-	var m histManifest
-	imgtest.ReadJSON(t, filepath.Join(dir, "manifest.json"), &m)
-	i := slices.IndexFunc(m.Indicators, func(x struct {
-		ID    string `json:"id"`
-		Pid   uint32 `json:"pid"`
-		Lines []struct {
-			Line    string   `json:"line"`
-			FoundAt []string `json:"found_at"`
-		} `json:"lines"`
-	}) bool {
-		return x.ID == "I12"
-	})
+	m := imgtest.Intrusion(t)
+	i := slices.IndexFunc(m.Indicators, func(x imgtest.Indicator) bool { return x.ID == "I12" })
 	if i < 0 {
 		t.Fatal("manifest has no I12")
 	}
 	want := m.Indicators[i]
-	ck := openArchive(t, filepath.Join(dir, "after.tar.zst"))
-	p := imgtest.LoadFrom(t, ck, want.Pid)
+	ck := archived.Images(t, imgtest.IntrusionArchive("after.tar.zst"))
+	p := imgtest.LoadFrom(t, ck, want.PidOr(0))
 	got, err := bashhist.Recover(p)
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +55,7 @@ func TestIntrusionHistory(t *testing.T) {
 // Only bash keeps history lists: no other process of the fixture, nor the
 // non-interactive bash -c loop (pid 57), yields an entry.
 func TestIntrusionNoHistoryElsewhere(t *testing.T) {
-	ck := openArchive(t, filepath.Join("..", "..", "testdata", "x86_64", "intrusion", "after.tar.zst"))
+	ck := archived.Images(t, imgtest.IntrusionArchive("after.tar.zst"))
 	for _, pid := range ck.Pids() {
 		if pid == 68 {
 			continue

@@ -104,6 +104,10 @@ type Options struct {
 	// PageSize is the page size of shmem pagemaps (memfds); 0: the first
 	// process's (AT_PAGESZ), or 4096.
 	PageSize uint64
+	// Report is inspect's report of the same checkpoint, when the
+	// caller has one: its processes' files and its mounts say who holds
+	// each object. nil: Carve runs inspect.Inspect itself.
+	Report *inspect.Report
 }
 
 // Carve calls emit with each artifact of ck, kind by kind. A problem with
@@ -123,9 +127,12 @@ func Carve(ck *criuimg.Checkpoint, opts Options, emit func(Artifact) error, prob
 			return fmt.Errorf("%s: %w: %d", ck.Src, ErrNoPid, opts.Pid)
 		}
 	}
-	rep, err := inspect.Inspect(ck, inspect.Options{})
-	if err != nil {
-		return err
+	rep := opts.Report
+	if rep == nil {
+		var err error
+		if rep, err = inspect.Inspect(ck, inspect.Options{}); err != nil {
+			return err
+		}
 	}
 	c.indexRefs(rep)
 	if c.opts.PageSize == 0 {
@@ -165,7 +172,6 @@ type carver struct {
 	opts      Options
 	emit      func(Artifact) error
 	problem   func(error)
-	procs     []inspect.Process
 	byFile    map[uint32][]Ref // files.img id -> fds
 	byPipe    map[uint32][]Ref // pipe id -> fds
 	sockIno   map[uint32][]Ref // socket inode -> fds
@@ -175,7 +181,6 @@ type carver struct {
 }
 
 func (c *carver) indexRefs(rep *inspect.Report) {
-	c.procs = rep.Processes
 	c.mounts = map[uint32]string{}
 	for _, m := range rep.Mounts {
 		c.mounts[m.MountID] = m.Mountpoint

@@ -20,12 +20,11 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
-	"github.com/ckpt2core/ckpt2core/internal/archive"
 	"github.com/ckpt2core/ckpt2core/internal/carve"
 	"github.com/ckpt2core/ckpt2core/internal/imgtest"
+	"github.com/ckpt2core/ckpt2core/internal/imgtest/archived"
+	"github.com/ckpt2core/ckpt2core/internal/inspect"
 )
-
-const intrusion = "../../testdata/x86_64/intrusion"
 
 type carved struct {
 	a    carve.Artifact
@@ -60,11 +59,7 @@ func sum(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:
 
 func openAfter(t *testing.T) (*criuimg.Checkpoint, criuimg.File) {
 	t.Helper()
-	a, err := archive.Open(filepath.Join(intrusion, "after.tar.zst"), archive.Options{TempDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
+	a := archived.Open(t, imgtest.IntrusionArchive("after.tar.zst"))
 	ck, err := criuimg.Open(a.Images)
 	if err != nil {
 		t.Fatal(err)
@@ -85,35 +80,7 @@ func openAfter(t *testing.T) (*criuimg.Checkpoint, criuimg.File) {
 // TCP receive queue, every added file of the rw layer by sha256, and
 // LD_PRELOAD in pid 57's environment.
 func TestIntrusion(t *testing.T) {
-	var m struct {
-		Delivered map[string]struct {
-			Path   string `json:"path_in_container"`
-			SHA256 string `json:"sha256"`
-			Size   int64  `json:"size"`
-		} `json:"delivered_files"`
-		BeforeVsAfter struct {
-			Sockets struct {
-				After []struct {
-					Pid   uint32 `json:"pid"`
-					FD    int    `json:"fd"`
-					Inq   string `json:"inq"`
-					Image string `json:"tcp_stream_image"`
-				} `json:"after_only"`
-			} `json:"sockets"`
-		} `json:"before_vs_after"`
-		Indicators []struct {
-			ID    string `json:"id"`
-			Lines []struct {
-				Line string `json:"line"`
-			} `json:"lines"`
-			Files []struct {
-				Path   string  `json:"path"`
-				Type   string  `json:"type"`
-				SHA256 *string `json:"sha256"`
-			} `json:"files"`
-		} `json:"indicators"`
-	}
-	imgtest.ReadJSON(t, filepath.Join(intrusion, "manifest.json"), &m)
+	m := imgtest.Intrusion(t)
 	ck, diff := openAfter(t)
 	got, probs := carveAll(t, ck, carve.Options{RootfsDiff: diff})
 	for _, p := range probs {
@@ -161,7 +128,7 @@ func TestIntrusion(t *testing.T) {
 		t.Errorf("stolen data: pid %d fd %d image %s, want 42 5 ghost-file-2.img", c[0].a.Pid, c[0].a.FD, c[0].a.Image)
 	}
 	nq := 0
-	for _, s := range m.BeforeVsAfter.Sockets.After {
+	for _, s := range m.BeforeVsAfter.Sockets.AfterOnly {
 		if s.Inq == "" {
 			continue
 		}
@@ -275,7 +242,7 @@ func TestCatIntrusion(t *testing.T) {
 // pipes-data.img with an empty buffer (cat had read the line: it is in
 // cat's read buffer per facts.json), so extract writes no pipe file.
 func TestPipelinePipe(t *testing.T) {
-	ck := imgtest.OpenDir(t, "../../testdata/arm64/pipeline/images")
+	ck := imgtest.OpenDir(t, imgtest.Testdata("arm64/pipeline/images"))
 	pds, err := ck.ReadPipeData(false)
 	if err != nil {
 		t.Fatal(err)
@@ -486,5 +453,27 @@ func TestTmpfsFiles(t *testing.T) {
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestReportGiven: with the caller's inspect report (as 'ckpt2core
+// report' passes the one it made, with environments) Carve yields the
+// same artifacts, holders included, as when it inspects itself.
+func TestReportGiven(t *testing.T) {
+	ck, diff := openAfter(t)
+	own, ownProbs := carveAll(t, ck, carve.Options{RootfsDiff: diff})
+	rep, err := inspect.Inspect(ck, inspect.Options{Env: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	given, givenProbs := carveAll(t, ck, carve.Options{RootfsDiff: diff, Report: rep})
+	if len(own) == 0 || len(own) != len(given) || len(ownProbs) != len(givenProbs) {
+		t.Fatalf("%d artifacts (%d problems) own, %d (%d) given", len(own), len(ownProbs), len(given), len(givenProbs))
+	}
+	for i := range own {
+		a, b := own[i].a, given[i].a
+		if a.Kind != b.Kind || a.Pid != b.Pid || a.FD != b.FD || !slices.Equal(a.Refs, b.Refs) || a.Path != b.Path || a.Image != b.Image || a.Entry != b.Entry || sum(own[i].data) != sum(given[i].data) {
+			t.Errorf("artifact %d: own %+v, given %+v", i, a, b)
+		}
 	}
 }

@@ -18,7 +18,7 @@ import (
 	"github.com/ckpt2core/ckpt2core/internal/imgtest"
 )
 
-const testdata = "../../testdata"
+var testdata = imgtest.Testdata()
 
 func openOracle(t *testing.T, gz string) *Core {
 	t.Helper()

@@ -2,17 +2,14 @@ package e2e
 
 import (
 	"bytes"
-	"compress/gzip"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,6 +19,7 @@ import (
 	criucore "github.com/checkpoint-restore/go-criu/v8/crit/images/criu-core"
 	"github.com/checkpoint-restore/go-criu/v8/crit/images/mm"
 	"github.com/checkpoint-restore/go-criu/v8/crit/images/pagemap"
+	"github.com/ckpt2core/ckpt2core/internal/imgtest"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -59,14 +57,8 @@ var fixtures = []fixture{
 	{arch: "arm64", name: "go-goroutines", gcore: true},
 }
 
-// testdataDir is the repository's testdata/, located from this file.
-func testdataDir() string {
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		return filepath.Join("..", "..", "testdata")
-	}
-	return filepath.Join(filepath.Dir(file), "..", "..", "testdata")
-}
+// testdataDir is the repository's testdata/.
+func testdataDir() string { return imgtest.Testdata() }
 
 func repoRoot() string { return filepath.Join(testdataDir(), "..") }
 
@@ -143,32 +135,6 @@ func runExit(t *testing.T, name string, args ...string) (stdout, stderr string, 
 		t.Fatalf("run %s %v: %v", name, args, err)
 	}
 	return so.String(), se.String(), exit
-}
-
-// gunzip unpacks gz into dir and returns the unpacked path.
-func gunzip(gz, dir string) (string, error) {
-	in, err := os.Open(gz)
-	if err != nil {
-		return "", fmt.Errorf("open oracle: %w", err)
-	}
-	defer in.Close()
-	zr, err := gzip.NewReader(in)
-	if err != nil {
-		return "", fmt.Errorf("gunzip %s: %w", gz, err)
-	}
-	dst := filepath.Join(dir, strings.TrimSuffix(filepath.Base(gz), ".gz"))
-	f, err := os.Create(dst)
-	if err != nil {
-		return "", fmt.Errorf("gunzip: %w", err)
-	}
-	if _, err := io.Copy(f, zr); err != nil {
-		f.Close()
-		return "", fmt.Errorf("gunzip %s: %w", gz, err)
-	}
-	if err := f.Close(); err != nil {
-		return "", fmt.Errorf("gunzip: %w", err)
-	}
-	return dst, nil
 }
 
 // process is what the fixture's manifest (or facts.json) says of one process.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/checkpoint-restore/go-criu/v8/crit/images/pagemap"
 	"github.com/ckpt2core/ckpt2core/internal/coredump"
+	"github.com/ckpt2core/ckpt2core/internal/imgtest"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -100,10 +101,7 @@ func eachOracle(t *testing.T, fx fixture, info fixtureInfo, compare func(t *test
 			continue
 		}
 		t.Run(fmt.Sprint(p.pid), func(t *testing.T) {
-			path, err := gunzip(filepath.Join(fx.dir(), p.oracle), unpacked)
-			if err != nil {
-				t.Fatal(err)
-			}
+			path := imgtest.Gunzip(t, filepath.Join(fx.dir(), p.oracle), unpacked)
 			oracle, err := coredump.Open(path)
 			if err != nil {
 				t.Fatalf("oracle: %v", err)

@@ -42,7 +42,7 @@ func convertAll(tb testing.TB, dir, out string) uint64 {
 // BenchmarkConvert converts each x86_64 fixture; bytes/s counts the
 // captured pages copied into the cores.
 func BenchmarkConvert(b *testing.B) {
-	dirs, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "x86_64", "*", "images"))
+	dirs, _ := filepath.Glob(filepath.Join(imgtest.Testdata("x86_64"), "*", "images"))
 	if len(dirs) == 0 {
 		b.Skip("no fixtures")
 	}

@@ -1,7 +1,6 @@
 package elfcore
 
 import (
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/ckpt2core/ckpt2core/internal/outfile"
 	"github.com/ckpt2core/ckpt2core/internal/readat"
 	"golang.org/x/sys/unix"
 )
@@ -179,8 +179,7 @@ func WriteFile(dir, name string, p *Plan, force bool, progress Progress) error {
 // fileOps are the steps of writeFile that tests replace to inject
 // failures; the zero value does the real thing.
 type fileOps struct {
-	output          func(*os.File) Output       // wraps the temporary file
-	renameNoReplace func(old, new string) error // renameat2(RENAME_NOREPLACE)
+	output func(*os.File) Output // wraps the output file
 }
 
 func (o fileOps) wrap(f *os.File) Output {
@@ -190,14 +189,7 @@ func (o fileOps) wrap(f *os.File) Output {
 	return f
 }
 
-func (o fileOps) rename(old, new string) error {
-	if o.renameNoReplace != nil {
-		return o.renameNoReplace(old, new)
-	}
-	return unix.Renameat2(unix.AT_FDCWD, old, unix.AT_FDCWD, new, unix.RENAME_NOREPLACE)
-}
-
-func writeFile(dir, name string, p *Plan, force bool, progress Progress, ops fileOps) (err error) {
+func writeFile(dir, name string, p *Plan, force bool, progress Progress, ops fileOps) error {
 	if name == "" || name != filepath.Base(name) || strings.HasPrefix(name, ".") {
 		return fmt.Errorf("invalid core file name %q", name)
 	}
@@ -210,105 +202,38 @@ func writeFile(dir, name string, p *Plan, force bool, progress Progress, ops fil
 			return fmt.Errorf("%s: %w", final, ErrExists)
 		}
 	}
-	f, tmp, err := createTemp(dir, name)
+	d, err := outfile.OpenDir(dir)
+	var f *outfile.File
+	if err == nil {
+		defer d.Close()
+		f, err = outfile.Create(d, "."+name+".tmp-")
+	}
 	if err != nil {
 		var pe *os.PathError
 		if errors.As(err, &pe) {
-			err = pe.Err // the temporary name means nothing to the user
+			err = pe.Err
 		}
 		return fmt.Errorf("%s: creating the core in %s: %w", final, dir, err)
 	}
-	renamed := false
-	defer func() {
-		// On an error, and on a panic unwinding through here, nothing is
-		// left behind.
-		if !renamed {
-			f.Close()
-			if tmp != "" {
-				os.Remove(tmp)
-			}
-		}
-	}()
-	if err = f.Chmod(0o600); err != nil {
-		return err
-	}
-	if err = p.Write(ops.wrap(f), progress); err != nil {
-		return fmt.Errorf("%s: %w", final, err)
-	}
-	if tmp == "" {
-		// The core is complete: give the anonymous file a (temporary)
-		// name in dir, to be renamed into place below.
-		if tmp, err = linkTemp(f, dir, name); err != nil {
-			return fmt.Errorf("%s: %w", final, err)
-		}
-	}
-	if err = f.Close(); err != nil {
+	// On an error, and on a panic unwinding through here, nothing is
+	// left behind.
+	defer f.Discard()
+	if err = p.Write(ops.wrap(f.File), progress); err != nil {
 		return fmt.Errorf("%s: %w", final, err)
 	}
 	if force {
 		// rename(2) replaces a symlink at final, never follows it.
-		err = os.Rename(tmp, final)
+		err = f.Replace(name)
 	} else {
-		err = ops.rename(tmp, final)
-		if errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOSYS) {
-			// The filesystem lacks RENAME_NOREPLACE: link(2) does not
-			// replace either.
-			if err = os.Link(tmp, final); err == nil {
-				os.Remove(tmp)
-			}
-		}
-	}
-	if err == nil {
-		renamed = true
-		return nil
+		err = f.Link(name)
 	}
 	switch {
+	case err == nil:
+		return nil
 	case errors.Is(err, syscall.EISDIR):
 		return fmt.Errorf("%s: %w", final, ErrIsDir) // made since the check above
 	case errors.Is(err, syscall.EEXIST) && !force:
 		return fmt.Errorf("%s: %w", final, ErrExists)
 	}
 	return fmt.Errorf("%s: %w", final, err)
-}
-
-// createTemp creates the file a core is written to, mode 0600, in dir. It
-// is an anonymous file (O_TMPFILE) where the filesystem supports it, so
-// that a conversion killed in the middle leaves nothing behind, not even
-// after SIGKILL; tmp is "" then. Elsewhere it is a new file with a
-// temporary name (O_CREAT|O_EXCL: a symlink is never followed).
-func createTemp(dir, name string) (f *os.File, tmp string, err error) {
-	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
-	if err == nil {
-		return os.NewFile(uintptr(fd), filepath.Join(dir, "."+name+".tmp")), "", nil
-	}
-	f, err = os.CreateTemp(dir, "."+name+".tmp-*")
-	if err != nil {
-		return nil, "", err
-	}
-	return f, f.Name(), nil
-}
-
-// linkTemp links the anonymous file f into dir under a new temporary name
-// and returns that name.
-func linkTemp(f *os.File, dir, name string) (string, error) {
-	var buf [8]byte
-	for range 100 {
-		if _, err := rand.Read(buf[:]); err != nil {
-			return "", err
-		}
-		tmp := filepath.Join(dir, fmt.Sprintf(".%s.tmp-%x", name, buf))
-		err := unix.Linkat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", f.Fd()), unix.AT_FDCWD, tmp, unix.AT_SYMLINK_FOLLOW)
-		if errors.Is(err, syscall.ENOENT) {
-			// No /proc: AT_EMPTY_PATH (needs CAP_DAC_READ_SEARCH).
-			err = unix.Linkat(int(f.Fd()), "", unix.AT_FDCWD, tmp, unix.AT_EMPTY_PATH)
-		}
-		if errors.Is(err, syscall.EEXIST) {
-			continue
-		}
-		if err != nil {
-			return "", fmt.Errorf("naming the finished core: %w", err)
-		}
-		return tmp, nil
-	}
-	return "", fmt.Errorf("naming the finished core: no free temporary name in %s", dir)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/checkpoint-restore/go-criu/v8/crit/images/mm"
@@ -184,5 +185,37 @@ func BenchmarkWriteLarge(b *testing.B) {
 			b.Fatalf("%d vmas %d threads", len(pr.VMAs), len(pr.Threads))
 		}
 		pr.Close()
+	}
+}
+
+// TestTestdata: the fixtures are found from the package's directory and
+// from deeper ones, by the repository's go.mod; the intrusion manifest
+// reads with its typed indicators (the 13 of the fixture's README).
+func TestTestdata(t *testing.T) {
+	want := imgtest.Testdata("x86_64", "intrusion", "manifest.json")
+	if !filepath.IsAbs(want) {
+		t.Fatalf("Testdata %q: not found by go.mod", want)
+	}
+	if _, err := os.Stat(want); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(filepath.Join(filepath.Dir(filepath.Dir(want)), "go-goroutines", "src"))
+	if got := imgtest.Testdata("x86_64", "intrusion", "manifest.json"); got != want {
+		t.Errorf("from a deeper directory: %q, want %q", got, want)
+	}
+	m := imgtest.Intrusion(t)
+	if len(m.Indicators) != 13 || m.Indicators[0].ID != "I01" || m.Indicators[0].PidOr(0) == 0 || m.Indicators[12].Pid != nil {
+		t.Errorf("indicators: %d, first %+v", len(m.Indicators), m.Indicators[0])
+	}
+	if m.Container.Name == "" || len(m.BeforeVsAfter.Files.GhostImagesAfter) == 0 || len(m.Delivered) == 0 {
+		t.Errorf("manifest read incompletely: %+v", m.Container)
+	}
+	// The six server fixtures of servers/README.md; postgres has the
+	// kernel's core as its oracle.
+	if got := strings.Join(imgtest.Servers(t), " "); got != "jvm nginx node postgres python redis" {
+		t.Errorf("servers %q", got)
+	}
+	if pg := imgtest.Server(t, "postgres"); len(pg.Oracles) != 1 || pg.RootPid == 0 || len(pg.Processes) == 0 {
+		t.Errorf("postgres manifest %+v", pg)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ckpt2core/ckpt2core/internal/imgtest"
 )
 
 // TestCommandLineAsProc checks every process of the real server
@@ -14,8 +16,8 @@ import (
 // children write a process title over their arguments, which the kernel
 // shows up to its first NUL, running on into the environment area.
 func TestCommandLineAsProc(t *testing.T) {
-	base := filepath.Join("..", "..", "testdata", "x86_64", "servers")
-	for _, name := range []string{"nginx", "postgres", "redis", "python", "node", "jvm"} {
+	base := imgtest.ServersDir()
+	for _, name := range imgtest.Servers(t) {
 		t.Run(name, func(t *testing.T) {
 			rep := inspectDir(t, filepath.Join(base, name, "images"), Options{})
 			if len(rep.Processes) == 0 {

@@ -15,7 +15,7 @@ import (
 	"github.com/ckpt2core/ckpt2core/internal/rootfs"
 )
 
-const testdata = "../../testdata"
+var testdata = imgtest.Testdata()
 
 // inspectDir opens a fixture's image directory and inspects it.
 func inspectDir(t *testing.T, dir string, opts Options) *Report {

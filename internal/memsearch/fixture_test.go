@@ -16,7 +16,7 @@ import (
 	"github.com/ckpt2core/ckpt2core/internal/imgtest"
 )
 
-const fixtures = "../../testdata/x86_64"
+var fixtures = imgtest.Testdata("x86_64")
 
 // manifest is the part of a fixture's manifest.json these tests read.
 type manifest struct {

@@ -2,12 +2,11 @@ package memsearch_test
 
 import (
 	"fmt"
-	"path/filepath"
 	"slices"
 	"testing"
 
-	"github.com/ckpt2core/ckpt2core/criuimg"
-	"github.com/ckpt2core/ckpt2core/internal/archive"
+	"github.com/ckpt2core/ckpt2core/internal/imgtest"
+	"github.com/ckpt2core/ckpt2core/internal/imgtest/archived"
 	"github.com/ckpt2core/ckpt2core/internal/memsearch"
 )
 
@@ -18,15 +17,7 @@ import (
 // patterns that overlap each other, repeat, prefix one another and are
 // all zeros.
 func TestSetEqualsSingle(t *testing.T) {
-	a, err := archive.Open(filepath.Join("../../testdata/x86_64/intrusion", "after.tar.zst"), archive.Options{TempDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	ck, err := criuimg.Open(a.Images)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ck := archived.Images(t, imgtest.IntrusionArchive("after.tar.zst"))
 	pats := [][]byte{
 		[]byte("INTRV_"), []byte("INTRV_TASK_e6a1b3c9"), []byte("TASK"), []byte("intrv_rwx"),
 		[]byte("id"), []byte("ls -la /tmp/.font-unix"), []byte("/tmp/.font-unix"), []byte("font"),
@@ -93,12 +84,7 @@ func TestNewSetRefusals(t *testing.T) {
 
 // BenchmarkSet: 1000 patterns over the intrusion fixture's pid 68.
 func BenchmarkSet(b *testing.B) {
-	a, err := archive.Open(filepath.Join("../../testdata/x86_64/intrusion", "after.tar.zst"), archive.Options{TempDir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer a.Close()
-	ck, _ := criuimg.Open(a.Images)
+	ck := archived.Images(b, imgtest.IntrusionArchive("after.tar.zst"))
 	p, err := ck.LoadProcess(68)
 	if err != nil {
 		b.Fatal(err)

@@ -14,7 +14,7 @@ import (
 	"github.com/ckpt2core/ckpt2core/internal/rootfs"
 )
 
-const counter = "../../testdata/x86_64/counter/images"
+var counter = imgtest.Testdata("x86_64/counter/images")
 
 func convert(t *testing.T, files elfcore.MappedFiles, pid uint32) (string, *elfcore.Plan) {
 	t.Helper()

@@ -19,7 +19,7 @@ import (
 
 // testdata is the repository's testdata directory, relative to this
 // package.
-const testdata = "../../testdata"
+var testdata = imgtest.Testdata()
 
 // prstatus is what the test reads itself from an NT_PRSTATUS note.
 type prstatus struct {
