@@ -17,16 +17,18 @@
 #     tar;
 # and 16 zstd archives (128 MiB of pages each) grepped with -j 2 against
 # the sum of their single runs divided by 2.
-# Every time is the best of RUNS runs (default 1). The targets of issue 16
-# are checked at the end. The machine may be shared: say so with figures.
+# Every time is the median of RUNS runs (default 3), the runs of a case
+# interleaved with those of its reference tool (paired: both see the same
+# load), the ratio that of the medians. The targets of issue 16 are
+# checked at the end. The machine may be shared: say so with figures.
 #
 # Usage: scripts/bench-archive.sh [CASE...]   CASE: 1g 4g many (all by default)
-# Environment: BENCH_DIR (default /tmp), RUNS (default 1).
+# Environment: BENCH_DIR (default /tmp), RUNS (default 3).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 BENCH_DIR=${BENCH_DIR:-/tmp}
-RUNS=${RUNS:-1}
+RUNS=${RUNS:-3}
 CASES=("$@")
 [ ${#CASES[@]} -gt 0 ] || CASES=(1g 4g many)
 TIME=/usr/bin/time
@@ -54,6 +56,7 @@ CK=$WORK/bin/ckpt2core
 
 now() { date +%s.%N; }
 fmt() { printf '%.2f' "$1"; }
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
 # tmpuse PID DIR: bytes on disk of the files PID holds open under DIR
 # (anonymous ones too) plus the files named under DIR.
@@ -139,38 +142,52 @@ for c in "${CASES[@]}"; do
 		for z in zstd gzip; do
 			a=$d/a.tar.zst
 			[ $z = gzip ] && a=$d/a.tar.gz
-			best() { local b=""; for ((i = 0; i < RUNS; i++)); do "$@"; b=$(echo "${b:-$secs}" "$secs" | awk '{print ($2 < $1) ? $2 : $1}'); done; secs=$b; }
-			best run $z -dc "$a"
-			ref=$secs
+			refs=() greps=() inspects=() refws=() convs=() grss=0 irss=0 crss=0 gtmp=0 itmp=0 same=identical
+			for ((i = 0; i < RUNS; i++)); do
+				run $z -dc "$a"
+				refs+=("$secs")
+				SAMPLE=1 ALLOW1=1 run "$CK" grep no-such-pattern-anywhere "$a"
+				greps+=("$secs")
+				[ "$rss" -gt "$grss" ] && grss=$rss
+				[ "$tmppeak" -gt "$gtmp" ] && gtmp=$tmppeak
+				SAMPLE=1 run "$CK" inspect "$a"
+				inspects+=("$secs")
+				[ "$rss" -gt "$irss" ] && irss=$rss
+				[ "$tmppeak" -gt "$itmp" ] && itmp=$tmppeak
+				# conversion vs the decompressor writing the tar, sync included
+				rm -f "$d/x.tar"
+				sync
+				t0=$(now)
+				if [ $z = zstd ]; then zstd -q -d -f "$a" -o "$d/x.tar"; else gzip -dc "$a" >"$d/x.tar"; fi
+				sync
+				refws+=("$(echo "$(now) - $t0" | bc -l)")
+				rm -f "$d/x.tar"
+				rm -rf "$d/out" && mkdir -p "$d/out"
+				t0=$(now)
+				run "$CK" convert --quiet "$a" -o "$d/out"
+				sync
+				convs+=("$(echo "$(now) - $t0" | bc -l)")
+				[ "$rss" -gt "$crss" ] && crss=$rss
+				for f in "$d/plain-out"/core.*; do cmp -s "$f" "$d/out/$(basename "$f")" || same=DIFFERENT; done
+				rm -rf "$d/out"
+			done
+			ref=$(median "${refs[@]}")
 			row "$c $z -dc" "$(fmt "$ref")" "" "" "" ""
-			SAMPLE=1 ALLOW1=1 best run "$CK" grep no-such-pattern-anywhere "$a"
-			r=$(echo "$secs / $ref" | bc -l)
-			row "$c $z grep" "$(fmt "$secs")" "$(fmt "$r")x" "$((rss / 1024))" "$((tmppeak >> 20))" ""
-			check "$c $z grep" "$r" "$rss" "$tmppeak"
-			SAMPLE=1 best run "$CK" inspect "$a"
-			r=$(echo "$secs / $ref" | bc -l)
-			row "$c $z inspect" "$(fmt "$secs")" "$(fmt "$r")x" "$((rss / 1024))" "$((tmppeak >> 20))" ""
-			check "$c $z inspect" "$r" "$rss" "$tmppeak"
-			# conversion vs the decompressor writing the tar, sync included
-			rm -f "$d/x.tar"
-			t0=$(now)
-			if [ $z = zstd ]; then zstd -q -d -f "$a" -o "$d/x.tar"; else gzip -dc "$a" >"$d/x.tar"; fi
-			sync
-			refw=$(echo "$(now) - $t0" | bc -l)
-			rm -f "$d/x.tar"
+			g=$(median "${greps[@]}")
+			r=$(echo "$g / $ref" | bc -l)
+			row "$c $z grep" "$(fmt "$g")" "$(fmt "$r")x" "$((grss / 1024))" "$((gtmp >> 20))" ""
+			check "$c $z grep" "$r" "$grss" "$gtmp"
+			g=$(median "${inspects[@]}")
+			r=$(echo "$g / $ref" | bc -l)
+			row "$c $z inspect" "$(fmt "$g")" "$(fmt "$r")x" "$((irss / 1024))" "$((itmp >> 20))" ""
+			check "$c $z inspect" "$r" "$irss" "$itmp"
+			refw=$(median "${refws[@]}")
 			row "$c $z -d > file" "$(fmt "$refw")" "" "" "" ""
-			rm -rf "$d/out" && mkdir -p "$d/out"
-			t0=$(now)
-			run "$CK" convert --quiet "$a" -o "$d/out"
-			sync
-			conv=$(echo "$(now) - $t0" | bc -l)
+			conv=$(median "${convs[@]}")
 			r=$(echo "$conv / $refw" | bc -l)
-			same=identical
-			for f in "$d/plain-out"/core.*; do cmp -s "$f" "$d/out/$(basename "$f")" || same=DIFFERENT; done
-			row "$c $z convert" "$(fmt "$conv")" "$(fmt "$r")x" "$((rss / 1024))" "" "$same"
-			check "$c $z convert" "$r" "$rss"
+			row "$c $z convert" "$(fmt "$conv")" "$(fmt "$r")x" "$((crss / 1024))" "" "$same"
+			check "$c $z convert" "$r" "$crss"
 			[ $same = identical ] || misses+=("$c $z convert: cores differ from the plain tar's")
-			rm -rf "$d/out"
 		done
 		rm -rf "$d"
 		;;
@@ -180,15 +197,22 @@ for c in "${CASES[@]}"; do
 		echo "== many: 16 archives of 128 MiB ..." >&2
 		pack 128MiB "$d"
 		for i in $(seq 1 16); do cp "$d/a.tar.zst" "$d/m$i.tar.zst"; done
-		sum=0
-		for i in $(seq 1 16); do
-			ALLOW1=1 run "$CK" grep no-such-pattern-anywhere "$d/m$i.tar.zst"
-			sum=$(echo "$sum + $secs" | bc -l)
+		sums=() js=()
+		for ((k = 0; k < RUNS; k++)); do
+			sum=0
+			for i in $(seq 1 16); do
+				ALLOW1=1 run "$CK" grep no-such-pattern-anywhere "$d/m$i.tar.zst"
+				sum=$(echo "$sum + $secs" | bc -l)
+			done
+			sums+=("$(echo "$sum / 2" | bc -l)")
+			ALLOW1=1 run "$CK" grep -j 2 no-such-pattern-anywhere "$d"/m*.tar.zst
+			js+=("$secs")
 		done
-		row "16 x grep, sum/2" "$(fmt "$(echo "$sum / 2" | bc -l)")" "" "" "" ""
-		ALLOW1=1 run "$CK" grep -j 2 no-such-pattern-anywhere "$d"/m*.tar.zst
-		r=$(echo "$secs / ($sum / 2)" | bc -l)
-		row "16 x grep -j 2" "$(fmt "$secs")" "$(fmt "$r")x" "$((rss / 1024))" "" ""
+		half=$(median "${sums[@]}")
+		row "16 x grep, sum/2" "$(fmt "$half")" "" "" "" ""
+		j=$(median "${js[@]}")
+		r=$(echo "$j / $half" | bc -l)
+		row "16 x grep -j 2" "$(fmt "$j")" "$(fmt "$r")x" "$((rss / 1024))" "" ""
 		check "16 archives grep -j 2" "$r" 0
 		rm -rf "$d"
 		;;
@@ -200,7 +224,7 @@ for c in "${CASES[@]}"; do
 done
 
 echo
-echo "ckpt2core archive benchmark: $(uname -r), $(nproc) CPUs, $(df --output=fstype "$WORK" | tail -1), best of $RUNS run(s)"
+echo "ckpt2core archive benchmark: $(uname -r), $(nproc) CPUs, $(df --output=fstype "$WORK" | tail -1), median of $RUNS interleaved run(s)"
 printf '%-22s %9s %9s %7s %9s %9s\n' case seconds "vs ref" "RSS MiB" "TMPDIR MiB" cores
 for r in "${rows[@]}"; do echo "$r"; done
 if [ ${#misses[@]} -eq 0 ]; then

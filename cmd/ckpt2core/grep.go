@@ -375,7 +375,7 @@ func grepProcess(ck *criuimg.Checkpoint, src criuimg.Source, pid uint32, s memse
 			complain(stderr, "grep", "%s: damaged images: %d bytes of memory unreadable, not searched", who, n)
 		}
 	}
-	consumeOnce(src, p)
+	defer consumeOnce(src, p)()
 	n := 0
 	err := s.Search(p, m, func(h memsearch.Hit) error {
 		if err := emit(h); err != nil {

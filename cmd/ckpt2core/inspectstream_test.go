@@ -67,7 +67,7 @@ func TestInspectStreamDisk(t *testing.T) {
 	}
 	bin := buildBinary(t)
 	tmp := t.TempDir()
-	arch := largeArchive(t, tmp)
+	arch := largeArchive(t, tmp, false)
 	work := filepath.Join(tmp, "tmp")
 	os.Mkdir(work, 0o700)
 	var out bytes.Buffer

@@ -2,10 +2,12 @@ package main
 
 import (
 	"archive/tar"
+	"cmp"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,6 +23,13 @@ import (
 // tar at path (names sorted, as Podman's writer walks the directory).
 func writeTarZstd(t *testing.T, dir, path string) {
 	t.Helper()
+	writeTarZstdOrder(t, dir, path, false)
+}
+
+// writeTarZstdOrder is writeTarZstd, with the pages-*.img files first if
+// pagesFirst (before the images that describe them).
+func writeTarZstdOrder(t *testing.T, dir, path string, pagesFirst bool) {
+	t.Helper()
 	out, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
@@ -34,6 +43,11 @@ func writeTarZstd(t *testing.T, dir, path string) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if pagesFirst {
+		slices.SortStableFunc(ents, func(a, b os.DirEntry) int {
+			return cmp.Compare(boolInt(!strings.HasPrefix(a.Name(), "pages-")), boolInt(!strings.HasPrefix(b.Name(), "pages-")))
+		})
 	}
 	tw.WriteHeader(&tar.Header{Name: "checkpoint/", Typeflag: tar.TypeDir, Mode: 0o700})
 	for _, e := range ents {
@@ -52,6 +66,13 @@ func writeTarZstd(t *testing.T, dir, path string) {
 	if err := zw.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // spoolFD returns the size of the largest file that pid has open under
@@ -75,7 +96,8 @@ func spoolFD(pid int, dir string) (int64, string) {
 }
 
 // TestSIGKILLMidSpool runs the real binary on a zstd archive with 128 MiB
-// of pages and kills it (SIGKILL: no handler runs) while it holds more
+// of pages, before the images that describe them (so grep spools them:
+// one read in order would stream through memory), and kills it (SIGKILL: no handler runs) while it holds more
 // than 8 MiB of a spooled member in its private TMPDIR, as /proc/PID/fd
 // shows: no file may be left in TMPDIR afterwards (spooled members have no
 // name; only empty directories may stay).
@@ -85,7 +107,7 @@ func TestSIGKILLMidSpool(t *testing.T) {
 	}
 	bin := buildBinary(t)
 	tmp := t.TempDir()
-	arch := largeArchive(t, tmp)
+	arch := largeArchive(t, tmp, true)
 
 	work := filepath.Join(tmp, "tmp")
 	os.Mkdir(work, 0o700)
@@ -128,15 +150,16 @@ func TestSIGKILLMidSpool(t *testing.T) {
 
 // largeArchive writes dir/big.tar.zst, a zstd archive of a synthetic
 // checkpoint with 128 MiB of pages (names sorted: pstree.img after the
-// pages), and returns its path.
-func largeArchive(t *testing.T, dir string) string {
+// pages; with pagesFirst every pages-*.img before all other images), and
+// returns its path.
+func largeArchive(t *testing.T, dir string, pagesFirst bool) string {
 	t.Helper()
 	img := filepath.Join(dir, "images")
 	if err := synth.Large(128 << 20).Write(img); err != nil {
 		t.Fatal(err)
 	}
 	arch := filepath.Join(dir, "big.tar.zst")
-	writeTarZstd(t, img, arch)
+	writeTarZstdOrder(t, img, arch, pagesFirst)
 	os.RemoveAll(img)
 	return arch
 }

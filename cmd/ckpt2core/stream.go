@@ -62,13 +62,16 @@ func openStreamTree(src criuimg.Source) (ck *criuimg.Checkpoint, provisional boo
 }
 
 // consumeOnce tells a streamed archive that p's private pages are read
-// once, in order (they are freed as they are read).
-func consumeOnce(src criuimg.Source, p *criuimg.Process) {
+// once, in order (they are freed as they are read); the returned function
+// says the reading is done (the rest of them is dropped as it streams).
+func consumeOnce(src criuimg.Source, p *criuimg.Process) (done func()) {
 	a := streamedArchive(src)
 	if a == nil || p == nil || p.Mem == nil || p.Mem.Private() == nil || p.Mem.Private().Pages == nil {
-		return
+		return func() {}
 	}
-	a.Consume(p.Mem.Private().Pages.Name())
+	name := p.Mem.Private().Pages.Name()
+	a.Consume(name)
+	return func() { a.Done(name) }
 }
 
 // checkStreamTree waits for the end of a streamed archive (a truncated

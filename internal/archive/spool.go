@@ -75,7 +75,7 @@ func decompress(path string, f *os.File, comp compression, opts Options) (io.Rea
 		}
 		return &decompReader{r: zr, kind: "gzip"}, KindTarGzip, func() { zr.Close() }, nil
 	case compZstd:
-		zr, err := newZstdReader(bufio.NewReaderSize(r, 1<<20))
+		zr, err := newZstdReader(r)
 		if err != nil {
 			return nil, "", nil, fmt.Errorf("%s: zstd: %w", path, err)
 		}

@@ -31,10 +31,21 @@ import (
 // it (its images come after it in the archive, or the caller waits for
 // another member) is spooled whole into its anonymous file, and Notes
 // says so when it is larger than the read-ahead (streamAhead).
+//
+// A consumed member that its reader has open is not written to its file
+// at all while it streams: from the next chunk on it goes into a ring of
+// ringSize bytes in memory (one per stream), which the stream fills only
+// as far as the reader has read (minus streamBack, which stays readable),
+// so a member read in order is decompressed straight into memory and
+// copied once, to the reader. Should the ring be full while a caller
+// waits (for this data or another member), what it holds is written to
+// the anonymous file and the member goes on as above (spilled).
 const (
 	streamAhead = 32 << 20
 	streamBack  = 4 << 20
 	punchStep   = 8 << 20
+	ringSize    = 16 << 20
+	ringChunk   = 1 << 20
 )
 
 var (
@@ -58,7 +69,9 @@ type stream struct {
 	consume    map[string]bool
 	retain     map[string][]byteRange // Retain, by pages image name
 	notes      []string
-	x          *extras // the parent links (parent.go), complete once done
+	ringBuf    []byte   // the ring, made when first used
+	ringOwner  *growing // the member that has the ring
+	x          *extras  // the parent links (parent.go), complete once done
 }
 
 // byteRange is [off, end) of a file.
@@ -98,15 +111,126 @@ type growing struct {
 	size     int64 // declared
 	mtime    time.Time
 	written  int64
-	readEnd  int64 // furthest byte read
-	punched  int64 // bytes freed from the start
-	opens    int   // opened and not closed
-	opened   bool  // ever opened
-	closed   bool  // consumed and closed: the rest is dropped
+	readEnd  int64       // furthest byte read
+	reqOff   int64       // furthest offset asked for (a reader skips what it needs not)
+	waits    []byteRange // what the ReadAt calls waiting for data ask for
+	punched  int64       // bytes freed from the start
+	opens    int         // opened and not closed
+	opened   bool        // ever opened
+	closed   bool        // consumed and closed: the rest is dropped
 	complete bool
 	// retain, if set, are the only ranges kept (Retain).
 	retain    []byteRange
 	retaining bool
+	// ring, while set, holds [ringLo, written); the file holds what was
+	// written before ringBase (= ringLo when the ring was taken).
+	ring             []byte
+	ringBase, ringLo int64
+	spilled          bool // the ring was written out: the file only, from now on
+}
+
+// ringPos is where offset off of g lies in its ring.
+func (g *growing) ringPos(off int64) int { return int((off - g.ringBase) % int64(len(g.ring))) }
+
+// ringCopy copies the ring's bytes [off, off+len(p)) of g into p (both
+// within [ringLo, written)).
+func (g *growing) ringCopy(p []byte, off int64) {
+	for len(p) > 0 {
+		i := g.ringPos(off)
+		k := copy(p, g.ring[i:])
+		p, off = p[k:], off+int64(k)
+	}
+}
+
+// takeRing gives the stream's ring to g from offset n on, if g is read
+// in order by a reader that has it open and no other member has it.
+func (st *stream) takeRing(g *growing, n int64) {
+	if g.ring != nil || g.spilled || st.ringOwner != nil || g.retaining || g.closed || g.opens == 0 || !st.consume[g.name] {
+		return
+	}
+	if st.ringBuf == nil {
+		st.ringBuf = make([]byte, ringSize)
+	}
+	g.ring, g.ringBase, g.ringLo = st.ringBuf, n, n
+	st.ringOwner = g
+}
+
+// dropRing ends g's use of the ring (under st.mu).
+func (st *stream) dropRing(g *growing) {
+	if st.ringOwner == g {
+		st.ringOwner = nil
+	}
+	g.ring = nil
+}
+
+// ringChunkIn reads the next chunk of g, [n, n+want), from r into the
+// ring, once the ring has room (or a caller waits: then it spills). It is
+// called with st.mu held and returns with it held; done is false when g
+// left the ring (closed or spilled) and the caller must go on without it.
+func (st *stream) ringChunkIn(path string, m *member, g *growing, r io.Reader, n, want int64, lw *limitWriter) (k int, done bool, err error) {
+	need := n + want - int64(len(g.ring)) // the ring must drop what lies below
+	free := func() bool { return need <= g.ringLo || need <= max(g.readEnd, g.reqOff)-streamBack }
+	// The stream may wait for the reader unless a caller waits for what
+	// it cannot give without going on: another member, or bytes of this
+	// one that the ring would have to drop first (a read of more than
+	// the ring). A reader of this member waiting for bytes the stream
+	// has already given goes on by itself.
+	mustGoOn := func() bool {
+		if st.waiting > len(g.waits) {
+			return true
+		}
+		for _, w := range g.waits {
+			if w.end > n && w.off < need {
+				return true
+			}
+		}
+		return false
+	}
+	for !free() && !mustGoOn() && !g.closed {
+		st.cond.Wait()
+	}
+	if g.closed {
+		st.dropRing(g)
+		return 0, false, nil
+	}
+	if !free() {
+		// A caller waits, maybe for another member: write the ring out.
+		lo, ring := g.ringLo, g.ring
+		st.mu.Unlock()
+		tmp := &growing{ring: ring, ringBase: g.ringBase}
+		var werr error
+		for off := lo; off < n && werr == nil; {
+			i := tmp.ringPos(off)
+			e := min(n, off+int64(len(ring)-i))
+			_, werr = g.f.WriteAt(ring[i:i+int(e-off)], off)
+			off = e
+		}
+		st.mu.Lock()
+		if werr != nil {
+			return 0, false, memberError(path, m.hdr.Name, "%v", werr)
+		}
+		lw.n += n - lo
+		if lo > g.ringBase && lo > g.punched {
+			punch(g.f, g.punched, lo-g.punched)
+			g.punched = lo
+		}
+		g.spilled = true
+		st.dropRing(g)
+		return 0, false, nil
+	}
+	g.ringLo = max(g.ringLo, need)
+	ring, i := g.ring, g.ringPos(n)
+	st.mu.Unlock()
+	// Into the ring, in at most two parts; nobody reads there.
+	first := min(want, int64(len(ring)-i))
+	k, err = io.ReadFull(r, ring[i:i+int(first)])
+	if err == nil && first < want {
+		var k2 int
+		k2, err = io.ReadFull(r, ring[:want-first])
+		k += k2
+	}
+	st.mu.Lock()
+	return k, true, err
 }
 
 func isPagesImage(key string) bool {
@@ -198,6 +322,20 @@ func (st *stream) readPages(path string, m *member, r io.Reader, lw *limitWriter
 	var n int64
 	for n < size {
 		st.mu.Lock()
+		st.takeRing(g, n)
+		if g.ring != nil {
+			k, inRing, err := st.ringChunkIn(path, m, g, r, n, min(ringChunk, size-n), lw)
+			if inRing || err != nil {
+				n += int64(k)
+				g.written = n
+				st.cond.Broadcast()
+				st.mu.Unlock()
+				if err != nil {
+					return copyError(path, m, n, err, lw)
+				}
+				continue
+			}
+		}
 		// Hold back while the caller reads this member and is busy, far
 		// behind (never while a caller waits: it may wait for this data
 		// or for another member).
@@ -230,6 +368,9 @@ func (st *stream) readPages(path string, m *member, r io.Reader, lw *limitWriter
 		st.mu.Unlock()
 	}
 	st.mu.Lock()
+	if g.closed {
+		punch(f, 0, size) // what was written while it was being dropped
+	}
 	g.complete = true
 	if !g.opened && !g.retaining && size > streamAhead {
 		st.notes = append(st.notes, fmt.Sprintf("%s: spooled whole (%d bytes, in an anonymous file): nobody read it while it streamed (the images describing it come later in the archive, or its process is read later)", m.hdr.Name, size))
@@ -390,17 +531,23 @@ func (f *growingFile) ReadAt(p []byte, off int64) (int, error) {
 		st.mu.Unlock()
 		return 0, fmt.Errorf("%s: [%d, %d): %w", g.name, off, end, errNotRetained)
 	}
+	g.reqOff = max(g.reqOff, off)
 	counted := false
+	w := byteRange{off, end}
 	for g.written < end && !g.complete && !st.done {
 		if !counted {
 			counted = true
 			st.waiting++
+			g.waits = append(g.waits, w)
 			st.cond.Broadcast()
 		}
 		st.cond.Wait()
 	}
 	if counted {
 		st.waiting--
+		if i := slices.Index(g.waits, w); i >= 0 {
+			g.waits = slices.Delete(g.waits, i, i+1)
+		}
 	}
 	if g.written < end {
 		err := st.err
@@ -410,14 +557,48 @@ func (f *growingFile) ReadAt(p []byte, off int64) (int, error) {
 		}
 		return 0, fmt.Errorf("%s: the archive stream ended: %w", g.name, err)
 	}
-	st.mu.Unlock()
-	n, err := readat.Window(g.f, g.name, 0, g.size, p, off)
+	var n int
+	var err error
+	if g.ring != nil && end > g.ringBase {
+		// The ring's part under the lock (the stream reuses what lies
+		// below ringLo), the file's part (before ringBase) after.
+		at := max(off, g.ringBase)
+		if at < g.ringLo {
+			st.mu.Unlock()
+			return 0, fmt.Errorf("%s: offset %d: %w", g.name, at, errStreamed)
+		}
+		g.ringCopy(p[at-off:end-off], at)
+		st.mu.Unlock()
+		n = int(end - at)
+		if off < at {
+			var k int
+			k, err = readat.Window(g.f, g.name, 0, at, p[:at-off], off)
+			if err != nil {
+				n = k
+			} else {
+				n += k
+			}
+		}
+		if err == nil && end-off < int64(len(p)) {
+			err = io.EOF
+		}
+	} else {
+		st.mu.Unlock()
+		n, err = readat.Window(g.f, g.name, 0, g.size, p, off)
+	}
 	st.mu.Lock()
 	if end > g.readEnd {
 		g.readEnd = end
 	}
 	if st.consume[g.name] {
-		if to := (g.readEnd - streamBack) &^ (1<<20 - 1); to-g.punched >= punchStep {
+		to := (g.readEnd - streamBack) &^ (1<<20 - 1)
+		if g.ring != nil && to > g.punched {
+			// The file holds nothing after ringBase: one punch.
+			if g.punched < g.ringBase {
+				punch(g.f, g.punched, min(to, g.ringBase)-g.punched)
+			}
+			g.punched = to
+		} else if to-g.punched >= punchStep {
 			if unix.Fallocate(int(g.f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, g.punched, to-g.punched) == nil {
 				g.punched = to
 			}
@@ -440,12 +621,40 @@ func (f *growingFile) Close() error {
 	f.closed = true
 	g.opens--
 	if g.opens == 0 && st.consume[g.name] {
-		g.closed = true
-		g.punched = g.size
-		unix.Fallocate(int(g.f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 0, g.size)
+		st.finish(g)
 	}
 	st.cond.Broadcast()
 	return nil
+}
+
+// finish frees consumed member g and drops the rest of its stream (under
+// st.mu).
+func (st *stream) finish(g *growing) {
+	if g.closed {
+		return
+	}
+	g.closed = true
+	st.dropRing(g)
+	g.punched = g.size
+	punch(g.f, 0, g.size)
+}
+
+// Done tells a streamed checkpoint that the reader of the consumed pages
+// image name (see Consume) is done with it, though it may still hold it
+// open: it is freed, the rest of its stream is dropped, and reading it
+// fails from now on. Without Options.Stream, or for a member not consumed
+// or not yet streaming, it does nothing.
+func (c *Checkpoint) Done(name string) {
+	st := c.stream
+	if st == nil {
+		return
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if g, ok := st.grow[name]; ok && st.consume[name] {
+		st.finish(g)
+		st.cond.Broadcast()
+	}
 }
 
 // Consume marks the pages image name (e.g. "pages-1.img") of a streamed

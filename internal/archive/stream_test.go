@@ -3,6 +3,7 @@ package archive
 import (
 	"archive/tar"
 	"bytes"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -217,4 +218,127 @@ func TestRetainNothing(t *testing.T) {
 	if notes := ck.Notes(); len(notes) != 0 {
 		t.Errorf("Notes = %q", notes)
 	}
+}
+
+// openStreamed opens a zstd tar of streamTar(n, false) with Stream in a
+// private TempDir and returns it with the pages' bytes and the pages file,
+// opened and consumed.
+func openStreamed(t *testing.T, n int) (*Checkpoint, []byte, criuimg.File, string) {
+	t.Helper()
+	data, pages := streamTar(t, n, false)
+	root := t.TempDir()
+	p := filepath.Join(root, "x.tar.zst")
+	os.WriteFile(p, compress(t, KindTarZstd, data), 0o600)
+	tmp := filepath.Join(root, "tmp")
+	os.Mkdir(tmp, 0o700)
+	ck, err := Open(p, Options{Stream: true, TempDir: tmp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ck.Close() })
+	f, err := ck.Images.Open("pages-1.img")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck.Consume("pages-1.img")
+	return ck, pages, f, tmp
+}
+
+// TestStreamRing: a consumed pages file read in order, skipping parts
+// (as grep skips what it does not search), is served from memory: its
+// anonymous file holds at most what streamed before the reader opened it
+// (a chunk or so), the bytes are the archive's, and what lies more than
+// streamBack behind the furthest read is gone (errStreamed).
+func TestStreamRing(t *testing.T) {
+	const n = 96 << 20
+	ck, pages, f, tmp := openStreamed(t, n)
+	b := make([]byte, 1<<20)
+	var peak int64
+	for off := 0; off+len(b) <= n; off += len(b) {
+		if off/len(b)%7 == 3 {
+			off += 5 << 20 // a gap: never read
+			continue
+		}
+		if _, err := f.ReadAt(b, int64(off)); err != nil && err != io.EOF {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(b, pages[off:off+len(b)]) {
+			t.Fatalf("bytes at %d differ from the archive's", off)
+		}
+		peak = max(peak, allocated(t, f))
+	}
+	if peak > streamAhead {
+		t.Errorf("the anonymous file took %d bytes while read in order, want the memory ring", peak)
+	}
+	if _, err := f.ReadAt(b, int64(n-len(b)-ringSize-2*ringChunk)); !errors.Is(err, errStreamed) {
+		t.Errorf("ReadAt far behind the furthest read: %v, want errStreamed", err)
+	}
+	if g := f.(*growingFile).g; g.spilled {
+		t.Error("spilled, though nobody waited")
+	}
+	f.Close()
+	if err := ck.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if left := listTree(t, tmp); len(left) != 0 {
+		t.Errorf("left in TempDir: %v", left)
+	}
+}
+
+// TestStreamRingSpill: while the reader of a consumed pages file waits
+// for a member that comes after it (pstree.img), the stream cannot wait
+// for the reader: what the ring holds goes to the anonymous file, the
+// rest streams there, and the reader then reads every byte it had not
+// read, in order.
+func TestStreamRingSpill(t *testing.T) {
+	const n = 64 << 20
+	ck, pages, f, _ := openStreamed(t, n)
+	b := make([]byte, 1<<20)
+	if _, err := f.ReadAt(b, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ck.Images.Open("pstree.img"); err != nil {
+		t.Fatal(err)
+	}
+	g := f.(*growingFile).g
+	if !g.spilled && g.ringBase < n {
+		t.Error("the ring was not spilled while a caller waited for the next member")
+	}
+	for off := len(b); off < n; off += len(b) {
+		if _, err := f.ReadAt(b, int64(off)); err != nil && err != io.EOF {
+			t.Fatalf("ReadAt %d after the spill: %v", off, err)
+		}
+		if !bytes.Equal(b, pages[off:off+len(b)]) {
+			t.Fatalf("bytes at %d differ from the archive's", off)
+		}
+	}
+	f.Close()
+	if err := ck.Wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestStreamDone: Done on a consumed pages file still open drops the rest
+// of its stream (the stream ends without the reader), frees what was kept,
+// and reading it then fails.
+func TestStreamDone(t *testing.T) {
+	const n = 64 << 20
+	ck, _, f, _ := openStreamed(t, n)
+	if _, err := f.ReadAt(make([]byte, 1<<20), 0); err != nil {
+		t.Fatal(err)
+	}
+	ck.Done("pages-1.img")
+	if err := ck.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if a := allocated(t, f); a != 0 {
+		t.Errorf("after Done the anonymous file takes %d bytes", a)
+	}
+	if _, err := f.ReadAt(make([]byte, 10), 2<<20); !errors.Is(err, errStreamed) {
+		t.Errorf("ReadAt after Done: %v, want errStreamed", err)
+	}
+	if g := f.(*growingFile).g; g.spilled || g.ring != nil {
+		t.Errorf("after Done: spilled %v, ring kept %v", g.spilled, g.ring != nil)
+	}
+	f.Close()
 }
