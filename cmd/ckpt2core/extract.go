@@ -130,7 +130,8 @@ func runExtract(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	}
 	src, closeSrc, err := openCheckpoint(stop, fs.Arg(0), aopts)
 	if err != nil {
-		return fail(err)
+		fail(err)
+		return openStatus(err)
 	}
 	defer closeSrc()
 	ck, err := criuimg.Open(src)
@@ -381,7 +382,8 @@ func runCat(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	}
 	src, closeSrc, err := openCheckpoint(stop, fs.Arg(0), aopts)
 	if err != nil {
-		return fail(err)
+		fail(err)
+		return openStatus(err)
 	}
 	defer closeSrc()
 	cs, ok := src.(*checkpointSource)

@@ -48,3 +48,28 @@ func TestPodOtherCommands(t *testing.T) {
 		}
 	}
 }
+
+// TestPodWithoutContainer: a command that reads one container, given a
+// pod checkpoint without --container, is a usage error (exit 2) naming
+// the pod's containers, whatever the command.
+func TestPodWithoutContainer(t *testing.T) {
+	arch := podArchive(t, "")
+	out := t.TempDir()
+	for _, args := range [][]string{
+		{"triage", arch},
+		{"report", "-o", filepath.Join(out, "r.html"), arch},
+		{"extract", "-o", filepath.Join(out, "x"), arch},
+		{"cat", arch, "/etc/passwd"},
+		{"gdb", "--pid", "1", arch},
+	} {
+		t.Run(args[0], func(t *testing.T) {
+			code, _, stderr := convertCLI(t, args...)
+			if code != exitUsage || !strings.Contains(stderr, "pod checkpoint of 2 containers (counter, web): choose one with --container NAME") {
+				t.Errorf("%v: exit %d, want %d: %q", args, code, exitUsage, stderr)
+			}
+		})
+	}
+	if ents, _ := os.ReadDir(out); len(ents) != 0 {
+		t.Errorf("left %d entries in the output directory", len(ents))
+	}
+}

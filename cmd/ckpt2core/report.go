@@ -110,7 +110,7 @@ func runReport(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	src, ck, closeSrc, err := openSalvaged(stop, inspectPath(path), aopts)
 	if err != nil {
 		complain(stderr, "report", "%v", err)
-		return exitFailed
+		return openStatus(err)
 	}
 	defer closeSrc()
 	// Environments for triage's rules (LD_PRELOAD, ...); shown only

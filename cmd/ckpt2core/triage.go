@@ -58,7 +58,7 @@ func runTriage(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	src, ck, closeSrc, err := openSalvaged(stop, inspectPath(path), aopts)
 	if err != nil {
 		complain(stderr, "", "%s", err)
-		return exitFailed
+		return openStatus(err)
 	}
 	defer closeSrc()
 	iopts := inspect.Options{Env: true, Name: path, Meta: checkpointMeta(src)}

@@ -91,7 +91,7 @@ func checkBuildID(stop *stopper, ckpt string, aopts *archive.Options, pid uint, 
 	_, ck, closeSrc, err := openSalvaged(stop, ckpt, aopts)
 	if err != nil {
 		complain(stderr, "verify", "%s", err)
-		return exitFailed, false
+		return openStatus(err), false
 	}
 	defer closeSrc()
 	want, err := selectPids(ck, []uint{pid})
