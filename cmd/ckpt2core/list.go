@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -42,6 +43,44 @@ type checkpointRow struct {
 	CheckpointSize int64 `json:"checkpoint_size"`
 	PagesSize      int64 `json:"pages_size"`
 	RootfsDiffSize int64 `json:"rootfs_diff_size"`
+}
+
+// summarizeAll describes the checkpoint at path in one row, or a pod
+// checkpoint opened without --container in one row per container (File
+// the pod's path); an error names what could not be described (the rows
+// of the others are returned).
+func summarizeAll(stop *stopper, path string, aopts *archive.Options) ([]checkpointRow, error) {
+	row, err := summarize(stop, path, aopts)
+	pod := podChoice(err)
+	if pod == nil {
+		if err != nil {
+			return nil, err
+		}
+		return []checkpointRow{row}, nil
+	}
+	var rows []checkpointRow
+	var errs []string
+	for _, c := range pod.Containers {
+		if c.Err != nil {
+			errs = append(errs, fmt.Sprintf("container %s: %v", c.Name, c.Err))
+			continue
+		}
+		cpath, o := podTarget(pod, c, *aopts)
+		r, err := summarize(stop, cpath, &o)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("container %s: %v", c.Name, err))
+			continue
+		}
+		r.File = path
+		if r.Container == "" {
+			r.Container = c.Name
+		}
+		rows = append(rows, r)
+	}
+	if len(errs) > 0 {
+		return rows, errors.New(strings.Join(errs, "; "))
+	}
+	return rows, nil
 }
 
 // summarize opens the checkpoint at path and describes it in one row.
@@ -167,12 +206,11 @@ func runList(stop *stopper, args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		for _, c := range cands {
-			row, err := summarize(stop, c, aopts)
+			rs, err := summarizeAll(stop, c, aopts)
 			if err != nil {
 				fmt.Fprintf(stderr, "ckpt2core: %s: skipped: %s\n", safe(c), safe(err.Error()))
-				continue
 			}
-			rows = append(rows, row)
+			rows = append(rows, rs...)
 		}
 	}
 	sort.SliceStable(rows, func(i, j int) bool {

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -71,5 +73,30 @@ func TestPodWithoutContainer(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(out); len(ents) != 0 {
 		t.Errorf("left %d entries in the output directory", len(ents))
+	}
+}
+
+// TestPodList: list shows a pod checkpoint as one row per container (the
+// pod's file, each container's name and pod), not as a skipped file.
+func TestPodList(t *testing.T) {
+	arch := podArchive(t, "")
+	code, stdout, stderr := convertCLI(t, "list", "--json", arch)
+	if code != exitOK || strings.Contains(stderr, "skipped") {
+		t.Fatalf("list: exit %d: %s", code, stderr)
+	}
+	var rows []checkpointRow
+	if err := json.Unmarshal([]byte(stdout), &rows); err != nil {
+		t.Fatalf("list --json: %v\n%s", err, stdout)
+	}
+	var names []string
+	for _, r := range rows {
+		if r.File != arch || r.Processes == 0 {
+			t.Errorf("row %+v: want file %s and its processes", r, arch)
+		}
+		names = append(names, r.Container)
+	}
+	slices.Sort(names)
+	if !slices.Equal(names, []string{"counter", "web"}) {
+		t.Errorf("containers %v, want counter, web", names)
 	}
 }
