@@ -307,7 +307,8 @@ func writeTable(w io.Writer, header []string, rows []checkpointRow, cells func(c
 	return tw.Flush()
 }
 
-// runSummary is 'inspect --summary A B ...': one row per checkpoint, the
+// runSummary is 'inspect --summary A B ...': one row per checkpoint (per
+// container of a pod), the
 // columns of checkpointctl's show (plus the memory pages). A checkpoint
 // that cannot be read is named on stderr; the others are shown.
 func runSummary(stop *stopper, paths []string, asJSON bool, aopts *archive.Options, stdout, stderr io.Writer) int {
@@ -317,13 +318,12 @@ func runSummary(stop *stopper, paths []string, asJSON bool, aopts *archive.Optio
 	status := exitOK
 	var rows []checkpointRow
 	for _, p := range paths {
-		row, err := summarize(stop, p, aopts)
+		rs, err := summarizeAll(stop, p, aopts)
 		if err != nil {
 			complain(stderr, "", "%v", err)
 			status = exitFailed
-			continue
 		}
-		rows = append(rows, row)
+		rows = append(rows, rs...)
 	}
 	var err error
 	if asJSON {

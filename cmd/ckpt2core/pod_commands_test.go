@@ -76,13 +76,21 @@ func TestPodWithoutContainer(t *testing.T) {
 	}
 }
 
-// TestPodList: list shows a pod checkpoint as one row per container (the
+// TestPodList: list and inspect --summary show a pod checkpoint as one row
+// per container (the
 // pod's file, each container's name and pod), not as a skipped file.
 func TestPodList(t *testing.T) {
 	arch := podArchive(t, "")
-	code, stdout, stderr := convertCLI(t, "list", "--json", arch)
+	for _, cmd := range [][]string{{"list", "--json", arch}, {"inspect", "--summary", "--json", arch}} {
+		podRows(t, arch, cmd)
+	}
+}
+
+func podRows(t *testing.T, arch string, args []string) {
+	t.Helper()
+	code, stdout, stderr := convertCLI(t, args...)
 	if code != exitOK || strings.Contains(stderr, "skipped") {
-		t.Fatalf("list: exit %d: %s", code, stderr)
+		t.Fatalf("%v: exit %d: %s", args, code, stderr)
 	}
 	var rows []checkpointRow
 	if err := json.Unmarshal([]byte(stdout), &rows); err != nil {
