@@ -77,8 +77,8 @@ func TestPodWithoutContainer(t *testing.T) {
 }
 
 // TestPodList: list and inspect --summary show a pod checkpoint as one row
-// per container (the
-// pod's file, each container's name and pod), not as a skipped file.
+// per container (the pod's file, each container's name and processes),
+// not as a skipped file.
 func TestPodList(t *testing.T) {
 	arch := podArchive(t, "")
 	for _, cmd := range [][]string{{"list", "--json", arch}, {"inspect", "--summary", "--json", arch}} {
