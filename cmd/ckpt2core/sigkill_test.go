@@ -19,15 +19,10 @@ import (
 	"github.com/ckpt2core/ckpt2core/internal/synth"
 )
 
-// writeTarZstd writes the CRIU images of dir as checkpoint/* of a zstd
-// tar at path (names sorted, as Podman's writer walks the directory).
-func writeTarZstd(t *testing.T, dir, path string) {
-	t.Helper()
-	writeTarZstdOrder(t, dir, path, false)
-}
-
-// writeTarZstdOrder is writeTarZstd, with the pages-*.img files first if
-// pagesFirst (before the images that describe them).
+// writeTarZstdOrder writes the CRIU images of dir as checkpoint/* of a
+// zstd tar at path: names sorted, as Podman's writer walks the directory,
+// or with the pages-*.img files first if pagesFirst (before the images
+// that describe them).
 func writeTarZstdOrder(t *testing.T, dir, path string, pagesFirst bool) {
 	t.Helper()
 	out, err := os.Create(path)

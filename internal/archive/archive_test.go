@@ -40,7 +40,6 @@ type entry struct {
 	typ      byte
 	data     []byte
 	linkname string
-	size     int64 // declared size, if not len(data)
 }
 
 // buildTar writes entries as a tar and returns it with the data offset of
@@ -726,14 +725,13 @@ func FuzzOpen(f *testing.F) {
 			}
 		}
 		fs.ReadFile(ck.Meta(), "config.dump")
-		for src, err := ck.Parent(); err == nil && src != nil; {
+		if src, err := ck.Parent(); err == nil && src != nil {
 			names, _ := src.Names()
 			for _, n := range names {
 				if fl, err := src.Open(n); err == nil {
 					fl.Close()
 				}
 			}
-			break
 		}
 		if ents, err := fs.ReadDir(ck.Meta(), "volumes"); err == nil {
 			for _, e := range ents {

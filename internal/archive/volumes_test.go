@@ -23,10 +23,7 @@ func podmanVolumeEntries(t *testing.T) ([]entry, map[string][]byte) {
 		return b
 	}
 	vols := map[string][]byte{"data.tar": vol("a.txt", "b.txt"), "logs.tar": vol("app.log")}
-	var es []entry
-	for _, e := range crioEntries(counterFiles(t)) {
-		es = append(es, e)
-	}
+	es := crioEntries(counterFiles(t))
 	es = append(es,
 		entry{name: "volumes/", typ: tar.TypeDir},
 		entry{name: "volumes/data.tar", data: vols["data.tar"]},

@@ -41,11 +41,10 @@ type fx struct {
 	n    int
 }
 
-func cap_(s string) fx   { return fx{kind: criuimg.Captured, data: []byte(s)} }
-func zero(n int) fx      { return fx{kind: criuimg.Zero, n: n} }
-func absent(n int) fx    { return fx{kind: criuimg.Absent, n: n} }
-func (e fx) size() int   { return max(len(e.data), e.n) }
-func (e fx) zeros() bool { return e.kind == criuimg.Zero }
+func cap_(s string) fx { return fx{kind: criuimg.Captured, data: []byte(s)} }
+func zero(n int) fx    { return fx{kind: criuimg.Zero, n: n} }
+func absent(n int) fx  { return fx{kind: criuimg.Absent, n: n} }
+func (e fx) size() int { return max(len(e.data), e.n) }
 
 // fvma is a synthetic mapping at start (0: right after the previous one).
 type fvma struct {

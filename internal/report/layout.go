@@ -391,9 +391,7 @@ func (m *Map) emitBar(u0, u1 float64, lvl int, kind string) {
 		return
 	}
 	h := float64(bandHeight) * float64(lvl) / densityStep
-	for _, s := range m.split(u0, u1, bandTop+bandHeight-h, h, "d k-"+kind, "", "") {
-		m.Bars = append(m.Bars, s)
-	}
+	m.Bars = append(m.Bars, m.split(u0, u1, bandTop+bandHeight-h, h, "d k-"+kind, "", "")...)
 }
 
 func (m *Map) emitGap(u0, u1 float64, title string) {
