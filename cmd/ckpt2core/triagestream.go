@@ -190,14 +190,19 @@ func retainReads(src criuimg.Source, reads func(ck *criuimg.Checkpoint, p *criui
 // excerpts, signal handlers, a bash's whole memory, the executable's
 // memfd). It returns the pids of the provisional tree.
 func retainForTriage(src criuimg.Source, iopts inspect.Options, topts triage.Options) ([]uint32, bool) {
-	return retainReads(src, func(ck *criuimg.Checkpoint, p *criuimg.Process, k pagesKeep) {
+	return retainReads(src, triageReads(iopts, topts))
+}
+
+// triageReads adds to k what triage reads of process p of ck.
+func triageReads(iopts inspect.Options, topts triage.Options) func(ck *criuimg.Checkpoint, p *criuimg.Process, k pagesKeep) {
+	return func(ck *criuimg.Checkpoint, p *criuimg.Process, k pagesKeep) {
 		k.memory(p, inspect.Reads(p, iopts))
 		rs, memfds := triage.Reads(ck, p, topts)
 		k.memory(p, rs)
 		for _, in := range memfds {
 			k.memfd(ck.Src, in, p.PageSize)
 		}
-	})
+	}
 }
 
 // missingFromStream returns the pids of ck (the full tree, read once the
