@@ -133,9 +133,10 @@ func runTriage(stop *stopper, args []string, stdout, stderr io.Writer) int {
 // the rules will read with iopts and topts (retainForTriage); the stream
 // is read to its end here (a truncated archive fails). Should the full
 // tree then hold a process that was not in the provisional one (its
-// images came after the first pages file: what it reads of shared memory
-// may not have been kept), the archive is read again, unpacked whole;
-// verbose says so, and names the pages files spooled whole.
+// images came after the first pages file) and that reads from a pages
+// file of which only some bytes were kept (shared memory, a memfd), the
+// archive is read again, unpacked whole; verbose says so, and names the
+// pages files spooled whole.
 func openTriaged(stop *stopper, path string, aopts *archive.Options, iopts inspect.Options, topts triage.Options, verbose bool, stderr io.Writer) (criuimg.Source, *criuimg.Checkpoint, func(), error) {
 	o := *aopts
 	o.Stream = o.ExtractDir == ""
@@ -146,9 +147,9 @@ func openTriaged(stop *stopper, path string, aopts *archive.Options, iopts inspe
 		return nil, nil, nil, err
 	}
 	a := streamedArchive(src)
-	var provisional []uint32
+	var told *retained
 	if a != nil {
-		provisional, _ = retainForTriage(src, iopts, topts)
+		told = retainForTriage(src, iopts, topts)
 		err := a.Wait()
 		endBar()
 		if verbose {
@@ -169,10 +170,10 @@ func openTriaged(stop *stopper, path string, aopts *archive.Options, iopts inspe
 	if a == nil {
 		return src, ck, closeSrc, nil
 	}
-	if missing := missingFromStream(ck, provisional); len(missing) > 0 {
+	if hurt := hurtByRetain(ck, told, triageReads(iopts, topts)); len(hurt) > 0 {
 		closeSrc()
 		if verbose {
-			fmt.Fprintf(stderr, "ckpt2core triage: pids %s: their images come after the pages in the archive: reading it again, unpacked whole\n", joinPids(missing))
+			fmt.Fprintf(stderr, "ckpt2core triage: pids %s: their images come after the pages in the archive, and they share pages with other processes: reading it again, unpacked whole\n", joinPids(hurt))
 		}
 		o.Stream = false
 		o.OnRead = nil

@@ -91,9 +91,17 @@ func merged(rs [][2]int64) [][2]int64 {
 	return out[:n]
 }
 
+// retained is what retainReads told a streamed archive: the pids of the
+// provisional tree, and the pages files it told the archive of (whose
+// other bytes are dropped).
+type retained struct {
+	pids []uint32
+	told map[string]bool
+}
+
 // retainReads tells a streamed archive which bytes of its pages files a
-// command will read, before they stream, and returns the pids of the
-// processes it could tell it for (nil, false for another source).
+// command will read, before they stream, and returns what it told (nil
+// for another source).
 //
 // The tree is provisional (Podman sorts the names: pstree.img comes after
 // the pages): the processes with an mm-<pid>.img read by the first pages
@@ -108,15 +116,16 @@ func merged(rs [][2]int64) [][2]int64 {
 // process of the tree reads from is not told: the archive keeps it whole
 // (as without streaming). A process whose images come after the first
 // pages file is not in the tree: the caller checks the full tree once the
-// stream has ended (missingFromStream).
-func retainReads(src criuimg.Source, reads func(ck *criuimg.Checkpoint, p *criuimg.Process, k pagesKeep)) ([]uint32, bool) {
+// stream has ended (hurtByRetain).
+func retainReads(src criuimg.Source, reads func(ck *criuimg.Checkpoint, p *criuimg.Process, k pagesKeep)) *retained {
 	a := streamedArchive(src)
 	if a == nil {
-		return nil, false
+		return nil
 	}
+	r := &retained{told: map[string]bool{}}
 	ahead, err := a.Ahead()
 	if err != nil {
-		return nil, true
+		return r
 	}
 	ids := func(prefix string) []uint32 {
 		var out []uint32
@@ -144,8 +153,9 @@ func retainReads(src criuimg.Source, reads func(ck *criuimg.Checkpoint, p *criui
 	}
 	ck, err := criuimg.OpenWithTree(src, procs)
 	if err != nil {
-		return nil, true
+		return r
 	}
+	r.pids = pids
 	var mu sync.Mutex
 	shared := pagesKeep{}
 	var wg sync.WaitGroup
@@ -168,6 +178,7 @@ func retainReads(src criuimg.Source, reads func(ck *criuimg.Checkpoint, p *criui
 			mu.Lock()
 			defer mu.Unlock()
 			for name, rs := range k {
+				r.told[name] = true
 				if name == private {
 					a.Retain(name, merged(rs))
 				} else {
@@ -180,7 +191,7 @@ func retainReads(src criuimg.Source, reads func(ck *criuimg.Checkpoint, p *criui
 	for name, rs := range shared {
 		a.Retain(name, merged(rs))
 	}
-	return pids, true
+	return r
 }
 
 // retainForTriage tells a streamed archive which bytes of its pages
@@ -188,8 +199,8 @@ func retainReads(src criuimg.Source, reads func(ck *criuimg.Checkpoint, p *criui
 // reads of it with iopts (inspect.Reads) and what triage's rules read
 // with topts (triage.Reads: executable mappings' captured pages and
 // excerpts, signal handlers, a bash's whole memory, the executable's
-// memfd). It returns the pids of the provisional tree.
-func retainForTriage(src criuimg.Source, iopts inspect.Options, topts triage.Options) ([]uint32, bool) {
+// memfd).
+func retainForTriage(src criuimg.Source, iopts inspect.Options, topts triage.Options) *retained {
 	return retainReads(src, triageReads(iopts, topts))
 }
 
@@ -205,19 +216,31 @@ func triageReads(iopts inspect.Options, topts triage.Options) func(ck *criuimg.C
 	}
 }
 
-// missingFromStream returns the pids of ck (the full tree, read once the
-// stream has ended) that have memory but were not in the provisional tree
-// of retainReads (their images came after the first pages file): what
-// they read of shared pages files may not have been kept.
-func missingFromStream(ck *criuimg.Checkpoint, provisional []uint32) []uint32 {
+// hurtByRetain returns the pids of ck (the full tree, read once the
+// stream has ended) that were not in the provisional tree of retainReads
+// (their images came after the first pages file) and read, by reads, a
+// pages file that r told the archive of: what they need of it (shared
+// memory, a memfd) may have been dropped. A process whose pages files
+// were not told is whole (kept as without streaming).
+func hurtByRetain(ck *criuimg.Checkpoint, r *retained, reads func(ck *criuimg.Checkpoint, p *criuimg.Process, k pagesKeep)) []uint32 {
 	var out []uint32
 	for _, info := range ck.Procs {
-		if slices.Contains(provisional, info.Pid) {
+		if slices.Contains(r.pids, info.Pid) {
 			continue
 		}
-		if f, err := ck.Src.Open(fmt.Sprintf("mm-%d.img", info.Pid)); err == nil {
-			f.Close()
-			out = append(out, info.Pid)
+		p, _ := ck.SalvageProcess(info.Pid)
+		if p == nil {
+			continue
+		}
+		k := pagesKeep{}
+		k.files(p)
+		reads(ck, p, k)
+		p.Close()
+		for name := range k {
+			if r.told[name] {
+				out = append(out, info.Pid)
+				break
+			}
 		}
 	}
 	return out

@@ -1,13 +1,16 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -376,5 +379,101 @@ func TestTriageStreamDisk(t *testing.T) {
 	}
 	if outs[0] != outs[1] {
 		t.Errorf("findings differ with the pages first:\n%s\n%s", outs[0], outs[1])
+	}
+}
+
+// TestTriageStreamLateProcess: a process whose mm image comes after the
+// pages in the archive is not in the provisional tree; it maps shared
+// memory that another process's retention cut down to what that one
+// reads. Triage notices it once the stream has ended, reads the archive
+// again unpacked whole (-v says so), and reports what it reports for the
+// directory: pid 2's excerpt of the shared memory is there.
+func TestTriageStreamLateProcess(t *testing.T) {
+	const rx = criuimg.ProtRead | criuimg.ProtExec
+	c := imgtest.New(imgtest.X86_64)
+	s := c.AddShmem(5, 0x4000)
+	page := func(m string) []byte { return bytes.Repeat([]byte(m), 4096/len(m)) }
+	s.AddPages(0, page("SHARED-ONE"+strings.Repeat(".", 6)), criuimg.PEPresent)
+	s.AddPages(0x3000, page("SHARED-TWO"+strings.Repeat(".", 6)), criuimg.PEPresent)
+	for _, pid := range []uint32{1, 2} {
+		p := c.AddProcess(pid, 0)
+		if pid == 2 {
+			p.PPid = 1
+		}
+		p.SetArgs([]string{fmt.Sprintf("/usr/bin/app%d", pid)})
+		p.MapShmem(0x7f0000000000, s, uint64(pid-1)*0x3000, rx)
+		if pid == 1 {
+			// 32 MiB that nothing reads, streaming first: the provisional
+			// tree is made (Ahead) long before the stream reaches mm-2.img.
+			p.AddAnon(0x10000000, 0x12000000)
+			p.AddPagesFunc(0x10000000, 0x2000, func(int, []byte) {})
+		}
+	}
+	dir := c.WriteTemp(t)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names, pages []string
+	for _, e := range ents {
+		switch {
+		case strings.HasPrefix(e.Name(), "pages-"):
+			pages = append(pages, e.Name())
+		case e.Name() != "mm-2.img":
+			names = append(names, e.Name())
+		}
+	}
+	size := func(n string) int64 {
+		st, _ := os.Stat(filepath.Join(dir, n))
+		return st.Size()
+	}
+	slices.SortFunc(pages, func(a, b string) int { return cmp.Compare(size(b), size(a)) }) // the largest first
+	names = append(append(names, pages...), "mm-2.img")                                    // after every pages file
+	arch := filepath.Join(t.TempDir(), "late.tar.zst")
+	writeTarZstdNames(t, dir, arch, names)
+	var want, werr, got, gerr bytes.Buffer
+	wcode := run([]string{"triage", dir}, &want, &werr)
+	gcode := run([]string{"triage", "-v", arch}, &got, &gerr)
+	if !strings.Contains(want.String(), "SHARED-TWO") || !strings.Contains(want.String(), "SHARED-ONE") {
+		t.Fatalf("the directory's triage lacks the shared excerpts:\n%s", want.String())
+	}
+	if got.String() != want.String() || gcode != wcode {
+		t.Errorf("streamed: exit %d\n%s\nwant exit %d\n%s", gcode, got.String(), wcode, want.String())
+	}
+	if !strings.Contains(gerr.String(), "pids 2: ") || !strings.Contains(gerr.String(), "reading it again") {
+		t.Errorf("-v does not say the archive was read again: %q", gerr.String())
+	}
+}
+
+// writeTarZstdNames writes the files names of dir, in that order, under
+// checkpoint/ into a zstd tar at path.
+func writeTarZstdNames(t *testing.T, dir, path string, names []string) {
+	t.Helper()
+	out, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	zw, err := zstd.NewWriter(out, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw := tar.NewWriter(zw)
+	tw.WriteHeader(&tar.Header{Name: "checkpoint/", Typeflag: tar.TypeDir, Mode: 0o700})
+	for _, n := range names {
+		b, err := os.ReadFile(filepath.Join(dir, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tw.WriteHeader(&tar.Header{Name: "checkpoint/" + n, Typeflag: tar.TypeReg, Mode: 0o600, Size: int64(len(b))}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write(b)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
