@@ -142,10 +142,13 @@ func readProgress(opts *archive.Options, path string, stderr io.Writer, desc str
 // thread's PC (inspect.Reads), so that only those are kept. Whatever
 // cannot be worked out is simply not retained: the member is then kept
 // whole (as without streaming).
-func retainForInspect(src criuimg.Source) {
-	retainReads(src, func(_ *criuimg.Checkpoint, p *criuimg.Process, k pagesKeep) {
-		k.memory(p, inspect.Reads(p, inspect.Options{Env: true}))
-	})
+func retainForInspect(src criuimg.Source) *retained {
+	return retainReads(src, inspectReads)
+}
+
+// inspectReads adds to k what inspect reads of process p (with --env).
+func inspectReads(_ *criuimg.Checkpoint, p *criuimg.Process, k pagesKeep) {
+	k.memory(p, inspect.Reads(p, inspect.Options{Env: true}))
 }
 
 // dropUnwanted tells a streamed archive that the private pages of the

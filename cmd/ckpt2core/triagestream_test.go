@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"cmp"
 	"compress/gzip"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -402,6 +403,10 @@ func TestTriageStreamLateProcess(t *testing.T) {
 		}
 		p.SetArgs([]string{fmt.Sprintf("/usr/bin/app%d", pid)})
 		p.MapShmem(0x7f0000000000, s, uint64(pid-1)*0x3000, rx)
+		if pid == 2 {
+			// inspect decodes the code at its PC, in the shared memory.
+			p.Threads[0].Core.ThreadInfo.Gpregs.Ip = proto.Uint64(0x7f0000000100)
+		}
 		if pid == 1 {
 			// 32 MiB that nothing reads, streaming first: the provisional
 			// tree is made (Ahead) long before the stream reaches mm-2.img.
@@ -442,6 +447,21 @@ func TestTriageStreamLateProcess(t *testing.T) {
 	}
 	if !strings.Contains(gerr.String(), "pids 2: ") || !strings.Contains(gerr.String(), "reading it again") {
 		t.Errorf("-v does not say the archive was read again: %q", gerr.String())
+	}
+	// inspect too: pid 2's instruction is decoded from the shared memory.
+	instruction := func(path string) string {
+		var out, errb bytes.Buffer
+		if code := run([]string{"inspect", "--json", "--pid", "2", path}, &out, &errb); code != exitOK {
+			t.Fatalf("inspect %s: exit %d: %s", path, code, errb.String())
+		}
+		var rep inspect.Report
+		if err := json.Unmarshal(out.Bytes(), &rep); err != nil || len(rep.Processes) != 1 || len(rep.Processes[0].Threads) != 1 {
+			t.Fatalf("inspect %s: %v\n%s", path, err, out.String())
+		}
+		return rep.Processes[0].Threads[0].Instruction
+	}
+	if w, g := instruction(dir), instruction(arch); w == "" || g != w {
+		t.Errorf("inspect: pid 2's instruction %q streamed, %q from the directory", g, w)
 	}
 }
 
