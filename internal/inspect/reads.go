@@ -10,10 +10,6 @@ import (
 // Range is an address range [Start, End) of a process's memory.
 type Range struct{ Start, End uint64 }
 
-// Everything is the whole address space: a reader that may follow
-// pointers anywhere (bash's history lines).
-var Everything = Range{0, math.MaxUint64}
-
 // codeBefore and codeAfter bound the bytes around a thread's PC that
 // Inspect reads: x86Thread reads [PC-2, PC+15), arm64Thread [PC-4, PC+4).
 const (

@@ -1,6 +1,7 @@
 package triage
 
 import (
+	"math"
 	"slices"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
@@ -38,7 +39,7 @@ func Reads(ck *criuimg.Checkpoint, p *criuimg.Process, opts Options) ([]inspect.
 		}
 	}
 	if readsHistory(p) {
-		out = append(out, inspect.Everything)
+		out = append(out, inspect.Range{Start: 0, End: math.MaxUint64}) // the whole address space
 	}
 	for i := range p.VMAs {
 		v := &p.VMAs[i]
