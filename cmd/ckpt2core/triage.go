@@ -159,7 +159,7 @@ func openTriaged(stop *stopper, path string, aopts *archive.Options, iopts inspe
 		}
 		if err != nil {
 			closeSrc()
-			return nil, nil, nil, err
+			return nil, nil, nil, podOf(err, o)
 		}
 	}
 	ck, err := criuimg.SalvageOpen(src)
