@@ -133,9 +133,10 @@ func inspectReport(stop *stopper, path string, aopts *archive.Options, env bool,
 		endBar()
 		return nil, openStatus(err), err
 	}
-	defer closeSrc()
+	defer func() { closeSrc() }()
+	var told *retained
 	if a := streamedArchive(src); a != nil {
-		retainForInspect(src)
+		told = retainForInspect(src)
 		err := a.Wait()
 		endBar()
 		if err != nil {
@@ -150,6 +151,20 @@ func inspectReport(stop *stopper, path string, aopts *archive.Options, env bool,
 	ck, err := criuimg.SalvageOpen(src)
 	if err != nil {
 		return nil, exitFailed, err
+	}
+	if told != nil && len(hurtByRetain(ck, told, inspectReads)) > 0 {
+		// A process whose images came after the pages reads from a pages
+		// file of which only some bytes were kept: read the archive
+		// again, unpacked whole.
+		closeSrc()
+		o.Stream, o.OnRead = false, nil
+		if src, closeSrc, err = openCheckpoint(stop, inspectPath(path), &o); err != nil {
+			closeSrc = func() {}
+			return nil, openStatus(err), err
+		}
+		if ck, err = criuimg.SalvageOpen(src); err != nil {
+			return nil, exitFailed, err
+		}
 	}
 	opts := inspect.Options{Env: env, Name: path}
 	if image != "" {

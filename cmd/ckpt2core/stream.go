@@ -137,100 +137,18 @@ func readProgress(opts *archive.Options, path string, stderr io.Writer, desc str
 }
 
 // retainForInspect tells a streamed archive which bytes of its pages
-// files inspect will read, before they stream: each process's argument
-// and environment areas (at most inspect.MaxArgBytes of each) and the
-// bytes around every thread's PC (inspect decodes [PC-4, PC+15)), so that
-// only those are kept. The tree is provisional (pstree.img may come after
-// the pages): the processes with an mm-<pid>.img read by then, each given
-// every thread core that is not another process's, so that every PC is
-// looked up in every process (a few pages more, never fewer). Each
-// process is loaded in its own goroutine, as soon as its pages start
-// streaming. Whatever cannot be worked out is simply not retained: the
-// member is then kept whole (as without streaming).
-func retainForInspect(src criuimg.Source) {
-	a := streamedArchive(src)
-	if a == nil {
-		return
-	}
-	ahead, err := a.Ahead()
-	if err != nil {
-		return
-	}
-	ids := func(prefix string) []uint32 {
-		var out []uint32
-		for _, n := range ahead {
-			if s, ok := strings.CutPrefix(n, prefix); ok {
-				if s, ok = strings.CutSuffix(s, ".img"); ok {
-					if v, err := strconv.ParseUint(s, 10, 32); err == nil && v > 0 {
-						out = append(out, uint32(v))
-					}
-				}
-			}
-		}
-		return out
-	}
-	pids, cores := ids("mm-"), ids("core-")
-	var others []uint32
-	for _, t := range cores {
-		if !slices.Contains(pids, t) {
-			others = append(others, t)
-		}
-	}
-	var procs []criuimg.ProcInfo
-	for _, pid := range pids {
-		procs = append(procs, criuimg.ProcInfo{Pid: pid, Threads: append([]uint32{pid}, others...)})
-	}
-	ck, err := criuimg.OpenWithTree(src, procs)
-	if err != nil {
-		return
-	}
-	var wg sync.WaitGroup
-	for _, pid := range pids {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			p, _ := ck.SalvageProcess(pid)
-			if p == nil {
-				return
-			}
-			defer p.Close()
-			if p.Mem == nil || p.MM == nil {
-				return
-			}
-			type area struct{ s, e uint64 }
-			areas := []area{
-				{p.MM.GetMmArgStart(), min(p.MM.GetMmArgEnd(), p.MM.GetMmArgStart()+inspect.MaxArgBytes)},
-				{p.MM.GetMmEnvStart(), min(p.MM.GetMmEnvEnd(), p.MM.GetMmEnvStart()+inspect.MaxArgBytes)},
-			}
-			for _, th := range p.Threads {
-				var pc uint64
-				if r := th.Core.GetThreadInfo().GetGpregs(); r != nil {
-					pc = r.GetIp()
-				} else if r := th.Core.GetTiAarch64().GetGpregs(); r != nil {
-					pc = r.GetPc()
-				}
-				if pc > 16 {
-					areas = append(areas, area{pc - 16, pc + 16})
-				}
-			}
-			keep := map[string][][2]int64{}
-			for _, ar := range areas {
-				if ar.e <= ar.s {
-					continue
-				}
-				p.Mem.Extents(ar.s, ar.e, func(x criuimg.Extent) error {
-					if x.Src != nil {
-						keep[x.Src.Name()] = append(keep[x.Src.Name()], [2]int64{x.Off, x.Off + int64(x.End-x.Start)})
-					}
-					return nil
-				})
-			}
-			for name, rs := range keep {
-				a.Retain(name, rs)
-			}
-		}()
-	}
-	wg.Wait()
+// files inspect will read, before they stream (retainReads): each
+// process's argument and environment areas and the bytes around every
+// thread's PC (inspect.Reads), so that only those are kept. Whatever
+// cannot be worked out is simply not retained: the member is then kept
+// whole (as without streaming).
+func retainForInspect(src criuimg.Source) *retained {
+	return retainReads(src, inspectReads)
+}
+
+// inspectReads adds to k what inspect reads of process p (with --env).
+func inspectReads(_ *criuimg.Checkpoint, p *criuimg.Process, k pagesKeep) {
+	k.memory(p, inspect.Reads(p, inspect.Options{Env: true}))
 }
 
 // dropUnwanted tells a streamed archive that the private pages of the

@@ -4,10 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/pflag"
 
+	"github.com/ckpt2core/ckpt2core/criuimg"
+	"github.com/ckpt2core/ckpt2core/internal/archive"
 	"github.com/ckpt2core/ckpt2core/internal/inspect"
 	"github.com/ckpt2core/ckpt2core/internal/triage"
 )
@@ -44,7 +47,8 @@ func runTriage(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	pids := fset.UintSlice("pid", nil, "examine only this process (repeatable)")
 	sysroot := fset.String("root", "", "directory with the container's files, to show the bytes of modified code that differ from them")
 	image := imageFlag(fset)
-	help := helpText(fset, "Usage: ckpt2core triage CHECKPOINT [--pid N] [--json] [--root DIR | --image IMAGE]", triageExamples)
+	verbose := fset.BoolP("verbose", "v", false, "say what a compressed archive could not stream (pages spooled whole)")
+	help := helpText(fset, "Usage: ckpt2core triage CHECKPOINT [--pid N] [--json] [--root DIR | --image IMAGE] [-v]", triageExamples)
 	if status, ok := parseFlags(fset, "triage", args, help, stdout, stderr, exitUsage); !ok {
 		return status
 	}
@@ -55,18 +59,19 @@ func runTriage(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		return usageError(stderr, "triage", exitUsage, "--root and --image exclude each other")
 	}
 	path := fset.Arg(0)
-	src, ck, closeSrc, err := openSalvaged(stop, inspectPath(path), aopts)
-	if err != nil {
-		complain(stderr, "", "%s", err)
-		return openStatus(err)
-	}
-	defer closeSrc()
-	iopts := inspect.Options{Env: true, Name: path, Meta: checkpointMeta(src)}
+	iopts := inspect.Options{Env: true, Name: path}
 	topts := triage.Options{}
 	for _, p := range *pids {
 		iopts.Pids = append(iopts.Pids, uint32(p))
 		topts.Pids = append(topts.Pids, uint32(p))
 	}
+	src, ck, closeSrc, err := openTriaged(stop, path, aopts, iopts, topts, *verbose, stderr)
+	if err != nil {
+		complain(stderr, "", "%s", err)
+		return openStatus(err)
+	}
+	defer closeSrc()
+	iopts.Meta = checkpointMeta(src)
 	if *image != "" {
 		// The files the checkpoint maps, unpacked from the image into
 		// the private temporary directory: then as --root.
@@ -121,6 +126,68 @@ func runTriage(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return exitOK
+}
+
+// openTriaged opens the checkpoint at path for triage (openSalvaged). A
+// compressed archive streams, keeping of its pages only what inspect and
+// the rules will read with iopts and topts (retainForTriage); the stream
+// is read to its end here (a truncated archive fails). Should the full
+// tree then hold a process that was not in the provisional one (its
+// images came after the first pages file) and that reads from a pages
+// file of which only some bytes were kept (shared memory, a memfd), the
+// archive is read again, unpacked whole; verbose says so, and names the
+// pages files spooled whole.
+func openTriaged(stop *stopper, path string, aopts *archive.Options, iopts inspect.Options, topts triage.Options, verbose bool, stderr io.Writer) (criuimg.Source, *criuimg.Checkpoint, func(), error) {
+	o := *aopts
+	o.Stream = o.ExtractDir == ""
+	endBar := readProgress(&o, path, stderr, "unpacking")
+	defer endBar()
+	src, closeSrc, err := openCheckpoint(stop, inspectPath(path), &o)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	a := streamedArchive(src)
+	var told *retained
+	if a != nil {
+		told = retainForTriage(src, iopts, topts)
+		err := a.Wait()
+		endBar()
+		if verbose {
+			for _, n := range a.Notes() {
+				fmt.Fprintf(stderr, "ckpt2core triage: %s\n", safe(n))
+			}
+		}
+		if err != nil {
+			closeSrc()
+			return nil, nil, nil, podOf(err, o)
+		}
+	}
+	ck, err := criuimg.SalvageOpen(src)
+	if err != nil {
+		closeSrc()
+		return nil, nil, nil, err
+	}
+	if a == nil {
+		return src, ck, closeSrc, nil
+	}
+	if hurt := hurtByRetain(ck, told, triageReads(iopts, topts)); len(hurt) > 0 {
+		closeSrc()
+		if verbose {
+			fmt.Fprintf(stderr, "ckpt2core triage: pids %s: their images come after the pages in the archive, and they share pages with other processes: reading it again, unpacked whole\n", joinPids(hurt))
+		}
+		o.Stream = false
+		o.OnRead = nil
+		return openSalvaged(stop, inspectPath(path), &o)
+	}
+	return src, ck, closeSrc, nil
+}
+
+func joinPids(pids []uint32) string {
+	s := make([]string, len(pids))
+	for i, p := range pids {
+		s[i] = strconv.FormatUint(uint64(p), 10)
+	}
+	return strings.Join(s, ", ")
 }
 
 // explain is the one line of a finding.

@@ -341,11 +341,8 @@ func readStrings(mem *criuimg.Memory, start, end uint64) ([]string, bool, error)
 	if end <= start {
 		return nil, false, nil
 	}
-	n := end - start
-	trunc := false
-	if n > MaxArgBytes {
-		n, trunc = MaxArgBytes, true
-	}
+	n := cappedEnd(start, end) - start
+	trunc := n < end-start
 	b := make([]byte, n)
 	k, err := mem.ReadAt(b, int64(start))
 	b = b[:k]
@@ -373,16 +370,7 @@ func readArgv(p *criuimg.Process) ([]string, bool, error) {
 	if _, err := p.Mem.ReadAt(last[:], int64(end-1)); err != nil || last[0] == 0 {
 		return argv, trunc, nil
 	}
-	limit := end
-	if envStart, envEnd := p.MM.GetMmEnvStart(), p.MM.GetMmEnvEnd(); envStart == end && envEnd >= envStart {
-		limit = envEnd
-	}
-	page := p.PageSize
-	if page == 0 || page > 1<<16 {
-		page = 4096
-	}
-	limit = min(limit, start+page)
-	b := make([]byte, limit-start)
+	b := make([]byte, titleEnd(p)-start)
 	k, err := p.Mem.ReadAt(b, int64(start))
 	b = b[:k]
 	if i := bytes.IndexByte(b, 0); i >= 0 {

@@ -67,12 +67,10 @@ func (t *run) memoryRules(p *criuimg.Process, pr Process, rt string) {
 	checked := map[uint32]bool{}
 	for i := range p.VMAs {
 		v := &p.VMAs[i]
-		k := p.VMAKind(v)
-		if v.Prot&criuimg.ProtExec == 0 || k.Special() {
+		examined, memfd, fileBacked := execMapping(p, v)
+		if !examined {
 			continue
 		}
-		memfd := k == criuimg.KindShared && v.Status&criuimg.VMAAreaMemfd != 0
-		fileBacked := k == criuimg.KindFile
 		switch {
 		case memfd:
 			// Reported with the memfd rule (exeRules): every executable
@@ -117,6 +115,17 @@ func (t *run) memoryRules(p *criuimg.Process, pr Process, rt string) {
 			t.add(Finding{Process: pr, Rule: RuleAnonExec, Severity: s, Reason: kind(p, v), Subject: mappingName(p, v), Runtime: name, Evidence: ev})
 		}
 	}
+}
+
+// execMapping says whether memoryRules examines mapping v of p (it is
+// executable and not a kernel mapping), and whether it is a memfd's or a
+// file's.
+func execMapping(p *criuimg.Process, v *criuimg.VMA) (examined, memfd, fileBacked bool) {
+	k := p.VMAKind(v)
+	if v.Prot&criuimg.ProtExec == 0 || k.Special() {
+		return false, false, false
+	}
+	return true, k == criuimg.KindShared && v.Status&criuimg.VMAAreaMemfd != 0, k == criuimg.KindFile
 }
 
 // kind is the reason a finding gives for mapping v of p: "memfd",

@@ -37,36 +37,48 @@ func (t *run) exeRules(p *criuimg.Process, ip *inspect.Process, pr Process) {
 // memfdEvidence is the evidence of a memfd's contents: memfd.img's
 // entry and the size and sha256 of the bytes its shmem pagemap holds.
 func (t *run) memfdEvidence(fileID uint32, pageSize uint64) (Evidence, bool) {
-	inode, ok := t.ck.MemfdInodeOf(fileID)
-	if !ok || pageSize == 0 {
-		return Evidence{}, false
-	}
-	inodes, err := t.ck.ReadMemfdInodes()
+	in, ok, err := memfdInode(t.ck, fileID, pageSize)
 	if err != nil {
 		t.warn("%v", err)
+	}
+	if !ok {
 		return Evidence{}, false
 	}
-	for _, in := range inodes {
-		if in.InodeID != inode {
-			continue
-		}
-		e := Evidence{Image: fmt.Sprintf("memfd.img + pagemap-shmem-%d.img", in.Shmid), Entry: fmt.Sprintf("entry %d: inode %d %q seals %#x", in.Entry, in.InodeID, in.Name, in.Seals)}
-		m, err := t.ck.OpenMemfd(in, pageSize)
-		if err != nil {
-			t.warn("%v", err)
-			return e, true
-		}
-		defer m.Close()
-		h := sha256.New()
-		n, err := io.Copy(h, m)
-		if err != nil {
-			t.warn("memfd %q: %v", in.Name, err)
-			return e, true
-		}
-		e.Size, e.SHA256 = &n, hex.EncodeToString(h.Sum(nil))
+	e := Evidence{Image: fmt.Sprintf("memfd.img + pagemap-shmem-%d.img", in.Shmid), Entry: fmt.Sprintf("entry %d: inode %d %q seals %#x", in.Entry, in.InodeID, in.Name, in.Seals)}
+	m, err := t.ck.OpenMemfd(in, pageSize)
+	if err != nil {
+		t.warn("%v", err)
 		return e, true
 	}
-	return Evidence{}, false
+	defer m.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, m)
+	if err != nil {
+		t.warn("memfd %q: %v", in.Name, err)
+		return e, true
+	}
+	e.Size, e.SHA256 = &n, hex.EncodeToString(h.Sum(nil))
+	return e, true
+}
+
+// memfdInode is the memfd.img entry of the memfd file fileID, whose
+// contents memfdEvidence reads whole (Reads); false if there is none or
+// no page size, with the error when memfd.img cannot be read.
+func memfdInode(ck *criuimg.Checkpoint, fileID uint32, pageSize uint64) (criuimg.MemfdInode, bool, error) {
+	inode, ok := ck.MemfdInodeOf(fileID)
+	if !ok || pageSize == 0 {
+		return criuimg.MemfdInode{}, false, nil
+	}
+	inodes, err := ck.ReadMemfdInodes()
+	if err != nil {
+		return criuimg.MemfdInode{}, false, err
+	}
+	for _, in := range inodes {
+		if in.InodeID == inode {
+			return in, true, nil
+		}
+	}
+	return criuimg.MemfdInode{}, false, nil
 }
 
 // kthreadName matches the names of kernel threads.
@@ -473,10 +485,17 @@ func (t *run) credRules(p *criuimg.Process, pr Process, rt string) {
 	}
 }
 
+// readsHistory reports whether historyRule reads p's heap: p is bash
+// (its executable or comm, as inspect reports them) of a known
+// architecture (an unknown one: its core images are damaged, said).
+func readsHistory(p *criuimg.Process) bool {
+	return (base(p.ExePath) == "bash" || p.Comm == "bash") && p.Arch != criuimg.ArchUnknown
+}
+
 // historyRule: bash's history recovered from its heap.
 func (t *run) historyRule(p *criuimg.Process, ip *inspect.Process, pr Process) {
-	if (base(ip.Exe) != "bash" && ip.Comm != "bash") || p.Arch == criuimg.ArchUnknown {
-		return // (an unknown architecture: its core images are damaged, said)
+	if !readsHistory(p) {
+		return
 	}
 	entries, err := bashhist.Recover(p)
 	if err != nil {

@@ -234,13 +234,17 @@ func mappingName(p *criuimg.Process, v *criuimg.VMA) string { return memsearch.M
 // excerpt reads up to ExcerptLen bytes at addr (fewer at the end of what
 // is captured) and returns them as hex and ASCII.
 func excerpt(m *criuimg.Memory, addr, end uint64) (string, string) {
-	n := uint64(ExcerptLen)
-	if end-addr < n {
-		n = end - addr
-	}
-	b := make([]byte, n)
+	b := make([]byte, excerptEnd(addr, end)-addr)
 	k, _ := m.ReadAt(b, int64(addr))
 	return hexASCII(b[:k])
+}
+
+// excerptEnd is the end of the excerpt at addr of [addr, end).
+func excerptEnd(addr, end uint64) uint64 {
+	if end-addr < ExcerptLen {
+		return end
+	}
+	return addr + ExcerptLen
 }
 
 func hexASCII(b []byte) (string, string) {
