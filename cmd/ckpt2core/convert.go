@@ -301,9 +301,27 @@ func coreNotes(notes []criuimg.Note) []string {
 	return out
 }
 
-// convertOne loads, plans and writes the core of one process. Nothing is
-// left on disk when it fails.
-func convertOne(ck *criuimg.Checkpoint, pid uint32, dir string, force bool, opts elfcore.Options, progress elfcore.Progress) (res convertResult) {
+// convertOne loads, plans and writes the core of one process, dir/core.PID.
+// Nothing is left on disk when it fails.
+func convertOne(ck *criuimg.Checkpoint, pid uint32, dir string, force bool, opts elfcore.Options, progress elfcore.Progress) convertResult {
+	return convertWith(ck, pid, opts, func(plan *elfcore.Plan) (string, error) {
+		name := fmt.Sprintf("core.%d", pid)
+		err := elfcore.WriteFile(dir, name, plan, force, progress)
+		switch {
+		case err == nil:
+			return filepath.Join(dir, name), nil
+		case errors.Is(err, elfcore.ErrExists):
+			err = fmt.Errorf("%w (use --force to replace it)", err)
+		case errors.Is(err, elfcore.ErrIsDir):
+			err = fmt.Errorf("%w (not replaced, also with --force)", err)
+		}
+		return "", err
+	})
+}
+
+// convertWith loads and plans the core of one process, and has write
+// write it (write returns the core's path, or the error).
+func convertWith(ck *criuimg.Checkpoint, pid uint32, opts elfcore.Options, write func(*elfcore.Plan) (string, error)) (res convertResult) {
 	res.pid = pid
 	defer func() {
 		if r := recover(); r != nil {
@@ -334,19 +352,10 @@ func convertOne(ck *criuimg.Checkpoint, pid uint32, dir string, force bool, opts
 		return res
 	}
 	res.notes = append(res.notes, plan.Warnings...)
-	name := fmt.Sprintf("core.%d", pid)
-	if err := elfcore.WriteFile(dir, name, plan, force, progress); err != nil {
-		switch {
-		case errors.Is(err, elfcore.ErrExists):
-			err = fmt.Errorf("%w (use --force to replace it)", err)
-		case errors.Is(err, elfcore.ErrIsDir):
-			err = fmt.Errorf("%w (not replaced, also with --force)", err)
-		}
-		res.err = err
+	if res.path, res.err = write(plan); res.err != nil {
 		return res
 	}
 	res.size = plan.Size()
-	res.path = filepath.Join(dir, name)
 	return res
 }
 
