@@ -17,9 +17,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// intrusionAfter is a zstd Podman checkpoint: opening it unpacks the
-// whole checkpoint into the private temporary directory.
-
 // buildBinary builds the real ckpt2core for tests that run it.
 func buildBinary(t *testing.T) string {
 	t.Helper()
