@@ -117,23 +117,9 @@ func runConvert(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(exitUsage, "%s", err)
 	}
-	// A run stopped before it wrote a core leaves no OUT_DIR of its own
-	// making behind (cores are anonymous files until complete). The
-	// cleanup is registered before the directory is made, and waits for
-	// the making: a signal in between must not leave it.
-	var (
-		madeMu  sync.Mutex
-		created []string
-	)
-	defer stop.onStop(func() {
-		madeMu.Lock()
-		defer madeMu.Unlock()
-		removeEmpty(created)
-	})()
-	madeMu.Lock()
-	created, err = makeOutDir(*out)
-	madeMu.Unlock()
-	if err != nil {
+	var made outDirs
+	defer made.removeOnStop(stop)()
+	if err := made.make(*out); err != nil {
 		return fail(exitFailed, "%s", err)
 	}
 
@@ -145,7 +131,7 @@ func runConvert(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	case failed == 0:
 		return exitOK
 	case ok == 0:
-		removeEmpty(created)
+		made.removeEmpty()
 		return exitFailed
 	}
 	return exitPartial
@@ -246,6 +232,38 @@ func makeOutDir(dir string) (created []string, err error) {
 		return nil, err
 	}
 	return missing, nil
+}
+
+// outDirs are the output directories a run made (makeOutDir), so that a
+// run stopped before it wrote a core, or that converted nothing, leaves no
+// OUT_DIR of its own making behind (cores are anonymous files until
+// complete).
+type outDirs struct {
+	mu      sync.Mutex // a stop's removal waits for a making in progress
+	created []string   // deepest first
+}
+
+// removeOnStop registers the removal of the directories made (before any
+// is made: a signal between the making and the registering must not leave
+// one) and returns the function that unregisters it.
+func (o *outDirs) removeOnStop(stop *stopper) (release func()) {
+	return stop.onStop(o.removeEmpty)
+}
+
+// make makes dir and its missing parents, and records those it created.
+func (o *outDirs) make(dir string) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	made, err := makeOutDir(dir)
+	o.created = append(made, o.created...)
+	return err
+}
+
+// removeEmpty removes the directories made, as long as they are empty.
+func (o *outDirs) removeEmpty() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	removeEmpty(o.created)
 }
 
 // removeEmpty removes the directories makeOutDir created, deepest first,
