@@ -757,10 +757,10 @@ func memfds(c *Checkpoint, pids []uint32) (map[string]*MemfdChange, map[uint32][
 		}
 		for _, v := range proc.VMAs {
 			if v.FileID != 0 {
-				uses[v.FileID] = append(uses[v.FileID], fmt.Sprintf("mapping %#x-%#x %s of pid %d", v.Start, v.End, protString(v.Prot), p.Pid))
+				uses[v.FileID] = append(uses[v.FileID], fmt.Sprintf("mapping %#x-%#x %s of pid %d", v.Start, v.End, inspect.Prot(v.Prot), p.Pid))
 			}
 			if v.Status&criuimg.VMAAreaMemfd != 0 {
-				note(v.Path, fmt.Sprintf("mapping %#x-%#x %s of pid %d", v.Start, v.End, protString(v.Prot), p.Pid))
+				note(v.Path, fmt.Sprintf("mapping %#x-%#x %s of pid %d", v.Start, v.End, inspect.Prot(v.Prot), p.Pid))
 			}
 		}
 		proc.Close()
