@@ -7,7 +7,7 @@ import (
 )
 
 // TestProt: PROT_* bits as the kernel's /proc/PID/maps writes them
-// (mm/proc task_mmu.c: r, w, x or '-' each), other bits ignored.
+// (fs/proc/task_mmu.c: r, w, x or - each), other bits ignored.
 func TestProt(t *testing.T) {
 	for _, tc := range []struct {
 		prot uint32
