@@ -44,12 +44,13 @@ Examples:
   ckpt2core gdb dump/ --exe ./server -- -batch -ex 'thread apply all bt'
 
 Converts one process (--pid, else the root of the process tree) into an
-anonymous file (no name: nothing is left on disk, whatever ends the run),
-and starts gdb on that core, /proc/self/fd/3 to gdb, with the executable
-(--exe, else the one the checkpoint recorded, under --root if given) and,
-with --root, 'set sysroot' at the root filesystem. A core of another architecture than this
-machine's is opened with gdb-multiarch when it is installed (unless --gdb
-names a debugger). Arguments after -- go to gdb.
+anonymous file, which gdb opens as /proc/self/fd/3 (no name on disk:
+nothing is left of it, whatever ends the run), and starts gdb on that core
+with the executable (--exe, else the one the checkpoint recorded, under
+--root if given) and, with --root or --image, 'set sysroot' at the root
+filesystem. A core of another architecture than this machine's is opened
+with gdb-multiarch when it is installed (unless --gdb names a debugger).
+Arguments after -- go to gdb.
 ` + debugStatus,
 		rootHelp:  "root filesystem: clean file pages, the executable and 'set sysroot'",
 		multiarch: true,
@@ -75,8 +76,9 @@ Examples:
   ckpt2core dlv checkpoint.tar.gz --pid 6 --exe ./server -- --init cmds.txt
 
 Converts one process (--pid, else the root of the process tree) into an
-anonymous file (no name: nothing is left on disk, whatever ends the run)
-and runs 'dlv core EXE /proc/self/fd/3' on that core. --root supplies the clean pages of mapped
+anonymous file, which Delve opens as /proc/self/fd/3 (no name on disk:
+nothing is left of it, whatever ends the run), and runs
+'dlv core EXE /proc/self/fd/3'. --root supplies the clean pages of mapped
 files to the core. Arguments after -- go to dlv.
 ` + debugStatus,
 		rootHelp: "root filesystem: clean file pages",
