@@ -18,8 +18,8 @@ import (
 // run (tempDir) are removed, and the exit status is 128+signal. While a
 // debugger runs, the signal is forwarded to it and ckpt2core ends when the
 // debugger has ended (what it reads is let go only then), with the same
-// status. The lock makes the two ways out exclusive: a run
-// that finishes while a signal is being handled never exits 0 under it.
+// status. The lock makes the two ways out exclusive: a run that finishes
+// while a signal is being handled never exits 0 under it.
 type stopper struct {
 	stderr io.Writer
 	sigc   chan os.Signal
