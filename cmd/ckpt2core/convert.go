@@ -117,23 +117,9 @@ func runConvert(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(exitUsage, "%s", err)
 	}
-	// A run stopped before it wrote a core leaves no OUT_DIR of its own
-	// making behind (cores are anonymous files until complete). The
-	// cleanup is registered before the directory is made, and waits for
-	// the making: a signal in between must not leave it.
-	var (
-		madeMu  sync.Mutex
-		created []string
-	)
-	defer stop.onStop(func() {
-		madeMu.Lock()
-		defer madeMu.Unlock()
-		removeEmpty(created)
-	})()
-	madeMu.Lock()
-	created, err = makeOutDir(*out)
-	madeMu.Unlock()
-	if err != nil {
+	var made outDirs
+	defer made.removeOnStop(stop)()
+	if err := made.make(*out); err != nil {
 		return fail(exitFailed, "%s", err)
 	}
 
@@ -145,7 +131,7 @@ func runConvert(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	case failed == 0:
 		return exitOK
 	case ok == 0:
-		removeEmpty(created)
+		made.removeEmpty()
 		return exitFailed
 	}
 	return exitPartial
@@ -248,6 +234,38 @@ func makeOutDir(dir string) (created []string, err error) {
 	return missing, nil
 }
 
+// outDirs are the output directories a run made (makeOutDir), so that a
+// run stopped before it wrote a core, or that converted nothing, leaves no
+// OUT_DIR of its own making behind (cores are anonymous files until
+// complete).
+type outDirs struct {
+	mu      sync.Mutex // a stop's removal waits for a making in progress
+	created []string   // deepest first
+}
+
+// removeOnStop registers the removal of the directories made (before any
+// is made: a signal between the making and the registering must not leave
+// one) and returns the function that unregisters it.
+func (o *outDirs) removeOnStop(stop *stopper) (release func()) {
+	return stop.onStop(o.removeEmpty)
+}
+
+// make makes dir and its missing parents, and records those it created.
+func (o *outDirs) make(dir string) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	made, err := makeOutDir(dir)
+	o.created = append(made, o.created...)
+	return err
+}
+
+// removeEmpty removes the directories made, as long as they are empty.
+func (o *outDirs) removeEmpty() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	removeEmpty(o.created)
+}
+
 // removeEmpty removes the directories makeOutDir created, deepest first,
 // as long as they are empty (a core written into one keeps it).
 func removeEmpty(dirs []string) {
@@ -301,9 +319,27 @@ func coreNotes(notes []criuimg.Note) []string {
 	return out
 }
 
-// convertOne loads, plans and writes the core of one process. Nothing is
-// left on disk when it fails.
-func convertOne(ck *criuimg.Checkpoint, pid uint32, dir string, force bool, opts elfcore.Options, progress elfcore.Progress) (res convertResult) {
+// convertOne loads, plans and writes the core of one process, dir/core.PID.
+// Nothing is left on disk when it fails.
+func convertOne(ck *criuimg.Checkpoint, pid uint32, dir string, force bool, opts elfcore.Options, progress elfcore.Progress) convertResult {
+	return convertWith(ck, pid, opts, func(plan *elfcore.Plan) (string, error) {
+		name := fmt.Sprintf("core.%d", pid)
+		err := elfcore.WriteFile(dir, name, plan, force, progress)
+		switch {
+		case err == nil:
+			return filepath.Join(dir, name), nil
+		case errors.Is(err, elfcore.ErrExists):
+			err = fmt.Errorf("%w (use --force to replace it)", err)
+		case errors.Is(err, elfcore.ErrIsDir):
+			err = fmt.Errorf("%w (not replaced, also with --force)", err)
+		}
+		return "", err
+	})
+}
+
+// convertWith loads and plans the core of one process, and has write
+// write it (write returns the core's path, or the error).
+func convertWith(ck *criuimg.Checkpoint, pid uint32, opts elfcore.Options, write func(*elfcore.Plan) (string, error)) (res convertResult) {
 	res.pid = pid
 	defer func() {
 		if r := recover(); r != nil {
@@ -334,19 +370,10 @@ func convertOne(ck *criuimg.Checkpoint, pid uint32, dir string, force bool, opts
 		return res
 	}
 	res.notes = append(res.notes, plan.Warnings...)
-	name := fmt.Sprintf("core.%d", pid)
-	if err := elfcore.WriteFile(dir, name, plan, force, progress); err != nil {
-		switch {
-		case errors.Is(err, elfcore.ErrExists):
-			err = fmt.Errorf("%w (use --force to replace it)", err)
-		case errors.Is(err, elfcore.ErrIsDir):
-			err = fmt.Errorf("%w (not replaced, also with --force)", err)
-		}
-		res.err = err
+	if res.path, res.err = write(plan); res.err != nil {
 		return res
 	}
 	res.size = plan.Size()
-	res.path = filepath.Join(dir, name)
 	return res
 }
 

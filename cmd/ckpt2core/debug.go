@@ -15,7 +15,9 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
+	"github.com/ckpt2core/ckpt2core/internal/anonfile"
 	"github.com/ckpt2core/ckpt2core/internal/archive"
+	"github.com/ckpt2core/ckpt2core/internal/elfcore"
 )
 
 // debugger is what differs between 'ckpt2core gdb' and 'ckpt2core dlv'.
@@ -41,13 +43,14 @@ Examples:
   ckpt2core gdb checkpoint.tar --pid 6 --root /
   ckpt2core gdb dump/ --exe ./server -- -batch -ex 'thread apply all bt'
 
-Converts one process (--pid, else the root of the process tree) into a
-private temporary directory, starts gdb on its core with the executable
-(--exe, else the one the checkpoint recorded, under --root if given) and,
-with --root, 'set sysroot' at the root filesystem, and removes the
-directory when gdb exits. A core of another architecture than this
-machine's is opened with gdb-multiarch when it is installed (unless --gdb
-names a debugger). Arguments after -- go to gdb.
+Converts one process (--pid, else the root of the process tree) into an
+anonymous file, which gdb opens as /proc/self/fd/3 (no name on disk:
+nothing is left of it, whatever ends the run), and starts gdb on that core
+with the executable (--exe, else the one the checkpoint recorded, under
+--root if given) and, with --root or --image, 'set sysroot' at the root
+filesystem. A core of another architecture than this machine's is opened
+with gdb-multiarch when it is installed (unless --gdb names a debugger).
+Arguments after -- go to gdb.
 ` + debugStatus,
 		rootHelp:  "root filesystem: clean file pages, the executable and 'set sysroot'",
 		multiarch: true,
@@ -72,9 +75,10 @@ Examples:
   ckpt2core dlv dump/ --exe ./server
   ckpt2core dlv checkpoint.tar.gz --pid 6 --exe ./server -- --init cmds.txt
 
-Converts one process (--pid, else the root of the process tree) into a
-private temporary directory, runs 'dlv core EXE CORE' and removes the
-directory when Delve exits. --root supplies the clean pages of mapped
+Converts one process (--pid, else the root of the process tree) into an
+anonymous file, which Delve opens as /proc/self/fd/3 (no name on disk:
+nothing is left of it, whatever ends the run), and runs
+'dlv core EXE /proc/self/fd/3'. --root supplies the clean pages of mapped
 files to the core. Arguments after -- go to dlv.
 ` + debugStatus,
 		rootHelp: "root filesystem: clean file pages",
@@ -107,8 +111,8 @@ type debugOptions struct {
 }
 
 // runDebugger implements 'ckpt2core gdb' and 'ckpt2core dlv': flags,
-// then the conversion of one process into the private temporary
-// directory, then the debugger on its core.
+// then the conversion of one process into an anonymous file, then the
+// debugger on that core.
 func runDebugger(stop *stopper, tool string, args []string, stdout, stderr io.Writer) int {
 	d := debuggers[tool]
 	o, status, ok := d.parse(args, stdout, stderr)
@@ -173,13 +177,21 @@ func (d *debugger) run(stop *stopper, o *debugOptions, stdout, stderr io.Writer)
 		}
 		target = want[0]
 	}
-	dir, err := os.MkdirTemp("", "ckpt2core-"+d.name+"-")
+	// The core is an anonymous file of TMPDIR (no name, even for a
+	// moment: a SIGKILL leaves nothing), which the debugger inherits as
+	// its descriptor 3 and opens as /proc/self/fd/3.
+	core, err := anonfile.New("", "core")
 	if err != nil {
 		complain(stderr, "", "%s", err)
 		return exitFailed
 	}
-	defer os.RemoveAll(dir)
-	res := convertOne(ck, target, dir, false, cv.opts, nil)
+	defer core.Close()
+	res := convertWith(ck, target, cv.opts, func(plan *elfcore.Plan) (string, error) {
+		if err := plan.Write(core, nil); err != nil {
+			return "", fmt.Errorf("writing its core into %s: %w", core.Name(), err)
+		}
+		return debuggerCore, nil
+	})
 	for _, n := range res.notes {
 		complain(stderr, "", "pid %d (%s): %s", res.pid, res.comm, n)
 	}
@@ -212,6 +224,7 @@ func (d *debugger) run(stop *stopper, o *debugOptions, stdout, stderr io.Writer)
 		return exitUsage
 	}
 	cmd := exec.Command(prog, argv...)
+	cmd.ExtraFiles = []*os.File{core} // descriptor 3: debuggerCore
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
 	if f := fileOf(stdout); f != nil {
 		cmd.Stdout = f // the terminal itself, not a pipe copied by us
@@ -237,6 +250,10 @@ func (d *debugger) run(stop *stopper, o *debugOptions, stdout, stderr io.Writer)
 	}
 	return exitOK
 }
+
+// debuggerCore is the path under which the debugger opens the core: its
+// own descriptor 3, the first of exec.Cmd.ExtraFiles.
+const debuggerCore = "/proc/self/fd/3"
 
 // hostArch is the architecture of this machine as criuimg names it.
 func hostArch() criuimg.Arch {

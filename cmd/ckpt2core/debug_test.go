@@ -55,13 +55,16 @@ func TestGdbCommand(t *testing.T) {
 }
 
 // TestDlvCommand runs 'ckpt2core dlv' with a stand-in debugger that
-// records how it was called: 'dlv core EXE CORE', the core being a
-// complete ELF core of the process asked for while the debugger runs.
+// records how it was called: 'dlv core EXE /proc/self/fd/3', the core
+// being a complete ELF core of the process asked for while the debugger
+// runs, an anonymous file of TMPDIR (no name there, during or after).
 func TestDlvCommand(t *testing.T) {
 	tmp := t.TempDir()
+	work := privateTmp(t)
+	t.Setenv("TMPDIR", work)
 	record := tmp + "/called"
 	fake := tmp + "/fake-dlv"
-	script := "#!/bin/sh\necho \"$@\" > " + record + "\nhead -c 4 \"$3\" | od -An -c >> " + record + "\n"
+	script := "#!/bin/sh\necho \"$@\" > " + record + "\nhead -c 4 \"$3\" | od -An -c >> " + record + "\nreadlink \"$3\" >> " + record + "\nls -A " + work + " >> " + record + "\n"
 	if err := os.WriteFile(fake, []byte(script), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -76,12 +79,13 @@ func TestDlvCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := strings.Fields(string(b))
-	if len(got) < 9 || got[0] != "core" || got[1] != fx+"/exe/go-goroutines" || !strings.HasSuffix(got[2], "/core.2219") ||
-		got[3] != "--init" || got[4] != "x" || strings.Join(got[5:9], "") != "177ELF" {
-		t.Errorf("dlv called as %q", b)
+	if len(got) != 11 || got[0] != "core" || got[1] != fx+"/exe/go-goroutines" || got[2] != "/proc/self/fd/3" ||
+		got[3] != "--init" || got[4] != "x" || strings.Join(got[5:9], "") != "177ELF" ||
+		!strings.HasPrefix(got[9], work+"/") || got[10] != "(deleted)" {
+		t.Errorf("dlv called as %q: want the core as an anonymous file of TMPDIR, and nothing named there", b)
 	}
-	if _, err := os.Stat(got[2]); !os.IsNotExist(err) {
-		t.Errorf("the private core %s is still there: %v", got[2], err)
+	if left := leftIn(t, work); len(left) != 0 {
+		t.Errorf("left in TMPDIR: %v", left)
 	}
 }
 

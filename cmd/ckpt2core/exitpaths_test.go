@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,9 +16,6 @@ import (
 
 	"golang.org/x/sys/unix"
 )
-
-// intrusionAfter is a zstd Podman checkpoint: opening it unpacks the
-// whole checkpoint into the private temporary directory.
 
 // buildBinary builds the real ckpt2core for tests that run it.
 func buildBinary(t *testing.T) string {
@@ -29,8 +27,7 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
-// privateTmp returns a fresh directory to be the binary's TMPDIR (its
-// private ckpt2core-* directory goes inside).
+// privateTmp returns a fresh directory to be the binary's TMPDIR.
 func privateTmp(t *testing.T) string {
 	t.Helper()
 	work := filepath.Join(t.TempDir(), "tmp")
@@ -51,6 +48,25 @@ func leftIn(t *testing.T, dir string) []string {
 		return nil
 	})
 	return left
+}
+
+// heldIn returns the files of dir that process pid has open, as
+// /proc/PID/fd links them (an anonymous file: "DIR/#INODE (deleted)"),
+// with their sizes.
+func heldIn(pid int, dir string) map[string]int64 {
+	fdDir := "/proc/" + strconv.Itoa(pid) + "/fd"
+	ents, _ := os.ReadDir(fdDir)
+	held := map[string]int64{}
+	for _, e := range ents {
+		l, err := os.Readlink(filepath.Join(fdDir, e.Name()))
+		if err != nil || !strings.HasPrefix(l, dir+"/") {
+			continue
+		}
+		if st, err := os.Stat(filepath.Join(fdDir, e.Name())); err == nil && st.Mode().IsRegular() {
+			held[e.Name()+" -> "+l] = st.Size()
+		}
+	}
+	return held
 }
 
 // waitFor waits for cmd and returns its wait status.
@@ -104,19 +120,21 @@ func startPiped(t *testing.T, bin, work string, args ...string) (*exec.Cmd, *os.
 // TestClosedPipeLeavesNothing reads the first line of the real binary's
 // stdout and closes the pipe, as '| head -1' does. The pipe holds one
 // page, so that the rest of the output meets the closed pipe (EPIPE):
-// the binary must remove its private TMPDIR (which holds the unpacked
-// checkpoint while the first line is read) and die by SIGPIPE, as a
-// pipeline expects (status 141 in a shell).
+// the binary must die by SIGPIPE, as a pipeline expects (status 141 in a
+// shell), and leave nothing in TMPDIR, not even an empty directory (grep
+// holds the checkpoint's members there, as anonymous files, while the
+// first line is read).
 func TestClosedPipeLeavesNothing(t *testing.T) {
 	bin := buildBinary(t)
 	for _, tc := range []struct {
-		name string
-		args []string
+		name  string
+		args  []string
+		holds bool // spooled members in TMPDIR when the first line is out
 	}{
-		{"inspect", []string{"inspect", intrusionAfter}},
-		{"inspect --json", []string{"inspect", "--json", intrusionAfter}},
-		{"grep", []string{"grep", "-C0", "--hex", "00", intrusionAfter}},
-		{"inspect --extract", []string{"inspect", "--extract", "EXTRACT", intrusionAfter}},
+		{"inspect", []string{"inspect", intrusionAfter}, false},
+		{"inspect --json", []string{"inspect", "--json", intrusionAfter}, false},
+		{"grep", []string{"grep", "-C0", "--hex", "00", intrusionAfter}, true},
+		{"inspect --extract", []string{"inspect", "--extract", "EXTRACT", intrusionAfter}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			work := privateTmp(t)
@@ -126,8 +144,8 @@ func TestClosedPipeLeavesNothing(t *testing.T) {
 				args[i] = strings.ReplaceAll(a, "EXTRACT", extract)
 			}
 			cmd, r, stderr, line := startPiped(t, bin, work, args...)
-			if len(leftIn(t, work)) == 0 {
-				t.Fatalf("nothing in TMPDIR after the first line %q: the test would prove nothing", line)
+			if held := heldIn(cmd.Process.Pid, work); tc.holds && len(held) == 0 {
+				t.Fatalf("nothing held in TMPDIR after the first line %q: the test would prove nothing", line)
 			}
 			r.Close()
 			ws := waitFor(t, cmd)
@@ -151,8 +169,9 @@ func TestClosedPipeLeavesNothing(t *testing.T) {
 
 // TestSignalsLeaveNothing stops the real binary by SIGINT, SIGTERM and
 // SIGHUP while it is blocked writing grep's hits (stdout is a pipe nobody
-// reads): each removes the private TMPDIR, says which signal stopped it
-// and exits 128+signal.
+// reads) with the checkpoint's members in anonymous files of TMPDIR:
+// each leaves nothing there, says which signal stopped it and exits
+// 128+signal.
 func TestSignalsLeaveNothing(t *testing.T) {
 	bin := buildBinary(t)
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
@@ -160,8 +179,8 @@ func TestSignalsLeaveNothing(t *testing.T) {
 			work := privateTmp(t)
 			cmd, r, stderr, _ := startPiped(t, bin, work, "grep", "-C0", "--hex", "00", intrusionAfter)
 			defer r.Close()
-			if len(leftIn(t, work)) == 0 {
-				t.Fatal("nothing in TMPDIR while grep runs: the test would prove nothing")
+			if len(heldIn(cmd.Process.Pid, work)) == 0 {
+				t.Fatal("nothing held in TMPDIR while grep runs: the test would prove nothing")
 			}
 			cmd.Process.Signal(sig)
 			ws := waitFor(t, cmd)
@@ -282,9 +301,10 @@ func TestInterruptedConvertRemovesOutDir(t *testing.T) {
 }
 
 // TestPanicLeavesNothing runs this test binary as a child whose command
-// opens the archive, writes a file into the private TMPDIR and panics, through
-// runCleanly as main runs every command: the panic goes on (exit status
-// 2, the runtime's) after the TMPDIR is removed.
+// opens the archive, writes a file into a temporary directory of TMPDIR
+// (stop.tempDir, as --image does) and panics, through runCleanly as main
+// runs every command: the panic goes on (exit status 2, the runtime's)
+// after the directory is removed.
 func TestPanicLeavesNothing(t *testing.T) {
 	if os.Getenv("CKPT2CORE_PANIC_CHILD") != "" {
 		os.Exit(runCleanly(nil, func(stop *stopper, _ []string, _, stderr io.Writer) int {
@@ -294,10 +314,14 @@ func TestPanicLeavesNothing(t *testing.T) {
 				return exitFailed
 			}
 			defer closeSrc()
-			// Compressed archives spool anonymously now; a named file
-			// in TMPDIR stands for what a command writes there (the
-			// core 'ckpt2core gdb' hands to gdb).
-			if err := os.WriteFile(filepath.Join(os.Getenv("TMPDIR"), "core.42"), []byte("secret"), 0o600); err != nil {
+			// Compressed archives spool anonymously; a named file in a
+			// temporary directory stands for what --image unpacks.
+			dir, _, err := stop.tempDir(imageRootPrefix)
+			if err != nil {
+				fmt.Fprintln(stderr, err)
+				return exitFailed
+			}
+			if err := os.WriteFile(filepath.Join(dir, "libc.so.6"), []byte("secret"), 0o600); err != nil {
 				fmt.Fprintln(stderr, err)
 				return exitFailed
 			}

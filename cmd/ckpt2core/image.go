@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 
 	"github.com/spf13/pflag"
 
@@ -20,13 +19,19 @@ func imageFlag(fs *pflag.FlagSet) *string {
 }
 
 // imageHelp is --image's help.
-const imageHelp = "the container's image as the root filesystem (a docker-archive or oci-archive tar, or an OCI layout directory): only the files the checkpoint maps are unpacked, into the private temporary directory"
+const imageHelp = "the container's image as the root filesystem (a docker-archive or oci-archive tar, or an OCI layout directory): only the files the checkpoint maps are unpacked, into a temporary directory removed on exit"
+
+// imageRootPrefix begins the name of the directory of TMPDIR an --image
+// root is unpacked into (the one thing a command names in TMPDIR: what a
+// SIGKILL can leave there, see the README).
+const imageRootPrefix = "ckpt2core-image-"
 
 // imageRoot unpacks, from the image at image, the files the processes of
-// ck map (and the image's symbolic links) into a new directory of the
-// private temporary directory, and returns it with a function removing
-// it. It warns on stderr when config.dump names another image.
-func imageRoot(image string, src criuimg.Source, ck *criuimg.Checkpoint, stderr io.Writer) (string, func(), error) {
+// ck map (and the image's symbolic links) into a new directory of TMPDIR
+// (stop.tempDir: removed on every exit but SIGKILL), and returns it with
+// a function removing it. It warns on stderr when config.dump names
+// another image.
+func imageRoot(stop *stopper, image string, src criuimg.Source, ck *criuimg.Checkpoint, stderr io.Writer) (string, func(), error) {
 	img, err := rootfs.OpenImage(image)
 	if err != nil {
 		return "", nil, fmt.Errorf("--image: %w", err)
@@ -42,11 +47,10 @@ func imageRoot(image string, src criuimg.Source, ck *criuimg.Checkpoint, stderr 
 			fmt.Fprintf(stderr, "ckpt2core: %s: the image it names is not compared with --image\n", safe(err.Error()))
 		}
 	}
-	dir, err := os.MkdirTemp("", "image-root-")
+	dir, cleanup, err := stop.tempDir(imageRootPrefix)
 	if err != nil {
-		return "", nil, err
+		return "", nil, fmt.Errorf("--image: %w", err)
 	}
-	cleanup := func() { os.RemoveAll(dir) }
 	if _, err := img.Materialize(dir, rootfs.MappedPaths(ck)); err != nil {
 		cleanup()
 		return "", nil, fmt.Errorf("--image %s: %w", image, err)

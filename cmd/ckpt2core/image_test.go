@@ -144,7 +144,7 @@ func TestImageGdb(t *testing.T) {
 			if !slices.Equal(got, want) {
 				t.Errorf("pid %s --image %s: frames %v, with --root %v", tc.pid, img, got, want)
 			}
-			if !regexp.MustCompile(`Yes\s+\S*/image-root-[0-9]+/lib/x86_64-linux-gnu/libc\.so\.6`).MatchString(libs) {
+			if !regexp.MustCompile(`Yes\s+\S*/` + imageRootPrefix + `[0-9]+/lib/x86_64-linux-gnu/libc\.so\.6`).MatchString(libs) {
 				t.Errorf("pid %s --image %s: libc not loaded from the unpacked image:\n%s", tc.pid, img, libs)
 			}
 		}

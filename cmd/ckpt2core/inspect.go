@@ -171,7 +171,7 @@ func inspectReport(stop *stopper, path string, aopts *archive.Options, env bool,
 		if sysroot != "" {
 			return nil, exitUsage, &inspectUsage{errors.New("--root and --image exclude each other")}
 		}
-		dir, cleanup, err := imageRoot(image, src, ck, stderr)
+		dir, cleanup, err := imageRoot(stop, image, src, ck, stderr)
 		if err != nil {
 			return nil, exitUsage, err
 		}

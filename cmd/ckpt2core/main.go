@@ -59,28 +59,25 @@ func main() {
 	os.Exit(runCleanly(os.Args[1:], runWith))
 }
 
-// runCleanly runs the command with a private temporary directory (TMPDIR
-// for this process and the debuggers it starts: archive spools, the cores
-// of 'ckpt2core gdb') that is removed when the command ends, also when it
-// is stopped by SIGINT, SIGTERM or SIGHUP, so that no unpacked checkpoint
-// or core (every secret of the processes) stays behind. Cores being
-// written into OUT_DIR are anonymous files until complete (O_TMPFILE), so
-// a stop leaves none there either.
+// runCleanly runs the command so that no unpacked checkpoint or core
+// (every secret of the processes) stays behind, also when it is stopped by
+// SIGINT, SIGTERM or SIGHUP, by a closed pipe or a panic. Nothing named is
+// made at the start: what a command must write for a while is an
+// anonymous file of TMPDIR (O_TMPFILE: archive spools, the core of
+// 'ckpt2core gdb'), which even SIGKILL cannot leave behind, and only what
+// needs names (an --image root) gets a directory of TMPDIR, through
+// stop.tempDir, removed on every exit that runs code. Cores being written
+// into OUT_DIR are anonymous files until complete, so a stop leaves none
+// there either.
 func runCleanly(args []string, cmd func(*stopper, []string, io.Writer, io.Writer) int) int {
-	tmp, err := os.MkdirTemp("", "ckpt2core-")
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "ckpt2core: %v\n", err)
-		return exitFailed
-	}
-	os.Setenv("TMPDIR", tmp)
-	stop := newStopper(tmp, os.Stderr)
+	stop := newStopper(os.Stderr)
 	return stop.finish(runGuarded(stop, args, cmd))
 }
 
 // runGuarded runs cmd with the real stdout and stderr, through which a
 // closed pipe ends the run after the cleanup (pipeOut). A panic undoes
-// the work in progress and removes the temporary directory before it goes
-// on (the runtime then prints it and exits with status 2).
+// the work in progress and removes the temporary directories before it
+// goes on (the runtime then prints it and exits with status 2).
 func runGuarded(stop *stopper, args []string, cmd func(*stopper, []string, io.Writer, io.Writer) int) int {
 	defer func() {
 		if r := recover(); r != nil {

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	"github.com/spf13/pflag"
 
@@ -150,15 +149,8 @@ type podConvert struct {
 // it returns the exit status (as convert's: 0 all converted, 1 none, 3
 // some).
 func (pc podConvert) run(stop *stopper, stdout, stderr io.Writer) int {
-	var (
-		madeMu  sync.Mutex
-		created []string
-	)
-	defer stop.onStop(func() {
-		madeMu.Lock()
-		defer madeMu.Unlock()
-		removeEmpty(created)
-	})()
+	var made outDirs
+	defer made.removeOnStop(stop)()
 	var results []convertResult
 	missing := 0
 	for _, c := range pc.pod.Containers {
@@ -175,11 +167,7 @@ func (pc podConvert) run(stop *stopper, stdout, stderr io.Writer) int {
 			continue
 		}
 		out := filepath.Join(pc.out, c.Name)
-		madeMu.Lock()
-		made, err := makeOutDir(out)
-		created = append(made, created...)
-		madeMu.Unlock()
-		if err != nil {
+		if err := made.make(out); err != nil {
 			cv.Close()
 			complain(stderr, "", "%s", err)
 			return exitFailed
@@ -198,9 +186,7 @@ func (pc podConvert) run(stop *stopper, stdout, stderr io.Writer) int {
 	case failed == 0 && missing == 0:
 		return exitOK
 	case ok == 0:
-		madeMu.Lock()
-		removeEmpty(created)
-		madeMu.Unlock()
+		made.removeEmpty()
 		return exitFailed
 	}
 	return exitPartial

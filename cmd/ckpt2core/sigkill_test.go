@@ -3,12 +3,10 @@ package main
 import (
 	"archive/tar"
 	"cmp"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -71,31 +69,26 @@ func boolInt(b bool) int {
 }
 
 // spoolFD returns the size of the largest file that pid has open under
-// dir, and its /proc link, as /proc/PID/fd shows them.
+// dir, and its /proc link, as /proc/PID/fd shows them (heldIn).
 func spoolFD(pid int, dir string) (int64, string) {
-	fdDir := "/proc/" + strconv.Itoa(pid) + "/fd"
-	ents, _ := os.ReadDir(fdDir)
 	var best int64
 	var link string
-	for _, e := range ents {
-		l, err := os.Readlink(filepath.Join(fdDir, e.Name()))
-		if err != nil || !strings.HasPrefix(l, dir+"/") {
-			continue
-		}
-		st, err := os.Stat(filepath.Join(fdDir, e.Name()))
-		if err == nil && st.Mode().IsRegular() && st.Size() > best {
-			best, link = st.Size(), l
+	for l, size := range heldIn(pid, dir) {
+		if size > best {
+			best, link = size, l
 		}
 	}
 	return best, link
 }
 
-// TestSIGKILLMidSpool runs the real binary on a zstd archive with 128 MiB
-// of pages, before the images that describe them (so grep spools them:
-// one read in order would stream through memory), and kills it (SIGKILL: no handler runs) while it holds more
-// than 8 MiB of a spooled member in its private TMPDIR, as /proc/PID/fd
-// shows: no file may be left in TMPDIR afterwards (spooled members have no
-// name; only empty directories may stay).
+// TestSIGKILLMidSpool runs the real binary, every command that reads a
+// checkpoint, on a zstd archive with 128 MiB of pages before the images
+// that describe them (so each spools them: one read in order would stream
+// through memory), and kills it (SIGKILL: no handler runs) while it holds
+// more than 8 MiB of a spooled member in TMPDIR, as /proc/PID/fd shows:
+// nothing at all may be left in TMPDIR afterwards, not a file, not an
+// empty directory (spooled members have no name, and nothing named is
+// made for a run that only spools).
 func TestSIGKILLMidSpool(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and a 128 MiB archive")
@@ -103,44 +96,56 @@ func TestSIGKILLMidSpool(t *testing.T) {
 	bin := buildBinary(t)
 	tmp := t.TempDir()
 	arch := largeArchive(t, tmp, true)
-
-	work := filepath.Join(tmp, "tmp")
-	os.Mkdir(work, 0o700)
-	cmd := exec.Command(bin, "grep", "no-such-secret", arch)
-	cmd.Env = append(os.Environ(), "TMPDIR="+work)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	for _, args := range [][]string{
+		{"grep", "no-such-secret", arch},
+		{"inspect", arch},
+		{"triage", arch},
+		{"convert", arch, "-o", "OUT/cores"},
+		{"report", arch, "-o", "OUT/report.html"},
+		{"extract", arch, "-o", "OUT/extracted"},
+		{"diff", arch, arch},
+		{"list", tmp},
+		{"gdb", arch, "--gdb", "true"},
+	} {
+		t.Run(args[0], func(t *testing.T) {
+			out := t.TempDir() // a convert's OUT_DIR stays after SIGKILL: not in TMPDIR
+			for i, a := range args {
+				args[i] = strings.Replace(a, "OUT", out, 1)
+			}
+			work := privateTmp(t)
+			cmd := exec.Command(bin, args...)
+			cmd.Env = append(os.Environ(), "TMPDIR="+work)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			waited := make(chan error, 1)
+			go func() { waited <- cmd.Wait() }()
+			var link string
+			deadline := time.Now().Add(60 * time.Second)
+			for {
+				var size int64
+				if size, link = spoolFD(cmd.Process.Pid, work); size >= 8<<20 {
+					break
+				}
+				select {
+				case err := <-waited:
+					t.Fatalf("ckpt2core ended (%v) before it was seen spooling 8 MiB into TMPDIR: the test proves nothing", err)
+				default:
+				}
+				if time.Now().After(deadline) {
+					cmd.Process.Kill()
+					t.Fatal("never saw a spooled member in TMPDIR")
+				}
+				time.Sleep(time.Millisecond) // polling /proc, not a synchronisation
+			}
+			cmd.Process.Signal(syscall.SIGKILL)
+			<-waited
+			t.Logf("killed while spooling into %s", link)
+			if left := leftIn(t, work); len(left) != 0 {
+				t.Errorf("left in TMPDIR after SIGKILL: %v", left)
+			}
+		})
 	}
-	waited := make(chan error, 1)
-	go func() { waited <- cmd.Wait() }()
-	var link string
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		var size int64
-		if size, link = spoolFD(cmd.Process.Pid, work); size >= 8<<20 {
-			break
-		}
-		select {
-		case err := <-waited:
-			t.Fatalf("ckpt2core ended (%v) before it was seen spooling 8 MiB into TMPDIR: the test proves nothing", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatal("never saw a spooled member in TMPDIR")
-		}
-		time.Sleep(time.Millisecond) // polling /proc, not a synchronisation
-	}
-	cmd.Process.Signal(syscall.SIGKILL)
-	<-waited
-	t.Logf("killed while spooling into %s", link)
-	filepath.WalkDir(work, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			st, _ := os.Lstat(p)
-			t.Errorf("left in TMPDIR after SIGKILL: %s (%d bytes)", p, st.Size())
-		}
-		return nil
-	})
 }
 
 // largeArchive writes dir/big.tar.zst, a zstd archive of a synthetic

@@ -99,8 +99,7 @@ func (p positive[T]) Set(s string) error {
 // entry point (new commands call it too, with archiveFlags' options). A stop signal
 // during the unpacking of an archive cancels it and waits (a few seconds at
 // most) for archive.Open to remove what it wrote, so that no partial
-// --extract directory is left looking complete and nothing is written
-// into the private temporary directory after it is removed.
+// --extract directory is left looking complete.
 func openCheckpoint(stop *stopper, path string, opts *archive.Options) (criuimg.Source, func(), error) {
 	o := archive.Options{}
 	if opts != nil {
@@ -150,7 +149,7 @@ type conversion struct {
 // root filesystem. On error it returns the exit status to use.
 //
 // With image (--image) instead, the files the checkpoint maps are unpacked
-// from that container image into the private temporary directory, which
+// from that container image into a temporary directory (imageRoot), which
 // then serves as the root (c.root names it).
 func openConversion(stop *stopper, path string, aopts *archive.Options, root, image string, stderr io.Writer) (*conversion, int, error) {
 	o := archive.Options{}
@@ -173,7 +172,7 @@ func openConversion(stop *stopper, path string, aopts *archive.Options, root, im
 		return nil, exitUsage, errors.New("--root and --image exclude each other")
 	}
 	if image != "" {
-		dir, cleanup, err := imageRoot(image, src, c.ck, stderr)
+		dir, cleanup, err := imageRoot(stop, image, src, c.ck, stderr)
 		if err != nil {
 			c.Close()
 			return nil, exitUsage, err

@@ -13,14 +13,14 @@ import (
 
 // stopper decides how a run ends when SIGINT, SIGTERM or SIGHUP arrives.
 //
-// Without a debugger running, the signal ends ckpt2core at once: the
-// private temporary directory is removed and the exit status is 128+signal.
-// While a debugger runs, the signal is forwarded to it and ckpt2core ends
-// when the debugger has ended (the core it reads is removed only then),
-// with the same status. The lock makes the two ways out exclusive: a run
-// that finishes while a signal is being handled never exits 0 under it.
+// Without a debugger running, the signal ends ckpt2core at once: the work
+// in progress is undone (onStop), the named temporary directories of the
+// run (tempDir) are removed, and the exit status is 128+signal. While a
+// debugger runs, the signal is forwarded to it and ckpt2core ends when the
+// debugger has ended (what it reads is let go only then), with the same
+// status. The lock makes the two ways out exclusive: a run that finishes
+// while a signal is being handled never exits 0 under it.
 type stopper struct {
-	tmp    string
 	stderr io.Writer
 	sigc   chan os.Signal
 
@@ -39,6 +39,11 @@ func (s *stopper) onStop(f func()) (release func()) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.onStopLocked(f)
+}
+
+// onStopLocked is onStop with s.mu held.
+func (s *stopper) onStopLocked(f func()) (release func()) {
 	if s.cleanup == nil {
 		s.cleanup = make(map[int]func())
 	}
@@ -52,10 +57,34 @@ func (s *stopper) onStop(f func()) (release func()) {
 	}
 }
 
-// newStopper starts handling the stop signals for a run whose temporary
-// directory is tmp.
-func newStopper(tmp string, stderr io.Writer) *stopper {
-	s := &stopper{tmp: tmp, stderr: stderr, sigc: make(chan os.Signal, 1)}
+// tempDir creates a new directory (mode 0700) in os.TempDir(), named
+// prefix followed by a random string, for what must have names (the
+// files of an --image root), and returns it with the function that
+// removes it. Every way out that runs code removes it too: a stop signal,
+// a closed pipe, a panic. (SIGKILL cannot be handled: what the directory
+// holds then stays; anything that can do without names is an anonymous
+// file instead, see anonfile.) A nil stopper (tests that call run) only
+// creates it.
+func (s *stopper) tempDir(prefix string) (string, func(), error) {
+	if s == nil {
+		dir, err := os.MkdirTemp("", prefix)
+		return dir, func() { os.RemoveAll(dir) }, err
+	}
+	// Under the lock: a signal cannot end the run between the making and
+	// the registering.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", nil, err
+	}
+	release := s.onStopLocked(func() { os.RemoveAll(dir) })
+	return dir, func() { os.RemoveAll(dir); release() }, nil
+}
+
+// newStopper starts handling the stop signals for a run.
+func newStopper(stderr io.Writer) *stopper {
+	s := &stopper{stderr: stderr, sigc: make(chan os.Signal, 1)}
 	// SIGPIPE is taken too, so that a write to a closed stdout or stderr
 	// returns EPIPE (to pipeOut, which ends the run after the cleanup)
 	// instead of killing the process with the checkpoint still unpacked.
@@ -64,19 +93,18 @@ func newStopper(tmp string, stderr io.Writer) *stopper {
 	return s
 }
 
-// cleanupLocked runs the registered cleanups and removes the temporary
-// directory; s.mu is held.
+// cleanupLocked runs the registered cleanups (which remove the temporary
+// directories); s.mu is held.
 func (s *stopper) cleanupLocked() {
 	for _, f := range s.cleanup {
 		f()
 	}
 	s.cleanup = nil
-	os.RemoveAll(s.tmp)
 }
 
 // brokenPipe ends the run because f (stdout or stderr) is a pipe whose
 // reader has gone (EPIPE): the work in progress is undone, the temporary
-// directory removed, and the process ends as a pipeline expects, killed by
+// directories removed, and the process ends as a pipeline expects, killed by
 // SIGPIPE (status 141 in a shell). It does not return.
 func (s *stopper) brokenPipe(f *os.File) {
 	s.mu.Lock() // a second broken write waits here until the process ends
@@ -89,8 +117,8 @@ func (s *stopper) brokenPipe(f *os.File) {
 	os.Exit(128 + int(syscall.SIGPIPE))
 }
 
-// abandon undoes the work in progress and removes the temporary directory
-// when the run ends by a panic (the caller panics again).
+// abandon undoes the work in progress and removes the temporary
+// directories when the run ends by a panic (the caller panics again).
 func (s *stopper) abandon() {
 	s.mu.Lock()
 	signal.Stop(s.sigc)
@@ -147,13 +175,12 @@ func (s *stopper) runChild(cmd *exec.Cmd) (syscall.Signal, error) {
 	return sig, err
 }
 
-// finish ends the run with status code: it stops listening for signals,
-// removes the temporary directory and returns code, or 128+signal if a
-// signal stopped the run.
+// finish ends the run with status code: it stops listening for signals
+// and returns code, or 128+signal if a signal stopped the run (after the
+// cleanups).
 func (s *stopper) finish(code int) int {
 	s.mu.Lock() // if a signal is being handled, the process exits here
 	signal.Stop(s.sigc)
-	os.RemoveAll(s.tmp)
 	if s.sig != 0 {
 		s.cleanupLocked()
 		fmt.Fprintf(s.stderr, "ckpt2core: stopped by %s\n", signalName(s.sig))

@@ -74,8 +74,8 @@ func runTriage(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	iopts.Meta = checkpointMeta(src)
 	if *image != "" {
 		// The files the checkpoint maps, unpacked from the image into
-		// the private temporary directory: then as --root.
-		dir, cleanup, err := imageRoot(*image, src, ck, stderr)
+		// a temporary directory: then as --root.
+		dir, cleanup, err := imageRoot(stop, *image, src, ck, stderr)
 		if err != nil {
 			complain(stderr, "", "%s", err)
 			return exitUsage

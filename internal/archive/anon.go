@@ -3,15 +3,12 @@ package archive
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/ckpt2core/ckpt2core/criuimg"
+	"github.com/ckpt2core/ckpt2core/internal/anonfile"
 	"github.com/ckpt2core/ckpt2core/internal/readat"
 )
 
@@ -24,32 +21,11 @@ const (
 	memBudget = 16 << 20
 )
 
-// newAnonFile creates a file in dir ("" = os.TempDir()) that has no name:
-// O_TMPFILE where the filesystem supports it, else a file removed right
-// after it is created. It is used by descriptor only, so that the kernel
-// frees it when the process ends, however it ends (SIGKILL included).
+// newAnonFile creates a file in dir ("" = os.TempDir()) that has no name
+// (anonfile.New): it is used by descriptor only, so that the kernel frees
+// it when the process ends, however it ends (SIGKILL included).
 func newAnonFile(dir string) (*os.File, error) {
-	if dir == "" {
-		dir = os.TempDir()
-	}
-	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
-	if err == nil {
-		return os.NewFile(uintptr(fd), filepath.Join(dir, "(anonymous spool file)")), nil
-	}
-	if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.EISDIR) && !errors.Is(err, unix.EINVAL) {
-		return nil, fmt.Errorf("anonymous spool file in %s: %w", dir, err)
-	}
-	// No O_TMPFILE here: a named file, unlinked at once. A SIGKILL
-	// between the two calls can leave it (empty) behind.
-	f, err := os.CreateTemp(dir, ".ckpt2core-spool-*")
-	if err != nil {
-		return nil, err
-	}
-	if err := os.Remove(f.Name()); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
+	return anonfile.New(dir, "spool file")
 }
 
 // blob is one member kept from a compressed archive: its data in memory,

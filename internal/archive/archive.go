@@ -372,20 +372,27 @@ func sniff(path string, head []byte) (compression, error) {
 	return compNone, nil
 }
 
-func openFile(path string, f *os.File, opts Options) (*Checkpoint, error) {
+// sniffFile checks that the archive f (named path) is a regular file and
+// tells its compression from its first bytes.
+func sniffFile(path string, f *os.File) (os.FileInfo, compression, error) {
 	st, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", path)
+		return nil, 0, fmt.Errorf("%s: not a regular file", path)
 	}
 	head := make([]byte, 8)
 	n, err := f.ReadAt(head, 0)
 	if err != nil && err != io.EOF {
-		return nil, err
+		return nil, 0, err
 	}
 	comp, err := sniff(path, head[:n])
+	return st, comp, err
+}
+
+func openFile(path string, f *os.File, opts Options) (*Checkpoint, error) {
+	st, comp, err := sniffFile(path, f)
 	if err != nil {
 		return nil, err
 	}

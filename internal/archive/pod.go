@@ -187,6 +187,23 @@ func openNested(path string, opts Options) (c *Checkpoint, err error) {
 	return openNestedFile(path, f, opts)
 }
 
+// tarOf reads the archive f (named path, compressed as comp) as a tar:
+// in place (seeking over data it skips) when uncompressed, else through
+// the decompressor, at most opts.MaxBytes. kind is the archive's Kind;
+// closeDecomp releases the decompressor.
+func tarOf(path string, f *os.File, comp compression, opts Options) (cr *countReader, tr *tar.Reader, kind string, closeDecomp func(), err error) {
+	if comp == compNone {
+		scr := &seekCountReader{countReader: countReader{r: f, limit: math.MaxInt64}, s: f}
+		return &scr.countReader, tar.NewReader(scr), KindTar, func() {}, nil
+	}
+	r, kind, closeDecomp, err := decompress(path, f, comp, opts)
+	if err != nil {
+		return nil, nil, "", nil, err
+	}
+	cr = &countReader{r: r, limit: opts.MaxBytes}
+	return cr, tar.NewReader(cr), kind, closeDecomp, nil
+}
+
 // openNestedFile is openNested on the open pod archive f; the
 // Checkpoint's f is f when the nested archive is read in place.
 func openNestedFile(path string, f *os.File, opts Options) (c *Checkpoint, err error) {
@@ -195,38 +212,18 @@ func openNestedFile(path string, f *os.File, opts Options) (c *Checkpoint, err e
 	if opts.ExtractDir != "" {
 		return nil, fmt.Errorf("%s: %s: extracting a nested container archive: not supported (extract the pod, then give %s)", path, name, name)
 	}
-	st, err := f.Stat()
+	st, comp, err := sniffFile(path, f)
 	if err != nil {
 		return nil, err
 	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", path)
-	}
-	head := make([]byte, 8)
-	n, err := f.ReadAt(head, 0)
-	if err != nil && err != io.EOF {
-		return nil, err
-	}
-	comp, err := sniff(path, head[:n])
+	cr, tr, kind, closeDecomp, err := tarOf(path, f, comp, opts)
 	if err != nil {
 		return nil, err
 	}
-	var cr *countReader
-	var tr *tar.Reader
-	kind := KindTar
+	defer closeDecomp()
 	fileSize := int64(-1)
 	if comp == compNone {
-		scr := &seekCountReader{countReader: countReader{r: f, limit: math.MaxInt64}, s: f}
-		cr, tr, fileSize = &scr.countReader, tar.NewReader(scr), st.Size()
-	} else {
-		r, k, closeDecomp, err := decompress(path, f, comp, opts)
-		if err != nil {
-			return nil, err
-		}
-		defer closeDecomp()
-		kind = k
-		cr = &countReader{r: r, limit: opts.MaxBytes}
-		tr = tar.NewReader(cr)
+		fileSize = st.Size()
 	}
 	var (
 		inner     *os.File
@@ -315,34 +312,18 @@ func ReadPod(path string, opts Options) (*Pod, error) {
 func ReadPodFile(path string, f *os.File, opts Options) (*Pod, error) {
 	opts = opts.withDefaults()
 	opts.Container = ""
-	head := make([]byte, 8)
-	n, err := f.ReadAt(head, 0)
-	if err != nil && err != io.EOF {
-		return nil, err
-	}
-	comp, err := sniff(path, head[:n])
+	_, comp, err := sniffFile(path, f)
 	if err != nil {
 		return nil, err
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return nil, err
 	}
-	var cr *countReader
-	var tr *tar.Reader
-	kind := KindTar
-	if comp == compNone {
-		scr := &seekCountReader{countReader: countReader{r: f, limit: math.MaxInt64}, s: f}
-		cr, tr = &scr.countReader, tar.NewReader(scr)
-	} else {
-		r, k, closeDecomp, err := decompress(path, f, comp, opts)
-		if err != nil {
-			return nil, err
-		}
-		defer closeDecomp()
-		kind = k
-		cr = &countReader{r: r, limit: opts.MaxBytes}
-		tr = tar.NewReader(cr)
+	cr, tr, kind, closeDecomp, err := tarOf(path, f, comp, opts)
+	if err != nil {
+		return nil, err
 	}
+	defer closeDecomp()
 	files := map[string][]byte{}
 	withImages := map[string]bool{} // directory -> has checkpoint/ images
 	var tops []string               // top-level regular files

@@ -134,6 +134,27 @@ type Field struct {
 	After  string `json:"after"`
 }
 
+// addField appends to fields the field name when x (A's) and y (B's)
+// differ.
+func addField(fields *[]Field, name, x, y string) {
+	if x != y {
+		*fields = append(*fields, Field{Name: name, Before: x, After: y})
+	}
+}
+
+// fieldsChange is the change of an entry both checkpoints have, whose
+// differing fields are fields: Changed, else Unchanged; keep is false for
+// an unchanged entry not to be shown.
+func fieldsChange(fields []Field, showUnchanged bool) (change string, keep bool) {
+	switch {
+	case len(fields) > 0:
+		return Changed, true
+	case showUnchanged:
+		return Unchanged, true
+	}
+	return "", false
+}
+
 // ContainerDiff compares the containers.
 type ContainerDiff struct {
 	// Same says whether A and B are checkpoints of one container (same
@@ -312,11 +333,7 @@ func diffContainer(a, b *inspect.Container) *ContainerDiff {
 		cb = *b
 	}
 	d := &ContainerDiff{CheckpointedA: ca.Checkpointed, CheckpointedB: cb.Checkpointed}
-	add := func(name, x, y string) {
-		if x != y {
-			d.Changed = append(d.Changed, Field{Name: name, Before: x, After: y})
-		}
-	}
+	add := func(name, x, y string) { addField(&d.Changed, name, x, y) }
 	add("engine", ca.Engine, cb.Engine)
 	add("name", ca.Name, cb.Name)
 	add("id", ca.ID, cb.ID)
@@ -477,11 +494,7 @@ func (r *Result) diffProcess(a, b *Checkpoint, pr pair, mc *memComparer) Process
 	if pa.Pid != pb.Pid {
 		d.PidBefore = pa.Pid
 	}
-	add := func(name, x, y string) {
-		if x != y {
-			d.Fields = append(d.Fields, Field{Name: name, Before: x, After: y})
-		}
-	}
+	add := func(name, x, y string) { addField(&d.Fields, name, x, y) }
 	add("ppid", fmt.Sprint(pa.PPid), fmt.Sprint(pb.PPid))
 	add("comm", pa.Comm, pb.Comm)
 	add("exe", pa.Exe, pb.Exe)
@@ -668,24 +681,15 @@ func diffMounts(a, b []inspect.Mount, showUnchanged bool) []MountChange {
 			out = append(out, c)
 			continue
 		}
-		add := func(name, x, y string) {
-			if x != y {
-				c.Fields = append(c.Fields, Field{Name: name, Before: x, After: y})
-			}
-		}
+		add := func(name, x, y string) { addField(&c.Fields, name, x, y) }
 		add("source", ma.Source, m.Source)
 		add("fstype", ma.FSType, m.FSType)
 		add("root", ma.Root, m.Root)
 		add("options", ma.Options, m.Options)
-		switch {
-		case len(c.Fields) > 0:
-			c.Change = Changed
-		case showUnchanged:
-			c.Change = Unchanged
-		default:
-			continue
+		var keep bool
+		if c.Change, keep = fieldsChange(c.Fields, showUnchanged); keep {
+			out = append(out, c)
 		}
-		out = append(out, c)
 	}
 	for _, m := range a {
 		if !seen[m.Mountpoint] {
@@ -753,10 +757,10 @@ func memfds(c *Checkpoint, pids []uint32) (map[string]*MemfdChange, map[uint32][
 		}
 		for _, v := range proc.VMAs {
 			if v.FileID != 0 {
-				uses[v.FileID] = append(uses[v.FileID], fmt.Sprintf("mapping %#x-%#x %s of pid %d", v.Start, v.End, protString(v.Prot), p.Pid))
+				uses[v.FileID] = append(uses[v.FileID], fmt.Sprintf("mapping %#x-%#x %s of pid %d", v.Start, v.End, inspect.Prot(v.Prot), p.Pid))
 			}
 			if v.Status&criuimg.VMAAreaMemfd != 0 {
-				note(v.Path, fmt.Sprintf("mapping %#x-%#x %s of pid %d", v.Start, v.End, protString(v.Prot), p.Pid))
+				note(v.Path, fmt.Sprintf("mapping %#x-%#x %s of pid %d", v.Start, v.End, inspect.Prot(v.Prot), p.Pid))
 			}
 		}
 		proc.Close()

@@ -98,25 +98,10 @@ type hashRun struct {
 	h     []uint64
 }
 
-// protString writes PROT_* bits as "rwx".
-func protString(p uint32) string {
-	b := []byte("---")
-	if p&criuimg.ProtRead != 0 {
-		b[0] = 'r'
-	}
-	if p&criuimg.ProtWrite != 0 {
-		b[1] = 'w'
-	}
-	if p&criuimg.ProtExec != 0 {
-		b[2] = 'x'
-	}
-	return string(b)
-}
-
 // mappingOf is the change of mapping v of p; its kind is the one
 // inspect's memory summary counts it under.
 func mappingOf(change string, p *criuimg.Process, v *criuimg.VMA) MappingChange {
-	return MappingChange{Change: change, Start: inspect.Hex(v.Start), End: inspect.Hex(v.End), Prot: protString(v.Prot), Path: v.Path, Kind: inspect.MemoryKind(p.VMAKind(v))}
+	return MappingChange{Change: change, Start: inspect.Hex(v.Start), End: inspect.Hex(v.End), Prot: inspect.Prot(v.Prot), Path: v.Path, Kind: inspect.MemoryKind(p.VMAKind(v))}
 }
 
 // matchVMAs pairs B's mappings with A's: same start and path, then (for
@@ -177,7 +162,7 @@ func (mc *memComparer) compare(pa, pb *criuimg.Process, replaced bool) (*MemoryD
 			}
 		}
 		if va.Prot != vb.Prot {
-			c.ProtBefore = protString(va.Prot)
+			c.ProtBefore = inspect.Prot(va.Prot)
 			if c.Change == Unchanged {
 				c.Change = Protection
 			}

@@ -68,25 +68,16 @@ func diffRootfs(a, b *Checkpoint, showUnchanged bool) ([]RootfsChange, []string)
 			out = append(out, c)
 			continue
 		}
-		add := func(name, x, y string) {
-			if x != y {
-				c.Fields = append(c.Fields, Field{Name: name, Before: x, After: y})
-			}
-		}
+		add := func(name, x, y string) { addField(&c.Fields, name, x, y) }
 		add("type", old.Type, f.Type)
 		add("size", fmt.Sprint(old.Size), fmt.Sprint(f.Size))
 		add("mode", fmt.Sprintf("%#o", old.mode), fmt.Sprintf("%#o", f.mode))
 		add("link", old.link, f.link)
 		add("sha256", old.sha256, f.sha256)
-		switch {
-		case len(c.Fields) > 0:
-			c.Change = Changed
-		case showUnchanged:
-			c.Change = Unchanged
-		default:
-			continue
+		var keep bool
+		if c.Change, keep = fieldsChange(c.Fields, showUnchanged); keep {
+			out = append(out, c)
 		}
-		out = append(out, c)
 	}
 	for p, f := range fa {
 		if _, ok := fb[p]; !ok {

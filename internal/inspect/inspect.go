@@ -408,6 +408,21 @@ func MemoryKind(k criuimg.VMAKind) string {
 	return k.String() // the names of the others are inspect's
 }
 
+// Prot writes PROT_* bits (criuimg.ProtRead...) as "rwx", "r--".
+func Prot(p uint32) string {
+	b := []byte("---")
+	if p&criuimg.ProtRead != 0 {
+		b[0] = 'r'
+	}
+	if p&criuimg.ProtWrite != 0 {
+		b[1] = 'w'
+	}
+	if p&criuimg.ProtExec != 0 {
+		b[2] = 'x'
+	}
+	return string(b)
+}
+
 // memorySummary sums p's mappings by kind (criuimg's Process.VMAKind).
 // Without a
 // memory view (no page size) every byte of the mappings but the kernel's

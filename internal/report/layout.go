@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/ckpt2core/ckpt2core/internal/inspect"
 )
 
 // Region kinds of a memory map: the colours of the drawing.
@@ -477,20 +479,10 @@ func fit(s string, n int) string {
 
 // Prot renders protection bits as /proc/PID/maps does ("r-xp").
 func Prot(prot uint32, shared bool) string {
-	b := []byte("---p")
-	if prot&1 != 0 {
-		b[0] = 'r'
-	}
-	if prot&2 != 0 {
-		b[1] = 'w'
-	}
-	if prot&4 != 0 {
-		b[2] = 'x'
-	}
 	if shared {
-		b[3] = 's'
+		return inspect.Prot(prot) + "s"
 	}
-	return string(b)
+	return inspect.Prot(prot) + "p"
 }
 
 // Size renders a byte count for people (KiB, MiB, GiB).

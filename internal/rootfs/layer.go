@@ -3,11 +3,12 @@ package rootfs
 import (
 	"fmt"
 	"io"
-	"os"
 	"path"
 	"strings"
 
 	"github.com/klauspost/compress/gzip"
+
+	"github.com/ckpt2core/ckpt2core/internal/anonfile"
 )
 
 // OCI whiteouts (image-spec layer.md).
@@ -21,7 +22,8 @@ const (
 const MaxDecompressed = 64 << 30
 
 // decompress returns diff as is, or, if it is gzip-compressed, its
-// decompressed content in an unlinked temporary file (closed by Close).
+// decompressed content in an anonymous file of os.TempDir() (anonfile;
+// closed by Close).
 func (r *Root) decompress(diff io.ReaderAt, size int64) (io.ReaderAt, int64, error) {
 	head := make([]byte, 2)
 	if n, _ := diff.ReadAt(head, 0); n < 2 || head[0] != 0x1f || head[1] != 0x8b {
@@ -31,12 +33,11 @@ func (r *Root) decompress(diff io.ReaderAt, size int64) (io.ReaderAt, int64, err
 	if err != nil {
 		return nil, 0, fmt.Errorf("rootfs-diff.tar: gzip: %w", err)
 	}
-	f, err := os.CreateTemp("", "rootfs-diff-*.tar")
+	// No name (O_TMPFILE): nothing of it stays on disk whatever happens.
+	f, err := anonfile.New("", "decompressed rootfs-diff.tar")
 	if err != nil {
 		return nil, 0, fmt.Errorf("rootfs-diff.tar: %w", err)
 	}
-	// Unlinked at once: nothing of it stays on disk whatever happens.
-	os.Remove(f.Name())
 	n, err := io.Copy(f, io.LimitReader(zr, MaxDecompressed+1))
 	if err == nil && n > MaxDecompressed {
 		err = fmt.Errorf("more than %d bytes decompressed: refused", int64(MaxDecompressed))

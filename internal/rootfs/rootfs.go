@@ -76,8 +76,8 @@ func Open(dir string, ck *criuimg.Checkpoint) (*Root, error) {
 // overlay is used.
 //
 // A gzip-compressed diff (containerd's rw layer blob, told by content) is
-// first decompressed into an unlinked file of os.TempDir(), at most
-// MaxDecompressed bytes. OCI whiteouts hide the directory's files: ".wh.NAME"
+// first decompressed into an anonymous file of os.TempDir() (anonfile), at
+// most MaxDecompressed bytes. OCI whiteouts hide the directory's files: ".wh.NAME"
 // deletes NAME, ".wh..wh..opq" hides what the directory held before.
 func (r *Root) Overlay(diff io.ReaderAt, size int64) error {
 	r.overlay = nil

@@ -3,6 +3,7 @@ package rootfs_test
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -206,4 +207,51 @@ func TestAbsoluteLinkInRoot(t *testing.T) {
 			t.Errorf("bash refused for a reason other than its content: %s", line)
 		}
 	}
+}
+
+// TestGzipOverlayHasNoName: a gzip-compressed rootfs-diff.tar (a
+// containerd rw layer) is decompressed into a file of TMPDIR that never
+// has a name there (O_TMPFILE: /proc shows it as "#INODE (deleted)", not
+// a temporary name unlinked afterwards), and is still read through; Close
+// lets it go.
+func TestGzipOverlayHasNoName(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(overlayTar(t, "etc/hostname"))
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := openRoot(t, t.TempDir())
+	if err := r.Overlay(bytes.NewReader(gz.Bytes()), int64(gz.Len())); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
+		t.Errorf("names in TMPDIR: %v", ents)
+	}
+	held := heldIn(t, tmp)
+	if len(held) != 1 || !strings.HasPrefix(filepath.Base(held[0]), "#") || !strings.HasSuffix(held[0], " (deleted)") {
+		t.Errorf("files of TMPDIR held: %q, want one O_TMPFILE file", held)
+	}
+	r.Close()
+	if held := heldIn(t, tmp); len(held) != 0 {
+		t.Errorf("still held after Close: %q", held)
+	}
+}
+
+// heldIn lists the /proc/self/fd links of this process into dir.
+func heldIn(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []string
+	for _, e := range ents {
+		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && strings.HasPrefix(l, dir+"/") {
+			held = append(held, l)
+		}
+	}
+	return held
 }

@@ -469,10 +469,10 @@ func (t *run) credRules(p *criuimg.Process, pr Process, rt string) {
 		case !ok:
 			t.add(Finding{Process: pr, Rule: RuleSignalHandler, Severity: High, Reason: "unmapped", Subject: fmt.Sprint(sa.Signal), Evidence: []Evidence{ev}})
 		case v.Prot&criuimg.ProtExec == 0:
-			ev.Mapping, ev.Prot = mappingName(p, v), protString(v.Prot)
+			ev.Mapping, ev.Prot = mappingName(p, v), inspect.Prot(v.Prot)
 			t.add(Finding{Process: pr, Rule: RuleSignalHandler, Severity: High, Reason: "not-executable", Subject: fmt.Sprint(sa.Signal), Evidence: []Evidence{ev, vmaEvidence(p, v)}})
 		case v.Path == "" || v.HasShmem:
-			ev.Mapping, ev.Prot = mappingName(p, v), protString(v.Prot)
+			ev.Mapping, ev.Prot = mappingName(p, v), inspect.Prot(v.Prot)
 			if p.Mem != nil {
 				ev.Hex, ev.ASCII = excerpt(p.Mem, sa.Handler, v.End)
 			}

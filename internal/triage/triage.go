@@ -214,20 +214,6 @@ func (t *run) process(p *criuimg.Process, ip *inspect.Process) {
 // hexAddr formats an address.
 func hexAddr(a uint64) string { return fmt.Sprintf("%#x", a) }
 
-func protString(p uint32) string {
-	b := []byte("---")
-	if p&criuimg.ProtRead != 0 {
-		b[0] = 'r'
-	}
-	if p&criuimg.ProtWrite != 0 {
-		b[1] = 'w'
-	}
-	if p&criuimg.ProtExec != 0 {
-		b[2] = 'x'
-	}
-	return string(b)
-}
-
 // mappingName names a mapping as grep's hits do.
 func mappingName(p *criuimg.Process, v *criuimg.VMA) string { return memsearch.MappingName(p, v) }
 
@@ -261,8 +247,8 @@ func hexASCII(b []byte) (string, string) {
 
 // vmaEvidence is the evidence of a mapping: mm-<pid>.img's entry.
 func vmaEvidence(p *criuimg.Process, v *criuimg.VMA) Evidence {
-	return Evidence{Image: fmt.Sprintf("mm-%d.img", p.Pid), Entry: fmt.Sprintf("vma [%#x-%#x) %s", v.Start, v.End, protString(v.Prot)),
-		Start: hexAddr(v.Start), End: hexAddr(v.End), Mapping: mappingName(p, v), Prot: protString(v.Prot)}
+	return Evidence{Image: fmt.Sprintf("mm-%d.img", p.Pid), Entry: fmt.Sprintf("vma [%#x-%#x) %s", v.Start, v.End, inspect.Prot(v.Prot)),
+		Start: hexAddr(v.Start), End: hexAddr(v.End), Mapping: mappingName(p, v), Prot: inspect.Prot(v.Prot)}
 }
 
 // capturedEvidence is the evidence of captured bytes [s, e) of v.
