@@ -63,6 +63,9 @@ func runConvert(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print one JSON array with a record per process instead of lines")
 	root := fs.String("root", "", "root filesystem supplying the clean pages of mapped files (e.g. / or an unpacked image)")
 	image := imageFlag(fs)
+	verbose := fs.BoolP("verbose", "v", false, "say how a compressed archive was converted (pages files spooled whole, cores written anew)")
+	staging := fs.String("staging", "insert", "how cores are written while a compressed archive streams: insert, rewrite (always write anew: tests) or off (spool the pages first)")
+	fs.MarkHidden("staging")
 	aopts := archiveFlags(fs)
 	help := helpText(fs, "Usage: ckpt2core [flags] CHECKPOINT -o OUT_DIR", convertExamples)
 	if status, ok := parseFlags(fs, "convert", args, help, stdout, stderr, exitUsage); !ok {
@@ -95,6 +98,14 @@ func runConvert(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		return badUsage("-o OUT_DIR is required")
 	case *jobs < 1:
 		return fail(exitUsage, "--jobs must be at least 1")
+	case *staging != "insert" && *staging != "rewrite" && *staging != "off":
+		return badUsage("--staging: want insert, rewrite or off, got %q", *staging)
+	}
+	// A compressed archive is converted while it streams (convertstream.go)
+	// unless the cores need files (--root, --image, --parent) or the
+	// members are extracted.
+	if *root == "" && *image == "" && aopts.ExtractDir == "" && aopts.Parent == "" && *staging != "off" {
+		aopts.Stream = true
 	}
 	cv, code, err := openConversion(stop, fs.Arg(0), aopts, *root, *image, stderr)
 	if pod := podChoice(err); pod != nil {
@@ -113,9 +124,11 @@ func runConvert(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	}
 	defer cv.Close()
 	ck := cv.ck
-	want, err := selectPids(ck, *pids)
-	if err != nil {
-		return fail(exitUsage, "%s", err)
+	var want []uint32
+	if ck != nil {
+		if want, err = selectPids(ck, *pids); err != nil {
+			return fail(exitUsage, "%s", err)
+		}
 	}
 	// A run stopped before it wrote a core leaves no OUT_DIR of its own
 	// making behind (cores are anonymous files until complete). The
@@ -137,9 +150,22 @@ func runConvert(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		return fail(exitFailed, "%s", err)
 	}
 
-	prog := startProgress(stderr, pagesBytes(cv.src), !*quiet)
-	results := convertAll(ck, want, *jobs, *out, *force, cv.opts, prog.add)
-	prog.finish()
+	var results []convertResult
+	if ck == nil {
+		// Streaming: the tree is known once the archive is read.
+		var code int
+		results, code, err = convertStreamed(cv, *pids, *out, *force, *staging == "rewrite", *verbose, stderr)
+		if err != nil {
+			madeMu.Lock()
+			removeEmpty(created)
+			madeMu.Unlock()
+			return fail(code, "%s", err)
+		}
+	} else {
+		prog := startProgress(stderr, pagesBytes(cv.src), !*quiet)
+		results = convertAll(ck, want, *jobs, *out, *force, cv.opts, prog.add)
+		prog.finish()
+	}
 	ok, failed := reportConversion(results, convertReport{quiet: *quiet, asJSON: *asJSON, named: len(*pids) > 0}, stdout, stderr)
 	switch {
 	case failed == 0:
@@ -310,19 +336,41 @@ func convertOne(ck *criuimg.Checkpoint, pid uint32, dir string, force bool, opts
 			res.err = fmt.Errorf("internal error (please report): %v", r)
 		}
 	}()
+	p, plan := planCore(ck, pid, opts, &res)
+	if p == nil {
+		return res
+	}
+	defer p.Close()
+	if plan == nil {
+		return res
+	}
+	name := fmt.Sprintf("core.%d", pid)
+	if err := elfcore.WriteFile(dir, name, plan, force, progress); err != nil {
+		res.err = coreFileError(err)
+		return res
+	}
+	res.size = plan.Size()
+	res.path = filepath.Join(dir, name)
+	return res
+}
+
+// planCore loads process pid and plans its core, saying in res what it
+// learns (comm, threads, notes; zombie, or the error). It returns the
+// process (nil if none was loaded; the caller closes it) and the plan
+// (nil when there is no core to write).
+func planCore(ck *criuimg.Checkpoint, pid uint32, opts elfcore.Options, res *convertResult) (*criuimg.Process, *elfcore.Plan) {
 	p, err := ck.LoadProcess(pid)
 	if p != nil {
 		res.comm = p.Comm
-		defer p.Close()
 	}
 	if errors.Is(err, criuimg.ErrZombie) {
 		res.zombie = true
 		res.exitCode = p.ExitCode
-		return res
+		return p, nil
 	}
 	if err != nil {
 		res.err = err
-		return res
+		return p, nil
 	}
 	res.notes = coreNotes(p.Notes)
 	res.threads = len(p.Threads)
@@ -331,23 +379,21 @@ func convertOne(ck *criuimg.Checkpoint, pid uint32, dir string, force bool, opts
 	plan, err := elfcore.BuildWith(p, opts)
 	if err != nil {
 		res.err = err
-		return res
+		return p, nil
 	}
 	res.notes = append(res.notes, plan.Warnings...)
-	name := fmt.Sprintf("core.%d", pid)
-	if err := elfcore.WriteFile(dir, name, plan, force, progress); err != nil {
-		switch {
-		case errors.Is(err, elfcore.ErrExists):
-			err = fmt.Errorf("%w (use --force to replace it)", err)
-		case errors.Is(err, elfcore.ErrIsDir):
-			err = fmt.Errorf("%w (not replaced, also with --force)", err)
-		}
-		res.err = err
-		return res
+	return p, plan
+}
+
+// coreFileError adds to an error of writing a core what the user can do.
+func coreFileError(err error) error {
+	switch {
+	case errors.Is(err, elfcore.ErrExists):
+		err = fmt.Errorf("%w (use --force to replace it)", err)
+	case errors.Is(err, elfcore.ErrIsDir):
+		err = fmt.Errorf("%w (not replaced, also with --force)", err)
 	}
-	res.size = plan.Size()
-	res.path = filepath.Join(dir, name)
-	return res
+	return err
 }
 
 // waitStatus describes a wait(2) status as CRIU records a zombie's exit

@@ -137,13 +137,16 @@ func openCheckpoint(stop *stopper, path string, opts *archive.Options) (criuimg.
 }
 
 // conversion is a checkpoint opened for conversion: its images, their
-// process tree and the options of every core (--root).
+// process tree and the options of every core (--root). A compressed
+// archive opened with Options.Stream has no tree yet (ck is nil): see
+// convertStreamed.
 type conversion struct {
-	src   criuimg.Source
-	ck    *criuimg.Checkpoint
-	opts  elfcore.Options
-	close []func()
-	root  string // the root filesystem (--root, or the one unpacked from --image)
+	src    criuimg.Source
+	ck     *criuimg.Checkpoint
+	endBar func() // ends the progress bar of a streamed archive
+	opts   elfcore.Options
+	close  []func()
+	root   string // the root filesystem (--root, or the one unpacked from --image)
 }
 
 // openConversion opens the checkpoint at path and, if root is set, the
@@ -157,8 +160,18 @@ func openConversion(stop *stopper, path string, aopts *archive.Options, root, im
 	if aopts != nil {
 		o = *aopts
 	}
-	endBar := readProgress(&o, path, stderr, "unpacking")
+	desc := "unpacking"
+	if o.Stream {
+		desc = "converting"
+	}
+	endBar := readProgress(&o, path, stderr, desc)
 	src, closeSrc, err := openCheckpoint(stop, path, &o)
+	if err == nil && streamedArchive(src) != nil {
+		// A compressed archive streaming (Options.Stream): the caller
+		// reads the tree as it comes (convertStreamed); the bar follows
+		// the stream until the end.
+		return &conversion{src: src, close: []func(){endBar, closeSrc}, endBar: endBar}, exitOK, nil
+	}
 	endBar()
 	if err != nil {
 		return nil, openStatus(err), err
