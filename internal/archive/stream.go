@@ -66,15 +66,15 @@ type stream struct {
 	pagesStart bool // the first pages member has been reached
 	// ahead are the images read before the first pages member (set when
 	// it is reached, if there are any; Ahead).
-	ahead []string
-	done       bool
-	err        error // why the stream failed (set with done)
-	consume    map[string]bool
-	retain     map[string][]byteRange // Retain, by pages image name
-	notes      []string
-	ringBuf    []byte   // the ring, made when first used
-	ringOwner  *growing // the member that has the ring
-	x          *extras  // the parent links (parent.go), complete once done
+	ahead     []string
+	done      bool
+	err       error // why the stream failed (set with done)
+	consume   map[string]bool
+	retain    map[string][]byteRange // Retain, by pages image name
+	notes     []string
+	ringBuf   []byte   // the ring, made when first used
+	ringOwner *growing // the member that has the ring
+	x         *extras  // the parent links (parent.go), complete once done
 }
 
 // byteRange is [off, end) of a file.
