@@ -58,7 +58,7 @@ func runConvert(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	out := fs.StringP("output", "o", "", "output directory for the cores (created if missing)")
 	pids := fs.UintSlice("pid", nil, "convert only this process (repeatable)")
 	force := fs.BoolP("force", "f", false, "replace existing core files")
-	jobs := fs.IntP("jobs", "j", runtime.NumCPU(), "processes converted in parallel")
+	jobs := fs.IntP("jobs", "j", runtime.NumCPU(), "processes converted in parallel (one at a time while a compressed archive streams)")
 	quiet := fs.BoolP("quiet", "q", false, "no notices on stderr (errors are still printed)")
 	asJSON := fs.Bool("json", false, "print one JSON array with a record per process instead of lines")
 	root := fs.String("root", "", "root filesystem supplying the clean pages of mapped files (e.g. / or an unpacked image)")
