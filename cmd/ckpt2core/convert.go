@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
+	"github.com/ckpt2core/ckpt2core/internal/archive"
 	"github.com/ckpt2core/ckpt2core/internal/elfcore"
 )
 
@@ -104,13 +105,11 @@ func runConvert(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	// A compressed archive is converted while it streams (convertstream.go)
 	// unless the cores need files (--root, --image, --parent) or the
 	// members are extracted.
-	if *root == "" && *image == "" && aopts.ExtractDir == "" && aopts.Parent == "" && *staging != "off" {
-		aopts.Stream = true
-	}
-	cv, code, err := openConversion(stop, fs.Arg(0), aopts, *root, *image, stderr)
-	if pod := podChoice(err); pod != nil {
-		// A pod checkpoint without --container: every container, each
-		// into OUT_DIR/NAME (pod.go).
+	copts := *aopts
+	copts.Stream = *root == "" && *image == "" && aopts.ExtractDir == "" && aopts.Parent == "" && *staging != "off"
+	// runPod converts a pod checkpoint named without --container: every
+	// container, each into OUT_DIR/NAME (pod.go).
+	runPod := func(pod *archive.Pod) int {
 		if aopts.ExtractDir != "" {
 			return badUsage("--extract on a pod checkpoint needs --container NAME (it has %s)", strings.Join(pod.Names(), ", "))
 		}
@@ -118,6 +117,10 @@ func runConvert(stop *stopper, args []string, stdout, stderr io.Writer) int {
 			return badUsage("--pid on a pod checkpoint needs --container NAME (pids are per container; it has %s)", strings.Join(pod.Names(), ", "))
 		}
 		return podConvert{pod: pod, aopts: *aopts, out: *out, root: *root, image: *image, jobs: *jobs, force: *force, quiet: *quiet, asJSON: *asJSON}.run(stop, stdout, stderr)
+	}
+	cv, code, err := openConversion(stop, fs.Arg(0), &copts, *root, *image, stderr)
+	if pod := podChoice(err); pod != nil {
+		return runPod(pod)
 	}
 	if err != nil {
 		return fail(code, "%s", err)
@@ -158,7 +161,14 @@ func runConvert(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			madeMu.Lock()
 			removeEmpty(created)
+			created = nil
 			madeMu.Unlock()
+			// A pod checkpoint is known as such once the stream
+			// reaches its layout.
+			if pod := podChoice(podOf(err, *aopts)); pod != nil {
+				cv.Close()
+				return runPod(pod)
+			}
 			return fail(code, "%s", err)
 		}
 	} else {

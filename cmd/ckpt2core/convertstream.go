@@ -36,8 +36,7 @@ import (
 type stagedCore struct {
 	comm  string
 	core  *elfcore.Staged
-	pages string // its private pages image, consumed by the staging
-	size  int64  // the pages image's size
+	pages criuimg.File // its private pages image, consumed by the staging
 	err   error  // the staging failed after the pages were consumed
 }
 
@@ -96,8 +95,8 @@ func convertStreamed(cv *conversion, pids []uint, dir string, force, rewrite, ve
 	}
 	ov := &stagedSource{Source: src, files: map[string]criuimg.File{}}
 	for _, s := range staged {
-		if s.core != nil && s.pages != "" {
-			ov.files[s.pages] = s.core.Source(s.pages, s.size)
+		if s.core != nil && s.pages != nil {
+			ov.files[s.pages.Name()] = s.core.Source(s.pages)
 		}
 	}
 	ovck, err := criuimg.Open(ov)
@@ -143,8 +142,8 @@ func stageCore(ck *criuimg.Checkpoint, a *archive.Checkpoint, pid uint32, dir st
 	}
 	s := &stagedCore{comm: p.Comm}
 	if priv := p.Mem.Private(); priv != nil && priv.Pages != nil {
-		s.pages, s.size = priv.Pages.Name(), priv.Pages.Size()
-		a.Consume(s.pages)
+		s.pages = priv.Pages
+		a.Consume(s.pages.Name())
 	}
 	s.core, err = elfcore.StageFile(dir, fmt.Sprintf("core.%d", pid), plan, force, nil)
 	if err != nil {

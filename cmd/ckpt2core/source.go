@@ -166,7 +166,7 @@ func openConversion(stop *stopper, path string, aopts *archive.Options, root, im
 	}
 	endBar := readProgress(&o, path, stderr, desc)
 	src, closeSrc, err := openCheckpoint(stop, path, &o)
-	if err == nil && streamedArchive(src) != nil {
+	if err == nil && o.Stream && streamedArchive(src) != nil {
 		// A compressed archive streaming (Options.Stream): the caller
 		// reads the tree as it comes (convertStreamed); the bar follows
 		// the stream until the end.
@@ -207,11 +207,13 @@ func openConversion(stop *stopper, path string, aopts *archive.Options, root, im
 	return c, exitOK, nil
 }
 
-// Close releases the checkpoint and the root filesystem.
+// Close releases the checkpoint and the root filesystem (once: it may be
+// called again).
 func (c *conversion) Close() {
 	for i := len(c.close) - 1; i >= 0; i-- {
 		c.close[i]()
 	}
+	c.close = nil
 }
 
 // openRoot opens --root for ck, overlaid by the container's

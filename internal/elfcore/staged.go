@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"syscall"
@@ -157,22 +158,34 @@ type stagedRun struct {
 	srcOff, n, fileOff int64
 }
 
-// Source returns a reader of the source named name (size bytes) of the
-// provisional plan's pieces, as the staged file holds them: what a final
-// plan's notes read (pr_psargs) and, after a fallback, its pieces. Bytes
-// no piece placed fail to read (ErrNotStaged).
-func (s *Staged) Source(name string, size int64) criuimg.File {
+// Source returns a reader of src, a source of the provisional plan's
+// pieces, as the staged file holds it: what a final plan's notes read
+// (pr_psargs) and, after a fallback, its pieces, in place of src (whose
+// bytes, consumed by the staging, are gone). It has src's name and size.
+// Bytes no piece placed fail to read (ErrNotStaged). The pieces are told
+// by their source itself, not its name: a parent checkpoint's pages file
+// has the same name.
+func (s *Staged) Source(src criuimg.File) criuimg.File {
 	p := s.plan
 	var runs []stagedRun
 	for i, sg := range p.Segments {
 		for _, pc := range sg.Pieces {
-			if pc.Len > 0 && srcName(pc.Src) == name {
+			if pc.Len > 0 && sameSource(pc.Src, src) {
 				runs = append(runs, stagedRun{pc.SrcOff, int64(pc.Len), int64(p.segOff[i]+pc.Off-p.dataOff) + s.base})
 			}
 		}
 	}
 	slices.SortFunc(runs, func(a, b stagedRun) int { return int(min(max(a.srcOff-b.srcOff, -1), 1)) })
-	return &stagedFile{name: name, size: size, f: s.f.File, runs: runs}
+	return &stagedFile{name: src.Name(), size: src.Size(), f: s.f.File, runs: runs}
+}
+
+// sameSource reports whether a and b are the same source (== where their
+// type allows it).
+func sameSource(a io.ReaderAt, b criuimg.File) bool {
+	if a == nil || b == nil || reflect.TypeOf(a) != reflect.TypeOf(b) || !reflect.TypeOf(a).Comparable() {
+		return false
+	}
+	return a == io.ReaderAt(b)
 }
 
 // stagedFile is Staged.Source.

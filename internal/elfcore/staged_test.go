@@ -19,6 +19,7 @@ type namedSrc struct {
 }
 
 func (n namedSrc) Name() string { return n.name }
+func (n namedSrc) Close() error { return nil }
 
 // stagedPlans returns a plan of two segments (one with a hole) over
 // pages, with notes of notesLen bytes, and the page size.
@@ -100,12 +101,14 @@ func TestStagedFinish(t *testing.T) {
 				defer s.Discard()
 				// The staged source gives back the pages the pieces hold,
 				// and refuses the others.
-				src := s.Source("pages-1.img", int64(len(data)))
+				src := s.Source(prov.Segments[0].Pieces[0].Src.(namedSrc))
 				got := make([]byte, len(data))
 				if n, err := src.ReadAt(got, 0); err != nil || n != len(data) || !bytes.Equal(got, data) {
 					t.Fatalf("staged source: %d bytes, %v; equal %v", n, err, bytes.Equal(got, data))
 				}
-				if _, err := s.Source("pages-2.img", 10).ReadAt(got[:1], 0); !errors.Is(err, ErrNotStaged) {
+				// Another source of the same name (a parent checkpoint's
+				// pages file) has none of them.
+				if _, err := s.Source(pages()).ReadAt(got[:1], 0); !errors.Is(err, ErrNotStaged) {
 					t.Errorf("another source: %v, want ErrNotStaged", err)
 				}
 
