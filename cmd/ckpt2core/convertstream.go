@@ -37,7 +37,7 @@ type stagedCore struct {
 	comm  string
 	core  *elfcore.Staged
 	pages criuimg.File // its private pages image, consumed by the staging
-	err   error  // the staging failed after the pages were consumed
+	err   error        // the staging failed after the pages were consumed
 }
 
 // convertStreamed converts the processes of cv (a compressed archive
