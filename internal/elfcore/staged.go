@@ -255,8 +255,8 @@ func (s *Staged) Finish(q *Plan, rewrite bool) (how FinishHow, why error, err er
 	how, why = InPlace, error(nil)
 	if rewrite {
 		why = ErrRewriteAsked
-	} else if !q.SameData(s.plan) {
-		why = ErrLayoutChanged
+	} else if !q.SameData(s.plan) || int64(q.dataOff) < s.base {
+		why = ErrLayoutChanged // (the notes shrank: they would overlap the data)
 	} else if why = q.headIn(s.f.File, s.base); why != nil && !errors.Is(why, ErrNoInsert) {
 		return 0, nil, fmt.Errorf("%s: %w", final, why)
 	} else if why == nil && int64(q.dataOff) > s.base {
@@ -276,7 +276,7 @@ func (p *Plan) headIn(f *os.File, base int64) error {
 	off := int64(p.dataOff)
 	switch {
 	case off < base:
-		return fmt.Errorf("the notes end before the staged data begins (%d < %d): %w", off, base, ErrLayoutChanged)
+		return fmt.Errorf("the data begins at %d, before the staged data (%d)", off, base)
 	case off > base:
 		st, err := f.Stat()
 		if err != nil {
@@ -296,7 +296,7 @@ func (p *Plan) headIn(f *os.File, base int64) error {
 	}
 	if st, err := f.Stat(); err != nil || st.Size() != int64(p.size) {
 		if err == nil {
-			err = fmt.Errorf("%d bytes staged, %d planned: %w", st.Size(), p.size, ErrLayoutChanged)
+			err = fmt.Errorf("%d bytes staged, %d planned", st.Size(), p.size)
 		}
 		return err
 	}
@@ -311,7 +311,7 @@ func (p *Plan) headIn(f *os.File, base int64) error {
 	return nil
 }
 
-// fallocate is fallocate(2), retried on EINTR; tests replace nothing here.
+// fallocate is fallocate(2), retried on EINTR.
 func fallocate(f *os.File, mode uint32, off, n int64) error {
 	for {
 		err := unix.Fallocate(int(f.Fd()), mode, off, n)

@@ -2,6 +2,7 @@ package elfcore
 
 import (
 	"bytes"
+	"cmp"
 	"debug/elf"
 	"errors"
 	"math/rand/v2"
@@ -52,8 +53,8 @@ func isTmpfs(dir string) bool {
 // TestStagedFinish stages the data of a provisional plan and finishes it
 // with final plans whose notes are the same size, larger (the data moves
 // by a page: room inserted, or a rewrite where the filesystem cannot),
-// or whose segments differ: the core equals what Write makes of the
-// final plan, every way.
+// smaller by a page or whose segments differ (rewrites): the core equals
+// what Write makes of the final plan, every way.
 func TestStagedFinish(t *testing.T) {
 	const page = 4096
 	data := make([]byte, 8*page)
@@ -74,16 +75,18 @@ func TestStagedFinish(t *testing.T) {
 		noInsert := isTmpfs(dir)
 		for _, tc := range []struct {
 			name     string
+			prov     int // the provisional notes' size (0: 80)
 			notes    int
 			extraSeg bool
 			rewrite  bool
 			how      FinishHow
 			why      error
 		}{
-			{"same size", 100, false, false, InPlace, nil},
-			{"larger notes", 3 * page, false, false, Inserted, nil},
-			{"asked to rewrite", 100, false, true, Rewritten, ErrRewriteAsked},
-			{"segments differ", 100, true, false, Rewritten, ErrLayoutChanged},
+			{"same size", 0, 100, false, false, InPlace, nil},
+			{"larger notes", 0, 3 * page, false, false, Inserted, nil},
+			{"smaller notes", 3 * page, 100, false, false, Rewritten, ErrLayoutChanged},
+			{"asked to rewrite", 0, 100, false, true, Rewritten, ErrRewriteAsked},
+			{"segments differ", 0, 100, true, false, Rewritten, ErrLayoutChanged},
 		} {
 			t.Run(filepath.Base(dir)+"/"+tc.name, func(t *testing.T) {
 				if tc.how == Inserted && noInsert {
@@ -93,7 +96,7 @@ func TestStagedFinish(t *testing.T) {
 				if err := os.Mkdir(out, 0o700); err != nil {
 					t.Fatal(err)
 				}
-				prov := stagedPlan(pages(), 80, false)
+				prov := stagedPlan(pages(), cmp.Or(tc.prov, 80), false)
 				s, err := StageFile(out, "core.1", prov, false, nil)
 				if err != nil {
 					t.Fatal(err)
