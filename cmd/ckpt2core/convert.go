@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
+	"github.com/ckpt2core/ckpt2core/internal/archive"
 	"github.com/ckpt2core/ckpt2core/internal/elfcore"
 )
 
@@ -58,11 +59,14 @@ func runConvert(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	out := fs.StringP("output", "o", "", "output directory for the cores (created if missing)")
 	pids := fs.UintSlice("pid", nil, "convert only this process (repeatable)")
 	force := fs.BoolP("force", "f", false, "replace existing core files")
-	jobs := fs.IntP("jobs", "j", runtime.NumCPU(), "processes converted in parallel")
+	jobs := fs.IntP("jobs", "j", runtime.NumCPU(), "processes converted in parallel (one at a time while a compressed archive streams)")
 	quiet := fs.BoolP("quiet", "q", false, "no notices on stderr (errors are still printed)")
 	asJSON := fs.Bool("json", false, "print one JSON array with a record per process instead of lines")
 	root := fs.String("root", "", "root filesystem supplying the clean pages of mapped files (e.g. / or an unpacked image)")
 	image := imageFlag(fs)
+	verbose := fs.BoolP("verbose", "v", false, "say how a compressed archive was converted (pages files spooled whole, cores written anew)")
+	staging := fs.String("staging", "insert", "how cores are written while a compressed archive streams: insert, rewrite (always write anew: tests) or off (spool the pages first)")
+	fs.MarkHidden("staging")
 	aopts := archiveFlags(fs)
 	help := helpText(fs, "Usage: ckpt2core [flags] CHECKPOINT -o OUT_DIR", convertExamples)
 	if status, ok := parseFlags(fs, "convert", args, help, stdout, stderr, exitUsage); !ok {
@@ -95,11 +99,17 @@ func runConvert(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		return badUsage("-o OUT_DIR is required")
 	case *jobs < 1:
 		return fail(exitUsage, "--jobs must be at least 1")
+	case *staging != "insert" && *staging != "rewrite" && *staging != "off":
+		return badUsage("--staging: want insert, rewrite or off, got %q", *staging)
 	}
-	cv, code, err := openConversion(stop, fs.Arg(0), aopts, *root, *image, stderr)
-	if pod := podChoice(err); pod != nil {
-		// A pod checkpoint without --container: every container, each
-		// into OUT_DIR/NAME (pod.go).
+	// A compressed archive is converted while it streams (convertstream.go)
+	// unless the cores need files (--root, --image, --parent) or the
+	// members are extracted.
+	copts := *aopts
+	copts.Stream = *root == "" && *image == "" && aopts.ExtractDir == "" && aopts.Parent == "" && *staging != "off"
+	// runPod converts a pod checkpoint named without --container: every
+	// container, each into OUT_DIR/NAME (pod.go).
+	runPod := func(pod *archive.Pod) int {
 		if aopts.ExtractDir != "" {
 			return badUsage("--extract on a pod checkpoint needs --container NAME (it has %s)", strings.Join(pod.Names(), ", "))
 		}
@@ -108,14 +118,20 @@ func runConvert(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		}
 		return podConvert{pod: pod, aopts: *aopts, out: *out, root: *root, image: *image, jobs: *jobs, force: *force, quiet: *quiet, asJSON: *asJSON}.run(stop, stdout, stderr)
 	}
+	cv, code, err := openConversion(stop, fs.Arg(0), &copts, *root, *image, stderr)
+	if pod := podChoice(err); pod != nil {
+		return runPod(pod)
+	}
 	if err != nil {
 		return fail(code, "%s", err)
 	}
 	defer cv.Close()
 	ck := cv.ck
-	want, err := selectPids(ck, *pids)
-	if err != nil {
-		return fail(exitUsage, "%s", err)
+	var want []uint32
+	if ck != nil {
+		if want, err = selectPids(ck, *pids); err != nil {
+			return fail(exitUsage, "%s", err)
+		}
 	}
 	var made outDirs
 	defer made.removeOnStop(stop)()
@@ -123,9 +139,26 @@ func runConvert(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		return fail(exitFailed, "%s", err)
 	}
 
-	prog := startProgress(stderr, pagesBytes(cv.src), !*quiet)
-	results := convertAll(ck, want, *jobs, *out, *force, cv.opts, prog.add)
-	prog.finish()
+	var results []convertResult
+	if ck == nil {
+		// Streaming: the tree is known once the archive is read.
+		var code int
+		results, code, err = convertStreamed(cv, *pids, *out, *force, *staging == "rewrite", *verbose, stderr)
+		if err != nil {
+			made.removeEmpty()
+			// A pod checkpoint is known as such once the stream
+			// reaches its layout.
+			if pod := podChoice(podOf(err, *aopts)); pod != nil {
+				cv.Close()
+				return runPod(pod)
+			}
+			return fail(code, "%s", err)
+		}
+	} else {
+		prog := startProgress(stderr, pagesBytes(cv.src), !*quiet)
+		results = convertAll(ck, want, *jobs, *out, *force, cv.opts, prog.add)
+		prog.finish()
+	}
 	ok, failed := reportConversion(results, convertReport{quiet: *quiet, asJSON: *asJSON, named: len(*pids) > 0}, stdout, stderr)
 	switch {
 	case failed == 0:
@@ -259,20 +292,13 @@ func (o *outDirs) make(dir string) error {
 	return err
 }
 
-// removeEmpty removes the directories made, as long as they are empty.
+// removeEmpty removes the directories made, deepest first, as long as
+// they are empty, and forgets those it removed.
 func (o *outDirs) removeEmpty() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	removeEmpty(o.created)
-}
-
-// removeEmpty removes the directories makeOutDir created, deepest first,
-// as long as they are empty (a core written into one keeps it).
-func removeEmpty(dirs []string) {
-	for _, d := range dirs {
-		if os.Remove(d) != nil {
-			return
-		}
+	for len(o.created) > 0 && os.Remove(o.created[0]) == nil {
+		o.created = o.created[1:]
 	}
 }
 
@@ -324,16 +350,10 @@ func coreNotes(notes []criuimg.Note) []string {
 func convertOne(ck *criuimg.Checkpoint, pid uint32, dir string, force bool, opts elfcore.Options, progress elfcore.Progress) convertResult {
 	return convertWith(ck, pid, opts, func(plan *elfcore.Plan) (string, error) {
 		name := fmt.Sprintf("core.%d", pid)
-		err := elfcore.WriteFile(dir, name, plan, force, progress)
-		switch {
-		case err == nil:
-			return filepath.Join(dir, name), nil
-		case errors.Is(err, elfcore.ErrExists):
-			err = fmt.Errorf("%w (use --force to replace it)", err)
-		case errors.Is(err, elfcore.ErrIsDir):
-			err = fmt.Errorf("%w (not replaced, also with --force)", err)
+		if err := elfcore.WriteFile(dir, name, plan, force, progress); err != nil {
+			return "", coreFileError(err)
 		}
-		return "", err
+		return filepath.Join(dir, name), nil
 	})
 }
 
@@ -346,19 +366,38 @@ func convertWith(ck *criuimg.Checkpoint, pid uint32, opts elfcore.Options, write
 			res.err = fmt.Errorf("internal error (please report): %v", r)
 		}
 	}()
+	p, plan := planCore(ck, pid, opts, &res)
+	if p == nil {
+		return res
+	}
+	defer p.Close()
+	if plan == nil {
+		return res
+	}
+	if res.path, res.err = write(plan); res.err != nil {
+		return res
+	}
+	res.size = plan.Size()
+	return res
+}
+
+// planCore loads process pid and plans its core, saying in res what it
+// learns (comm, threads, notes; zombie, or the error). It returns the
+// process (nil if none was loaded; the caller closes it) and the plan
+// (nil when there is no core to write).
+func planCore(ck *criuimg.Checkpoint, pid uint32, opts elfcore.Options, res *convertResult) (*criuimg.Process, *elfcore.Plan) {
 	p, err := ck.LoadProcess(pid)
 	if p != nil {
 		res.comm = p.Comm
-		defer p.Close()
 	}
 	if errors.Is(err, criuimg.ErrZombie) {
 		res.zombie = true
 		res.exitCode = p.ExitCode
-		return res
+		return p, nil
 	}
 	if err != nil {
 		res.err = err
-		return res
+		return p, nil
 	}
 	res.notes = coreNotes(p.Notes)
 	res.threads = len(p.Threads)
@@ -367,14 +406,21 @@ func convertWith(ck *criuimg.Checkpoint, pid uint32, opts elfcore.Options, write
 	plan, err := elfcore.BuildWith(p, opts)
 	if err != nil {
 		res.err = err
-		return res
+		return p, nil
 	}
 	res.notes = append(res.notes, plan.Warnings...)
-	if res.path, res.err = write(plan); res.err != nil {
-		return res
+	return p, plan
+}
+
+// coreFileError adds to an error of writing a core what the user can do.
+func coreFileError(err error) error {
+	switch {
+	case errors.Is(err, elfcore.ErrExists):
+		err = fmt.Errorf("%w (use --force to replace it)", err)
+	case errors.Is(err, elfcore.ErrIsDir):
+		err = fmt.Errorf("%w (not replaced, also with --force)", err)
 	}
-	res.size = plan.Size()
-	return res
+	return err
 }
 
 // waitStatus describes a wait(2) status as CRIU records a zombie's exit

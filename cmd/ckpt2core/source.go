@@ -136,13 +136,16 @@ func openCheckpoint(stop *stopper, path string, opts *archive.Options) (criuimg.
 }
 
 // conversion is a checkpoint opened for conversion: its images, their
-// process tree and the options of every core (--root).
+// process tree and the options of every core (--root). A compressed
+// archive opened with Options.Stream has no tree yet (ck is nil): see
+// convertStreamed.
 type conversion struct {
-	src   criuimg.Source
-	ck    *criuimg.Checkpoint
-	opts  elfcore.Options
-	close []func()
-	root  string // the root filesystem (--root, or the one unpacked from --image)
+	src    criuimg.Source
+	ck     *criuimg.Checkpoint
+	endBar func() // ends the progress bar of a streamed archive
+	opts   elfcore.Options
+	close  []func()
+	root   string // the root filesystem (--root, or the one unpacked from --image)
 }
 
 // openConversion opens the checkpoint at path and, if root is set, the
@@ -156,8 +159,18 @@ func openConversion(stop *stopper, path string, aopts *archive.Options, root, im
 	if aopts != nil {
 		o = *aopts
 	}
-	endBar := readProgress(&o, path, stderr, "unpacking")
+	desc := "unpacking"
+	if o.Stream {
+		desc = "converting"
+	}
+	endBar := readProgress(&o, path, stderr, desc)
 	src, closeSrc, err := openCheckpoint(stop, path, &o)
+	if err == nil && o.Stream && streamedArchive(src) != nil {
+		// A compressed archive streaming (Options.Stream): the caller
+		// reads the tree as it comes (convertStreamed); the bar follows
+		// the stream until the end.
+		return &conversion{src: src, close: []func(){endBar, closeSrc}, endBar: endBar}, exitOK, nil
+	}
 	endBar()
 	if err != nil {
 		return nil, openStatus(err), err
@@ -193,11 +206,13 @@ func openConversion(stop *stopper, path string, aopts *archive.Options, root, im
 	return c, exitOK, nil
 }
 
-// Close releases the checkpoint and the root filesystem.
+// Close releases the checkpoint and the root filesystem (once: it may be
+// called again).
 func (c *conversion) Close() {
 	for i := len(c.close) - 1; i >= 0; i-- {
 		c.close[i]()
 	}
+	c.close = nil
 }
 
 // openRoot opens --root for ck, overlaid by the container's

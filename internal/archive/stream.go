@@ -64,14 +64,17 @@ type stream struct {
 	// reader then never holds back.
 	waiting    int
 	pagesStart bool // the first pages member has been reached
-	done       bool
-	err        error // why the stream failed (set with done)
-	consume    map[string]bool
-	retain     map[string][]byteRange // Retain, by pages image name
-	notes      []string
-	ringBuf    []byte   // the ring, made when first used
-	ringOwner  *growing // the member that has the ring
-	x          *extras  // the parent links (parent.go), complete once done
+	// ahead are the images read before the first pages member (set when
+	// it is reached, if there are any; Ahead).
+	ahead     []string
+	done      bool
+	err       error // why the stream failed (set with done)
+	consume   map[string]bool
+	retain    map[string][]byteRange // Retain, by pages image name
+	notes     []string
+	ringBuf   []byte   // the ring, made when first used
+	ringOwner *growing // the member that has the ring
+	x         *extras  // the parent links (parent.go), complete once done
 }
 
 // byteRange is [off, end) of a file.
@@ -316,6 +319,9 @@ func (st *stream) readPages(path string, m *member, r io.Reader, lw *limitWriter
 	}
 	st.b.files = append(st.b.files, f)
 	st.grow[m.key] = g
+	if !st.pagesStart {
+		st.ahead, _ = (&anonSource{path: st.path, prefix: "checkpoint/", b: st.b}).Names()
+	}
 	st.pagesStart = true
 	st.cond.Broadcast()
 	st.mu.Unlock()
@@ -725,7 +731,9 @@ func punch(f *os.File, off, n int64) {
 
 // Ahead waits, for a streamed checkpoint, until the stream reaches its
 // first pages-*.img member (or ends), and returns the names of the images
-// read by then, sorted: what a caller may use before the pages stream.
+// read before it, however far the stream has gone since (if none were,
+// those read by the time of the call), sorted: what a caller may use
+// before the pages stream.
 // For another checkpoint it returns every image name.
 func (c *Checkpoint) Ahead() ([]string, error) {
 	st := c.stream
@@ -739,6 +747,9 @@ func (c *Checkpoint) Ahead() ([]string, error) {
 		st.cond.Wait()
 	}
 	st.waiting--
+	if st.ahead != nil {
+		return slices.Clone(st.ahead), nil
+	}
 	if st.done && st.err != nil {
 		return nil, st.err
 	}

@@ -60,6 +60,11 @@ type Options struct {
 	// with coredump_filter 0x3f. A file it refuses is left to the
 	// debugger, with a warning.
 	Files MappedFiles
+	// NoMemory plans without reading the process's memory: pr_psargs
+	// is left empty (the notes keep their size). For a provisional plan
+	// whose segments are written while the pages stream (WriteData),
+	// before the notes can be.
+	NoMemory bool
 }
 
 // BuildWith plans the core of one process: notes in the kernel's order
@@ -73,7 +78,7 @@ func BuildWith(p *criuimg.Process, opts Options) (*Plan, error) {
 		return nil, fmt.Errorf("pid %d: no threads (a zombie has no core)", p.Pid)
 	}
 	plan := &Plan{Machine: an.machine(), PageSize: p.PageSize}
-	procNotes, err := processNotes(p, plan)
+	procNotes, err := processNotes(p, plan, opts.NoMemory)
 	if err != nil {
 		return nil, err
 	}
@@ -113,8 +118,8 @@ func BuildWith(p *criuimg.Process, opts Options) (*Plan, error) {
 // processNotes returns NT_PRPSINFO, NT_AUXV and NT_FILE. A checkpoint was
 // not made by a signal, so like gdb's gcore of a stopped process there is
 // no NT_SIGINFO and pr_cursig is 0.
-func processNotes(p *criuimg.Process, plan *Plan) ([]Note, error) {
-	ps, err := prpsinfo(p, plan)
+func processNotes(p *criuimg.Process, plan *Plan, noMemory bool) ([]Note, error) {
+	ps, err := prpsinfo(p, plan, noMemory)
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +181,7 @@ func pendingMask(q *siginfo.SignalQueueEntry) uint64 {
 // checkpoint, say) end it early, with a warning, as the kernel ignores a
 // failed read there. The state is gcore's for a stopped process ('t');
 // pr_flag is the task's flags as CRIU recorded them.
-func prpsinfo(p *criuimg.Process, plan *Plan) ([]byte, error) {
+func prpsinfo(p *criuimg.Process, plan *Plan, noMemory bool) ([]byte, error) {
 	tc := p.Task.GetTc()
 	ps := regs.PRPSInfo{
 		Sname: 't',
@@ -191,11 +196,13 @@ func prpsinfo(p *criuimg.Process, plan *Plan) ([]byte, error) {
 		ps.UID, ps.GID = cr.GetUid(), cr.GetGid()
 	}
 	copy(ps.Fname[:len(ps.Fname)-1], p.Comm)
-	args, err := Psargs(p)
-	if err != nil {
-		plan.Warnings = append(plan.Warnings, fmt.Sprintf("pr_psargs: %v", err))
+	if !noMemory {
+		args, err := Psargs(p)
+		if err != nil {
+			plan.Warnings = append(plan.Warnings, fmt.Sprintf("pr_psargs: %v", err))
+		}
+		copy(ps.Psargs[:], args)
 	}
-	copy(ps.Psargs[:], args)
 	return ps.MarshalBinary()
 }
 

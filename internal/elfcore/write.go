@@ -190,37 +190,59 @@ func (o fileOps) wrap(f *os.File) Output {
 }
 
 func writeFile(dir, name string, p *Plan, force bool, progress Progress, ops fileOps) error {
+	d, f, err := createOutput(dir, name, force)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	// On an error, and on a panic unwinding through here, nothing is
+	// left behind.
+	defer f.Discard()
+	if err = p.Write(ops.wrap(f.File), progress); err != nil {
+		return fmt.Errorf("%s: %w", filepath.Join(dir, name), err)
+	}
+	return commit(f, dir, name, force)
+}
+
+// createOutput checks that dir/name may be written (it is no directory,
+// and exists only with force) and creates the anonymous file that will be
+// it, and the open directory (which the file needs until it is named);
+// the caller Discards the file on failure and closes the directory.
+func createOutput(dir, name string, force bool) (*os.File, *outfile.File, error) {
 	if name == "" || name != filepath.Base(name) || strings.HasPrefix(name, ".") {
-		return fmt.Errorf("invalid core file name %q", name)
+		return nil, nil, fmt.Errorf("invalid core file name %q", name)
 	}
 	final := filepath.Join(dir, name)
 	if st, err := os.Lstat(final); err == nil {
 		if st.IsDir() {
-			return fmt.Errorf("%s: %w", final, ErrIsDir)
+			return nil, nil, fmt.Errorf("%s: %w", final, ErrIsDir)
 		}
 		if !force {
-			return fmt.Errorf("%s: %w", final, ErrExists)
+			return nil, nil, fmt.Errorf("%s: %w", final, ErrExists)
 		}
 	}
 	d, err := outfile.OpenDir(dir)
 	var f *outfile.File
 	if err == nil {
-		defer d.Close()
-		f, err = outfile.Create(d, "."+name+".tmp-")
+		if f, err = outfile.Create(d, "."+name+".tmp-"); err != nil {
+			d.Close()
+		}
 	}
 	if err != nil {
 		var pe *os.PathError
 		if errors.As(err, &pe) {
 			err = pe.Err
 		}
-		return fmt.Errorf("%s: creating the core in %s: %w", final, dir, err)
+		return nil, nil, fmt.Errorf("%s: creating the core in %s: %w", final, dir, err)
 	}
-	// On an error, and on a panic unwinding through here, nothing is
-	// left behind.
-	defer f.Discard()
-	if err = p.Write(ops.wrap(f.File), progress); err != nil {
-		return fmt.Errorf("%s: %w", final, err)
-	}
+	return d, f, nil
+}
+
+// commit names the complete core f dir/name (replacing what has that
+// name with force).
+func commit(f *outfile.File, dir, name string, force bool) error {
+	final := filepath.Join(dir, name)
+	var err error
 	if force {
 		// rename(2) replaces a symlink at final, never follows it.
 		err = f.Replace(name)
