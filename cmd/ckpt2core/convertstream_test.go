@@ -29,6 +29,51 @@ import (
 // before the pages, as other writers have it).
 func writeStreamArchive(t *testing.T, dir, path, comp string, pagesLast bool) {
 	t.Helper()
+	order := podmanOrder
+	if pagesLast {
+		order = pagesAfter
+	}
+	writeImagesArchive(t, dir, path, comp, imageNames(t, dir, order))
+}
+
+// memberOrder is an order of a checkpoint's images in a test archive.
+type memberOrder int
+
+const (
+	podmanOrder memberOrder = iota // sorted by name, as Podman's writer walks the directory
+	pagesBefore                    // every pages-*.img before the other images
+	pagesAfter                     // every pages-*.img after the other images
+)
+
+// imageNames returns the names of the regular files of dir in order.
+func imageNames(t *testing.T, dir string, order memberOrder) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		if e.Type().IsRegular() {
+			names = append(names, e.Name())
+		}
+	}
+	if order != podmanOrder {
+		rank := func(n string) int {
+			if strings.HasPrefix(n, "pages-") == (order == pagesBefore) {
+				return 0
+			}
+			return 1
+		}
+		slices.SortStableFunc(names, func(a, b string) int { return cmp.Compare(rank(a), rank(b)) })
+	}
+	return names
+}
+
+// writeImagesArchive writes the files names of dir, in that order, under
+// checkpoint/ into a tar at path compressed with comp ("zstd" or "gzip").
+func writeImagesArchive(t *testing.T, dir, path, comp string, names []string) {
+	t.Helper()
 	out, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
@@ -46,25 +91,13 @@ func writeStreamArchive(t *testing.T, dir, path, comp string, pagesLast bool) {
 		t.Fatalf("compression %q", comp)
 	}
 	tw := tar.NewWriter(w)
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if pagesLast {
-		slices.SortStableFunc(ents, func(a, b os.DirEntry) int {
-			return cmp.Compare(boolInt(strings.HasPrefix(a.Name(), "pages-")), boolInt(strings.HasPrefix(b.Name(), "pages-")))
-		})
-	}
 	tw.WriteHeader(&tar.Header{Name: "checkpoint/", Typeflag: tar.TypeDir, Mode: 0o700})
-	for _, e := range ents {
-		if !e.Type().IsRegular() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+	for _, n := range names {
+		b, err := os.ReadFile(filepath.Join(dir, n))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := tw.WriteHeader(&tar.Header{Name: "checkpoint/" + e.Name(), Typeflag: tar.TypeReg, Mode: 0o600, Size: int64(len(b))}); err != nil {
+		if err := tw.WriteHeader(&tar.Header{Name: "checkpoint/" + n, Typeflag: tar.TypeReg, Mode: 0o600, Size: int64(len(b))}); err != nil {
 			t.Fatal(err)
 		}
 		tw.Write(b)

@@ -1,18 +1,13 @@
 package main
 
 import (
-	"archive/tar"
-	"cmp"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/klauspost/compress/zstd"
 
 	"github.com/ckpt2core/ckpt2core/internal/synth"
 )
@@ -23,49 +18,11 @@ import (
 // that describe them).
 func writeTarZstdOrder(t *testing.T, dir, path string, pagesFirst bool) {
 	t.Helper()
-	out, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	zw, err := zstd.NewWriter(out, zstd.WithEncoderLevel(zstd.SpeedFastest))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tw := tar.NewWriter(zw)
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	order := podmanOrder
 	if pagesFirst {
-		slices.SortStableFunc(ents, func(a, b os.DirEntry) int {
-			return cmp.Compare(boolInt(!strings.HasPrefix(a.Name(), "pages-")), boolInt(!strings.HasPrefix(b.Name(), "pages-")))
-		})
+		order = pagesBefore
 	}
-	tw.WriteHeader(&tar.Header{Name: "checkpoint/", Typeflag: tar.TypeDir, Mode: 0o700})
-	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := tw.WriteHeader(&tar.Header{Name: "checkpoint/" + e.Name(), Typeflag: tar.TypeReg, Mode: 0o600, Size: int64(len(b))}); err != nil {
-			t.Fatal(err)
-		}
-		tw.Write(b)
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
+	writeImagesArchive(t, dir, path, "zstd", imageNames(t, dir, order))
 }
 
 // spoolFD returns the size of the largest file that pid has open under

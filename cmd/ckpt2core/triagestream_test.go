@@ -1,7 +1,6 @@
 package main
 
 import (
-	"archive/tar"
 	"bytes"
 	"cmp"
 	"compress/gzip"
@@ -435,7 +434,7 @@ func TestTriageStreamLateProcess(t *testing.T) {
 	slices.SortFunc(pages, func(a, b string) int { return cmp.Compare(size(b), size(a)) }) // the largest first
 	names = append(append(names, pages...), "mm-2.img")                                    // after every pages file
 	arch := filepath.Join(t.TempDir(), "late.tar.zst")
-	writeTarZstdNames(t, dir, arch, names)
+	writeImagesArchive(t, dir, arch, "zstd", names)
 	var want, werr, got, gerr bytes.Buffer
 	wcode := run([]string{"triage", dir}, &want, &werr)
 	gcode := run([]string{"triage", "-v", arch}, &got, &gerr)
@@ -464,38 +463,5 @@ func TestTriageStreamLateProcess(t *testing.T) {
 	}
 	if w, g := instruction(dir), instruction(arch); w == "" || g != w {
 		t.Errorf("inspect: pid 2's instruction %q streamed, %q from the directory", g, w)
-	}
-}
-
-// writeTarZstdNames writes the files names of dir, in that order, under
-// checkpoint/ into a zstd tar at path.
-func writeTarZstdNames(t *testing.T, dir, path string, names []string) {
-	t.Helper()
-	out, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	zw, err := zstd.NewWriter(out, zstd.WithEncoderLevel(zstd.SpeedFastest))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tw := tar.NewWriter(zw)
-	tw.WriteHeader(&tar.Header{Name: "checkpoint/", Typeflag: tar.TypeDir, Mode: 0o700})
-	for _, n := range names {
-		b, err := os.ReadFile(filepath.Join(dir, n))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := tw.WriteHeader(&tar.Header{Name: "checkpoint/" + n, Typeflag: tar.TypeReg, Mode: 0o600, Size: int64(len(b))}); err != nil {
-			t.Fatal(err)
-		}
-		tw.Write(b)
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
 	}
 }
