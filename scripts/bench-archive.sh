@@ -75,6 +75,12 @@ tmpuse() {
 	echo $((sum + ${b:-0}))
 }
 
+# warm FILE: reads FILE into the page cache, so that each timed command
+# (the reference tool's and ours alike) reads its archive from memory: the
+# conversions write gigabytes, which can push a 4 GiB archive out of the
+# cache, and the next command would then time the disk.
+warm() { cat "$1" >/dev/null; }
+
 # run NAME CMD...: runs CMD (stdout to /dev/null unless OUT is set) under
 # /usr/bin/time with TMPDIR=$WORK/tmp; sets secs, rss (KiB), tmppeak
 # (bytes, when SAMPLE=1). Exit status 0 is success, and ALLOW too if set.
@@ -146,16 +152,20 @@ for c in "${CASES[@]}"; do
 			[ $z = gzip ] && a=$d/a.tar.gz
 			refs=() greps=() inspects=() triages=() refws=() convs=() grss=0 irss=0 trss=0 crss=0 gtmp=0 itmp=0 ttmp=0 same=identical
 			for ((i = 0; i < RUNS; i++)); do
+				warm "$a"
 				run $z -dc "$a"
 				refs+=("$secs")
+				warm "$a"
 				SAMPLE=1 ALLOW=1 run "$CK" grep no-such-pattern-anywhere "$a"
 				greps+=("$secs")
 				[ "$rss" -gt "$grss" ] && grss=$rss
 				[ "$tmppeak" -gt "$gtmp" ] && gtmp=$tmppeak
+				warm "$a"
 				SAMPLE=1 run "$CK" inspect "$a"
 				inspects+=("$secs")
 				[ "$rss" -gt "$irss" ] && irss=$rss
 				[ "$tmppeak" -gt "$itmp" ] && itmp=$tmppeak
+				warm "$a"
 				SAMPLE=1 ALLOW=4 run "$CK" triage "$a"
 				triages+=("$secs")
 				[ "$rss" -gt "$trss" ] && trss=$rss
@@ -163,12 +173,15 @@ for c in "${CASES[@]}"; do
 				# conversion vs the decompressor writing the tar, sync included
 				rm -f "$d/x.tar"
 				sync
+				warm "$a"
 				t0=$(now)
 				if [ $z = zstd ]; then zstd -q -d -f "$a" -o "$d/x.tar"; else gzip -dc "$a" >"$d/x.tar"; fi
 				sync
 				refws+=("$(echo "$(now) - $t0" | bc -l)")
 				rm -f "$d/x.tar"
 				rm -rf "$d/out" && mkdir -p "$d/out"
+				sync
+				warm "$a"
 				t0=$(now)
 				run "$CK" convert --quiet "$a" -o "$d/out"
 				sync
