@@ -125,6 +125,7 @@ func openDiffSides(stop *stopper, paths []string, aopts *archive.Options, dopts 
 	// inspect read and the pages Plan listed.
 	plan := []ckptdiff.Reads{ra, rb}
 	second := make([]*diffOpened, 2)
+	check := make([]*ckptdiff.PageHashes, 2)
 	var again []*diffOpened
 	for i, d := range first {
 		if !d.streamed {
@@ -141,8 +142,10 @@ func openDiffSides(stop *stopper, paths []string, aopts *archive.Options, dopts 
 			}
 			fmt.Fprintf(stderr, "ckpt2core diff: %s: read a second time, keeping of its pages only what triage reads and the %d bytes of the pages that differ\n", safe(d.path), n)
 		}
+		// Hashed again, to be sure the archive read is the one planned.
 		o := d.o
-		o.OnPages = nil
+		check[i] = ckptdiff.NewPageHashes(seed)
+		o.OnPages = check[i].Add
 		src, closeSrc, err := openCheckpoint(stop, inspectPath(d.path), &o)
 		if err != nil {
 			closeAll(second)
@@ -152,11 +155,17 @@ func openDiffSides(stop *stopper, paths []string, aopts *archive.Options, dopts 
 		again = append(again, second[i])
 	}
 	err = eachSide(again, func(d *diffOpened) error {
-		extra := plan[0]
+		i := 0
 		if d == second[1] {
-			extra = plan[1]
+			i = 1
 		}
-		return d.finish(stop, diffReads(extra), verbose, stderr)
+		if err := d.finish(stop, diffReads(plan[i]), verbose, stderr); err != nil {
+			return err
+		}
+		if d.hashed && !check[i].Same(hs[i]) {
+			return fmt.Errorf("%s: its pages changed between the two times it was read (was the file rewritten?)", d.path)
+		}
+		return nil
 	})
 	if err != nil {
 		closeAll(second)

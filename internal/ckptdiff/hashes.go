@@ -1,7 +1,9 @@
 package ckptdiff
 
 import (
+	"bytes"
 	"hash/maphash"
+	"slices"
 	"sync"
 )
 
@@ -92,4 +94,24 @@ func (h *PageHashes) page(name string, off int64, ps uint64) (uint64, bool) {
 		sum = sum*0x9e3779b97f4a7c15 + x
 	}
 	return sum, true
+}
+
+// Same reports whether h and o hold the same hashes of the same files
+// (both computed with one seed): a file read twice had the same
+// contents both times.
+func (h *PageHashes) Same(o *PageHashes) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(h.files) != len(o.files) {
+		return false
+	}
+	for name, f := range h.files {
+		g := o.files[name]
+		if g == nil || f.gap != g.gap || f.next != g.next || !slices.Equal(f.h, g.h) || !bytes.Equal(f.part, g.part) {
+			return false
+		}
+	}
+	return true
 }
