@@ -39,9 +39,12 @@ Each line starts with a marker: + only in B (added), - only in A
 (removed, or a file newly deleted), ~ changed, = unchanged (only with
 --show-unchanged). A summary ends the text.
 
-Both checkpoints are read once: the pages of a process in A are hashed
-(8 bytes a page), then B's are read and compared; only a page whose hash
-differs is read again from A. The JSON object (--json) has the fields of
+Directories and plain tars are read once: the pages of a process in A
+are hashed (8 bytes a page), then B's are read and compared; only a page
+whose hash differs is read again from A. A compressed archive is streamed
+twice instead of unpacked: its pages hashed the first time, only the
+pages that differ (and what triage reads) kept the second (-v says so).
+The JSON object (--json) has the fields of
 the text, with pids as "pid" fields; schema in the README.
 
 Examples:

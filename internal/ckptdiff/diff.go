@@ -14,7 +14,10 @@
 // page whose hash differs is read again from A to count the bytes that
 // changed and to find the strings that are new. Memory use grows with the
 // mappings and pages of one process pair (8 bytes per captured page), never
-// with the bytes of pages.
+// with the bytes of pages. With Checkpoint.Hashes on both sides (the hashes
+// of the pages files, computed as a compressed archive streams) no page
+// is read to be hashed: Plan lists the pages Diff will read, those whose
+// hashes differ, so that a caller keeps only those.
 package ckptdiff
 
 import (
