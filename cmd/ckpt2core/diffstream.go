@@ -47,6 +47,7 @@ func (d *diffOpened) release() {
 // strings). A directory or plain tar is read in place (its pages hashed
 // by reading them). verbose says so, and what could not stream.
 func openDiffSides(stop *stopper, paths []string, aopts *archive.Options, dopts ckptdiff.Options, verbose bool, stderr io.Writer) ([]*ckptdiff.Checkpoint, func(), error) {
+	stderr = &lockedWriter{w: stderr} // the two sides stream at once
 	seed := maphash.MakeSeed()
 	hs := []*ckptdiff.PageHashes{ckptdiff.NewPageHashes(seed), ckptdiff.NewPageHashes(seed)}
 	first := make([]*diffOpened, 2)
@@ -122,16 +123,22 @@ func openDiffSides(stop *stopper, paths []string, aopts *archive.Options, dopts 
 		return nil, nil, err
 	}
 	// Pass 2: the streamed archives again, keeping what triage and
-	// inspect read and the pages Plan listed.
+	// inspect read and the pages Plan listed: worked out from the first
+	// read's images (the whole tree), told before the pages stream.
 	plan := []ckptdiff.Reads{ra, rb}
 	second := make([]*diffOpened, 2)
 	check := make([]*ckptdiff.PageHashes, 2)
+	closeBoth := func() {
+		closeAll(first)
+		closeAll(second)
+	}
 	var again []*diffOpened
 	for i, d := range first {
 		if !d.streamed {
 			second[i], first[i] = d, nil
 			continue
 		}
+		keep := diffKeep(d.ck, plan[i])
 		d.release()
 		if verbose {
 			var n int64
@@ -148,9 +155,15 @@ func openDiffSides(stop *stopper, paths []string, aopts *archive.Options, dopts 
 		o.OnPages = check[i].Add
 		src, closeSrc, err := openCheckpoint(stop, inspectPath(d.path), &o)
 		if err != nil {
-			closeAll(second)
+			closeBoth()
 			return nil, nil, err
 		}
+		if a := streamedArchive(src); a != nil {
+			for name, rs := range keep {
+				a.Retain(name, merged(rs))
+			}
+		}
+		first[i] = nil
 		second[i] = &diffOpened{path: d.path, o: o, src: src, close: closeSrc, streamed: streamedArchive(src) != nil}
 		again = append(again, second[i])
 	}
@@ -159,16 +172,23 @@ func openDiffSides(stop *stopper, paths []string, aopts *archive.Options, dopts 
 		if d == second[1] {
 			i = 1
 		}
-		if err := d.finish(stop, diffReads(plan[i]), verbose, stderr); err != nil {
-			return err
+		a := streamedArchive(d.src)
+		err := a.Wait()
+		if verbose {
+			for _, n := range a.Notes() {
+				fmt.Fprintf(stderr, "ckpt2core diff: %s\n", safe(n))
+			}
 		}
-		if d.hashed && !check[i].Same(hs[i]) {
+		if err != nil {
+			return podOf(err, d.o)
+		}
+		if !check[i].Same(hs[i]) {
 			return fmt.Errorf("%s: its pages changed between the two times it was read (was the file rewritten?)", d.path)
 		}
 		return nil
 	})
 	if err != nil {
-		closeAll(second)
+		closeBoth()
 		return nil, nil, err
 	}
 	return openedDiffSides(second, hs)
@@ -279,17 +299,26 @@ func (d *diffOpened) finish(stop *stopper, reads func(*criuimg.Checkpoint, *criu
 	return nil
 }
 
-// diffReads is what diff reads of process p: what inspect and triage
-// read (triageReads) and, of the pages files p reads, the ranges of
-// extra (ckptdiff.Plan's).
-func diffReads(extra ckptdiff.Reads) func(*criuimg.Checkpoint, *criuimg.Process, pagesKeep) {
+// diffKeep is what diff reads of the pages files of ck (every process
+// of its tree): what inspect and triage read (triageReads) and, of the
+// pages files the processes read, the ranges of plan (ckptdiff.Plan's).
+// A pages file that no process reads is not in it (kept whole).
+func diffKeep(ck *criuimg.Checkpoint, plan ckptdiff.Reads) pagesKeep {
 	tr := triageReads(inspect.Options{Env: true}, triage.Options{})
-	return func(ck *criuimg.Checkpoint, p *criuimg.Process, k pagesKeep) {
-		tr(ck, p, k)
-		for name := range k {
-			k[name] = append(k[name], extra[name]...)
+	k := pagesKeep{}
+	for _, info := range ck.Procs {
+		p, _ := ck.SalvageProcess(info.Pid)
+		if p == nil {
+			continue
 		}
+		k.files(p)
+		tr(ck, p, k)
+		p.Close()
 	}
+	for name := range k {
+		k[name] = append(k[name], plan[name]...)
+	}
+	return k
 }
 
 // hasParent reports whether src's images have a parent checkpoint (an
@@ -329,4 +358,16 @@ func hashPages(src criuimg.Source, h *ckptdiff.PageHashes) error {
 		f.Close()
 	}
 	return nil
+}
+
+// lockedWriter serializes the writes of goroutines to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }

