@@ -8,15 +8,16 @@
 # With COMPRESS=zstd (or gzip) A and B are packed as Podman packs them
 # (a tar of checkpoint/ with the names sorted: pstree.img after the
 # pages), compressed (zstd -3, gzip -1), and the diff of the two archives
-# is timed against decompressing both (zstd -dc / gzip -dc > /dev/null),
-# with the peak of what it holds in TMPDIR (disk blocks of the files it
+# is timed against decompressing both (zstd -dc / gzip -dc > /dev/null;
+# every run's time is printed), with the peak of what it holds in TMPDIR (disk blocks of the files it
 # has open there, anonymous ones included, plus what is named there,
 # sampled every 20 ms).
 #
 # Usage: scripts/bench-diff.sh        Environment: SIZE (default 1GiB),
 # CHANGE (default 1000), RUNS (default 3), BENCH_DIR (default /tmp),
 # COMPRESS (default none), CKPT2CORE (a ckpt2core binary to time instead
-# of building this tree's).
+# of building this tree's), BEFORE (with COMPRESS: another binary, timed
+# in the same runs, interleaved, to compare with).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE=${SIZE:-1GiB}
@@ -65,18 +66,13 @@ if [ -n "$COMPRESS" ]; then
 		esac
 		rm -f "$WORK/$s.tar"
 	done
-	mkdir -p "$WORK/tmp"
-	diffs=() refs=() rss=() peaks=()
-	for _ in $(seq "$RUNS"); do
-		sync; sleep 1
-		s=$(date +%s.%N)
-		$COMPRESS -dc "$WORK/a.$A_EXT" >/dev/null
-		$COMPRESS -dc "$WORK/b.$A_EXT" >/dev/null
-		refs+=("$(echo "$(date +%s.%N) - $s" | bc)")
-		sync; sleep 1
+	# timed BIN: one diff of the archives by BIN; sets secs, rss, peak.
+	timed() {
 		rm -rf "$WORK/tmp" && mkdir -p "$WORK/tmp"
+		sync; sleep 1
+		local s tpid child u rc=0
 		s=$(date +%s.%N)
-		TMPDIR=$WORK/tmp "$TIME" -f '%M' -o "$WORK/rss" "$CK" diff "$WORK/a.$A_EXT" "$WORK/b.$A_EXT" -n 5 >"$WORK/out" &
+		TMPDIR=$WORK/tmp "$TIME" -f '%M' -o "$WORK/rss" "$1" diff "$WORK/a.$A_EXT" "$WORK/b.$A_EXT" -n 5 >"$WORK/out" &
 		tpid=$!
 		peak=0
 		while kill -0 "$tpid" 2>/dev/null; do
@@ -87,21 +83,33 @@ if [ -n "$COMPRESS" ]; then
 			fi
 			sleep 0.02
 		done
-		rc=0
 		wait "$tpid" || rc=$?
-		diffs+=("$(echo "$(date +%s.%N) - $s" | bc)")
-		rss+=("$(tail -1 "$WORK/rss")")
-		peaks+=("$peak")
-		[ "$rc" = 1 ] || { echo "bench-diff.sh: diff exited $rc, want 1" >&2; cat "$WORK/out" >&2; exit 1; }
+		secs=$(echo "$(date +%s.%N) - $s" | bc)
+		rss=$(tail -1 "$WORK/rss")
+		[ "$rc" = 1 ] || { echo "bench-diff.sh: $1 diff exited $rc, want 1" >&2; cat "$WORK/out" >&2; exit 1; }
+	}
+	diffs=() refs=() rsss=() peaks=() bdiffs=() brsss=() bpeaks=()
+	for _ in $(seq "$RUNS"); do
+		sync; sleep 1
+		s=$(date +%s.%N)
+		$COMPRESS -dc "$WORK/a.$A_EXT" >/dev/null
+		$COMPRESS -dc "$WORK/b.$A_EXT" >/dev/null
+		refs+=("$(echo "$(date +%s.%N) - $s" | bc)")
+		timed "$CK"
+		diffs+=("$secs") rsss+=("$rss") peaks+=("$peak")
+		if [ -n "${BEFORE:-}" ]; then
+			timed "$BEFORE"
+			bdiffs+=("$secs") brsss+=("$rss") bpeaks+=("$peak")
+		fi
 	done
 	tail -1 "$WORK/out"
-	d=$(printf '%s\n' "${diffs[@]}" | best)
-	c=$(printf '%s\n' "${refs[@]}" | best)
-	r=$(printf '%s\n' "${rss[@]}" | sort -n | tail -1)
-	p=$(printf '%s\n' "${peaks[@]}" | sort -n | tail -1)
+	list() { printf '%s ' "$@"; }
 	echo "pages of A and B: $bytes bytes, as $A_EXT: $(cat "$WORK/a.$A_EXT" "$WORK/b.$A_EXT" | wc -c) bytes"
-	echo "diff: best of $RUNS ${d}s, peak RSS ${r} KiB, TMPDIR peak $((p >> 20)) MiB"
-	echo "$COMPRESS -dc of both: best ${c}s; diff/decompression: $(echo "$d / $c" | bc -l | cut -c1-5)"
+	echo "$COMPRESS -dc of both: $(list "${refs[@]}")s"
+	echo "diff: $(list "${diffs[@]}")s, peak RSS $(printf '%s\n' "${rsss[@]}" | sort -n | tail -1) KiB, TMPDIR peak $(($(printf '%s\n' "${peaks[@]}" | sort -n | tail -1) >> 20)) MiB"
+	if [ -n "${BEFORE:-}" ]; then
+		echo "BEFORE diff (interleaved): $(list "${bdiffs[@]}")s, peak RSS $(printf '%s\n' "${brsss[@]}" | sort -n | tail -1) KiB, TMPDIR peak $(($(printf '%s\n' "${bpeaks[@]}" | sort -n | tail -1) >> 20)) MiB"
+	fi
 	exit 0
 fi
 
