@@ -247,3 +247,35 @@ func TestDiffStreamDisk(t *testing.T) {
 		t.Errorf("streamed output differs from the plain tars' (or no changed page found):\n%s\nplain:\n%s", got, want)
 	}
 }
+
+// TestDiffStreamIncremental: an incremental checkpoint in a zstd archive
+// (its pages partly in the parent's files, which are not hashed) is
+// unpacked whole, as before streaming (-v says so), and diff prints what
+// it prints for the plain tar, against the non-incremental images and
+// against itself.
+func TestDiffStreamIncremental(t *testing.T) {
+	base := podmanIncremental(t)
+	dir := t.TempDir()
+	plain, z := filepath.Join(dir, "both.tar"), filepath.Join(dir, "both.tar.zst")
+	tarTree(t, base, plain, "", "checkpoint", "config.dump", "pre-checkpoint")
+	tarTree(t, base, z, "zstd", "checkpoint", "config.dump", "pre-checkpoint")
+	for _, other := range []string{counterImages, ""} {
+		wa, wb := plain, other
+		ga, gb := z, other
+		if other == "" {
+			wb, gb = plain, z
+		}
+		wantCode, want, _ := diffOut(t, wa, wb, "--json", "--show-unchanged")
+		code, got, errs := diffOut(t, ga, gb, "-v", "--json", "--show-unchanged")
+		if other == "" {
+			// A and B are both the archive: the names are one.
+			want, got = strings.ReplaceAll(want, plain, "B"), strings.ReplaceAll(got, z, "B")
+		}
+		if wantCode == diffTrouble || code != wantCode || got != want || !strings.Contains(want, `"pages_compared"`) {
+			t.Errorf("against %q: exit %d (plain %d), output differs:\n%s\nplain:\n%s\nstderr %s", other, code, wantCode, got, want, errs)
+		}
+		if !strings.Contains(errs, "an incremental checkpoint: reading it again, unpacked whole") {
+			t.Errorf("against %q: -v says %q", other, errs)
+		}
+	}
+}
