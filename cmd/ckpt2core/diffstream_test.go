@@ -279,3 +279,21 @@ func TestDiffStreamIncremental(t *testing.T) {
 		}
 	}
 }
+
+// TestDiffStreamLateProcess: a zstd archive whose pid 2 has its mm image
+// after the pages (not in the provisional tree; it maps shared memory
+// that pid 1 maps too) diffs against its image directory, and against
+// itself, as the directory against itself: nothing differs, and the same
+// pages are compared.
+func TestDiffStreamLateProcess(t *testing.T) {
+	dir, arch := lateArchive(t)
+	wantCode, want, _ := diffOut(t, dir, dir, "--json", "--show-unchanged")
+	want = strings.ReplaceAll(want, `"A"`, `"B"`)
+	for _, pair := range [][2]string{{arch, dir}, {dir, arch}, {arch, arch}} {
+		code, got, errs := diffOut(t, pair[0], pair[1], "-v", "--json", "--show-unchanged")
+		got = strings.ReplaceAll(got, `"A"`, `"B"`)
+		if wantCode != diffSame || code != wantCode || got != want || !strings.Contains(want, `"pages_compared"`) {
+			t.Errorf("%v: exit %d (directory %d), output differs:\n%s\ndirectory:\n%s\nstderr %s", pair, code, wantCode, got, want, errs)
+		}
+	}
+}
