@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/internal/archive"
 	"github.com/ckpt2core/ckpt2core/internal/ckptdiff"
 	"github.com/ckpt2core/ckpt2core/internal/inspect"
@@ -38,9 +39,12 @@ Each line starts with a marker: + only in B (added), - only in A
 (removed, or a file newly deleted), ~ changed, = unchanged (only with
 --show-unchanged). A summary ends the text.
 
-Both checkpoints are read once: the pages of a process in A are hashed
-(8 bytes a page), then B's are read and compared; only a page whose hash
-differs is read again from A. The JSON object (--json) has the fields of
+Directories and plain tars are read once: the pages of a process in A
+are hashed (8 bytes a page), then B's are read and compared; only a page
+whose hash differs is read again from A. A compressed archive is streamed
+twice instead of unpacked: its pages hashed the first time, only the
+pages that differ (and what triage reads) kept the second (-v says so).
+The JSON object (--json) has the fields of
 the text, with pids as "pid" fields; schema in the README.
 
 Examples:
@@ -59,8 +63,9 @@ func runDiff(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	nStrings := fs.IntP("strings", "n", 10, "new strings to show per process (the longest; 0: none)")
 	minString := fs.Int("min-string", 6, "shortest printable run counted as a string")
 	pids := fs.UintSlice("pid", nil, "compare only this process (its pid in A or B; repeatable)")
+	verbose := fs.BoolP("verbose", "v", false, "say how compressed archives are read (twice) and what could not stream")
 	aopts := archiveFlags(fs)
-	help := helpText(fs, "Usage: ckpt2core diff A B [--pid N] [--json] [--show-unchanged] [-n N]", diffExamples)
+	help := helpText(fs, "Usage: ckpt2core diff A B [--pid N] [--json] [--show-unchanged] [-n N] [-v]", diffExamples)
 	if status, ok := parseFlags(fs, "diff", args, help, stdout, stderr, diffTrouble); !ok {
 		return status
 	}
@@ -73,20 +78,16 @@ func runDiff(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	if *nStrings < 0 || *minString < 1 {
 		return usageError(stderr, "diff", diffTrouble, "-n must be >= 0 and --min-string >= 1")
 	}
-	sides := make([]*ckptdiff.Checkpoint, 2)
-	for i, path := range fs.Args() {
-		c, closeIt, err := openDiffSide(stop, path, aopts)
-		if err != nil {
-			complain(stderr, "", "%v", err)
-			return diffTrouble
-		}
-		defer closeIt()
-		sides[i] = c
-	}
 	opts := ckptdiff.Options{Strings: *nStrings, MinString: *minString, ShowUnchanged: *showUnchanged}
 	for _, p := range *pids {
 		opts.Pids = append(opts.Pids, uint32(p))
 	}
+	sides, closeSides, err := openDiffSides(stop, fs.Args(), aopts, opts, *verbose, stderr)
+	if err != nil {
+		complain(stderr, "", "%v", err)
+		return diffTrouble
+	}
+	defer closeSides()
 	res, err := ckptdiff.Diff(sides[0], sides[1], opts)
 	if err != nil {
 		complain(stderr, "", "%v", err)
@@ -109,14 +110,26 @@ func runDiff(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	return diffSame
 }
 
-// openDiffSide opens the checkpoint at path and builds what diff
-// compares: inspect's report (with environments), the images, the
-// rootfs-diff.tar and deleted.files.
+// openDiffSide opens the checkpoint at path, a compressed archive
+// unpacked whole, and builds what diff compares (diffSide): for report's
+// diff page, which reads B's pages.
 func openDiffSide(stop *stopper, path string, aopts *archive.Options) (*ckptdiff.Checkpoint, func(), error) {
 	src, ck, closeSrc, err := openSalvaged(stop, inspectPath(path), aopts)
 	if err != nil {
 		return nil, nil, err
 	}
+	c, err := diffSide(path, src, ck)
+	if err != nil {
+		closeSrc()
+		return nil, nil, err
+	}
+	return c, closeSrc, nil
+}
+
+// diffSide builds what diff compares of the checkpoint at path, opened
+// (src, ck): inspect's report (with environments), the images, the
+// rootfs-diff.tar and deleted.files.
+func diffSide(path string, src criuimg.Source, ck *criuimg.Checkpoint) (*ckptdiff.Checkpoint, error) {
 	opts := inspect.Options{Env: true, Name: path}
 	c := &ckptdiff.Checkpoint{Images: ck}
 	if cs, ok := src.(*checkpointSource); ok {
@@ -138,18 +151,16 @@ func openDiffSide(stop *stopper, path string, aopts *archive.Options) (*ckptdiff
 		}
 		if b, err := fs.ReadFile(cs.ck.Meta(), "deleted.files"); err == nil {
 			if c.DeletedFiles, err = inspect.ParseDeletedFiles(b); err != nil {
-				closeSrc()
-				return nil, nil, fmt.Errorf("%s: %w", path, err)
+				return nil, fmt.Errorf("%s: %w", path, err)
 			}
 		}
 	}
 	rep, err := inspect.Inspect(ck, opts)
 	if err != nil {
-		closeSrc()
-		return nil, nil, err
+		return nil, err
 	}
 	c.Report = rep
-	return c, closeSrc, nil
+	return c, nil
 }
 
 // jsonDiff is the Result with every list as [] rather than null.

@@ -389,6 +389,44 @@ func TestTriageStreamDisk(t *testing.T) {
 // again unpacked whole (-v says so), and reports what it reports for the
 // directory: pid 2's excerpt of the shared memory is there.
 func TestTriageStreamLateProcess(t *testing.T) {
+	dir, arch := lateArchive(t)
+	var want, werr, got, gerr bytes.Buffer
+	wcode := run([]string{"triage", dir}, &want, &werr)
+	gcode := run([]string{"triage", "-v", arch}, &got, &gerr)
+	if !strings.Contains(want.String(), "SHARED-TWO") || !strings.Contains(want.String(), "SHARED-ONE") {
+		t.Fatalf("the directory's triage lacks the shared excerpts:\n%s", want.String())
+	}
+	if got.String() != want.String() || gcode != wcode {
+		t.Errorf("streamed: exit %d\n%s\nwant exit %d\n%s", gcode, got.String(), wcode, want.String())
+	}
+	if !strings.Contains(gerr.String(), "pids 2: ") || !strings.Contains(gerr.String(), "reading it again") {
+		// Only if the stream ran 32 MiB ahead before the provisional
+		// tree was made (a very loaded machine): pid 2 was in it.
+		t.Logf("-v does not say the archive was read again (pid 2 in the provisional tree?): %q", gerr.String())
+	}
+	// inspect too: pid 2's instruction is decoded from the shared memory.
+	instruction := func(path string) string {
+		var out, errb bytes.Buffer
+		if code := run([]string{"inspect", "--json", "--pid", "2", path}, &out, &errb); code != exitOK {
+			t.Fatalf("inspect %s: exit %d: %s", path, code, errb.String())
+		}
+		var rep inspect.Report
+		if err := json.Unmarshal(out.Bytes(), &rep); err != nil || len(rep.Processes) != 1 || len(rep.Processes[0].Threads) != 1 {
+			t.Fatalf("inspect %s: %v\n%s", path, err, out.String())
+		}
+		return rep.Processes[0].Threads[0].Instruction
+	}
+	if w, g := instruction(dir), instruction(arch); w == "" || g != w {
+		t.Errorf("inspect: pid 2's instruction %q streamed, %q from the directory", g, w)
+	}
+}
+
+// lateArchive writes a checkpoint whose pid 2's mm image comes after the
+// pages in a zstd archive; pid 2 maps shared memory that pid 1 maps too
+// (TestTriageStreamLateProcess). It returns the image directory and the
+// archive.
+func lateArchive(t *testing.T) (string, string) {
+	t.Helper()
 	const rx = criuimg.ProtRead | criuimg.ProtExec
 	c := imgtest.New(imgtest.X86_64)
 	s := c.AddShmem(5, 0x4000)
@@ -435,33 +473,5 @@ func TestTriageStreamLateProcess(t *testing.T) {
 	names = append(append(names, pages...), "mm-2.img")                                    // after every pages file
 	arch := filepath.Join(t.TempDir(), "late.tar.zst")
 	writeImagesArchive(t, dir, arch, "zstd", names)
-	var want, werr, got, gerr bytes.Buffer
-	wcode := run([]string{"triage", dir}, &want, &werr)
-	gcode := run([]string{"triage", "-v", arch}, &got, &gerr)
-	if !strings.Contains(want.String(), "SHARED-TWO") || !strings.Contains(want.String(), "SHARED-ONE") {
-		t.Fatalf("the directory's triage lacks the shared excerpts:\n%s", want.String())
-	}
-	if got.String() != want.String() || gcode != wcode {
-		t.Errorf("streamed: exit %d\n%s\nwant exit %d\n%s", gcode, got.String(), wcode, want.String())
-	}
-	if !strings.Contains(gerr.String(), "pids 2: ") || !strings.Contains(gerr.String(), "reading it again") {
-		// Only if the stream ran 32 MiB ahead before the provisional
-		// tree was made (a very loaded machine): pid 2 was in it.
-		t.Logf("-v does not say the archive was read again (pid 2 in the provisional tree?): %q", gerr.String())
-	}
-	// inspect too: pid 2's instruction is decoded from the shared memory.
-	instruction := func(path string) string {
-		var out, errb bytes.Buffer
-		if code := run([]string{"inspect", "--json", "--pid", "2", path}, &out, &errb); code != exitOK {
-			t.Fatalf("inspect %s: exit %d: %s", path, code, errb.String())
-		}
-		var rep inspect.Report
-		if err := json.Unmarshal(out.Bytes(), &rep); err != nil || len(rep.Processes) != 1 || len(rep.Processes[0].Threads) != 1 {
-			t.Fatalf("inspect %s: %v\n%s", path, err, out.String())
-		}
-		return rep.Processes[0].Threads[0].Instruction
-	}
-	if w, g := instruction(dir), instruction(arch); w == "" || g != w {
-		t.Errorf("inspect: pid 2's instruction %q streamed, %q from the directory", g, w)
-	}
+	return dir, arch
 }

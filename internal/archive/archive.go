@@ -178,6 +178,13 @@ type Options struct {
 	// when it is canceled: Open then fails with the context's error and
 	// removes what it wrote, as on any other error.
 	Context context.Context
+	// OnPages, if set, is called with Stream by the goroutine that reads
+	// the archive with every chunk of a pages-*.img member of the
+	// checkpoint's images (name is the image's, e.g. "pages-1.img"), in
+	// order, as it streams: all of its bytes, whether the Checkpoint
+	// keeps them (Retain) or not. b is valid only during the call. (diff
+	// hashes the pages of a compressed archive so, without keeping them.)
+	OnPages func(name string, off int64, b []byte)
 }
 
 func (o Options) withDefaults() Options {

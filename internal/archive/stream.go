@@ -72,9 +72,10 @@ type stream struct {
 	consume   map[string]bool
 	retain    map[string][]byteRange // Retain, by pages image name
 	notes     []string
-	ringBuf   []byte   // the ring, made when first used
-	ringOwner *growing // the member that has the ring
-	x         *extras  // the parent links (parent.go), complete once done
+	ringBuf   []byte                                 // the ring, made when first used
+	ringOwner *growing                               // the member that has the ring
+	x         *extras                                // the parent links (parent.go), complete once done
+	onPages   func(name string, off int64, b []byte) // Options.OnPages
 }
 
 // byteRange is [off, end) of a file.
@@ -227,9 +228,15 @@ func (st *stream) ringChunkIn(path string, m *member, g *growing, r io.Reader, n
 	// Into the ring, in at most two parts; nobody reads there.
 	first := min(want, int64(len(ring)-i))
 	k, err = io.ReadFull(r, ring[i:i+int(first)])
+	if st.onPages != nil {
+		st.onPages(g.name, n, ring[i:i+k])
+	}
 	if err == nil && first < want {
 		var k2 int
 		k2, err = io.ReadFull(r, ring[:want-first])
+		if st.onPages != nil {
+			st.onPages(g.name, n+int64(k), ring[:k2])
+		}
 		k += k2
 	}
 	st.mu.Lock()
@@ -245,7 +252,7 @@ func isPagesImage(key string) bool {
 // when the stream ends.
 func openStream(path string, cr *countReader, tr *tar.Reader, opts Options, kind string, closeDecomp func()) *Checkpoint {
 	b := &blobs{dir: opts.TempDir, members: map[string]*blob{}}
-	st := &stream{path: path, b: b, grow: map[string]*growing{}, consume: map[string]bool{}, retain: map[string][]byteRange{}, x: newExtras()}
+	st := &stream{path: path, b: b, grow: map[string]*growing{}, consume: map[string]bool{}, retain: map[string][]byteRange{}, x: newExtras(), onPages: opts.OnPages}
 	st.cond = sync.NewCond(&st.mu)
 	go func() {
 		defer closeDecomp()
@@ -356,6 +363,9 @@ func (st *stream) readPages(path string, m *member, r io.Reader, lw *limitWriter
 		st.mu.Unlock()
 		chunk := buf[:min(int64(len(buf)), size-n)]
 		k, err := io.ReadFull(r, chunk)
+		if st.onPages != nil && k > 0 {
+			st.onPages(g.name, n, chunk[:k])
+		}
 		if k > 0 && !drop {
 			for _, w := range overlaps(keep, n, n+int64(k)) {
 				if _, werr := f.WriteAt(chunk[w.off-n:w.end-n], w.off); werr != nil {

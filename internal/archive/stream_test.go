@@ -342,3 +342,53 @@ func TestStreamDone(t *testing.T) {
 	}
 	f.Close()
 }
+
+// TestStreamOnPages: OnPages sees every byte of a streamed pages file, in
+// order, whether it is read in order (the ring), kept only in part
+// (Retain) or spooled whole; nothing else is passed to it.
+func TestStreamOnPages(t *testing.T) {
+	const n = 8<<20 + 12345
+	for _, mode := range []string{"consumed", "retained", "spooled"} {
+		t.Run(mode, func(t *testing.T) {
+			data, pages := streamTar(t, n, false)
+			root := t.TempDir()
+			p := filepath.Join(root, "x.tar.gz")
+			os.WriteFile(p, compress(t, KindTarGzip, data), 0o600)
+			var seen bytes.Buffer
+			var bad atomic.Bool
+			ck, err := Open(p, Options{Stream: true, TempDir: root, OnPages: func(name string, off int64, b []byte) {
+				if name != "pages-1.img" || off != int64(seen.Len()) {
+					bad.Store(true)
+				}
+				seen.Write(b)
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ck.Close()
+			switch mode {
+			case "consumed":
+				ck.Consume("pages-1.img")
+				f, err := ck.Images.Open("pages-1.img")
+				if err != nil {
+					t.Fatal(err)
+				}
+				buf := make([]byte, 1<<20)
+				for off := int64(0); off < n; off += int64(len(buf)) {
+					if k, err := f.ReadAt(buf, off); k == 0 {
+						t.Fatalf("read at %d: %v", off, err)
+					}
+				}
+				f.Close()
+			case "retained":
+				ck.Retain("pages-1.img", [][2]int64{{4096, 8192}})
+			}
+			if err := ck.Wait(); err != nil {
+				t.Fatal(err)
+			}
+			if bad.Load() || !bytes.Equal(seen.Bytes(), pages) {
+				t.Errorf("OnPages saw %d bytes (out of order or another name: %v), want the %d of pages-1.img", seen.Len(), bad.Load(), n)
+			}
+		})
+	}
+}

@@ -14,7 +14,10 @@
 // page whose hash differs is read again from A to count the bytes that
 // changed and to find the strings that are new. Memory use grows with the
 // mappings and pages of one process pair (8 bytes per captured page), never
-// with the bytes of pages.
+// with the bytes of pages. With Checkpoint.Hashes on both sides (the hashes
+// of the pages files, computed as a compressed archive streams) no page
+// is read to be hashed: Plan lists the pages Diff will read, those whose
+// hashes differ, so that a caller keeps only those.
 package ckptdiff
 
 import (
@@ -58,6 +61,10 @@ type Checkpoint struct {
 	DeletedFiles []string
 	// Spec is what the container's spec asks, for triage (nil if unknown).
 	Spec *inspect.SpecSecurity
+	// Hashes, if set on both sides, are the hashes of the pages files
+	// (computed as they streamed): memory is compared by them, and only
+	// the pages that Plan lists are read.
+	Hashes *PageHashes
 }
 
 // Options tune Diff.
@@ -413,8 +420,34 @@ func matchProcesses(as, bs []inspect.Process) []pair {
 	return pairs
 }
 
+// Plan returns the bytes of the pages files of a and of b that Diff
+// reads to compare their memory with opts, when both have Hashes: the
+// pages whose hashes differ (or are not known) and those only B
+// captured. A caller that streams a compressed archive keeps those (with
+// what inspect and triage read) and drops the rest. It reads no pages.
+func Plan(a, b *Checkpoint, opts Options) (ra, rb Reads, err error) {
+	for _, p := range opts.Pids {
+		if !hasPid(a.Report, p) && !hasPid(b.Report, p) {
+			return nil, nil, &PidError{Pid: p}
+		}
+	}
+	plan := [2]Reads{{}, {}}
+	if a.Hashes != nil && b.Hashes != nil {
+		r := &Result{showUnchgd: opts.ShowUnchanged}
+		r.compareProcesses(a, b, opts, &plan)
+	}
+	return plan[0], plan[1], nil
+}
+
 func (r *Result) diffProcesses(a, b *Checkpoint, opts Options) {
+	r.compareProcesses(a, b, opts, nil)
+}
+
+// compareProcesses is diffProcesses; with plan, the memory comparison
+// only records what it would read.
+func (r *Result) compareProcesses(a, b *Checkpoint, opts Options, plan *[2]Reads) {
 	mc := newMemComparer(opts)
+	mc.ha, mc.hb, mc.plan = a.Hashes, b.Hashes, plan
 	for _, pr := range matchProcesses(a.Report.Processes, b.Report.Processes) {
 		if len(opts.Pids) > 0 && !(pr.a != nil && slices.Contains(opts.Pids, pr.a.Pid) || pr.b != nil && slices.Contains(opts.Pids, pr.b.Pid)) {
 			continue

@@ -86,6 +86,34 @@ type memComparer struct {
 	seed       maphash.Seed
 	opts       Options
 	bufA, bufB []byte
+	// ha and hb, when both set, are A's and B's page hashes: pages are
+	// compared by them, and only those that differ are read.
+	ha, hb *PageHashes
+	// plan, if set, records the pages the comparison reads (of A and of
+	// B), instead of reading them (with ha and hb).
+	plan *[2]Reads
+}
+
+// Reads are, by pages image name, byte ranges of the pages files read.
+type Reads map[string][][2]int64
+
+func (r Reads) add(name string, off, end int64) {
+	rs := r[name]
+	if n := len(rs); n > 0 && rs[n-1][1] == off {
+		rs[n-1][1] = end
+		return
+	}
+	r[name] = append(rs, [2]int64{off, end})
+}
+
+// addMemory adds the captured bytes of mem in [start, end).
+func (r Reads) addMemory(mem *criuimg.Memory, start, end uint64) {
+	_ = mem.Extents(start, end, func(x criuimg.Extent) error {
+		if x.Kind == criuimg.Captured && x.Src != nil {
+			r.add(x.Src.Name(), x.Off, x.Off+int64(x.End-x.Start))
+		}
+		return nil
+	})
 }
 
 func newMemComparer(opts Options) *memComparer {
@@ -251,6 +279,9 @@ func (mc *memComparer) comparePages(pa, pb *criuimg.Process, match []int, change
 	if len(mc.bufA) < int(ps) || len(mc.bufB) != size {
 		mc.bufA, mc.bufB = make([]byte, ps), make([]byte, size)
 	}
+	if mc.ha != nil && mc.hb != nil {
+		return mc.comparePageHashes(pa, pb, match, changes, m)
+	}
 	var errs []error
 	// Hash A's captured pages, in the mappings B kept.
 	runs := map[int][]hashRun{}
@@ -345,6 +376,142 @@ func (mc *memComparer) comparePages(pa, pb *criuimg.Process, match []int, change
 			m.PagesNoLongerCaptured += aIn - inA
 		}
 		delete(runs, j)
+	}
+	m.NewStrings = top.sorted()
+	return errs
+}
+
+// capturedPages calls fn for each whole captured page of v, in address
+// order, with where its bytes are (the pages readCaptured reads).
+func capturedPages(mem *criuimg.Memory, v *criuimg.VMA, ps uint64, fn func(addr uint64, src criuimg.File, off int64) error) error {
+	return mem.VMAExtents(v, func(e criuimg.Extent) error {
+		if e.Kind != criuimg.Captured {
+			return nil
+		}
+		for s := e.Start; e.End-s >= ps; s += ps {
+			if err := fn(s, e.Src, e.Off+int64(s-e.Start)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// comparePageHashes is comparePages by the page hashes of A and B (ha,
+// hb): a page is read only when its hashes differ, or are not known, or
+// B alone captured it; with plan, the pages it would read are recorded
+// instead.
+func (mc *memComparer) comparePageHashes(pa, pb *criuimg.Process, match []int, changes []MappingChange, m *MemoryDiff) []error {
+	ps := pa.PageSize
+	var errs []error
+	// A's hashes, in the mappings B kept (known: A's hash was computed).
+	type aRun struct {
+		hashRun
+		known []bool
+	}
+	runs := map[int][]aRun{}
+	for j, i := range match {
+		if i < 0 {
+			continue
+		}
+		var rs []aRun
+		_ = capturedPages(pa.Mem, &pa.VMAs[i], ps, func(addr uint64, src criuimg.File, off int64) error {
+			if len(rs) == 0 || rs[len(rs)-1].start+uint64(len(rs[len(rs)-1].h))*ps != addr {
+				rs = append(rs, aRun{hashRun: hashRun{start: addr}})
+			}
+			h, ok := mc.ha.page(src.Name(), off, ps)
+			r := &rs[len(rs)-1]
+			r.h, r.known = append(r.h, h), append(r.known, ok)
+			return nil
+		})
+		runs[j] = rs
+	}
+	hashRuns := func(rs []aRun) []hashRun {
+		out := make([]hashRun, len(rs))
+		for i := range rs {
+			out[i] = rs[i].hashRun
+		}
+		return out
+	}
+	knownAt := func(rs []aRun, addr uint64) bool {
+		i := sort.Search(len(rs), func(i int) bool { return rs[i].start+uint64(len(rs[i].h))*ps > addr })
+		return rs[i].known[(addr-rs[i].start)/ps]
+	}
+	top := &topStrings{n: mc.opts.Strings}
+	pg, old := mc.bufB[:ps], mc.bufA[:ps]
+	for j := range pb.VMAs {
+		if match[j] < 0 {
+			continue
+		}
+		vb := &pb.VMAs[j]
+		c := &changes[j]
+		rs := runs[j]
+		hr := hashRuns(rs)
+		name := mappingName(pb, vb)
+		var inA uint64
+		err := capturedPages(pb.Mem, vb, ps, func(a uint64, src criuimg.File, off int64) error {
+			hb, okB := mc.hb.page(src.Name(), off, ps)
+			ha, found := lookup(hr, a, ps)
+			if found {
+				inA++
+				m.PagesCompared++
+				if okB && knownAt(rs, a) && ha == hb {
+					return nil
+				}
+			}
+			if mc.plan != nil {
+				mc.plan[1].add(src.Name(), off, off+int64(ps))
+				if found {
+					mc.plan[0].addMemory(pa.Mem, a, a+ps)
+				}
+				return nil
+			}
+			if k, err := src.ReadAt(pg, off); k < len(pg) {
+				if err == nil {
+					err = fmt.Errorf("short read")
+				}
+				return fmt.Errorf("%s at offset %d: %w", src.Name(), off, err)
+			}
+			if !found {
+				m.PagesNewlyCaptured++
+				c.PagesNewlyCaptured++
+				m.NewStringsTotal += top.scan(a, pg, nil, mc.opts.MinString, name)
+				return nil
+			}
+			k, err := pa.Mem.ReadAt(old, int64(a))
+			if k < int(ps) {
+				return fmt.Errorf("A: page %#x: %w", a, err)
+			}
+			nb := uint64(0)
+			for x := range pg {
+				if pg[x] != old[x] {
+					nb++
+				}
+			}
+			if nb == 0 {
+				return nil // the same bytes (a hash collision, or hashes not known)
+			}
+			m.PagesChanged++
+			m.BytesChanged += nb
+			c.PagesChanged++
+			c.BytesChanged += nb
+			m.NewStringsTotal += top.scan(a, pg, old, mc.opts.MinString, name)
+			return nil
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("B: mapping [%#x-%#x): %w", vb.Start, vb.End, err))
+		}
+		var aIn uint64
+		for _, r := range rs {
+			for k := range r.h {
+				if a := r.start + uint64(k)*ps; a >= vb.Start && a < vb.End {
+					aIn++
+				}
+			}
+		}
+		if aIn > inA {
+			m.PagesNoLongerCaptured += aIn - inA
+		}
 	}
 	m.NewStrings = top.sorted()
 	return errs
