@@ -42,7 +42,10 @@ func TestStopLeavesNothing(t *testing.T) {
 			tmp := t.TempDir()
 			ready, release := filepath.Join(tmp, "ready"), filepath.Join(tmp, "release")
 			fake := filepath.Join(t.TempDir(), "fake-gdb")
-			script := "#!/bin/sh\ntrap '' INT\nhead -c 4 /proc/self/fd/3 > " + ready + ".part\nmv " + ready + ".part " + ready + "\nwhile [ ! -e " + release + " ]; do sleep 0.05; done\n"
+			// The stand-in ends when released, when the test's directory
+			// is gone (a debugger outliving a SIGKILLed ckpt2core must
+			// not outlive the test), or after 60 s.
+			script := "#!/bin/sh\ntrap '' INT\nhead -c 4 /proc/self/fd/3 > " + ready + ".part\nmv " + ready + ".part " + ready + "\ni=0\nwhile [ ! -e " + release + " ] && [ -e " + ready + " ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done\n"
 			if err := os.WriteFile(fake, []byte(script), 0o700); err != nil {
 				t.Fatal(err)
 			}
