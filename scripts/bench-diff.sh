@@ -37,21 +37,8 @@ go build -o "$WORK/gencheckpoint" ./scripts/gencheckpoint
 bytes=$(cat "$WORK"/a/pages-*.img "$WORK"/b/pages-*.img | wc -c)
 best() { sort -n | head -1; }
 
-# tmpuse PID DIR: bytes on disk of the files PID holds open under DIR
-# (anonymous ones too) plus the files named under DIR.
-tmpuse() {
-	local pid=$1 dir=$2 sum=0 fd l b
-	for fd in /proc/"$pid"/fd/*; do
-		l=$(readlink "$fd" 2>/dev/null) || continue
-		case $l in "$dir"/*)
-			b=$(stat -L -c '%b %B' "$fd" 2>/dev/null | awk '{print $1 * $2}') || continue
-			sum=$((sum + ${b:-0}))
-			;;
-		esac
-	done
-	b=$(du -s -B1 "$dir" 2>/dev/null | cut -f1)
-	echo $((sum + ${b:-0}))
-}
+# tmpuse comes from benchlib.sh.
+. scripts/benchlib.sh # (the working directory is the repository's)
 
 if [ -n "$COMPRESS" ]; then
 	for s in a b; do

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -211,23 +210,8 @@ func TestDiffStreamDisk(t *testing.T) {
 	work := privateTmp(t)
 	var out, errb bytes.Buffer
 	cmd := exec.Command(bin, "diff", "-v", "-n", "5", arch[0], arch[1])
-	cmd.Env = append(os.Environ(), "TMPDIR="+work)
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waited := make(chan error, 1)
-	go func() { waited <- cmd.Wait() }()
-	var peak int64
-	for done := false; !done; {
-		select {
-		case <-waited:
-			done = true
-		default:
-			peak = max(peak, allocatedUnder(cmd.Process.Pid, work))
-			time.Sleep(time.Millisecond)
-		}
-	}
+	peak, _ := runPeak(t, cmd, work) // exit status 1 (differences) is checked below
 	if code := cmd.ProcessState.ExitCode(); code != diffDiffer {
 		t.Fatalf("diff: exit %d, want 1\n%s", code, errb.String())
 	}

@@ -57,6 +57,29 @@ func allocatedUnder(pid int, dir string) int64 {
 	return sum
 }
 
+// runPeak runs cmd (its Env given TMPDIR=work) to its end, sampling the
+// disk space it holds open under work every millisecond, and returns the
+// peak and cmd.Wait's error.
+func runPeak(t *testing.T, cmd *exec.Cmd, work string) (int64, error) {
+	t.Helper()
+	cmd.Env = append(os.Environ(), "TMPDIR="+work)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	var peak int64
+	for {
+		select {
+		case err := <-waited:
+			return peak, err
+		default:
+			peak = max(peak, allocatedUnder(cmd.Process.Pid, work))
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
 // TestInspectStreamDisk runs the real binary's inspect on a zstd archive
 // with 128 MiB of pages (names sorted, pstree.img after the pages) and
 // watches what it holds in TMPDIR: never more than 32 MiB (the whole
@@ -72,25 +95,10 @@ func TestInspectStreamDisk(t *testing.T) {
 	os.Mkdir(work, 0o700)
 	var out bytes.Buffer
 	cmd := exec.Command(bin, "inspect", arch)
-	cmd.Env = append(os.Environ(), "TMPDIR="+work)
 	cmd.Stdout = &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waited := make(chan error, 1)
-	go func() { waited <- cmd.Wait() }()
-	var peak int64
-	for done := false; !done; {
-		select {
-		case err := <-waited:
-			if err != nil {
-				t.Fatalf("inspect: %v", err)
-			}
-			done = true
-		default:
-			peak = max(peak, allocatedUnder(cmd.Process.Pid, work))
-			time.Sleep(time.Millisecond)
-		}
+	peak, err := runPeak(t, cmd, work)
+	if err != nil {
+		t.Fatalf("inspect: %v", err)
 	}
 	if peak > 32<<20 {
 		t.Errorf("held %d bytes in TMPDIR while inspecting, want <= 32 MiB", peak)

@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	criusa "github.com/checkpoint-restore/go-criu/v8/crit/images/criu-sa"
 	"github.com/klauspost/compress/zstd"
@@ -347,25 +346,10 @@ func TestTriageStreamDisk(t *testing.T) {
 		work := privateTmp(t)
 		var out, errb bytes.Buffer
 		cmd := exec.Command(bin, "triage", "-v", "--json", arch)
-		cmd.Env = append(os.Environ(), "TMPDIR="+work)
 		cmd.Stdout, cmd.Stderr = &out, &errb
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		waited := make(chan error, 1)
-		go func() { waited <- cmd.Wait() }()
-		var peak int64
-		for done := false; !done; {
-			select {
-			case err := <-waited:
-				if err != nil {
-					t.Fatalf("triage: %v\n%s", err, errb.String())
-				}
-				done = true
-			default:
-				peak = max(peak, allocatedUnder(cmd.Process.Pid, work))
-				time.Sleep(time.Millisecond)
-			}
+		peak, err := runPeak(t, cmd, work)
+		if err != nil {
+			t.Fatalf("triage: %v\n%s", err, errb.String())
 		}
 		spooled := strings.Contains(errb.String(), "spooled whole")
 		switch {

@@ -337,20 +337,7 @@ func (mc *memComparer) comparePages(pa, pb *criuimg.Process, match []int, change
 						return fmt.Errorf("A: page %#x: %w", a, err)
 					}
 					old := mc.bufA[:ps]
-					nb := uint64(0)
-					for x := range pg {
-						if pg[x] != old[x] {
-							nb++
-						}
-					}
-					if nb == 0 {
-						continue // a hash collision
-					}
-					m.PagesChanged++
-					m.BytesChanged += nb
-					c.PagesChanged++
-					c.BytesChanged += nb
-					m.NewStringsTotal += top.scan(a, pg, old, mc.opts.MinString, name)
+					changedPage(m, c, top, a, pg, old, mc.opts.MinString, name) // equal bytes: a hash collision
 					continue
 				}
 				m.PagesNewlyCaptured++
@@ -362,19 +349,7 @@ func (mc *memComparer) comparePages(pa, pb *criuimg.Process, match []int, change
 		if err != nil {
 			errs = append(errs, fmt.Errorf("B: mapping [%#x-%#x): %w", vb.Start, vb.End, err))
 		}
-		// A's pages in the part of the mapping B still has, that B did
-		// not capture.
-		var aIn uint64
-		for _, r := range rs {
-			for k := range r.h {
-				if a := r.start + uint64(k)*ps; a >= vb.Start && a < vb.End {
-					aIn++
-				}
-			}
-		}
-		if aIn > inA {
-			m.PagesNoLongerCaptured += aIn - inA
-		}
+		m.PagesNoLongerCaptured += noLongerCaptured(rs, vb, ps, inA)
 		delete(runs, j)
 	}
 	m.NewStrings = top.sorted()
@@ -482,39 +457,53 @@ func (mc *memComparer) comparePageHashes(pa, pb *criuimg.Process, match []int, c
 			if k < int(ps) {
 				return fmt.Errorf("A: page %#x: %w", a, err)
 			}
-			nb := uint64(0)
-			for x := range pg {
-				if pg[x] != old[x] {
-					nb++
-				}
-			}
-			if nb == 0 {
-				return nil // the same bytes (a hash collision, or hashes not known)
-			}
-			m.PagesChanged++
-			m.BytesChanged += nb
-			c.PagesChanged++
-			c.BytesChanged += nb
-			m.NewStringsTotal += top.scan(a, pg, old, mc.opts.MinString, name)
+			changedPage(m, c, top, a, pg, old, mc.opts.MinString, name) // equal bytes: a hash collision, or hashes not known
 			return nil
 		})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("B: mapping [%#x-%#x): %w", vb.Start, vb.End, err))
 		}
-		var aIn uint64
-		for _, r := range rs {
-			for k := range r.h {
-				if a := r.start + uint64(k)*ps; a >= vb.Start && a < vb.End {
-					aIn++
-				}
-			}
-		}
-		if aIn > inA {
-			m.PagesNoLongerCaptured += aIn - inA
-		}
+		m.PagesNoLongerCaptured += noLongerCaptured(hr, vb, ps, inA)
 	}
 	m.NewStrings = top.sorted()
 	return errs
+}
+
+// changedPage counts page pg of B at addr, whose bytes in A are old, as
+// changed in m and c (its mapping), with its new strings, unless the
+// bytes are the same.
+func changedPage(m *MemoryDiff, c *MappingChange, top *topStrings, addr uint64, pg, old []byte, minString int, mapping string) {
+	nb := uint64(0)
+	for x := range pg {
+		if pg[x] != old[x] {
+			nb++
+		}
+	}
+	if nb == 0 {
+		return
+	}
+	m.PagesChanged++
+	m.BytesChanged += nb
+	c.PagesChanged++
+	c.BytesChanged += nb
+	m.NewStringsTotal += top.scan(addr, pg, old, minString, mapping)
+}
+
+// noLongerCaptured is how many of A's captured pages (rs) in the part of
+// mapping vb that B still has B did not capture, inA of them being in B.
+func noLongerCaptured(rs []hashRun, vb *criuimg.VMA, ps, inA uint64) uint64 {
+	var aIn uint64
+	for _, r := range rs {
+		for k := range r.h {
+			if a := r.start + uint64(k)*ps; a >= vb.Start && a < vb.End {
+				aIn++
+			}
+		}
+	}
+	if aIn > inA {
+		return aIn - inA
+	}
+	return 0
 }
 
 // lookup returns A's hash of the page at addr.
