@@ -33,6 +33,24 @@ type OSFile interface {
 	OSFile() (*os.File, int64)
 }
 
+// Viewer is implemented by a File that can lend some of its bytes in
+// place instead of copying them (a pages file streaming through memory).
+type Viewer interface {
+	// View returns the bytes [off, off+n) of the file as a slice of its
+	// own memory, or nil (and no error) when it cannot lend them (the
+	// caller then uses ReadAt). The slice may not be written; it stays
+	// valid until the file is closed, or read (with ReadAt or View) more
+	// than ViewSlack bytes past off+n. n is at most MaxView.
+	View(off int64, n int) ([]byte, error)
+}
+
+// MaxView is the largest n a Viewer lends, and ViewSlack how far past a
+// lent slice a caller may read while it still uses it.
+const (
+	MaxView   = 2 << 20
+	ViewSlack = 2 << 20
+)
+
 // Source gives access to the image files of one checkpoint, wherever they
 // live (a directory, a tar archive, a spooled compressed archive).
 type Source interface {

@@ -75,11 +75,13 @@ func decompress(path string, f *os.File, comp compression, opts Options) (io.Rea
 		}
 		return &decompReader{r: zr, kind: "gzip"}, KindTarGzip, func() { zr.Close() }, nil
 	case compZstd:
-		zr, err := newZstdReader(r)
+		ra := newReadAhead(r)
+		zr, err := newZstdReader(ra)
 		if err != nil {
+			ra.Close()
 			return nil, "", nil, fmt.Errorf("%s: zstd: %w", path, err)
 		}
-		return &decompReader{r: zr, kind: "zstd"}, KindTarZstd, zr.Close, nil
+		return &decompReader{r: zr, kind: "zstd"}, KindTarZstd, func() { zr.Close(); ra.Close() }, nil
 	}
 	return r, KindTar, func() {}, nil
 }

@@ -131,6 +131,7 @@ type growing struct {
 	ring             []byte
 	ringBase, ringLo int64
 	spilled          bool // the ring was written out: the file only, from now on
+	lent             bool // View has lent some of the ring
 }
 
 // ringPos is where offset off of g lies in its ring.
@@ -159,10 +160,15 @@ func (st *stream) takeRing(g *growing, n int64) {
 	st.ringOwner = g
 }
 
-// dropRing ends g's use of the ring (under st.mu).
+// dropRing ends g's use of the ring (under st.mu). A ring lent (View) to
+// a reader that still has g open is left to it: the next member gets a
+// new one.
 func (st *stream) dropRing(g *growing) {
 	if st.ringOwner == g {
 		st.ringOwner = nil
+		if g.lent && !g.closed {
+			st.ringBuf = nil
+		}
 	}
 	g.ring = nil
 }
@@ -526,26 +532,15 @@ type growingFile struct {
 func (f *growingFile) Name() string { return f.g.name }
 func (f *growingFile) Size() int64  { return f.g.size }
 
-func (f *growingFile) ReadAt(p []byte, off int64) (int, error) {
+// await waits, under st.mu, until the stream has written [off, end) of
+// the file (within its size), and says why it cannot.
+func (f *growingFile) await(off, end int64) error {
 	st, g := f.st, f.g
-	if off < 0 {
-		return 0, fmt.Errorf("%s: %w", g.name, readat.ErrNegativeOffset)
-	}
-	if off >= g.size {
-		if len(p) == 0 {
-			return 0, nil
-		}
-		return 0, io.EOF
-	}
-	end := min(off+int64(len(p)), g.size)
-	st.mu.Lock()
 	if off < g.punched {
-		st.mu.Unlock()
-		return 0, fmt.Errorf("%s: offset %d: %w", g.name, off, errStreamed)
+		return fmt.Errorf("%s: offset %d: %w", g.name, off, errStreamed)
 	}
 	if g.retaining && !covered(g.retain, off, end) {
-		st.mu.Unlock()
-		return 0, fmt.Errorf("%s: [%d, %d): %w", g.name, off, end, errNotRetained)
+		return fmt.Errorf("%s: [%d, %d): %w", g.name, off, end, errNotRetained)
 	}
 	g.reqOff = max(g.reqOff, off)
 	counted := false
@@ -567,11 +562,61 @@ func (f *growingFile) ReadAt(p []byte, off int64) (int, error) {
 	}
 	if g.written < end {
 		err := st.err
-		st.mu.Unlock()
 		if err == nil {
 			err = io.ErrUnexpectedEOF
 		}
-		return 0, fmt.Errorf("%s: the archive stream ended: %w", g.name, err)
+		return fmt.Errorf("%s: the archive stream ended: %w", g.name, err)
+	}
+	return nil
+}
+
+// View lends [off, off+n) from the ring while the member streams through
+// it (criuimg.Viewer): the stream writes over the ring only streamBack
+// bytes behind the furthest read, and a view is at most MaxView long, so
+// it stays valid for ViewSlack bytes of further reads; a ring given up
+// while lent (spilled) is never reused.
+func (f *growingFile) View(off int64, n int) ([]byte, error) {
+	st, g := f.st, f.g
+	end := off + int64(n)
+	if off < 0 || n <= 0 || n > criuimg.MaxView || end > g.size {
+		return nil, nil
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if g.ring == nil || off < g.ringLo || g.retaining {
+		return nil, nil
+	}
+	if err := f.await(off, end); err != nil {
+		return nil, err
+	}
+	if g.ring == nil || off < g.ringLo || off < g.ringBase {
+		return nil, nil
+	}
+	i := g.ringPos(off)
+	if i+n > len(g.ring) {
+		return nil, nil // it wraps around
+	}
+	g.lent = true
+	st.advance(g, end)
+	return g.ring[i : i+n : i+n], nil
+}
+
+func (f *growingFile) ReadAt(p []byte, off int64) (int, error) {
+	st, g := f.st, f.g
+	if off < 0 {
+		return 0, fmt.Errorf("%s: %w", g.name, readat.ErrNegativeOffset)
+	}
+	if off >= g.size {
+		if len(p) == 0 {
+			return 0, nil
+		}
+		return 0, io.EOF
+	}
+	end := min(off+int64(len(p)), g.size)
+	st.mu.Lock()
+	if err := f.await(off, end); err != nil {
+		st.mu.Unlock()
+		return 0, err
 	}
 	var n int
 	var err error
@@ -603,6 +648,15 @@ func (f *growingFile) ReadAt(p []byte, off int64) (int, error) {
 		n, err = readat.Window(g.f, g.name, 0, g.size, p, off)
 	}
 	st.mu.Lock()
+	st.advance(g, end)
+	st.mu.Unlock()
+	return n, err
+}
+
+// advance records that g has been read up to end (under st.mu): a
+// consumed member is freed up to streamBack behind, and the stream may go
+// on.
+func (st *stream) advance(g *growing, end int64) {
 	if end > g.readEnd {
 		g.readEnd = end
 	}
@@ -621,8 +675,6 @@ func (f *growingFile) ReadAt(p []byte, off int64) (int, error) {
 		}
 	}
 	st.cond.Broadcast()
-	st.mu.Unlock()
-	return n, err
 }
 
 // Close ends this reader's use; the last Close of a consumed member frees

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
 )
@@ -390,5 +391,138 @@ func TestStreamOnPages(t *testing.T) {
 				t.Errorf("OnPages saw %d bytes (out of order or another name: %v), want the %d of pages-1.img", seen.Len(), bad.Load(), n)
 			}
 		})
+	}
+}
+
+// TestStreamView: a consumed pages file read in order with View is lent
+// from the ring in place, and each lent slice keeps the archive's bytes
+// while the reader goes on reading up to criuimg.ViewSlack past it.
+func TestStreamView(t *testing.T) {
+	const n = 96 << 20
+	_, pages, f, _ := openStreamed(t, n)
+	v := f.(criuimg.Viewer)
+	const win = 1 << 20
+	lent, copied := 0, 0
+	b := make([]byte, 1<<20)
+	for off := int64(0); off+win+criuimg.ViewSlack <= n; off += win - 100 {
+		view, err := v.View(off, win)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if view == nil {
+			// Before the ring (what streamed before the reader came) or
+			// where it wraps around: read as memsearch then reads.
+			copied++
+			if _, err := f.ReadAt(make([]byte, win), off); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		lent++
+		// Read on, as far as a lent slice must stay valid.
+		for at := off + win; at < off+win+criuimg.ViewSlack; at += int64(len(b)) {
+			if _, err := f.ReadAt(b, at); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if lent%8 == 1 {
+			settle(f) // let the stream go as far as it may
+		}
+		if !bytes.Equal(view, pages[off:off+win]) {
+			t.Fatalf("the view at %d no longer holds the archive's bytes", off)
+		}
+	}
+	if lent < 10*copied || lent == 0 {
+		t.Errorf("%d views lent, %d refused: want most lent", lent, copied)
+	}
+	if big, err := v.View(0, criuimg.MaxView+1); big != nil || err != nil {
+		t.Errorf("a view over MaxView: %d bytes, %v", len(big), err)
+	}
+}
+
+// settle waits until the stream of f stops writing (it waits for the
+// reader, or is done).
+func settle(f criuimg.File) {
+	st, g := f.(*growingFile).st, f.(*growingFile).g
+	last := int64(-1)
+	for {
+		st.mu.Lock()
+		w := g.written
+		st.mu.Unlock()
+		if w == last {
+			return
+		}
+		last = w
+		time.Sleep(30 * time.Millisecond)
+	}
+}
+
+// TestStreamViewSpill: a ring given up while some of it is lent (the
+// reader waits for the next member, so the ring spills) is not given to
+// the next pages member: the lent bytes stay the archive's while that
+// member streams through a ring of its own.
+func TestStreamViewSpill(t *testing.T) {
+	const n = 40 << 20
+	one, two := make([]byte, n), make([]byte, n)
+	for i := range one {
+		one[i], two[i] = byte(i*7%251), byte(i*13%241)+1
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, m := range []struct {
+		name string
+		b    []byte
+	}{{"inventory.img", []byte("inventory")}, {"pagemap-1.img", []byte("pagemap")}, {"pages-1.img", one}, {"pages-2.img", two}, {"pstree.img", []byte("pstree")}} {
+		tw.WriteHeader(&tar.Header{Name: "checkpoint/" + m.name, Typeflag: tar.TypeReg, Mode: 0o600, Size: int64(len(m.b))})
+		tw.Write(m.b)
+	}
+	tw.Close()
+	root := t.TempDir()
+	p := filepath.Join(root, "x.tar.zst")
+	os.WriteFile(p, compress(t, KindTarZstd, buf.Bytes()), 0o600)
+	ck, err := Open(p, Options{Stream: true, TempDir: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck.Close()
+	f1, err := ck.Images.Open("pages-1.img")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck.Consume("pages-1.img")
+	ck.Consume("pages-2.img")
+	if _, err := f1.ReadAt(make([]byte, 1<<20), 0); err != nil {
+		t.Fatal(err)
+	}
+	view, err := f1.(criuimg.Viewer).View(1<<20, 1<<20)
+	if err != nil || view == nil {
+		t.Fatalf("View: %d bytes, %v", len(view), err)
+	}
+	f2, err := ck.Images.Open("pages-2.img") // waits: pages-1 spills
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := f1.(*growingFile).g; !g.spilled {
+		t.Fatal("pages-1.img did not spill while the reader waited for pages-2.img")
+	}
+	b := make([]byte, 1<<20)
+	for off := int64(0); off < n; off += int64(len(b)) {
+		if _, err := f2.ReadAt(b, off); err != nil && err != io.EOF {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(b, two[off:off+int64(len(b))]) {
+			t.Fatalf("pages-2.img at %d differs from the archive's", off)
+		}
+	}
+	if g := f2.(*growingFile).g; g.ring == nil && !g.spilled && !g.complete {
+		t.Error("pages-2.img did not stream through a ring")
+	}
+	if !bytes.Equal(view, one[1<<20:2<<20]) {
+		t.Fatal("the lent bytes of pages-1.img were overwritten by pages-2.img")
+	}
+	f1.Close()
+	f2.Close()
+	if err := ck.Wait(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -43,6 +43,10 @@ type scanner interface {
 	// index returns the leftmost match in the loaded buffer that starts
 	// at or after from, as [start, end); start is -1 when there is none.
 	index(from int) (start, end int)
+	// windowFree reports whether the matches found do not depend on
+	// where the buffers begin and end (given that consecutive buffers
+	// overlap by MaxLen-1 bytes): then the search may choose them.
+	windowFree() bool
 }
 
 // literal matches a fixed byte string; with fold, ASCII letters match in
@@ -107,6 +111,8 @@ type literalScanner struct {
 
 func (s *literalScanner) load(data []byte) { s.data = data }
 
+func (s *literalScanner) windowFree() bool { return true }
+
 func (s *literalScanner) index(from int) (int, int) {
 	i := bytes.Index(s.data[from:], s.pat)
 	if i < 0 {
@@ -119,6 +125,8 @@ func (s *literalScanner) index(from int) (int, int) {
 type foldScanner struct {
 	pat, lower []byte
 }
+
+func (s *foldScanner) windowFree() bool { return true }
 
 func (s *foldScanner) load(data []byte) {
 	if cap(s.lower) < len(data) {
@@ -211,6 +219,9 @@ type regexScanner struct {
 // time around an occurrence of the required literal, so that dense
 // occurrences cost one run, not one each.
 const minRegion = 64 << 10
+
+// windowFree is false: ^, $, \A, \z and \b see the buffers' edges.
+func (s *regexScanner) windowFree() bool { return false }
 
 func (s *regexScanner) load(data []byte) {
 	s.data = data

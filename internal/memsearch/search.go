@@ -150,6 +150,10 @@ type state struct {
 	seg    []piece
 	run    []piece
 	fn     func(Hit) error
+	// lend: windows may be scanned in place (view): the scanner's matches
+	// do not depend on where windows begin, and context reads stay
+	// within criuimg.ViewSlack of them.
+	lend bool
 	// pattern is the Set pattern of the match being reported.
 	pattern int
 }
@@ -159,6 +163,7 @@ func (s Searcher) search(pid uint32, comm string, maps []mapping, extents extent
 	if st.Context < 0 {
 		st.Context = 0
 	}
+	st.lend = st.sc.windowFree() && st.Context <= criuimg.ViewSlack
 	chunk := s.BufSize
 	if chunk == 0 {
 		chunk = DefaultBufSize
@@ -256,25 +261,41 @@ func (st *state) scanRun(run []piece) error {
 	pi := 0
 	lastEnd := bufStart // matches start at or after the end of the previous one
 	for {
-		n := keep
-		for n < len(buf) && pi < len(run) {
-			pc := run[pi]
-			want := int(min(uint64(len(buf)-n), pc.end-pos))
-			b := buf[n : n+want]
-			if pc.src == nil {
-				clear(b)
-			} else if err := st.read(pc, pos, b); err != nil {
-				return err
-			}
-			n += want
-			pos += uint64(want)
-			if pos == pc.end {
+		// The window [bufStart, bufStart+n): lent in place by the pages
+		// file when it can, else the carry and what follows in buf.
+		data, err := st.view(run[pi], bufStart, pos, len(buf)-keep)
+		if err != nil {
+			return err
+		}
+		if data != nil {
+			pos += uint64(len(data) - keep)
+			if pos == run[pi].end {
 				if pi++; pi < len(run) {
 					pos = run[pi].start
 				}
 			}
+		} else {
+			n := keep
+			for n < len(buf) && pi < len(run) {
+				pc := run[pi]
+				want := int(min(uint64(len(buf)-n), pc.end-pos))
+				b := buf[n : n+want]
+				if pc.src == nil {
+					clear(b)
+				} else if err := st.read(pc, pos, b); err != nil {
+					return err
+				}
+				n += want
+				pos += uint64(want)
+				if pos == pc.end {
+					if pi++; pi < len(run) {
+						pos = run[pi].start
+					}
+				}
+			}
+			data = buf[:n]
 		}
-		data := buf[:n]
+		n := len(data)
 		final := pi == len(run)
 		limit := n
 		if !final {
@@ -317,6 +338,37 @@ func (st *state) scanRun(run []piece) error {
 		keep = copy(buf, data[limit:])
 		bufStart += uint64(limit)
 	}
+}
+
+// minView is the least window worth scanning in place: below it, the
+// bytes are copied (with the pieces that follow) into the buffer.
+const minView = 64 << 10
+
+// view returns the window [bufStart, pos+k) of piece pc in place, when
+// its file lends it (criuimg.Viewer) and the search may scan windows of
+// its own choosing (st.lend): k is the most of pc the window may take
+// after pos, less if pc ends first. The window's first pos-bufStart bytes
+// are the carry, which must lie in pc too. It returns nil when the window
+// is to be copied instead.
+func (st *state) view(pc piece, bufStart, pos uint64, k int) ([]byte, error) {
+	if !st.lend || pc.src == nil || bufStart < pc.start {
+		return nil, nil
+	}
+	v, ok := pc.src.(criuimg.Viewer)
+	if !ok {
+		return nil, nil
+	}
+	want := min(uint64(k), pc.end-pos)
+	n := pos - bufStart + want
+	if want < minView || n > criuimg.MaxView {
+		return nil, nil
+	}
+	off := pc.off + int64(bufStart-pc.start)
+	b, err := v.View(off, int(n))
+	if err != nil {
+		return nil, fmt.Errorf("pid %d: %s [%#x-%#x): reading %s at offset %d: %w", st.pid, st.m.name, st.m.vma.Start, st.m.vma.End, pc.src.Name(), off, err)
+	}
+	return b, nil
 }
 
 // read fills b with the captured bytes of pc from address addr.

@@ -220,6 +220,8 @@ type setScanner struct {
 
 func (s *setScanner) load([]byte) {}
 
+func (s *setScanner) windowFree() bool { return true }
+
 func (s *setScanner) index(int) (int, int) { return -1, -1 } // unused: each
 
 func (s *setScanner) reset() { clear(s.lastEnd) }

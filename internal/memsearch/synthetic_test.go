@@ -13,10 +13,21 @@ import (
 	"github.com/ckpt2core/ckpt2core/criuimg"
 )
 
-// memFile is an in-memory pages file.
+// memFile is an in-memory pages file. With lend, it lends its bytes in
+// place (criuimg.Viewer) and counts the views.
 type memFile struct {
 	name string
 	b    []byte
+	lend bool
+	lent int
+}
+
+func (f *memFile) View(off int64, n int) ([]byte, error) {
+	if !f.lend || n > criuimg.MaxView || off+int64(n) > int64(len(f.b)) {
+		return nil, nil
+	}
+	f.lent++
+	return f.b[off : off+int64(n) : off+int64(n)], nil
 }
 
 func (f *memFile) ReadAt(p []byte, off int64) (int, error) {
@@ -57,7 +68,11 @@ type fvma struct {
 // scattered offsets, so that contiguous addresses are not contiguous in the
 // file (as with separate pagemap entries).
 func fakeProc(vmas []fvma) ([]mapping, extentsFunc) {
-	file := &memFile{name: "pages-1.img"}
+	return fakeProcIn(&memFile{name: "pages-1.img"}, vmas)
+}
+
+// fakeProcIn is fakeProc with its pages in file.
+func fakeProcIn(file *memFile, vmas []fvma) ([]mapping, extentsFunc) {
 	ext := map[*criuimg.VMA][]criuimg.Extent{}
 	var maps []mapping
 	next := uint64(0x10000)
@@ -442,5 +457,101 @@ func TestMappingName(t *testing.T) {
 		if got := MappingName(p, &tt.v); got != tt.want {
 			t.Errorf("MappingName(status %#x, path %q) = %q, want %q", tt.v.Status, tt.v.Path, got, tt.want)
 		}
+	}
+}
+
+// TestLentWindows checks that windows scanned in place, where the pages
+// file lends them, give the hits that copied windows give, and the
+// reference's: extents large enough to be lent (minView), buffers of
+// every size, and the lending actually used.
+func TestLentWindows(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	alphabet := []byte{'A', 'B', 'a', 0, 'x'}
+	randBytes := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		return b
+	}
+	set, err := NewSet([][]byte{[]byte("AB"), []byte("BAx"), []byte("xa")}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	matchers := []Matcher{mustLiteral(t, "ABA", false), mustLiteral(t, "ab", true), mustLiteral(t, "A\x00\x00B", false), set}
+	lentInAll := 0
+	for round := range 12 {
+		var vmas []fvma
+		for range 1 + rng.IntN(2) {
+			var exts []fx
+			for range 1 + rng.IntN(4) {
+				n := minView/2 + rng.IntN(5*minView)
+				switch k := rng.IntN(8); {
+				case k < 6:
+					exts = append(exts, fx{kind: criuimg.Captured, data: randBytes(n)})
+				case k < 7:
+					exts = append(exts, zero(n))
+				default:
+					exts = append(exts, absent(n))
+				}
+			}
+			vmas = append(vmas, fvma{exts: exts})
+		}
+		buf := []int{0, 1 + rng.IntN(minView), minView + rng.IntN(4*minView)}[round%3]
+		for _, m := range matchers {
+			var got [2][]hitAt
+			for i, lend := range []bool{false, true} {
+				file := &memFile{name: "pages-1.img", lend: lend}
+				maps, extents := fakeProcIn(file, vmas)
+				before := bytes.Clone(file.b)
+				err := Searcher{Context: 9, BufSize: buf}.search(7, "fake", maps, extents, m, func(h Hit) error {
+					got[i] = append(got[i], hitAt{h.Addr, h.Mapping, string(h.Match), string(h.Before), string(h.After)})
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(file.b, before) {
+					t.Fatalf("round %d, %s: the search wrote into the lent bytes", round, m)
+				}
+				lentInAll += file.lent
+			}
+			if !slices.Equal(got[0], got[1]) {
+				t.Fatalf("round %d, %s, buffer %d: %d hits in lent windows, %d in copied ones\n lent %v\ncopied %v", round, m, buf, len(got[1]), len(got[0]), got[1], got[0])
+			}
+			if l, ok := m.(*literal); ok {
+				want := referenceHits(vmas, 9, func(b []byte) [][2]int {
+					pat := l.pat
+					if l.fold {
+						b = bytes.ToLower(b)
+					}
+					var out [][2]int
+					for i := 0; i+len(pat) <= len(b); {
+						if bytes.Equal(b[i:i+len(pat)], pat) {
+							out = append(out, [2]int{i, i + len(pat)})
+							i += len(pat)
+						} else {
+							i++
+						}
+					}
+					return out
+				})
+				if !slices.Equal(got[1], want) {
+					t.Fatalf("round %d, %s, buffer %d: %d hits, reference %d", round, m, buf, len(got[1]), len(want))
+				}
+			}
+		}
+	}
+	if lentInAll == 0 {
+		t.Fatal("no window was lent: the test proves nothing")
+	}
+	// A regular expression sees its windows' edges: never lent.
+	file := &memFile{name: "pages-1.img", lend: true}
+	maps, extents := fakeProcIn(file, []fvma{{exts: []fx{{kind: criuimg.Captured, data: randBytes(4 * minView)}}}})
+	if err := (Searcher{}).search(7, "fake", maps, extents, mustRegexp(t, "A[ab]B", false), func(Hit) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if file.lent != 0 {
+		t.Errorf("a regular expression was given %d lent windows", file.lent)
 	}
 }
