@@ -79,6 +79,16 @@ const rw = criuimg.ProtRead | criuimg.ProtWrite
 // of the sparse core).
 func Large(size uint64) *Shape { return large(size, FillPage) }
 
+// LargeFrom is Large with the pages' bytes taken in turn from sample
+// (tiled; its length a multiple of PageSize): real programs' pages, so
+// that the checkpoint compresses as theirs do.
+func LargeFrom(size uint64, sample []byte) *Shape {
+	return large(size, func(vaddr uint64, page []byte) {
+		i := (vaddr / PageSize) % uint64(len(sample)/PageSize)
+		copy(page, sample[i*PageSize:])
+	})
+}
+
 func large(size uint64, fill func(vaddr uint64, page []byte)) *Shape {
 	s, p := newShape(fmt.Sprintf("large-%d", size))
 	const nvma = 4

@@ -7,12 +7,15 @@
 //	gencheckpoint -shape vmas -vmas 70000 -sparse -o DIR
 //	gencheckpoint -shape threads -threads 512 -o DIR
 //	gencheckpoint -shape large -size 1GiB -change 1000 -o DIR   every 1000th page changed
+//	gencheckpoint -shape large -size 1GiB -pages-from testdata -o DIR   real programs' pages
 package main
 
 import (
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -26,6 +29,7 @@ func main() {
 	sparse := flag.Bool("sparse", false, "-shape vmas: captured pages in every 64th mapping only")
 	threads := flag.Int("threads", 512, "threads for -shape threads")
 	change := flag.Uint64("change", 0, "-shape large: mark every N-th page (synth.LargeChanged), for diff")
+	from := flag.String("pages-from", "", "-shape large: take the pages' bytes from every pages-*.img under `DIR`, in turn (real programs' memory, which compresses as theirs does) instead of random bytes")
 	out := flag.String("o", "", "image directory to write (created)")
 	flag.Parse()
 	if *out == "" || flag.NArg() != 0 {
@@ -45,6 +49,12 @@ func main() {
 	if err == nil && *change > 0 && *shape == "large" {
 		s = synth.LargeChanged(bytes, *change)
 	}
+	if err == nil && *from != "" && *shape == "large" {
+		var sample []byte
+		if sample, err = pagesUnder(*from); err == nil {
+			s = synth.LargeFrom(bytes, sample)
+		}
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "gencheckpoint: %v\n", err)
 		os.Exit(2)
@@ -55,6 +65,29 @@ func main() {
 	}
 	fmt.Printf("%s: pid %d, %d threads, %d PT_LOADs expected, %d captured bytes, probe %#x\n",
 		*out, synth.Pid, s.Threads, s.Loads, s.Captured, s.Probe)
+}
+
+// pagesUnder returns the bytes of every pages-*.img under dir, in the
+// order of a walk, cut to whole pages.
+func pagesUnder(dir string) ([]byte, error) {
+	var all []byte
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() && strings.HasPrefix(d.Name(), "pages-") && strings.HasSuffix(d.Name(), ".img") {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			all = append(all, b[:len(b)/synth.PageSize*synth.PageSize]...)
+		}
+		return nil
+	})
+	if err == nil && len(all) == 0 {
+		err = fmt.Errorf("-pages-from %s: no pages-*.img under it", dir)
+	}
+	return all, err
 }
 
 func parseSize(s string) (uint64, error) {
