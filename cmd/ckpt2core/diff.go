@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
-	"github.com/ckpt2core/ckpt2core/internal/archive"
 	"github.com/ckpt2core/ckpt2core/internal/ckptdiff"
 	"github.com/ckpt2core/ckpt2core/internal/inspect"
 )
@@ -108,22 +107,6 @@ func runDiff(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		return diffDiffer
 	}
 	return diffSame
-}
-
-// openDiffSide opens the checkpoint at path, a compressed archive
-// unpacked whole, and builds what diff compares (diffSide): for report's
-// diff page, which reads B's pages.
-func openDiffSide(stop *stopper, path string, aopts *archive.Options) (*ckptdiff.Checkpoint, func(), error) {
-	src, ck, closeSrc, err := openSalvaged(stop, inspectPath(path), aopts)
-	if err != nil {
-		return nil, nil, err
-	}
-	c, err := diffSide(path, src, ck)
-	if err != nil {
-		closeSrc()
-		return nil, nil, err
-	}
-	return c, closeSrc, nil
 }
 
 // diffSide builds what diff compares of the checkpoint at path, opened

@@ -281,3 +281,35 @@ func TestDiffStreamLateProcess(t *testing.T) {
 		}
 	}
 }
+
+// TestReportDiffStream: report's comparison page of two checkpoints is
+// the same whatever their forms; compressed sides stream as diff's do
+// (twice, keeping the differing pages), and the page is that of the plain
+// tars, read in place.
+func TestReportDiffStream(t *testing.T) {
+	dir := t.TempDir()
+	a := diffForms(t, filepath.Join(intrusionDir, "before.tar"), dir, "before")
+	b := diffForms(t, filepath.Join(intrusionDir, "after.tar.zst"), dir, "after")
+	page := func(fa, fb string) string {
+		t.Helper()
+		out := filepath.Join(dir, "r.html")
+		var stdout, stderr bytes.Buffer
+		if code := run([]string{"report", a[fa], b[fb], "-o", out}, &stdout, &stderr); code != exitOK {
+			t.Fatalf("report %s %s: exit %d: %s", fa, fb, code, stderr.String())
+		}
+		html, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.ReplaceAll(strings.ReplaceAll(string(html), a[fa], "A"), b[fb], "B")
+	}
+	want := page("tar", "tar")
+	if !strings.Contains(want, "New strings") || !strings.Contains(want, "font-unix") {
+		t.Fatalf("the page of the plain tars shows no new strings (from the pages that differ) or no planted file: the test proves little")
+	}
+	for _, f := range [][2]string{{"tar.zst", "tar.zst"}, {"tar.gz", "tar.zst"}, {"dir", "tar.zst"}} {
+		if got := page(f[0], f[1]); got != want {
+			t.Errorf("report %s %s: the page differs from the plain tars' (%d bytes, want %d)", f[0], f[1], len(got), len(want))
+		}
+	}
+}

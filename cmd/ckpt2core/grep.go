@@ -143,6 +143,7 @@ func runGrep(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	}
 	// Many checkpoints: grouped per checkpoint, in argument order; 2 if
 	// any failed, else 0 if any matched.
+	oneDecoderEach(aopts, *jobs)
 	statuses := runEach(fs.Args()[ckArg:], *jobs, *asJSON, stdout, stderr, func(path string, out, errw io.Writer) int {
 		return g.one(stop, path, out, errw)
 	})

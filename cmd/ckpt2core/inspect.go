@@ -79,6 +79,7 @@ func runInspect(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	}
 	// Many checkpoints: reports grouped per checkpoint, in argument order;
 	// the worst status.
+	oneDecoderEach(aopts, *jobs)
 	code := exitOK
 	for _, st := range runEach(fs.Args(), *jobs, *asJSON, stdout, stderr, one) {
 		code = max(code, st)

@@ -6,7 +6,18 @@ import (
 	"fmt"
 	"io"
 	"sync"
+
+	"github.com/ckpt2core/ckpt2core/internal/archive"
 )
+
+// oneDecoderEach gives each archive one zstd decoding goroutine when jobs
+// archives are read at once: the archives are then the concurrency (two
+// archives with four decoding goroutines each on two cores go slower).
+func oneDecoderEach(aopts *archive.Options, jobs int) {
+	if jobs > 1 {
+		aopts.Decoders = 1
+	}
+}
 
 // runEach runs job once per checkpoint path, at most jobs at a time, and
 // writes what each job printed grouped per checkpoint, in the order of

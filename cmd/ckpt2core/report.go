@@ -139,19 +139,19 @@ func runReport(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	return writeReport(*out, doc.Write, processes(len(doc.Views)), stderr)
 }
 
-// reportDiff writes the comparison of checkpoints a and b as HTML.
+// reportDiff writes the comparison of checkpoints a and b as HTML. The
+// two sides are opened as diff opens them (openDiffSides: a compressed
+// archive streams twice, keeping what inspect and triage read and the
+// pages that differ): B's page reads only B's pagemaps beyond that.
 func reportDiff(stop *stopper, a, b string, aopts *archive.Options, out string, stderr io.Writer) int {
-	sides := make([]*ckptdiff.Checkpoint, 2)
-	for i, path := range []string{a, b} {
-		c, closeIt, err := openDiffSide(stop, path, aopts)
-		if err != nil {
-			complain(stderr, "report", "%v", err)
-			return exitFailed
-		}
-		defer closeIt()
-		sides[i] = c
+	opts := ckptdiff.Options{Strings: 20, MinString: 6}
+	sides, closeSides, err := openDiffSides(stop, []string{a, b}, aopts, opts, false, stderr)
+	if err != nil {
+		complain(stderr, "report", "%v", err)
+		return exitFailed
 	}
-	res, err := ckptdiff.Diff(sides[0], sides[1], ckptdiff.Options{Strings: 20, MinString: 6})
+	defer closeSides()
+	res, err := ckptdiff.Diff(sides[0], sides[1], opts)
 	if err != nil {
 		complain(stderr, "report", "%v", err)
 		return exitFailed

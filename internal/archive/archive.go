@@ -185,6 +185,10 @@ type Options struct {
 	// keeps them (Retain) or not. b is valid only during the call. (diff
 	// hashes the pages of a compressed archive so, without keeping them.)
 	OnPages func(name string, off int64, b []byte)
+	// Decoders is the number of goroutines decoding a zstd archive (0:
+	// the default, 4; see zstdConcurrency). A caller reading several
+	// archives at once gives 1: the archives are its concurrency.
+	Decoders int
 }
 
 func (o Options) withDefaults() Options {

@@ -75,7 +75,11 @@ func decompress(path string, f *os.File, comp compression, opts Options) (io.Rea
 		}
 		return &decompReader{r: zr, kind: "gzip"}, KindTarGzip, func() { zr.Close() }, nil
 	case compZstd:
-		zr, err := newZstdReader(r)
+		n := zstdConcurrency
+		if opts.Decoders > 0 {
+			n = opts.Decoders
+		}
+		zr, err := newZstdReaderWith(r, n)
 		if err != nil {
 			return nil, "", nil, fmt.Errorf("%s: zstd: %w", path, err)
 		}
