@@ -180,10 +180,12 @@ for c in "${CASES[@]}"; do
 				rm -rf "$d/out" && mkdir -p "$d/out"
 				sync
 				warm "$a"
+				# timed as the reference is (run's own sync stays out)
 				t0=$(now)
-				run "$CK" convert --quiet "$a" -o "$d/out"
+				TMPDIR=$WORK/tmp "$TIME" -v -o "$WORK/time.txt" "$CK" convert --quiet "$a" -o "$d/out"
 				sync
 				convs+=("$(echo "$(now) - $t0" | bc -l)")
+				rss=$(awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); print $2}' "$WORK/time.txt")
 				[ "$rss" -gt "$crss" ] && crss=$rss
 				for f in "$d/plain-out"/core.*; do cmp -s "$f" "$d/out/$(basename "$f")" || same=DIFFERENT; done
 				rm -rf "$d/out"

@@ -13,6 +13,8 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/ckpt2core/ckpt2core/internal/archive"
+	"github.com/ckpt2core/ckpt2core/internal/ckptdiff"
 	"github.com/ckpt2core/ckpt2core/internal/imgtest"
 	"github.com/ckpt2core/ckpt2core/internal/synth"
 )
@@ -312,4 +314,85 @@ func TestReportDiffStream(t *testing.T) {
 			t.Errorf("report %s %s: the page differs from the plain tars' (%d bytes, want %d)", f[0], f[1], len(got), len(want))
 		}
 	}
+}
+
+// TestDiffStreamRewritten: a compressed side rewritten between diff's two
+// reads (here: one byte of a pages file changed once the first read has
+// reached the end of the file) is refused, naming the archive: the second
+// read's page hashes are not the first's, and what the plan kept would
+// not be what was compared.
+func TestDiffStreamRewritten(t *testing.T) {
+	dir := t.TempDir()
+	a := diffForms(t, filepath.Join(intrusionDir, "before.tar"), dir, "before")["dir"]
+	forms := diffForms(t, intrusionAfter, dir, "after")
+	b := forms["tar.zst"]
+	plain, err := os.ReadFile(forms["tar"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same archive, one byte of its largest pages file changed.
+	changed := bytes.Clone(plain)
+	cr := &countingReader{r: bytes.NewReader(plain)}
+	tr := tar.NewReader(cr)
+	var at, size int64
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		if strings.HasPrefix(filepath.Base(h.Name), "pages-") && h.Size > size {
+			// The data follows the header: where the reader is now.
+			at, size = cr.n+h.Size/2, h.Size
+		}
+	}
+	if size == 0 {
+		t.Fatal("no pages file in the archive")
+	}
+	changed[at] ^= 0xff
+	var zb bytes.Buffer
+	zw, _ := zstd.NewWriter(&zb)
+	zw.Write(changed)
+	zw.Close()
+	rewritten := filepath.Join(dir, "rewritten.tar.zst")
+	if err := os.WriteFile(rewritten, zb.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var read int64
+	o := archive.Options{OnRead: func(n int64) {
+		// The reading goroutine of B, the only compressed side: at the
+		// end of the first read, B's path gets the other file.
+		if read += n; read >= fi.Size() && read-n < fi.Size() {
+			if err := os.Rename(rewritten, b); err != nil {
+				t.Error(err)
+			}
+		}
+	}}
+	var errb bytes.Buffer
+	_, closeSides, err := openDiffSides(newStopper(io.Discard), []string{a, b}, &o, ckptdiff.Options{Strings: 5, MinString: 6}, false, &errb)
+	if err == nil {
+		closeSides()
+		t.Fatal("diff read a rewritten archive without a word")
+	}
+	if !strings.Contains(err.Error(), b) || !strings.Contains(err.Error(), "changed between the two times") {
+		t.Errorf("error %q: want the archive named and why", err)
+	}
+	if read < 2*fi.Size()-fi.Size()/2 {
+		t.Errorf("the archive was read %d bytes in all, not twice (%d each)", read, fi.Size())
+	}
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
