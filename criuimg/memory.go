@@ -108,7 +108,7 @@ func (x *PageIndex) read(src Source, pageSize uint64, key string) []pagemapProbl
 	}
 	defer f.Close()
 	var probs []pagemapProblem
-	x.pagesName = fmt.Sprintf("pages-%d.img", r.head.GetPagesId())
+	x.pagesName = pagesImageName(r.head)
 	var pagesSize uint64
 	if pages, err := src.Open(x.pagesName); err != nil {
 		err = fmt.Errorf("%s: pages file of pagemap_head: %w", x.Name, err)
@@ -154,6 +154,23 @@ func (x *PageIndex) read(src Source, pageSize uint64, key string) []pagemapProbl
 type pagemapReader struct {
 	*Reader
 	head *pagemap.PagemapHead
+}
+
+// PagesName returns the name of the pages image ("pages-<id>.img") that
+// the pagemap image name (pagemap-<pid>.img, pagemap-shmem-<id>.img)
+// refers to, from its pagemap_head alone: the order of the pages files in
+// an archive, say, before any of them is opened.
+func PagesName(src Source, name string) (string, error) {
+	r, f, err := openPagemap(src, name, 4096) // (the page size is not used)
+	if err != nil {
+		return "", err
+	}
+	f.Close()
+	return pagesImageName(r.head), nil
+}
+
+func pagesImageName(h *pagemap.PagemapHead) string {
+	return fmt.Sprintf("pages-%d.img", h.GetPagesId())
 }
 
 // openPagemap opens the pagemap image name and reads its pagemap_head.

@@ -335,3 +335,50 @@ func TestStreamedConvertTruncated(t *testing.T) {
 		})
 	}
 }
+
+// TestStreamedConvertStreamOrder converts a zstd archive in Podman's
+// order (names sorted) of twelve processes whose pages files are
+// pages-1.img ... pages-12.img, so that they stream as pages-1, pages-10,
+// pages-11, pages-12, pages-2, ...: the 40 MiB of process 10 must be
+// staged as they stream, not kept whole while the conversion waits for
+// pages-2.img (which pid order would do, and -v would say so). The cores
+// are the directory's.
+func TestStreamedConvertStreamOrder(t *testing.T) {
+	c := imgtest.New(imgtest.X86_64)
+	for pid := uint32(1); pid <= 12; pid++ {
+		p := c.AddProcess(pid, 0)
+		if pid > 1 {
+			p.PPid = 1
+		}
+		p.SetArgs([]string{fmt.Sprintf("/usr/bin/worker%d", pid)})
+		npages := uint64(1)
+		if pid == 10 {
+			npages = 40 << 20 / 4096 // more than the stream reads ahead
+		}
+		p.AddAnon(0x10000000, 0x10000000+npages*4096)
+		p.AddPagesFunc(0x10000000, npages, func(i int, b []byte) { synth.FillPage(uint64(pid)<<32|uint64(i), b) })
+	}
+	img := c.WriteTemp(t)
+	if _, err := os.Stat(filepath.Join(img, "pages-10.img")); err != nil {
+		t.Fatalf("the builder's pages ids are not the pids: %v", err)
+	}
+	tmp := t.TempDir()
+	arch := filepath.Join(tmp, "workers.tar.zst")
+	writeTarZstdOrder(t, img, arch, false)
+	ref := filepath.Join(tmp, "ref")
+	if code, _, stderr := convertCLI(t, img, "-o", ref); code != exitOK {
+		t.Fatalf("directory: exit %d: %s", code, stderr)
+	}
+	out := filepath.Join(tmp, "out")
+	code, _, stderr := convertCLI(t, arch, "-o", out, "-v")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if strings.Contains(stderr, "spooled whole") {
+		t.Errorf("a pages file was kept whole: %s", stderr)
+	}
+	sameCoresIn(t, "archive", coresIn(t, ref), out)
+	if n := len(coresIn(t, ref)); n != 12 {
+		t.Errorf("%d cores, want 12", n)
+	}
+}
