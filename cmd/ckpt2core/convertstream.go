@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/internal/archive"
@@ -21,7 +20,7 @@ import (
 // comes after the pages. The processes are therefore first those with an
 // mm-<pid>.img read before the first pages file (openStreamTree), each
 // with its main thread, one at a time in the order of their pages files
-// in the archive (streamOrder): the segments of its
+// in the archive (searchOrder): the segments of its
 // core (which depend on its mappings and pagemaps only) are staged into
 // its output file, at offsets from the data offset of that provisional
 // plan, while its pages file streams (read once, in order: Consume). Once
@@ -71,7 +70,8 @@ func convertStreamed(cv *conversion, pids []uint, dir string, force, rewrite, ve
 			}
 		}
 	}()
-	for _, pid := range streamOrder(src, provWant) {
+	for _, i := range searchOrder(src, provWant) {
+		pid := provWant[i]
 		if s := stageCore(prov, a, pid, dir, force); s != nil {
 			staged[pid] = s
 		}
@@ -123,38 +123,6 @@ func convertStreamed(cv *conversion, pids []uint, dir string, force, rewrite, ve
 		}
 	}
 	return results, exitOK, nil
-}
-
-// streamOrder returns pids in the order their pages files come in the
-// archive when its member names are sorted, as every engine's writer
-// sorts them (pages-10.img before pages-2.img): each process is then
-// staged as its pages stream, where pid order would keep whole every
-// pages file that streams before its process's turn. A pid whose
-// pagemap-<pid>.img cannot be read comes last (its loading fails later,
-// where it is reported).
-func streamOrder(src criuimg.Source, pids []uint32) []uint32 {
-	name := map[uint32]string{}
-	for _, pid := range pids {
-		if n, err := criuimg.PagesName(src, fmt.Sprintf("pagemap-%d.img", pid)); err == nil {
-			name[pid] = n
-		}
-	}
-	out := slices.Clone(pids)
-	slices.SortStableFunc(out, func(a, b uint32) int {
-		na, oka := name[a]
-		nb, okb := name[b]
-		switch {
-		case oka && okb:
-			return strings.Compare(na, nb)
-		case oka != okb:
-			if oka {
-				return -1
-			}
-			return 1
-		}
-		return 0
-	})
-	return out
 }
 
 // stageCore stages the core's data of process pid of the provisional tree

@@ -336,14 +336,14 @@ func TestStreamedConvertTruncated(t *testing.T) {
 	}
 }
 
-// TestStreamedConvertStreamOrder converts a zstd archive in Podman's
-// order (names sorted) of twelve processes whose pages files are
-// pages-1.img ... pages-12.img, so that they stream as pages-1, pages-10,
-// pages-11, pages-12, pages-2, ...: the 40 MiB of process 10 must be
-// staged as they stream, not kept whole while the conversion waits for
-// pages-2.img (which pid order would do, and -v would say so). The cores
-// are the directory's.
-func TestStreamedConvertStreamOrder(t *testing.T) {
+// workersArchive writes a checkpoint of twelve processes whose pages
+// files are pages-1.img ... pages-12.img into dir, as an image directory
+// and as a zstd archive in Podman's order (names sorted), so that they
+// stream as pages-1, pages-10, pages-11, pages-12, pages-2, ...; process
+// 10 has 40 MiB of pages (more than the stream reads ahead), the others a
+// page each.
+func workersArchive(t *testing.T, dir string) (img, arch string) {
+	t.Helper()
 	c := imgtest.New(imgtest.X86_64)
 	for pid := uint32(1); pid <= 12; pid++ {
 		p := c.AddProcess(pid, 0)
@@ -353,18 +353,27 @@ func TestStreamedConvertStreamOrder(t *testing.T) {
 		p.SetArgs([]string{fmt.Sprintf("/usr/bin/worker%d", pid)})
 		npages := uint64(1)
 		if pid == 10 {
-			npages = 40 << 20 / 4096 // more than the stream reads ahead
+			npages = 40 << 20 / 4096
 		}
 		p.AddAnon(0x10000000, 0x10000000+npages*4096)
 		p.AddPagesFunc(0x10000000, npages, func(i int, b []byte) { synth.FillPage(uint64(pid)<<32|uint64(i), b) })
 	}
-	img := c.WriteTemp(t)
+	img = c.WriteTemp(t)
 	if _, err := os.Stat(filepath.Join(img, "pages-10.img")); err != nil {
 		t.Fatalf("the builder's pages ids are not the pids: %v", err)
 	}
-	tmp := t.TempDir()
-	arch := filepath.Join(tmp, "workers.tar.zst")
+	arch = filepath.Join(dir, "workers.tar.zst")
 	writeTarZstdOrder(t, img, arch, false)
+	return img, arch
+}
+
+// TestStreamedConvertStreamOrder converts workersArchive: the 40 MiB of
+// process 10 must be staged as they stream, not kept whole while the
+// conversion waits for pages-2.img (which pid order would do, and -v
+// would say so). The cores are the directory's.
+func TestStreamedConvertStreamOrder(t *testing.T) {
+	tmp := t.TempDir()
+	img, arch := workersArchive(t, tmp)
 	ref := filepath.Join(tmp, "ref")
 	if code, _, stderr := convertCLI(t, img, "-o", ref); code != exitOK {
 		t.Fatalf("directory: exit %d: %s", code, stderr)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -46,6 +47,31 @@ func TestGrepStreamPodman(t *testing.T) {
 			if !strings.HasPrefix(line, "6 python3 ") {
 				t.Errorf("%s: hit outside pid 6: %q", name, line)
 			}
+		}
+	}
+}
+
+// TestGrepStreamOrder greps workersArchive: the processes are searched
+// as their pages stream (pages-10.img second), so no pages file is kept
+// whole (-v would say so), and reported in pid order: text and --json
+// are the image directory's. Process 10, searched before its turn, has
+// some 160,000 hits held (past spillAt: in an anonymous file).
+func TestGrepStreamOrder(t *testing.T) {
+	img, arch := workersArchive(t, t.TempDir())
+	for _, args := range [][]string{{"--hex", "aa"}, {"--json", "--hex", "aa"}, {"worker1"}, {"--json", "-C", "4", "worker"}} {
+		wantCode, want, wantErr := runGrepCLI(append(args, img)...)
+		if wantCode != grepFound || wantErr != "" {
+			t.Fatalf("%v, directory: exit %d, stderr %q", args, wantCode, wantErr)
+		}
+		code, got, stderr := runGrepCLI(append(append([]string{"-v"}, args...), arch)...)
+		if code != wantCode || got != want {
+			t.Errorf("%v: exit %d (directory %d), %d bytes of output (directory %d): differs", args, code, wantCode, len(got), len(want))
+		}
+		if strings.Contains(stderr, "spooled whole") {
+			t.Errorf("%v: a pages file was kept whole: %s", args, stderr)
+		}
+		if slices.Contains(args, "--hex") && len(want) < 4*spillAt {
+			t.Errorf("%v: %d bytes of output: the held hits do not spill", args, len(want))
 		}
 	}
 }

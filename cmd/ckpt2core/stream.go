@@ -61,6 +61,36 @@ func openStreamTree(src criuimg.Source) (ck *criuimg.Checkpoint, provisional boo
 	return ck, true, err
 }
 
+// searchOrder returns the indices of pids in the order their pages files
+// come in src when it streams (for another source, their order): that of
+// the sorted member names, as every engine's writer sorts them
+// (pages-10.img before pages-2.img). Each process is then read as its
+// pages stream, where pid order would keep whole every pages file that
+// streams before its process's turn. A pid whose pagemap-<pid>.img cannot
+// be read comes last (its loading fails later, where it is reported).
+func searchOrder(src criuimg.Source, pids []uint32) []int {
+	order := make([]int, len(pids))
+	for i := range order {
+		order[i] = i
+	}
+	if streamedArchive(src) == nil {
+		return order
+	}
+	name := make([]string, len(pids))
+	for i, pid := range pids {
+		name[i], _ = criuimg.PagesName(src, fmt.Sprintf("pagemap-%d.img", pid))
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		switch na, nb := name[a], name[b]; {
+		case na == "" || nb == "":
+			return strings.Compare(nb, na) // the unknown last
+		default:
+			return strings.Compare(na, nb)
+		}
+	})
+	return order
+}
+
 // consumeOnce tells a streamed archive that p's private pages are read
 // once, in order (they are freed as they are read); the returned function
 // says the reading is done (the rest of them is dropped as it streams).
