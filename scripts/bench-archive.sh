@@ -182,7 +182,7 @@ for c in "${CASES[@]}"; do
 				warm "$a"
 				# timed as the reference is (run's own sync stays out)
 				t0=$(now)
-				TMPDIR=$WORK/tmp "$TIME" -v -o "$WORK/time.txt" "$CK" convert --quiet "$a" -o "$d/out"
+				TMPDIR=$WORK/tmp "$TIME" -v -o "$WORK/time.txt" "$CK" convert --quiet "$a" -o "$d/out" >/dev/null 2>"$WORK/stderr.txt"
 				sync
 				convs+=("$(echo "$(now) - $t0" | bc -l)")
 				rss=$(awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); print $2}' "$WORK/time.txt")

@@ -2,9 +2,7 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -213,107 +211,26 @@ func (g grepRun) one(stop *stopper, path string, stdout, stderr io.Writer) int {
 	}
 	dropUnwanted(src, ck, want)
 
-	out := bufio.NewWriterSize(stdout, 64<<10)
-	// format writes hit h to w; first says it is w's first hit.
-	var format func(w io.Writer, h memsearch.Hit, first bool) error
-	hits := 0
-	if *asJSON {
-		if counts != nil {
-			out.WriteString(`{"hits": `)
-		}
-		out.WriteString("[")
-		format = func(w io.Writer, h memsearch.Hit, first bool) error {
-			jh := newJSONHit(h)
-			jh.Container = g.container
-			b, err := json.Marshal(jh)
-			if err != nil {
-				return err
-			}
-			if !first {
-				io.WriteString(w, ",")
-			}
-			io.WriteString(w, "\n")
-			_, err = w.Write(b)
-			return err
-		}
-	} else {
-		format = func(w io.Writer, h memsearch.Hit, _ bool) error {
-			if g.container != "" {
-				fmt.Fprintf(w, "%s ", safe(g.container))
-			}
-			_, err := fmt.Fprintf(w, "%d %s %#x %s+%#x  %s\n", h.Pid, safe(h.Comm), h.Addr, safe(h.Mapping), h.Offset, grepContext(h))
-			return err
-		}
-	}
-
+	out := &grepOutput{out: bufio.NewWriterSize(stdout, 64<<10), stderr: stderr, asJSON: *asJSON, container: g.container, counts: counts}
+	defer out.discard()
+	out.begin()
 	// The processes are searched in the order their pages stream
-	// (searchOrder) and reported in pid order: a process searched before
-	// its turn has its hits and diagnostics held (grepHeld) until then.
+	// (searchOrder) and reported in pid order (grepOutput holds those
+	// searched before their turn).
 	searcher := memsearch.Searcher{Context: *context}
-	failed := false
-	held := make([]*grepHeld, len(want))
-	next := 0 // the index in want of the next process to report
-	flush := func() error {
-		for ; next < len(want) && held[next] != nil; next++ {
-			h := held[next]
-			if h.hits > 0 && *asJSON && hits > 0 {
-				out.WriteString(",")
-			}
-			if _, err := h.out.writeTo(out); err != nil {
-				return err
-			}
-			h.errs.WriteTo(stderr)
-			hits += h.hits
-			failed = failed || h.failed
-			held[next] = nil
-		}
-		return nil
-	}
+	out.expect(len(want))
 	for _, i := range searchOrder(src, want) {
-		pid := want[i]
-		h := &grepHeld{out: &spillBuffer{what: "grep output"}}
-		var w, errw io.Writer = h.out, &h.errs
-		direct := i == next
-		if direct {
-			w, errw = out, stderr
-		}
-		err := grepProcess(ck, src, pid, searcher, m, *maxCount, len(*pids) > 0, errw, func(hit memsearch.Hit) error {
-			first := h.hits == 0
-			if direct {
-				first = hits == 0
-			}
-			if err := format(w, hit, first); err != nil {
-				return &writeError{err}
-			}
-			if counts != nil {
-				counts.add(hit)
-			}
-			h.hits++
-			if direct {
-				hits++
-			}
-			return nil
-		})
+		w, errw, done := out.process(i)
+		err := grepProcess(ck, src, want[i], searcher, m, *maxCount, len(*pids) > 0, errw, w)
 		var we *writeError
 		if errors.As(err, &we) {
-			h.out.close()
 			complain(stderr, "grep", "writing output: %v", we.err)
 			return grepTrouble
 		}
-		if err != nil {
-			if !errors.Is(err, errDamaged) {
-				complain(errw, "grep", "%s", err)
-			}
-			h.failed = true
+		if err != nil && !errors.Is(err, errDamaged) {
+			complain(errw, "grep", "%s", err)
 		}
-		if direct {
-			failed = failed || h.failed
-			h.out.close()
-			next++
-		} else {
-			held[i] = h
-		}
-		if err := flush(); err != nil {
+		if err := done(err != nil); err != nil {
 			complain(stderr, "grep", "writing output: %v", err)
 			return grepTrouble
 		}
@@ -322,25 +239,13 @@ func (g grepRun) one(stop *stopper, path string, stdout, stderr io.Writer) int {
 	endBar()
 	if err != nil {
 		complain(stderr, "grep", "%s", err)
-		failed = true
+		out.failed = true
 	}
-	if *asJSON {
-		if hits > 0 {
-			out.WriteString("\n")
-		}
-		if counts != nil {
-			out.WriteString("]")
-			counts.writeJSON(out)
-		} else {
-			out.WriteString("]\n")
-		}
-	} else if counts != nil {
-		counts.writeText(out)
-	}
-	if err := out.Flush(); err != nil {
+	if err := out.end(); err != nil {
 		complain(stderr, "grep", "writing output: %v", err)
 		return grepTrouble
 	}
+	failed, hits := out.failed, out.hits
 	switch {
 	case failed:
 		return grepTrouble
@@ -440,15 +345,6 @@ func grepProcess(ck *criuimg.Checkpoint, src criuimg.Source, pid uint32, s memse
 		return err
 	}
 	return damaged
-}
-
-// grepHeld is what grep found in a process searched before its turn to
-// be reported: its hits as printed, its diagnostics.
-type grepHeld struct {
-	out    *spillBuffer
-	errs   bytes.Buffer
-	hits   int
-	failed bool
 }
 
 // errDamaged is grepProcess's error for a process searched in part: its
