@@ -262,30 +262,18 @@ func TestStreamedConvertDoesNotSpool(t *testing.T) {
 	}
 	arch := filepath.Join(tmp, "big.tar.zst")
 	writeStreamArchive(t, img, arch, "zstd", false)
-	ref := filepath.Join(tmp, "ref")
-	if code, _, stderr := convertCLI(t, img, "-o", ref); code != exitOK {
-		t.Fatalf("directory: exit %d: %s", code, stderr)
-	}
-	out := filepath.Join(tmp, "out")
-	code, _, stderr := convertCLI(t, arch, "-o", out, "-v")
-	if code != exitOK {
-		t.Fatalf("exit %d: %s", code, stderr)
-	}
-	if strings.Contains(stderr, "spooled whole") {
-		t.Errorf("the pages were spooled: %s", stderr)
-	}
-	sameCoresIn(t, "archive", coresIn(t, ref), out)
+	ref := convertUnspooled(t, img, arch, tmp)
 	// With the pages before the images that describe them, nothing can
 	// be staged: the pages file is spooled, and -v says so (the check
 	// above can fail); the core is the same.
 	first := filepath.Join(tmp, "first.tar.zst")
 	writeTarZstdOrder(t, img, first, true)
-	out = filepath.Join(tmp, "first")
-	code, _, stderr = convertCLI(t, first, "-o", out, "-v")
+	out := filepath.Join(tmp, "first")
+	code, _, stderr := convertCLI(t, first, "-o", out, "-v")
 	if code != exitOK || !strings.Contains(stderr, "spooled whole") {
 		t.Errorf("pages first: exit %d, -v says %q; want a pages file spooled whole", code, stderr)
 	}
-	sameCoresIn(t, "pages first", coresIn(t, ref), out)
+	sameCoresIn(t, "pages first", ref, out)
 }
 
 // TestStreamedConvertTruncated converts a zstd and a gzip archive cut in
@@ -374,6 +362,18 @@ func workersArchive(t *testing.T, dir string) (img, arch string) {
 func TestStreamedConvertStreamOrder(t *testing.T) {
 	tmp := t.TempDir()
 	img, arch := workersArchive(t, tmp)
+	if n := len(convertUnspooled(t, img, arch, tmp)); n != 12 {
+		t.Errorf("%d cores, want 12", n)
+	}
+}
+
+// convertUnspooled converts the image directory img and the archive
+// arch of the same checkpoint (into directories under tmp) and checks
+// that the archive's pages streamed into the cores, none kept whole (-v
+// would say so), and that the cores are the directory's, which it
+// returns.
+func convertUnspooled(t *testing.T, img, arch, tmp string) map[string][]byte {
+	t.Helper()
 	ref := filepath.Join(tmp, "ref")
 	if code, _, stderr := convertCLI(t, img, "-o", ref); code != exitOK {
 		t.Fatalf("directory: exit %d: %s", code, stderr)
@@ -386,8 +386,7 @@ func TestStreamedConvertStreamOrder(t *testing.T) {
 	if strings.Contains(stderr, "spooled whole") {
 		t.Errorf("a pages file was kept whole: %s", stderr)
 	}
-	sameCoresIn(t, "archive", coresIn(t, ref), out)
-	if n := len(coresIn(t, ref)); n != 12 {
-		t.Errorf("%d cores, want 12", n)
-	}
+	want := coresIn(t, ref)
+	sameCoresIn(t, "archive", want, out)
+	return want
 }

@@ -257,22 +257,7 @@ func TestMatchersAgree(t *testing.T) {
 		{regex: "[Aa]*xAB"}, {regex: "(?:a|B)+aBA", fold: true}, {regex: "[AB]\x00*x\x00\x00a"},
 	}
 	for round := range 60 {
-		var vmas []fvma
-		for range 1 + rng.IntN(3) {
-			var exts []fx
-			for range 1 + rng.IntN(8) {
-				n := 1 + rng.IntN(3000)
-				switch k := rng.IntN(10); {
-				case k < 6:
-					exts = append(exts, fx{kind: criuimg.Captured, data: randBytes(n)})
-				case k < 9:
-					exts = append(exts, zero(n))
-				default:
-					exts = append(exts, absent(n))
-				}
-			}
-			vmas = append(vmas, fvma{exts: exts})
-		}
+		vmas := randomVMAs(rng, randBytes, 3, 8, func() int { return 1 + rng.IntN(3000) }, 6, 3, 1)
 		for _, p := range patterns {
 			var m Matcher
 			var ref func(b []byte) [][2]int
@@ -288,22 +273,7 @@ func TestMatchersAgree(t *testing.T) {
 				}
 			} else {
 				m = mustLiteral(t, p.lit, p.fold)
-				ref = func(b []byte) [][2]int {
-					pat := []byte(p.lit)
-					if p.fold {
-						b, pat = bytes.ToLower(b), bytes.ToLower(pat)
-					}
-					var out [][2]int
-					for i := 0; i+len(pat) <= len(b); {
-						if bytes.Equal(b[i:i+len(pat)], pat) {
-							out = append(out, [2]int{i, i + len(pat)})
-							i += len(pat)
-						} else {
-							i++
-						}
-					}
-					return out
-				}
+				ref = func(b []byte) [][2]int { return literalMatches(b, []byte(p.lit), p.fold) }
 			}
 			const ctx = 5
 			want := referenceHits(vmas, ctx, ref)
@@ -314,6 +284,48 @@ func TestMatchersAgree(t *testing.T) {
 			}
 		}
 	}
+}
+
+// literalMatches is the reference search of a literal: the
+// non-overlapping occurrences of pat in b, left to right (with fold,
+// regardless of ASCII case).
+func literalMatches(b, pat []byte, fold bool) [][2]int {
+	if fold {
+		b, pat = bytes.ToLower(b), bytes.ToLower(pat)
+	}
+	var out [][2]int
+	for i := 0; i+len(pat) <= len(b); {
+		if bytes.Equal(b[i:i+len(pat)], pat) {
+			out = append(out, [2]int{i, i + len(pat)})
+			i += len(pat)
+		} else {
+			i++
+		}
+	}
+	return out
+}
+
+// randomVMAs returns 1 to maxVMAs synthetic mappings of 1 to maxExts
+// extents of size() bytes each: captured (randBytes), zero or absent, in
+// the proportions captured:zeros:absent.
+func randomVMAs(rng *rand.Rand, randBytes func(int) []byte, maxVMAs, maxExts int, size func() int, captured, zeros, absents int) []fvma {
+	var vmas []fvma
+	for range 1 + rng.IntN(maxVMAs) {
+		var exts []fx
+		for range 1 + rng.IntN(maxExts) {
+			n := size()
+			switch k := rng.IntN(captured + zeros + absents); {
+			case k < captured:
+				exts = append(exts, fx{kind: criuimg.Captured, data: randBytes(n)})
+			case k < captured+zeros:
+				exts = append(exts, zero(n))
+			default:
+				exts = append(exts, absent(n))
+			}
+		}
+		vmas = append(vmas, fvma{exts: exts})
+	}
+	return vmas
 }
 
 // referenceHits searches every stretch of the synthetic mappings held
@@ -481,22 +493,7 @@ func TestLentWindows(t *testing.T) {
 	matchers := []Matcher{mustLiteral(t, "ABA", false), mustLiteral(t, "ab", true), mustLiteral(t, "A\x00\x00B", false), set}
 	lentInAll := 0
 	for round := range 12 {
-		var vmas []fvma
-		for range 1 + rng.IntN(2) {
-			var exts []fx
-			for range 1 + rng.IntN(4) {
-				n := minView/2 + rng.IntN(5*minView)
-				switch k := rng.IntN(8); {
-				case k < 6:
-					exts = append(exts, fx{kind: criuimg.Captured, data: randBytes(n)})
-				case k < 7:
-					exts = append(exts, zero(n))
-				default:
-					exts = append(exts, absent(n))
-				}
-			}
-			vmas = append(vmas, fvma{exts: exts})
-		}
+		vmas := randomVMAs(rng, randBytes, 2, 4, func() int { return minView/2 + rng.IntN(5*minView) }, 6, 1, 1)
 		buf := []int{0, 1 + rng.IntN(minView), minView + rng.IntN(4*minView)}[round%3]
 		for _, m := range matchers {
 			var got [2][]hitAt
@@ -520,22 +517,7 @@ func TestLentWindows(t *testing.T) {
 				t.Fatalf("round %d, %s, buffer %d: %d hits in lent windows, %d in copied ones\n lent %v\ncopied %v", round, m, buf, len(got[1]), len(got[0]), got[1], got[0])
 			}
 			if l, ok := m.(*literal); ok {
-				want := referenceHits(vmas, 9, func(b []byte) [][2]int {
-					pat := l.pat
-					if l.fold {
-						b = bytes.ToLower(b)
-					}
-					var out [][2]int
-					for i := 0; i+len(pat) <= len(b); {
-						if bytes.Equal(b[i:i+len(pat)], pat) {
-							out = append(out, [2]int{i, i + len(pat)})
-							i += len(pat)
-						} else {
-							i++
-						}
-					}
-					return out
-				})
+				want := referenceHits(vmas, 9, func(b []byte) [][2]int { return literalMatches(b, l.pat, l.fold) })
 				if !slices.Equal(got[1], want) {
 					t.Fatalf("round %d, %s, buffer %d: %d hits, reference %d", round, m, buf, len(got[1]), len(want))
 				}
