@@ -42,6 +42,23 @@ func (c *Checkpoint) MemfdInodeOf(fileID uint32) (uint32, bool) {
 	return m.GetInodeId(), m != nil
 }
 
+// HasMemfds reports whether files.img holds a memfd, so that memfd.img
+// is there to read (true too when files.img could not be read: it cannot
+// tell). A caller reading a streamed archive asks before
+// ReadMemfdInodes, which waits for the end of the stream to say that a
+// missing memfd.img is missing.
+func (c *Checkpoint) HasMemfds() bool {
+	if c.filesErr != nil {
+		return true
+	}
+	for _, f := range c.files {
+		if f.GetMemfd() != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // MaxMemfdHoles bounds the bytes of a memfd's claimed size that its
 // shmem pagemap does not hold (they read as zeros): a larger claim is
 // refused.

@@ -107,7 +107,18 @@ func runReport(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		return usageError(stderr, "report", exitUsage, "--mark-hex %q: %v", pat, err)
 	}
 	path := fs.Arg(0)
-	src, ck, closeSrc, err := openSalvaged(stop, inspectPath(path), aopts)
+	// A compressed archive streams, keeping what inspect (with the
+	// environments), the rules and carve read (reportReads); with --mark
+	// every page is searched: it is unpacked whole.
+	var src criuimg.Source
+	var ck *criuimg.Checkpoint
+	var closeSrc func()
+	var err error
+	if len(opts.Marks) == 0 {
+		src, ck, closeSrc, err = openRetaining(stop, path, aopts, reportReads(*findings, *artifacts), "report", false, stderr)
+	} else {
+		src, ck, closeSrc, err = openSalvaged(stop, inspectPath(path), aopts)
+	}
 	if err != nil {
 		complain(stderr, "report", "%v", err)
 		return openStatus(err)
@@ -137,6 +148,24 @@ func runReport(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	}
 	doc := report.Build(ck, rep, opts)
 	return writeReport(*out, doc.Write, processes(len(doc.Views)), stderr)
+}
+
+// reportReads adds to k what the report of one checkpoint reads of
+// process p of ck (without --mark): inspect's reads with the
+// environments, and those of triage's rules (findings) and of carve
+// (artifacts) when they run.
+func reportReads(findings, artifacts bool) func(*criuimg.Checkpoint, *criuimg.Process, pagesKeep) {
+	iopts := inspect.Options{Env: true}
+	return func(ck *criuimg.Checkpoint, p *criuimg.Process, k pagesKeep) {
+		if findings {
+			triageReads(iopts, triage.Options{})(ck, p, k)
+		} else {
+			k.memory(p, inspect.Reads(p, iopts))
+		}
+		if artifacts {
+			carveReads(carve.Options{})(ck, p, k)
+		}
+	}
 }
 
 // reportDiff writes the comparison of checkpoints a and b as HTML. The

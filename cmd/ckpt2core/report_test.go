@@ -105,3 +105,41 @@ func TestReportDeletedFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestReportStreamSame: the report of one checkpoint (findings and
+// artifacts, no --mark) is the same page whatever its form: a compressed
+// archive streams, keeping what inspect, the rules and carve read
+// (reportReads), and the page is that of the plain tar, read in place.
+// For the intrusion fixture (findings, a memfd, bash's history) and
+// Podman's export.
+func TestReportStreamSame(t *testing.T) {
+	dir := t.TempDir()
+	for _, fx := range []struct{ name, path string }{
+		{"intrusion", intrusionAfter},
+		{"podman", filepath.Join(podmanDir, "checkpoint-counters_default-counter-zstd.tar.gz")},
+	} {
+		forms := diffForms(t, fx.path, dir, fx.name)
+		page := func(form string) string {
+			t.Helper()
+			out := filepath.Join(dir, fx.name+".html")
+			var stdout, stderr bytes.Buffer
+			if code := run([]string{"report", forms[form], "-o", out}, &stdout, &stderr); code != exitOK {
+				t.Fatalf("%s %s: exit %d: %s", fx.name, form, code, stderr.String())
+			}
+			b, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return strings.ReplaceAll(string(b), forms[form], "CHECKPOINT")
+		}
+		want := page("tar")
+		if fx.name == "intrusion" && (!strings.Contains(want, "bash_history") || !strings.Contains(want, "memfd:")) {
+			t.Fatalf("%s: the page of the plain tar lists no bash history or memfd: the test proves little", fx.name)
+		}
+		for _, form := range []string{"tar.zst", "tar.gz", "dir"} {
+			if got := page(form); got != want {
+				t.Errorf("%s %s: the page differs from the plain tar's (%d bytes, want %d)", fx.name, form, len(got), len(want))
+			}
+		}
+	}
+}

@@ -128,16 +128,22 @@ func runTriage(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// openTriaged opens the checkpoint at path for triage (openSalvaged). A
-// compressed archive streams, keeping of its pages only what inspect and
-// the rules will read with iopts and topts (retainForTriage); the stream
-// is read to its end here (a truncated archive fails). Should the full
-// tree then hold a process that was not in the provisional one (its
-// images came after the first pages file) and that reads from a pages
-// file of which only some bytes were kept (shared memory, a memfd), the
-// archive is read again, unpacked whole; verbose says so, and names the
-// pages files spooled whole.
+// openTriaged opens the checkpoint at path for triage (openRetaining,
+// keeping what inspect and the rules read with iopts and topts).
 func openTriaged(stop *stopper, path string, aopts *archive.Options, iopts inspect.Options, topts triage.Options, verbose bool, stderr io.Writer) (criuimg.Source, *criuimg.Checkpoint, func(), error) {
+	return openRetaining(stop, path, aopts, triageReads(iopts, topts), "triage", verbose, stderr)
+}
+
+// openRetaining opens the checkpoint at path for command cmd
+// (openSalvaged). A compressed archive streams, keeping of its pages only
+// what reads says the command will read (retainReads); the stream is
+// read to its end here (a truncated archive fails). Should the full tree
+// then hold a process that was not in the provisional one (its images
+// came after the first pages file) and that reads from a pages file of
+// which only some bytes were kept (shared memory, a memfd), the archive
+// is read again, unpacked whole; verbose says so, and names the pages
+// files spooled whole.
+func openRetaining(stop *stopper, path string, aopts *archive.Options, reads func(*criuimg.Checkpoint, *criuimg.Process, pagesKeep), cmd string, verbose bool, stderr io.Writer) (criuimg.Source, *criuimg.Checkpoint, func(), error) {
 	o := *aopts
 	o.Stream = o.ExtractDir == ""
 	endBar := readProgress(&o, path, stderr, "unpacking")
@@ -149,12 +155,12 @@ func openTriaged(stop *stopper, path string, aopts *archive.Options, iopts inspe
 	a := streamedArchive(src)
 	var told *retained
 	if a != nil {
-		told = retainForTriage(src, iopts, topts)
+		told = retainReads(src, reads)
 		err := a.Wait()
 		endBar()
 		if verbose {
 			for _, n := range a.Notes() {
-				fmt.Fprintf(stderr, "ckpt2core triage: %s\n", safe(n))
+				fmt.Fprintf(stderr, "ckpt2core %s: %s\n", cmd, safe(n))
 			}
 		}
 		if err != nil {
@@ -170,10 +176,10 @@ func openTriaged(stop *stopper, path string, aopts *archive.Options, iopts inspe
 	if a == nil {
 		return src, ck, closeSrc, nil
 	}
-	if hurt := hurtByRetain(ck, told, triageReads(iopts, topts)); len(hurt) > 0 {
+	if hurt := hurtByRetain(ck, told, reads); len(hurt) > 0 {
 		closeSrc()
 		if verbose {
-			fmt.Fprintf(stderr, "ckpt2core triage: pids %s: their images come after the pages in the archive, and they share pages with other processes: reading it again, unpacked whole\n", joinPids(hurt))
+			fmt.Fprintf(stderr, "ckpt2core %s: pids %s: their images come after the pages in the archive, and they share pages with other processes: reading it again, unpacked whole\n", cmd, joinPids(hurt))
 		}
 		o.Stream = false
 		o.OnRead = nil

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
+	"github.com/ckpt2core/ckpt2core/internal/carve"
 	"github.com/ckpt2core/ckpt2core/internal/inspect"
 	"github.com/ckpt2core/ckpt2core/internal/triage"
 )
@@ -194,21 +195,28 @@ func retainReads(src criuimg.Source, reads func(ck *criuimg.Checkpoint, p *criui
 	return r
 }
 
-// retainForTriage tells a streamed archive which bytes of its pages
-// files triage will read (retainReads): for each process, what inspect
-// reads of it with iopts (inspect.Reads) and what triage's rules read
-// with topts (triage.Reads: executable mappings' captured pages and
+// triageReads adds to k what triage reads of process p of ck: what
+// inspect reads of it with iopts (inspect.Reads) and what triage's rules
+// read with topts (triage.Reads: executable mappings' captured pages and
 // excerpts, signal handlers, a bash's whole memory, the executable's
 // memfd).
-func retainForTriage(src criuimg.Source, iopts inspect.Options, topts triage.Options) *retained {
-	return retainReads(src, triageReads(iopts, topts))
-}
-
-// triageReads adds to k what triage reads of process p of ck.
 func triageReads(iopts inspect.Options, topts triage.Options) func(ck *criuimg.Checkpoint, p *criuimg.Process, k pagesKeep) {
 	return func(ck *criuimg.Checkpoint, p *criuimg.Process, k pagesKeep) {
 		k.memory(p, inspect.Reads(p, iopts))
 		rs, memfds := triage.Reads(ck, p, topts)
+		k.memory(p, rs)
+		for _, in := range memfds {
+			k.memfd(ck.Src, in, p.PageSize)
+		}
+	}
+}
+
+// carveReads adds to k what carve (report's artifacts, extract) reads of
+// process p of ck with opts (carve.Reads: the environment area, a bash's
+// whole memory, every memfd).
+func carveReads(opts carve.Options) func(ck *criuimg.Checkpoint, p *criuimg.Process, k pagesKeep) {
+	return func(ck *criuimg.Checkpoint, p *criuimg.Process, k pagesKeep) {
+		rs, memfds := carve.Reads(ck, p, opts)
 		k.memory(p, rs)
 		for _, in := range memfds {
 			k.memfd(ck.Src, in, p.PageSize)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/internal/archive"
+	"github.com/ckpt2core/ckpt2core/internal/carve"
 	"github.com/ckpt2core/ckpt2core/internal/imgtest"
 	"github.com/ckpt2core/ckpt2core/internal/inspect"
 	"github.com/ckpt2core/ckpt2core/internal/triage"
@@ -217,12 +218,13 @@ func (f *recordingFile) ReadAt(p []byte, off int64) (int, error) {
 	return n, err
 }
 
-// TestTriageReadsCover runs inspect and triage's rules on every fixture
-// with a source that records each byte they read of a pages image, and
-// checks that every one lies in what retainForTriage would keep of that
-// image (triageReads, per process): the rules and triage.Reads /
-// inspect.Reads cannot drift apart unnoticed, on the servers' JIT code,
-// shared memory and bash heaps as on the intrusion fixture.
+// TestTriageReadsCover runs inspect and triage's rules, and for report
+// carve too, on every fixture with a source that records each byte they
+// read of a pages image, and checks that every one lies in what
+// retainReads would keep of that image (triageReads, reportReads, per
+// process): the rules and triage.Reads / inspect.Reads / carve.Reads
+// cannot drift apart unnoticed, on the servers' JIT code, shared memory
+// and bash heaps as on the intrusion fixture.
 func TestTriageReadsCover(t *testing.T) {
 	paths := []string{imgtest.IntrusionArchive("after.tar.zst"), filepath.Join(podmanDir, "checkpoint-counters_default-counter-zstd.tar.gz")}
 	dirs, _ := filepath.Glob(imgtest.Testdata("*", "*", "images"))
@@ -249,47 +251,74 @@ func TestTriageReadsCover(t *testing.T) {
 			}
 			iopts := inspect.Options{Env: true, Meta: a.Meta()}
 			topts := triage.Options{}
-			keep := pagesKeep{}
-			reads := triageReads(iopts, topts)
-			for _, info := range ck.Procs {
-				p, _ := ck.SalvageProcess(info.Pid)
-				if p == nil {
-					continue
+			for _, cmd := range []string{"triage", "report"} {
+				reads := triageReads(iopts, topts)
+				if cmd == "report" {
+					reads = reportReads(true, true)
 				}
-				k := pagesKeep{}
-				k.files(p)
-				reads(ck, p, k)
-				for name, rs := range k {
-					keep[name] = append(keep[name], rs...)
-				}
-				p.Close()
-			}
-			rec.mu.Lock()
-			clear(rec.reads)
-			rec.mu.Unlock()
-			rep, err := inspect.Inspect(ck, iopts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			findings, _ := triage.Run(ck, rep, topts)
-			read := 0
-			for name, rs := range rec.reads {
-				kept, told := keep[name]
-				if !told {
-					continue // not told: kept whole
-				}
-				kept = merged(kept)
-				for _, r := range rs {
-					read++
-					if !coveredBy(kept, r) {
-						t.Errorf("%s: [%d, %d) read but not kept (kept %v)", name, r[0], r[1], kept)
+				checkReadsCover(t, cmd, ck, rec, reads, func() int {
+					rep, err := inspect.Inspect(ck, iopts)
+					if err != nil {
+						t.Fatal(err)
 					}
-				}
-			}
-			if read == 0 {
-				t.Errorf("no pages read at all (%d findings)", len(findings))
+					findings, _ := triage.Run(ck, rep, topts)
+					n := len(findings)
+					if cmd == "report" {
+						carve.Carve(ck, carve.Options{Report: rep}, func(a carve.Artifact) error {
+							n++
+							rc, err := a.Open()
+							if err == nil {
+								io.Copy(io.Discard, rc)
+								rc.Close()
+							}
+							return nil
+						}, nil)
+					}
+					return n
+				})
 			}
 		})
+	}
+}
+
+// checkReadsCover checks that what run reads of the pages images of ck
+// (through rec) lies in what reads says cmd reads.
+func checkReadsCover(t *testing.T, cmd string, ck *criuimg.Checkpoint, rec *recordingSource, reads func(*criuimg.Checkpoint, *criuimg.Process, pagesKeep), run func() int) {
+	t.Helper()
+	keep := pagesKeep{}
+	for _, info := range ck.Procs {
+		p, _ := ck.SalvageProcess(info.Pid)
+		if p == nil {
+			continue
+		}
+		k := pagesKeep{}
+		k.files(p)
+		reads(ck, p, k)
+		for name, rs := range k {
+			keep[name] = append(keep[name], rs...)
+		}
+		p.Close()
+	}
+	rec.mu.Lock()
+	clear(rec.reads)
+	rec.mu.Unlock()
+	found := run()
+	read := 0
+	for name, rs := range rec.reads {
+		kept, told := keep[name]
+		if !told {
+			continue // not told: kept whole
+		}
+		kept = merged(kept)
+		for _, r := range rs {
+			read++
+			if !coveredBy(kept, r) {
+				t.Errorf("%s: %s: [%d, %d) read but not kept (kept %v)", cmd, name, r[0], r[1], kept)
+			}
+		}
+	}
+	if read == 0 {
+		t.Errorf("%s: no pages read at all (%d findings or artifacts)", cmd, found)
 	}
 }
 
@@ -458,4 +487,28 @@ func lateArchive(t *testing.T) (string, string) {
 	arch := filepath.Join(t.TempDir(), "late.tar.zst")
 	writeImagesArchive(t, dir, arch, "zstd", names)
 	return dir, arch
+}
+
+// TestReportStreamDisk runs the real binary's report (findings and
+// artifacts) on a zstd archive with 128 MiB of pages in Podman's order
+// and watches TMPDIR: at most 32 MiB (unpacked whole: 128 MiB).
+func TestReportStreamDisk(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and a 128 MiB archive")
+	}
+	bin := buildBinary(t)
+	tmp := t.TempDir()
+	arch := largeArchive(t, tmp, false)
+	work := privateTmp(t)
+	var errb bytes.Buffer
+	cmd := exec.Command(bin, "report", arch, "-o", filepath.Join(tmp, "r.html"))
+	cmd.Stderr = &errb
+	peak, err := runPeak(t, cmd, work)
+	if err != nil {
+		t.Fatalf("report: %v\n%s", err, errb.String())
+	}
+	if peak > 32<<20 {
+		t.Errorf("held %d bytes in TMPDIR while reporting, want <= 32 MiB; stderr %q", peak, errb.String())
+	}
+	t.Logf("peak %d bytes in TMPDIR", peak)
 }

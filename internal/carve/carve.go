@@ -755,7 +755,7 @@ func (c *carver) histories() error {
 			continue
 		}
 		err := c.withProcess(pid, func(p *criuimg.Process) error {
-			if p.Comm != "bash" && path.Base(p.ExePath) != "bash" {
+			if !recoversHistory(p) {
 				return nil
 			}
 			ents, err := bashhist.Recover(p)
