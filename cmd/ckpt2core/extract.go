@@ -128,7 +128,13 @@ func runExtract(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		complain(stderr, "extract", "%v", err)
 		return exitFailed
 	}
-	src, closeSrc, err := openCheckpoint(stop, fs.Arg(0), aopts)
+	opts := carve.Options{Pid: *pid, Kinds: kinds}
+	// A compressed archive streams, keeping of the pages what carve reads
+	// (and inspect, which carve runs).
+	src, _, closeSrc, err := openRetaining(stop, fs.Arg(0), aopts, func(ck *criuimg.Checkpoint, p *criuimg.Process, k pagesKeep) {
+		inspectReads(ck, p, k)
+		carveReads(opts)(ck, p, k)
+	}, "extract", false, stderr)
 	if err != nil {
 		fail(err)
 		return openStatus(err)
@@ -138,7 +144,6 @@ func runExtract(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
-	opts := carve.Options{Pid: *pid, Kinds: kinds}
 	if cs, ok := src.(*checkpointSource); ok {
 		if f, err := cs.ck.RootfsDiff(); err == nil {
 			defer f.Close()
@@ -380,12 +385,22 @@ func runCat(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		complain(stderr, "cat", "%v", err)
 		return exitFailed
 	}
-	src, closeSrc, err := openCheckpoint(stop, fs.Arg(0), aopts)
+	// A compressed archive streams, dropping every page.
+	o := *aopts
+	o.Stream = o.ExtractDir == ""
+	src, closeSrc, err := openCheckpoint(stop, fs.Arg(0), &o)
 	if err != nil {
 		fail(err)
 		return openStatus(err)
 	}
 	defer closeSrc()
+	if a := streamedArchive(src); a != nil {
+		a.DropPages()
+		if err := a.Wait(); err != nil {
+			fail(podOf(err, o))
+			return openStatus(podOf(err, o))
+		}
+	}
 	cs, ok := src.(*checkpointSource)
 	if !ok {
 		return fail(fmt.Errorf("%s: no rw layer", fs.Arg(0)))

@@ -86,8 +86,9 @@ func summarizeAll(stop *stopper, path string, aopts *archive.Options) ([]checkpo
 // summarize opens the checkpoint at path and describes it in one row.
 func summarize(stop *stopper, path string, aopts *archive.Options) (checkpointRow, error) {
 	row := checkpointRow{File: path}
-	// inventory.img and pstree.img: a checkpoint
-	src, ck, closeSrc, err := openSalvaged(stop, inspectPath(path), aopts)
+	// inventory.img and pstree.img: a checkpoint. A compressed archive
+	// streams, keeping of the pages what inspect reads.
+	src, ck, closeSrc, err := openRetaining(stop, path, aopts, inspectReads, "list", false, io.Discard)
 	if err != nil {
 		return row, err
 	}

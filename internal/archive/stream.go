@@ -71,6 +71,7 @@ type stream struct {
 	err       error // why the stream failed (set with done)
 	consume   map[string]bool
 	retain    map[string][]byteRange // Retain, by pages image name
+	dropAll   bool                   // DropPages
 	notes     []string
 	ringBuf   []byte                                 // the ring, made when first used
 	ringOwner *growing                               // the member that has the ring
@@ -327,7 +328,7 @@ func (st *stream) readPages(path string, m *member, r io.Reader, lw *limitWriter
 	}
 	g := &growing{name: m.key, f: f, size: size, mtime: m.hdr.ModTime}
 	st.mu.Lock()
-	if rs, ok := st.retain[m.key]; ok {
+	if rs, ok := st.retain[m.key]; ok || st.dropAll {
 		g.retain, g.retaining = rs, true
 	}
 	st.b.files = append(st.b.files, f)
@@ -363,6 +364,7 @@ func (st *stream) readPages(path string, m *member, r io.Reader, lw *limitWriter
 		}
 		drop := g.closed
 		keep := []byteRange{{0, size}}
+		wasRetaining := g.retaining
 		if g.retaining {
 			keep = g.retain
 		}
@@ -385,6 +387,20 @@ func (st *stream) readPages(path string, m *member, r io.Reader, lw *limitWriter
 			return copyError(path, m, n, err, lw)
 		}
 		st.mu.Lock()
+		if g.retaining && !wasRetaining && k > 0 && !drop {
+			// Retain (or DropPages) came while this chunk was written
+			// whole: free what it does not keep, as Retain freed the rest.
+			at := n - int64(k)
+			for _, r := range sortedRanges(overlaps(g.retain, at, n)) {
+				if r.off > at {
+					punch(f, at, r.off-at)
+				}
+				at = max(at, r.end)
+			}
+			if at < n {
+				punch(f, at, n-at)
+			}
+		}
 		g.written = n
 		st.cond.Broadcast()
 		st.mu.Unlock()
@@ -776,6 +792,28 @@ func (c *Checkpoint) Retain(name string, ranges [][2]int64) {
 		}
 		if at < g.size {
 			punch(g.f, at, g.size-at)
+		}
+	}
+	st.cond.Broadcast()
+}
+
+// DropPages tells a streamed checkpoint that no byte of its pages files
+// will be read: each is dropped as it streams (as Retain with no range),
+// and reading one fails. A caller that needs only the metadata or the
+// rw layer (cat) calls it before the pages stream. Without Options.Stream
+// it does nothing.
+func (c *Checkpoint) DropPages() {
+	st := c.stream
+	if st == nil {
+		return
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.dropAll = true
+	for name, g := range st.grow {
+		if !g.retaining {
+			g.retain, g.retaining = st.retain[name], true
+			punch(g.f, 0, g.size)
 		}
 	}
 	st.cond.Broadcast()
