@@ -385,22 +385,12 @@ func runCat(stop *stopper, args []string, stdout, stderr io.Writer) int {
 		complain(stderr, "cat", "%v", err)
 		return exitFailed
 	}
-	// A compressed archive streams, dropping every page.
-	o := *aopts
-	o.Stream = o.ExtractDir == ""
-	src, closeSrc, err := openCheckpoint(stop, fs.Arg(0), &o)
+	src, closeSrc, err := openWithoutPages(stop, fs.Arg(0), aopts)
 	if err != nil {
 		fail(err)
 		return openStatus(err)
 	}
 	defer closeSrc()
-	if a := streamedArchive(src); a != nil {
-		a.DropPages()
-		if err := a.Wait(); err != nil {
-			fail(podOf(err, o))
-			return openStatus(podOf(err, o))
-		}
-	}
 	cs, ok := src.(*checkpointSource)
 	if !ok {
 		return fail(fmt.Errorf("%s: no rw layer", fs.Arg(0)))

@@ -286,6 +286,28 @@ func openSalvaged(stop *stopper, path string, aopts *archive.Options) (criuimg.S
 	return src, ck, closeSrc, nil
 }
 
+// openWithoutPages opens the checkpoint at path (openCheckpoint) for a
+// command that reads no page (cat: the rw layer; verify --checkpoint: the
+// executable's build-id): a compressed archive streams, every page
+// dropped as it passes (archive DropPages), and is read to its end here
+// (a truncated archive fails).
+func openWithoutPages(stop *stopper, path string, aopts *archive.Options) (criuimg.Source, func(), error) {
+	o := *aopts
+	o.Stream = o.ExtractDir == ""
+	src, closeSrc, err := openCheckpoint(stop, path, &o)
+	if err != nil {
+		return nil, nil, err
+	}
+	if a := streamedArchive(src); a != nil {
+		a.DropPages()
+		if err := a.Wait(); err != nil {
+			closeSrc()
+			return nil, nil, podOf(err, o)
+		}
+	}
+	return src, closeSrc, nil
+}
+
 // specSecurity is what the container's spec.dump in meta (nil: none)
 // says of the process's security, for triage's credentials rule: nil
 // without a spec, and the error when it does not parse.

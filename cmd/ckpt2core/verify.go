@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/ckpt2core/ckpt2core/criuimg"
 	"github.com/ckpt2core/ckpt2core/internal/archive"
 	"github.com/ckpt2core/ckpt2core/internal/rootfs"
 	"github.com/ckpt2core/ckpt2core/internal/verify"
@@ -88,12 +89,17 @@ func checkBuildID(stop *stopper, ckpt string, aopts *archive.Options, pid uint, 
 		}
 		pid = uint(n)
 	}
-	_, ck, closeSrc, err := openSalvaged(stop, ckpt, aopts)
+	src, closeSrc, err := openWithoutPages(stop, ckpt, aopts)
 	if err != nil {
 		complain(stderr, "verify", "%s", err)
 		return openStatus(err), false
 	}
 	defer closeSrc()
+	ck, err := criuimg.SalvageOpen(src)
+	if err != nil {
+		complain(stderr, "verify", "%s", err)
+		return exitFailed, false
+	}
 	want, err := selectPids(ck, []uint{pid})
 	if err != nil {
 		return usageError(stderr, "verify", exitUsage, "%v", err), false

@@ -33,7 +33,9 @@ func noteBuildID(t *testing.T, path string) string {
 }
 
 // TestVerifyBuildID: verify --checkpoint is silent for the executable the
-// checkpoint ran and warns, with both build-ids, for another one.
+// checkpoint ran and warns, with both build-ids, for another one; the
+// checkpoint as an image directory or a zstd archive (streamed, its pages
+// dropped: openWithoutPages).
 func TestVerifyBuildID(t *testing.T) {
 	images := imgtest.Testdata("x86_64/threads-c/images")
 	right := imgtest.Testdata("x86_64/threads-c/exe/threads-c")
@@ -43,12 +45,14 @@ func TestVerifyBuildID(t *testing.T) {
 		t.Fatalf("convert: %d %s", code, stderr)
 	}
 	core := filepath.Join(out, "core.32484")
+	arch := filepath.Join(t.TempDir(), "threads-c.tar.zst")
+	writeTarZstdOrder(t, images, arch, false)
 	for _, tc := range []struct {
-		exe  string
-		warn bool
-	}{{right, false}, {wrong, true}} {
+		exe, ckpt string
+		warn      bool
+	}{{right, images, false}, {wrong, images, true}, {right, arch, false}, {wrong, arch, true}} {
 		var stdout, stderr bytes.Buffer
-		code := run([]string{"verify", "--exe", tc.exe, core, "--checkpoint", images}, &stdout, &stderr)
+		code := run([]string{"verify", "--exe", tc.exe, core, "--checkpoint", tc.ckpt}, &stdout, &stderr)
 		if code != exitOK {
 			t.Errorf("%s: exit %d: %s", tc.exe, code, stderr.String())
 		}
