@@ -2,11 +2,15 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ckpt2core/ckpt2core/internal/imgtest"
+	"github.com/ckpt2core/ckpt2core/internal/synth"
 )
 
 // TestGrepStreamTruncated: grep on a Podman zstd archive cut short finds
@@ -73,5 +77,48 @@ func TestGrepStreamOrder(t *testing.T) {
 		if slices.Contains(args, "--hex") && len(want) < 4*spillAt {
 			t.Errorf("%v: %d bytes of output: the held hits do not spill", args, len(want))
 		}
+	}
+}
+
+// TestGrepStreamOrderWaitsForNothing: in an archive whose pagemaps are
+// not all read before the first pages file (mm-1, mm-2, pagemap-1,
+// pages-1, pagemap-2, pages-2: not an engine's order, but a writer's
+// that does not sort), working out the order of the processes must not
+// wait for pagemap-2.img: that would let pages-1.img (40 MiB) stream by
+// unread and be kept whole. Output the directory's.
+func TestGrepStreamOrderWaitsForNothing(t *testing.T) {
+	c := imgtest.New(imgtest.X86_64)
+	for pid := uint32(1); pid <= 2; pid++ {
+		p := c.AddProcess(pid, 0)
+		if pid == 2 {
+			p.PPid = 1
+		}
+		p.SetArgs([]string{fmt.Sprintf("/usr/bin/worker%d", pid)})
+		npages := uint64(1)
+		if pid == 1 {
+			npages = 40 << 20 / 4096
+		}
+		p.AddAnon(0x10000000, 0x10000000+npages*4096)
+		p.AddPagesFunc(0x10000000, npages, func(i int, b []byte) { synth.FillPage(uint64(pid)<<32|uint64(i), b) })
+	}
+	img := c.WriteTemp(t)
+	var names, late []string
+	for _, n := range imageNames(t, img, podmanOrder) {
+		switch n {
+		case "pagemap-1.img", "pages-1.img", "pagemap-2.img", "pages-2.img":
+		default:
+			names = append(names, n)
+		}
+	}
+	late = []string{"pagemap-1.img", "pages-1.img", "pagemap-2.img", "pages-2.img"}
+	arch := filepath.Join(t.TempDir(), "interleaved.tar.zst")
+	writeImagesArchive(t, img, arch, "zstd", append(names, late...))
+	wantCode, want, _ := runGrepCLI("worker", img)
+	code, got, stderr := runGrepCLI("-v", "worker", arch)
+	if code != wantCode || got != want {
+		t.Errorf("exit %d (directory %d), output differs:\n%s\ndirectory:\n%s", code, wantCode, got, want)
+	}
+	if strings.Contains(stderr, "spooled whole") {
+		t.Errorf("a pages file was kept whole: %s", stderr)
 	}
 }

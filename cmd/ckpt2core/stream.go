@@ -66,19 +66,28 @@ func openStreamTree(src criuimg.Source) (ck *criuimg.Checkpoint, provisional boo
 // the sorted member names, as every engine's writer sorts them
 // (pages-10.img before pages-2.img). Each process is then read as its
 // pages stream, where pid order would keep whole every pages file that
-// streams before its process's turn. A pid whose pagemap-<pid>.img cannot
-// be read comes last (its loading fails later, where it is reported).
+// streams before its process's turn. Only the pagemaps read before the
+// first pages file are looked at (waiting for another would let the
+// pages stream by unread); a pid whose pagemap-<pid>.img is not among
+// them, or cannot be read, comes last, in pid order.
 func searchOrder(src criuimg.Source, pids []uint32) []int {
 	order := make([]int, len(pids))
 	for i := range order {
 		order[i] = i
 	}
-	if streamedArchive(src) == nil {
+	a := streamedArchive(src)
+	if a == nil {
+		return order
+	}
+	ahead, err := a.Ahead()
+	if err != nil {
 		return order
 	}
 	name := make([]string, len(pids))
 	for i, pid := range pids {
-		name[i], _ = criuimg.PagesName(src, fmt.Sprintf("pagemap-%d.img", pid))
+		if pm := fmt.Sprintf("pagemap-%d.img", pid); slices.Contains(ahead, pm) {
+			name[i], _ = criuimg.PagesName(src, pm)
+		}
 	}
 	slices.SortStableFunc(order, func(a, b int) int {
 		switch na, nb := name[a], name[b]; {
