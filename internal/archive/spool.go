@@ -118,10 +118,6 @@ func newGzipReaderWith(r io.Reader, parallel bool) (io.ReadCloser, error) {
 	return gzip.NewReader(r)
 }
 
-func newZstdReader(r io.Reader) (*zstd.Decoder, error) {
-	return newZstdReaderWith(r, zstdConcurrency)
-}
-
 func newZstdReaderWith(r io.Reader, concurrency int) (*zstd.Decoder, error) {
 	return zstd.NewReader(r, zstd.WithDecoderMaxWindow(ZstdMaxWindow), zstd.WithDecoderMaxMemory(ZstdMaxWindow), zstd.WithDecoderConcurrency(concurrency))
 }
