@@ -390,16 +390,7 @@ func (st *stream) readPages(path string, m *member, r io.Reader, lw *limitWriter
 		if g.retaining && !wasRetaining && k > 0 && !drop {
 			// Retain (or DropPages) came while this chunk was written
 			// whole: free what it does not keep, as Retain freed the rest.
-			at := n - int64(k)
-			for _, r := range sortedRanges(overlaps(g.retain, at, n)) {
-				if r.off > at {
-					punch(f, at, r.off-at)
-				}
-				at = max(at, r.end)
-			}
-			if at < n {
-				punch(f, at, n-at)
-			}
+			punchOutside(f, g.retain, n-int64(k), n)
 		}
 		g.written = n
 		st.cond.Broadcast()
@@ -783,16 +774,7 @@ func (c *Checkpoint) Retain(name string, ranges [][2]int64) {
 	if !g.retaining {
 		// Free what was written outside the ranges.
 		g.retaining = true
-		var at int64
-		for _, r := range sortedRanges(rs) {
-			if r.off > at {
-				punch(g.f, at, r.off-at)
-			}
-			at = max(at, r.end)
-		}
-		if at < g.size {
-			punch(g.f, at, g.size-at)
-		}
+		punchOutside(g.f, rs, 0, g.size)
 	}
 	st.cond.Broadcast()
 }
@@ -823,6 +805,21 @@ func sortedRanges(rs []byteRange) []byteRange {
 	out := append([]byteRange(nil), rs...)
 	slices.SortFunc(out, func(a, b byteRange) int { return cmp.Compare(a.off, b.off) })
 	return out
+}
+
+// punchOutside frees the bytes of [from, to) of f that no range of rs
+// holds.
+func punchOutside(f *os.File, rs []byteRange, from, to int64) {
+	at := from
+	for _, r := range sortedRanges(overlaps(rs, from, to)) {
+		if r.off > at {
+			punch(f, at, r.off-at)
+		}
+		at = max(at, r.end)
+	}
+	if at < to {
+		punch(f, at, to-at)
+	}
 }
 
 func punch(f *os.File, off, n int64) {
