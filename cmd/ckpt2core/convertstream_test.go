@@ -332,27 +332,36 @@ func TestStreamedConvertTruncated(t *testing.T) {
 // page each.
 func workersArchive(t *testing.T, dir string) (img, arch string) {
 	t.Helper()
-	c := imgtest.New(imgtest.X86_64)
-	for pid := uint32(1); pid <= 12; pid++ {
-		p := c.AddProcess(pid, 0)
-		if pid > 1 {
-			p.PPid = 1
-		}
-		p.SetArgs([]string{fmt.Sprintf("/usr/bin/worker%d", pid)})
-		npages := uint64(1)
-		if pid == 10 {
-			npages = 40 << 20 / 4096
-		}
-		p.AddAnon(0x10000000, 0x10000000+npages*4096)
-		p.AddPagesFunc(0x10000000, npages, func(i int, b []byte) { synth.FillPage(uint64(pid)<<32|uint64(i), b) })
-	}
-	img = c.WriteTemp(t)
+	img = workers(t, 12, 10)
 	if _, err := os.Stat(filepath.Join(img, "pages-10.img")); err != nil {
 		t.Fatalf("the builder's pages ids are not the pids: %v", err)
 	}
 	arch = filepath.Join(dir, "workers.tar.zst")
 	writeTarZstdOrder(t, img, arch, false)
 	return img, arch
+}
+
+// workers writes (into a temporary directory) the images of n processes,
+// pids 1 to n, children of 1, each running /usr/bin/workerPID with one
+// page of random memory, but process big, which has 40 MiB (more than a
+// stream reads ahead). The builder numbers the pages files by pid.
+func workers(t *testing.T, n, big uint32) string {
+	t.Helper()
+	c := imgtest.New(imgtest.X86_64)
+	for pid := uint32(1); pid <= n; pid++ {
+		p := c.AddProcess(pid, 0)
+		if pid > 1 {
+			p.PPid = 1
+		}
+		p.SetArgs([]string{fmt.Sprintf("/usr/bin/worker%d", pid)})
+		npages := uint64(1)
+		if pid == big {
+			npages = 40 << 20 / 4096
+		}
+		p.AddAnon(0x10000000, 0x10000000+npages*4096)
+		p.AddPagesFunc(0x10000000, npages, func(i int, b []byte) { synth.FillPage(uint64(pid)<<32|uint64(i), b) })
+	}
+	return c.WriteTemp(t)
 }
 
 // TestStreamedConvertStreamOrder converts workersArchive: the 40 MiB of

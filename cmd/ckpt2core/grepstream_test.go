@@ -2,15 +2,11 @@ package main
 
 import (
 	"bytes"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/ckpt2core/ckpt2core/internal/imgtest"
-	"github.com/ckpt2core/ckpt2core/internal/synth"
 )
 
 // TestGrepStreamTruncated: grep on a Podman zstd archive cut short finds
@@ -87,21 +83,7 @@ func TestGrepStreamOrder(t *testing.T) {
 // wait for pagemap-2.img: that would let pages-1.img (40 MiB) stream by
 // unread and be kept whole. Output the directory's.
 func TestGrepStreamOrderWaitsForNothing(t *testing.T) {
-	c := imgtest.New(imgtest.X86_64)
-	for pid := uint32(1); pid <= 2; pid++ {
-		p := c.AddProcess(pid, 0)
-		if pid == 2 {
-			p.PPid = 1
-		}
-		p.SetArgs([]string{fmt.Sprintf("/usr/bin/worker%d", pid)})
-		npages := uint64(1)
-		if pid == 1 {
-			npages = 40 << 20 / 4096
-		}
-		p.AddAnon(0x10000000, 0x10000000+npages*4096)
-		p.AddPagesFunc(0x10000000, npages, func(i int, b []byte) { synth.FillPage(uint64(pid)<<32|uint64(i), b) })
-	}
-	img := c.WriteTemp(t)
+	img := workers(t, 2, 1)
 	var names, late []string
 	for _, n := range imageNames(t, img, podmanOrder) {
 		switch n {

@@ -169,9 +169,7 @@ func retainReads(src criuimg.Source, reads func(ck *criuimg.Checkpoint, p *criui
 				return
 			}
 			defer p.Close()
-			k := pagesKeep{}
-			k.files(p)
-			reads(ck, p, k)
+			k := readsOf(ck, p, reads)
 			private := ""
 			if p.Mem != nil && p.Mem.Private() != nil && p.Mem.Private().Pages != nil {
 				private = p.Mem.Private().Pages.Name()
@@ -193,6 +191,15 @@ func retainReads(src criuimg.Source, reads func(ck *criuimg.Checkpoint, p *criui
 		a.Retain(name, merged(rs))
 	}
 	return r
+}
+
+// readsOf is what reads says a command reads of process p of ck, with
+// every pages file p's memory reads from listed (files), read or not.
+func readsOf(ck *criuimg.Checkpoint, p *criuimg.Process, reads func(*criuimg.Checkpoint, *criuimg.Process, pagesKeep)) pagesKeep {
+	k := pagesKeep{}
+	k.files(p)
+	reads(ck, p, k)
+	return k
 }
 
 // triageReads adds to k what triage reads of process p of ck: what
@@ -240,9 +247,7 @@ func hurtByRetain(ck *criuimg.Checkpoint, r *retained, reads func(ck *criuimg.Ch
 		if p == nil {
 			continue
 		}
-		k := pagesKeep{}
-		k.files(p)
-		reads(ck, p, k)
+		k := readsOf(ck, p, reads)
 		p.Close()
 		for name := range k {
 			if r.told[name] {

@@ -294,10 +294,7 @@ func checkReadsCover(t *testing.T, cmd string, ck *criuimg.Checkpoint, rec *reco
 		if p == nil {
 			continue
 		}
-		k := pagesKeep{}
-		k.files(p)
-		reads(ck, p, k)
-		for name, rs := range k {
+		for name, rs := range readsOf(ck, p, reads) {
 			keep[name] = append(keep[name], rs...)
 		}
 		p.Close()
