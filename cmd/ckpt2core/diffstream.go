@@ -265,7 +265,7 @@ func eachSide(ds []*diffOpened, fn func(*diffOpened) error) error {
 // reads it to its end and opens its images. A process the provisional
 // tree lacked that reads a pages file kept only in part has the archive
 // read again, unpacked whole (as openTriaged).
-func (d *diffOpened) finish(stop *stopper, reads func(*criuimg.Checkpoint, *criuimg.Process, pagesKeep), verbose bool, stderr io.Writer) error {
+func (d *diffOpened) finish(stop *stopper, reads pageReads, verbose bool, stderr io.Writer) error {
 	a := streamedArchive(d.src)
 	d.told = retainReads(d.src, reads)
 	err := a.Wait()

@@ -131,10 +131,7 @@ func runExtract(stop *stopper, args []string, stdout, stderr io.Writer) int {
 	opts := carve.Options{Pid: *pid, Kinds: kinds}
 	// A compressed archive streams, keeping of the pages what carve reads
 	// (and inspect, which carve runs).
-	src, _, closeSrc, err := openRetaining(stop, fs.Arg(0), aopts, func(ck *criuimg.Checkpoint, p *criuimg.Process, k pagesKeep) {
-		inspectReads(ck, p, k)
-		carveReads(opts)(ck, p, k)
-	}, "extract", false, stderr)
+	src, _, closeSrc, err := openRetaining(stop, fs.Arg(0), aopts, readsAll(inspectReads, carveReads(opts)), "extract", false, stderr)
 	if err != nil {
 		fail(err)
 		return openStatus(err)

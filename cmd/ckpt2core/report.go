@@ -154,18 +154,15 @@ func runReport(stop *stopper, args []string, stdout, stderr io.Writer) int {
 // process p of ck (without --mark): inspect's reads with the
 // environments, and those of triage's rules (findings) and of carve
 // (artifacts) when they run.
-func reportReads(findings, artifacts bool) func(*criuimg.Checkpoint, *criuimg.Process, pagesKeep) {
-	iopts := inspect.Options{Env: true}
-	return func(ck *criuimg.Checkpoint, p *criuimg.Process, k pagesKeep) {
-		if findings {
-			triageReads(iopts, triage.Options{})(ck, p, k)
-		} else {
-			k.memory(p, inspect.Reads(p, iopts))
-		}
-		if artifacts {
-			carveReads(carve.Options{})(ck, p, k)
-		}
+func reportReads(findings, artifacts bool) pageReads {
+	rs := []pageReads{inspectReads}
+	if findings {
+		rs[0] = triageReads(inspect.Options{Env: true}, triage.Options{}) // inspect's reads and the rules'
 	}
+	if artifacts {
+		rs = append(rs, carveReads(carve.Options{}))
+	}
+	return readsAll(rs...)
 }
 
 // reportDiff writes the comparison of checkpoints a and b as HTML. The

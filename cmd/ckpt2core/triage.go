@@ -143,7 +143,7 @@ func openTriaged(stop *stopper, path string, aopts *archive.Options, iopts inspe
 // which only some bytes were kept (shared memory, a memfd), the archive
 // is read again, unpacked whole; verbose says so, and names the pages
 // files spooled whole.
-func openRetaining(stop *stopper, path string, aopts *archive.Options, reads func(*criuimg.Checkpoint, *criuimg.Process, pagesKeep), cmd string, verbose bool, stderr io.Writer) (criuimg.Source, *criuimg.Checkpoint, func(), error) {
+func openRetaining(stop *stopper, path string, aopts *archive.Options, reads pageReads, cmd string, verbose bool, stderr io.Writer) (criuimg.Source, *criuimg.Checkpoint, func(), error) {
 	o := *aopts
 	o.Stream = o.ExtractDir == ""
 	endBar := readProgress(&o, path, stderr, "unpacking")

@@ -53,6 +53,27 @@ func (k pagesKeep) files(p *criuimg.Process) {
 	})
 }
 
+// pageReads adds to k what a command reads of process p of ck.
+type pageReads func(ck *criuimg.Checkpoint, p *criuimg.Process, k pagesKeep)
+
+// readsAll is what each of rs reads.
+func readsAll(rs ...pageReads) pageReads {
+	return func(ck *criuimg.Checkpoint, p *criuimg.Process, k pagesKeep) {
+		for _, r := range rs {
+			r(ck, p, k)
+		}
+	}
+}
+
+// reads adds the bytes under the address ranges rs of p's memory and the
+// whole contents of the memfds (what triage.Reads and carve.Reads say).
+func (k pagesKeep) reads(ck *criuimg.Checkpoint, p *criuimg.Process, rs []inspect.Range, memfds []criuimg.MemfdInode) {
+	k.memory(p, rs)
+	for _, in := range memfds {
+		k.memfd(ck.Src, in, p.PageSize)
+	}
+}
+
 // memfd adds the whole contents of memfd in (what
 // criuimg.Checkpoint.OpenMemfd reads: its shmem pagemap's pages).
 func (k pagesKeep) memfd(src criuimg.Source, in criuimg.MemfdInode, pageSize uint64) {
@@ -118,7 +139,7 @@ type retained struct {
 // (as without streaming). A process whose images come after the first
 // pages file is not in the tree: the caller checks the full tree once the
 // stream has ended (hurtByRetain).
-func retainReads(src criuimg.Source, reads func(ck *criuimg.Checkpoint, p *criuimg.Process, k pagesKeep)) *retained {
+func retainReads(src criuimg.Source, reads pageReads) *retained {
 	a := streamedArchive(src)
 	if a == nil {
 		return nil
@@ -195,7 +216,7 @@ func retainReads(src criuimg.Source, reads func(ck *criuimg.Checkpoint, p *criui
 
 // readsOf is what reads says a command reads of process p of ck, with
 // every pages file p's memory reads from listed (files), read or not.
-func readsOf(ck *criuimg.Checkpoint, p *criuimg.Process, reads func(*criuimg.Checkpoint, *criuimg.Process, pagesKeep)) pagesKeep {
+func readsOf(ck *criuimg.Checkpoint, p *criuimg.Process, reads pageReads) pagesKeep {
 	k := pagesKeep{}
 	k.files(p)
 	reads(ck, p, k)
@@ -207,27 +228,21 @@ func readsOf(ck *criuimg.Checkpoint, p *criuimg.Process, reads func(*criuimg.Che
 // read with topts (triage.Reads: executable mappings' captured pages and
 // excerpts, signal handlers, a bash's whole memory, the executable's
 // memfd).
-func triageReads(iopts inspect.Options, topts triage.Options) func(ck *criuimg.Checkpoint, p *criuimg.Process, k pagesKeep) {
+func triageReads(iopts inspect.Options, topts triage.Options) pageReads {
 	return func(ck *criuimg.Checkpoint, p *criuimg.Process, k pagesKeep) {
 		k.memory(p, inspect.Reads(p, iopts))
 		rs, memfds := triage.Reads(ck, p, topts)
-		k.memory(p, rs)
-		for _, in := range memfds {
-			k.memfd(ck.Src, in, p.PageSize)
-		}
+		k.reads(ck, p, rs, memfds)
 	}
 }
 
 // carveReads adds to k what carve (report's artifacts, extract) reads of
 // process p of ck with opts (carve.Reads: the environment area, a bash's
 // whole memory, every memfd).
-func carveReads(opts carve.Options) func(ck *criuimg.Checkpoint, p *criuimg.Process, k pagesKeep) {
+func carveReads(opts carve.Options) pageReads {
 	return func(ck *criuimg.Checkpoint, p *criuimg.Process, k pagesKeep) {
 		rs, memfds := carve.Reads(ck, p, opts)
-		k.memory(p, rs)
-		for _, in := range memfds {
-			k.memfd(ck.Src, in, p.PageSize)
-		}
+		k.reads(ck, p, rs, memfds)
 	}
 }
 
@@ -237,7 +252,7 @@ func carveReads(opts carve.Options) func(ck *criuimg.Checkpoint, p *criuimg.Proc
 // pages file that r told the archive of: what they need of it (shared
 // memory, a memfd) may have been dropped. A process whose pages files
 // were not told is whole (kept as without streaming).
-func hurtByRetain(ck *criuimg.Checkpoint, r *retained, reads func(ck *criuimg.Checkpoint, p *criuimg.Process, k pagesKeep)) []uint32 {
+func hurtByRetain(ck *criuimg.Checkpoint, r *retained, reads pageReads) []uint32 {
 	var out []uint32
 	for _, info := range ck.Procs {
 		if slices.Contains(r.pids, info.Pid) {

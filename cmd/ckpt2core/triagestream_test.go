@@ -286,7 +286,7 @@ func TestTriageReadsCover(t *testing.T) {
 
 // checkReadsCover checks that what run reads of the pages images of ck
 // (through rec) lies in what reads says cmd reads.
-func checkReadsCover(t *testing.T, cmd string, ck *criuimg.Checkpoint, rec *recordingSource, reads func(*criuimg.Checkpoint, *criuimg.Process, pagesKeep), run func() int) {
+func checkReadsCover(t *testing.T, cmd string, ck *criuimg.Checkpoint, rec *recordingSource, reads pageReads, run func() int) {
 	t.Helper()
 	keep := pagesKeep{}
 	for _, info := range ck.Procs {
@@ -333,8 +333,9 @@ func coveredBy(rs [][2]int64, r [2]int64) bool {
 }
 
 // TestTriageStreamTruncated: triage of the intrusion fixture's zstd
-// archive cut short names the archive and what is wrong, exits 1 and
-// leaves nothing in its TMPDIR.
+// archive cut short names the archive and what is wrong, exits 1, prints
+// nothing and leaves nothing in its TMPDIR; so do report, extract and
+// cat (no page or directory left either), and list skips it.
 func TestTriageStreamTruncated(t *testing.T) {
 	b, err := os.ReadFile(imgtest.IntrusionArchive("after.tar.zst"))
 	if err != nil {
@@ -344,15 +345,36 @@ func TestTriageStreamTruncated(t *testing.T) {
 	for _, cut := range []int{len(b) / 2, len(b) - 100} {
 		p := filepath.Join(dir, "cut.tar.zst")
 		os.WriteFile(p, b[:cut], 0o600)
-		tmp := privateTmp(t)
-		t.Setenv("TMPDIR", tmp)
-		var out, errb bytes.Buffer
-		code := run([]string{"triage", p}, &out, &errb)
-		if code != exitFailed || !strings.Contains(errb.String(), "cut.tar.zst") || out.Len() != 0 {
-			t.Errorf("cut at %d: exit %d, stdout %d bytes, stderr %q; want 1, nothing, the archive named", cut, code, out.Len(), errb.String())
-		}
-		if left := leftIn(t, tmp); len(left) != 0 {
-			t.Errorf("cut at %d: left in TMPDIR: %v", cut, left)
+		// The other commands that stream as triage does (openRetaining,
+		// openWithoutPages): the same, but list, which skips a
+		// checkpoint it cannot read (exit 0, no row, the archive named).
+		for _, tc := range []struct {
+			args    []string
+			code    int
+			written string // a file the command must not leave
+			stdout  string
+		}{
+			{[]string{"triage", p}, exitFailed, "", ""},
+			{[]string{"report", p, "-o", filepath.Join(dir, "r.html")}, exitFailed, "r.html", ""},
+			{[]string{"extract", p, "-o", filepath.Join(dir, "x")}, exitFailed, "x", ""},
+			{[]string{"cat", p, "/etc/crontabs/root"}, exitFailed, "", ""},
+			{[]string{"list", "--json", p}, exitOK, "", "[]\n"},
+		} {
+			tmp := privateTmp(t)
+			t.Setenv("TMPDIR", tmp)
+			var out, errb bytes.Buffer
+			code := run(tc.args, &out, &errb)
+			if code != tc.code || !strings.Contains(errb.String(), "cut.tar.zst") || out.String() != tc.stdout {
+				t.Errorf("%s, cut at %d: exit %d, stdout %q, stderr %q; want %d, %q, the archive named", tc.args[0], cut, code, out.String(), errb.String(), tc.code, tc.stdout)
+			}
+			if tc.written != "" {
+				if _, err := os.Lstat(filepath.Join(dir, tc.written)); err == nil {
+					t.Errorf("%s, cut at %d: %s written", tc.args[0], cut, tc.written)
+				}
+			}
+			if left := leftIn(t, tmp); len(left) != 0 {
+				t.Errorf("%s, cut at %d: left in TMPDIR: %v", tc.args[0], cut, left)
+			}
 		}
 	}
 }

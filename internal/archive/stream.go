@@ -792,9 +792,9 @@ func (c *Checkpoint) DropPages() {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.dropAll = true
-	for name, g := range st.grow {
-		if !g.retaining {
-			g.retain, g.retaining = st.retain[name], true
+	for _, g := range st.grow {
+		if !g.retaining { // (a member retaining nothing yet: no range told)
+			g.retain, g.retaining = nil, true
 			punch(g.f, 0, g.size)
 		}
 	}

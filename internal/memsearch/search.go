@@ -260,6 +260,15 @@ func (st *state) scanRun(run []piece) error {
 	pos := run[0].start // next address to read
 	pi := 0
 	lastEnd := bufStart // matches start at or after the end of the previous one
+	// consumed moves past k bytes of the current piece, to the next one
+	// at its end.
+	consumed := func(k int) {
+		if pos += uint64(k); pos == run[pi].end {
+			if pi++; pi < len(run) {
+				pos = run[pi].start
+			}
+		}
+	}
 	for {
 		// The window [bufStart, bufStart+n): lent in place by the pages
 		// file when it can, else the carry and what follows in buf.
@@ -268,12 +277,7 @@ func (st *state) scanRun(run []piece) error {
 			return err
 		}
 		if data != nil {
-			pos += uint64(len(data) - keep)
-			if pos == run[pi].end {
-				if pi++; pi < len(run) {
-					pos = run[pi].start
-				}
-			}
+			consumed(len(data) - keep)
 		} else {
 			n := keep
 			for n < len(buf) && pi < len(run) {
@@ -286,12 +290,7 @@ func (st *state) scanRun(run []piece) error {
 					return err
 				}
 				n += want
-				pos += uint64(want)
-				if pos == pc.end {
-					if pi++; pi < len(run) {
-						pos = run[pi].start
-					}
-				}
+				consumed(want)
 			}
 			data = buf[:n]
 		}
@@ -366,7 +365,7 @@ func (st *state) view(pc piece, bufStart, pos uint64, k int) ([]byte, error) {
 	off := pc.off + int64(bufStart-pc.start)
 	b, err := v.View(off, int(n))
 	if err != nil {
-		return nil, fmt.Errorf("pid %d: %s [%#x-%#x): reading %s at offset %d: %w", st.pid, st.m.name, st.m.vma.Start, st.m.vma.End, pc.src.Name(), off, err)
+		return nil, st.readError(pc, off, err)
 	}
 	return b, nil
 }
@@ -375,9 +374,15 @@ func (st *state) view(pc piece, bufStart, pos uint64, k int) ([]byte, error) {
 func (st *state) read(pc piece, addr uint64, b []byte) error {
 	off := pc.off + int64(addr-pc.start)
 	if _, err := readat.Full(pc.src, b, off); err != nil {
-		return fmt.Errorf("pid %d: %s [%#x-%#x): reading %s at offset %d: %w", st.pid, st.m.name, st.m.vma.Start, st.m.vma.End, pc.src.Name(), off, err)
+		return st.readError(pc, off, err)
 	}
 	return nil
+}
+
+// readError says which process, mapping, file and offset a read of pc
+// failed at.
+func (st *state) readError(pc piece, off int64, err error) error {
+	return fmt.Errorf("pid %d: %s [%#x-%#x): reading %s at offset %d: %w", st.pid, st.m.name, st.m.vma.Start, st.m.vma.End, pc.src.Name(), off, err)
 }
 
 // report builds the hit data[s:e] at addr, with its context, and passes it
